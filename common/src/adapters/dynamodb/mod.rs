@@ -1,0 +1,419 @@
+//! The production store: one DynamoDB table (single-table design, one overloaded GSI).
+//!
+//! | item        | pk                    | sk               | gsi1pk                        | gsi1sk          |
+//! |-------------|-----------------------|------------------|-------------------------------|-----------------|
+//! | tenant      | `TENANT#<tenant>`     | `TENANT`         |                               |                 |
+//! | API key     | `TENANT#<tenant>`     | `KEY#<key>`      |                               |                 |
+//! | key lookup  | `KEYHASH#<sha256>`    | `KEYHASH`        |                               |                 |
+//! | client      | `TENANT#<tenant>`     | `CLIENT#<id>`    | `TENANT#<tenant>#STATUS#<s>`  | `CLIENT#<id>`   |
+//! | sync counts | `TENANT#<tenant>`     | `SYNC_COUNTS`    |                               |                 |
+//! | outbox      | `TENANT#<tenant>`     | `EVENT#<id>`     |                               |                 |
+//!
+//! Every request path is a GetItem, a Query or a TransactWriteItems: never a Scan.
+
+mod items;
+pub mod tables;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client as DynamoClient;
+use uuid::Uuid;
+
+use self::items::*;
+use self::tables::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
+use crate::domain::auth::ApiKey;
+use crate::domain::client::Client;
+use crate::domain::event::OutboxEvent;
+use crate::domain::page::Page;
+use crate::domain::sync_status::{CounterDelta, SyncCounts};
+use crate::domain::tenant::Tenant;
+use crate::error::{Error, Result};
+use crate::ports::{ClientChange, ClientQuery, Store};
+use crate::time::rfc3339;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: DynamoClient,
+    table: String,
+}
+
+fn sdk_error<E, R>(error: SdkError<E, R>) -> Error
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::internal(DisplayErrorContext(error).to_string())
+}
+
+fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> Error {
+    Error::internal(error)
+}
+
+impl DynamoStore {
+    pub fn new(client: DynamoClient, table: impl Into<String>) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn put(&self, item: Item, condition: Option<Condition>) -> Result<TransactWriteItem> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(condition) = condition {
+            put = put
+                .condition_expression(condition.expression)
+                .set_expression_attribute_names(condition.names)
+                .set_expression_attribute_values(condition.values);
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_error)?)
+            .build())
+    }
+
+    fn delete(&self, key: Item, condition: Option<Condition>) -> Result<TransactWriteItem> {
+        let mut delete = Delete::builder().table_name(&self.table).set_key(Some(key));
+        if let Some(condition) = condition {
+            delete = delete
+                .condition_expression(condition.expression)
+                .set_expression_attribute_names(condition.names)
+                .set_expression_attribute_values(condition.values);
+        }
+        Ok(TransactWriteItem::builder()
+            .delete(delete.build().map_err(build_error)?)
+            .build())
+    }
+
+    /// Adds the delta to the tenant's counters (creating them at zero) in the same transaction.
+    fn counter_update(
+        &self,
+        change: &ClientChange,
+        delta: &CounterDelta,
+    ) -> Result<TransactWriteItem> {
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut adds = Vec::new();
+        let mut moves: Vec<(&str, i64)> = vec![(COUNT_TOTAL, delta.total)];
+        moves.extend(
+            delta
+                .per_status()
+                .map(|(status, n)| (status_counter(status), n)),
+        );
+        for (index, (attribute, n)) in moves.into_iter().enumerate() {
+            if n != 0 {
+                names.insert(format!("#c{index}"), attribute.to_owned());
+                values.insert(format!(":c{index}"), number(n));
+                adds.push(format!("#c{index} :c{index}"));
+            }
+        }
+        let mut expression = String::new();
+        if !adds.is_empty() {
+            expression = format!("ADD {}", adds.join(", "));
+        }
+        if delta.became_synced {
+            names.insert("#synced_at".to_owned(), LAST_SYNC_TIME.to_owned());
+            values.insert(":synced_at".to_owned(), text(rfc3339(change.now)));
+            expression.push_str(" SET #synced_at = :synced_at");
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(change.tenant_id), COUNTS_SK.to_owned())))
+            .update_expression(expression.trim())
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Runs a transaction; a failed condition (or a concurrent transaction) is a `Conflict`.
+    async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> Result<()> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let lost_a_race = match error.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                        cancelled.cancellation_reasons().iter().any(|reason| {
+                            matches!(
+                                reason.code(),
+                                Some("ConditionalCheckFailed" | "TransactionConflict")
+                            )
+                        })
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                    _ => false,
+                };
+                if lost_a_race {
+                    Err(Error::Conflict(format!(
+                        "{what}: a conditional write failed."
+                    )))
+                } else {
+                    Err(sdk_error(error))
+                }
+            }
+        }
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.item)
+    }
+
+    /// One page of a partition's items whose sort key starts with `prefix`.
+    async fn query_prefix(
+        &self,
+        pk: String,
+        prefix: &str,
+        start: Option<Item>,
+        limit: Option<i32>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", text(pk))
+            .expression_attribute_values(":prefix", text(prefix))
+            .set_exclusive_start_key(start)
+            .set_limit(limit)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
+        let mut items = vec![self.put(tenant_item(tenant), Some(Condition::new_item()))?];
+        items.extend(self.key_writes(first_key)?);
+        self.transact(items, "create tenant")
+            .await
+            .map_err(|error| match error {
+                Error::Conflict(_) => {
+                    Error::Conflict("The tenant or its key already exists.".into())
+                }
+                other => other,
+            })
+    }
+
+    async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>> {
+        self.get(tenant_pk(tenant_id), TENANT_SK.to_owned())
+            .await?
+            .map(|item| tenant_from_item(&item))
+            .transpose()
+    }
+
+    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
+        let items = self.key_writes(key)?;
+        self.transact(items, "put API key")
+            .await
+            .map_err(|error| match error {
+                Error::Conflict(_) => {
+                    Error::Conflict("An API key with this value already exists.".into())
+                }
+                other => other,
+            })
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        self.get(key_hash_pk(key_hash), KEY_HASH_SK.to_owned())
+            .await?
+            .map(|item| api_key_from_item(&item))
+            .transpose()
+    }
+
+    async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let (items, next) = self
+                .query_prefix(tenant_pk(tenant_id), KEY_SK_PREFIX, start, None)
+                .await?;
+            for item in &items {
+                keys.push(api_key_from_item(item)?);
+            }
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
+        let Some(item) = self.get(tenant_pk(tenant_id), key_sk(key_id)).await? else {
+            return Ok(false);
+        };
+        let stored = api_key_from_item(&item)?;
+        let items = vec![
+            self.delete(
+                key(tenant_pk(tenant_id), key_sk(key_id)),
+                Some(Condition::exists()),
+            )?,
+            self.delete(
+                key(key_hash_pk(&stored.key_hash), KEY_HASH_SK.to_owned()),
+                None,
+            )?,
+        ];
+        match self.transact(items, "delete API key").await {
+            Ok(()) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>> {
+        self.get(tenant_pk(tenant_id), client_sk(client_id))
+            .await?
+            .map(|item| client_from_item(&item))
+            .transpose()
+    }
+
+    async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>> {
+        let limit = i32::try_from(query.page.limit + 1).unwrap_or(i32::MAX);
+        let items = match query.status {
+            None => {
+                let start = query
+                    .page
+                    .after
+                    .map(|after| key(tenant_pk(tenant_id), client_sk(after)));
+                self.query_prefix(tenant_pk(tenant_id), CLIENT_SK_PREFIX, start, Some(limit))
+                    .await?
+                    .0
+            }
+            Some(status) => {
+                let index_pk = status_index_pk(tenant_id, status);
+                let start = query.page.after.map(|after| {
+                    let mut start = key(tenant_pk(tenant_id), client_sk(after));
+                    start.insert(GSI1_PK.to_owned(), text(index_pk.clone()));
+                    start.insert(GSI1_SK.to_owned(), text(client_sk(after)));
+                    start
+                });
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(GSI1)
+                    .key_condition_expression("#ipk = :ipk")
+                    .expression_attribute_names("#ipk", GSI1_PK)
+                    .expression_attribute_values(":ipk", text(index_pk))
+                    .set_exclusive_start_key(start)
+                    .limit(limit)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?
+                    .items
+                    .unwrap_or_default()
+            }
+        };
+        let clients = items
+            .iter()
+            .map(client_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(clients, query.page.limit, |c| c.id))
+    }
+
+    async fn write_client(&self, change: &ClientChange) -> Result<()> {
+        let mut items = Vec::with_capacity(2 + change.events.len());
+        items.push(match (&change.before, &change.after) {
+            (None, Some(after)) => self.put(client_item(after), Some(Condition::new_item()))?,
+            (Some(before), Some(after)) => {
+                self.put(client_item(after), Some(Condition::version(before.version)))?
+            }
+            (Some(before), None) => self.delete(
+                key(tenant_pk(before.tenant_id), client_sk(before.id)),
+                Some(Condition::version(before.version)),
+            )?,
+            (None, None) => return Ok(()),
+        });
+        let delta = CounterDelta::between(
+            change.before.as_ref().map(|c| c.sync_status),
+            change.after.as_ref().map(|c| c.sync_status),
+        );
+        if !delta.is_empty() {
+            items.push(self.counter_update(change, &delta)?);
+        }
+        for event in &change.events {
+            items.push(self.put(event_item(event), Some(Condition::new_item()))?);
+        }
+        self.transact(items, "write client").await
+    }
+
+    async fn sync_counts(&self, tenant_id: Uuid) -> Result<SyncCounts> {
+        match self.get(tenant_pk(tenant_id), COUNTS_SK.to_owned()).await? {
+            Some(item) => counts_from_item(&item),
+            None => Ok(SyncCounts::default()),
+        }
+    }
+
+    async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let (items, _) = self
+            .query_prefix(tenant_pk(tenant_id), EVENT_SK_PREFIX, None, Some(limit))
+            .await?;
+        items.iter().map(event_from_item).collect()
+    }
+}
+
+impl DynamoStore {
+    /// A key is two items: the tenant's record of it and the lookup by hash that auth reads.
+    fn key_writes(&self, key: &ApiKey) -> Result<Vec<TransactWriteItem>> {
+        Ok(vec![
+            self.put(api_key_item(key, false), Some(Condition::new_item()))?,
+            self.put(api_key_item(key, true), Some(Condition::new_item()))?,
+        ])
+    }
+}
+
+/// A condition expression with its placeholders.
+struct Condition {
+    expression: &'static str,
+    names: Option<HashMap<String, String>>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Condition {
+    fn new_item() -> Condition {
+        Condition {
+            expression: "attribute_not_exists(#pk)",
+            names: Some(HashMap::from([("#pk".to_owned(), PK.to_owned())])),
+            values: None,
+        }
+    }
+
+    fn exists() -> Condition {
+        Condition {
+            expression: "attribute_exists(#pk)",
+            names: Some(HashMap::from([("#pk".to_owned(), PK.to_owned())])),
+            values: None,
+        }
+    }
+
+    fn version(version: i64) -> Condition {
+        Condition {
+            expression: "#version = :version",
+            names: Some(HashMap::from([("#version".to_owned(), VERSION.to_owned())])),
+            values: Some(HashMap::from([(":version".to_owned(), number(version))])),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The table definition, in one place: the adapter's key names, the table-creation function
+//! (tests, `crm-admin create-tables`, local development) and the SAM template all follow it.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus,
+};
+use aws_sdk_dynamodb::Client as DynamoClient;
+
+use super::sdk_error;
+use crate::error::{Error, Result};
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+
+/// A plain description of a table, for building it and for comparing it with the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    /// (index name, hash key, range key); every index projects all attributes.
+    pub indexes: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+/// The main table of the service.
+pub fn main_table() -> TableSpec {
+    TableSpec {
+        hash_key: PK,
+        range_key: SK,
+        indexes: vec![(GSI1, GSI1_PK, GSI1_SK)],
+    }
+}
+
+fn key_schema(hash: &str, range: &str) -> Result<Vec<KeySchemaElement>> {
+    let element = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .map_err(Error::internal)
+    };
+    Ok(vec![
+        element(hash, KeyType::Hash)?,
+        element(range, KeyType::Range)?,
+    ])
+}
+
+/// Creates the table if it does not exist and waits until it and its indexes are ACTIVE.
+pub async fn create_table(client: &DynamoClient, name: &str, spec: &TableSpec) -> Result<()> {
+    let mut attributes = vec![spec.hash_key, spec.range_key];
+    for (_, hash, range) in &spec.indexes {
+        attributes.extend([*hash, *range]);
+    }
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(key_schema(spec.hash_key, spec.range_key)?));
+    for attribute in attributes {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(Error::internal)?,
+        );
+    }
+    for (index, hash, range) in &spec.indexes {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(*index)
+                .set_key_schema(Some(key_schema(hash, range)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(Error::internal)?,
+        );
+    }
+    if let Err(error) = request.send().await {
+        let exists = error
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception());
+        if !exists {
+            return Err(sdk_error(error));
+        }
+    }
+    wait_until_active(client, name).await
+}
+
+async fn wait_until_active(client: &DynamoClient, name: &str) -> Result<()> {
+    for _ in 0..120 {
+        let table = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(sdk_error)?
+            .table;
+        let active = table.as_ref().is_some_and(|table| {
+            table.table_status() == Some(&TableStatus::Active)
+                && table
+                    .global_secondary_indexes()
+                    .iter()
+                    .all(|index| index.index_status().is_none_or(|s| s.as_str() == "ACTIVE"))
+        });
+        if active {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(Error::internal(format!(
+        "table {name} did not become ACTIVE"
+    )))
+}

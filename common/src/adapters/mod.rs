@@ -1,0 +1,4 @@
+//! The only code that knows about SQLite and AWS.
+
+pub mod dynamodb;
+pub mod sqlite;

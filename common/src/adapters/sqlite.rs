@@ -1,0 +1,529 @@
+//! The embedded store: one SQLite file (WAL) under `CRM_DATA_DIR`, for `crm-local`.
+//!
+//! rusqlite is synchronous, so every call runs on the blocking pool behind one connection; a
+//! transaction therefore never interleaves with another write of this process.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use uuid::Uuid;
+
+use crate::domain::auth::{ApiKey, Role};
+use crate::domain::client::Client;
+use crate::domain::event::OutboxEvent;
+use crate::domain::page::Page;
+use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
+use crate::domain::tenant::Tenant;
+use crate::error::{Error, Result};
+use crate::ports::{ClientChange, ClientQuery, Store};
+use crate::time::{parse_rfc3339, rfc3339};
+
+pub const DB_FILE: &str = "crm.sqlite3";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id, id);
+CREATE TABLE clients (
+    tenant_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    email TEXT,
+    company TEXT,
+    phone TEXT,
+    external_id TEXT,
+    sync_status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_synced_at TEXT,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX clients_by_status ON clients (tenant_id, sync_status, id);
+CREATE TABLE sync_counts (
+    tenant_id TEXT PRIMARY KEY,
+    total INTEGER NOT NULL,
+    synced INTEGER NOT NULL,
+    pending INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    needs_update INTEGER NOT NULL,
+    last_sync_time TEXT
+);
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX outbox_by_tenant ON outbox (tenant_id, id);
+"#];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Error {
+        Error::internal(error)
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file in `dir` and brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir).map_err(Error::internal)?;
+        let mut conn = Connection::open(dir.join(DB_FILE))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL with NORMAL survives a killed process; only an OS crash can lose the last commits.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn call<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| Error::internal("the SQLite connection lock is poisoned"))?;
+            work(&mut guard)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let applied: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+fn conflict_on_duplicate(error: rusqlite::Error, what: &str) -> Error {
+    if is_unique_violation(&error) {
+        Error::Conflict(format!("{what} already exists."))
+    } else {
+        error.into()
+    }
+}
+
+fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(index)?;
+    Uuid::parse_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn time_column(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(index)?;
+    parse_rfc3339(&text).ok_or_else(|| bad_text(index, "an RFC 3339 time"))
+}
+
+fn optional_time_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(index)?;
+    text.map(|text| parse_rfc3339(&text).ok_or_else(|| bad_text(index, "an RFC 3339 time")))
+        .transpose()
+}
+
+fn bad_text(index: usize, expected: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        rusqlite::types::Type::Text,
+        format!("stored value is not {expected}").into(),
+    )
+}
+
+const KEY_COLUMNS: &str = "id, tenant_id, name, role, prefix, key_hash, created_at";
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let role: String = row.get(3)?;
+    Ok(ApiKey {
+        id: uuid_column(row, 0)?,
+        tenant_id: uuid_column(row, 1)?,
+        name: row.get(2)?,
+        role: Role::parse(&role).ok_or_else(|| bad_text(3, "a role"))?,
+        prefix: row.get(4)?,
+        key_hash: row.get(5)?,
+        created_at: time_column(row, 6)?,
+    })
+}
+
+fn insert_key(tx: &Transaction<'_>, key: &ApiKey) -> Result<()> {
+    tx.execute(
+        "INSERT INTO api_keys (id, tenant_id, name, role, prefix, key_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            key.id.to_string(),
+            key.tenant_id.to_string(),
+            key.name,
+            key.role.as_str(),
+            key.prefix,
+            key.key_hash,
+            rfc3339(key.created_at),
+        ],
+    )
+    .map_err(|e| conflict_on_duplicate(e, "An API key with this value"))?;
+    Ok(())
+}
+
+const CLIENT_COLUMNS: &str = "id, tenant_id, name, email, company, phone, external_id, \
+     sync_status, created_at, updated_at, last_synced_at, version";
+
+fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
+    let status: String = row.get(7)?;
+    Ok(Client {
+        id: uuid_column(row, 0)?,
+        tenant_id: uuid_column(row, 1)?,
+        name: row.get(2)?,
+        email: row.get(3)?,
+        company: row.get(4)?,
+        phone: row.get(5)?,
+        external_id: row.get(6)?,
+        sync_status: SyncStatus::parse(&status).ok_or_else(|| bad_text(7, "a sync status"))?,
+        created_at: time_column(row, 8)?,
+        updated_at: time_column(row, 9)?,
+        last_synced_at: optional_time_column(row, 10)?,
+        version: row.get(11)?,
+    })
+}
+
+/// Writes the client row; `Conflict` when the row is not at the version the change read.
+fn write_client_row(tx: &Transaction<'_>, change: &ClientChange) -> Result<()> {
+    let tenant = change.tenant_id.to_string();
+    let changed = match (&change.before, &change.after) {
+        (None, Some(after)) => tx
+            .execute(
+                &format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                params![
+                    after.id.to_string(),
+                    tenant,
+                    after.name,
+                    after.email,
+                    after.company,
+                    after.phone,
+                    after.external_id,
+                    after.sync_status.as_str(),
+                    rfc3339(after.created_at),
+                    rfc3339(after.updated_at),
+                    after.last_synced_at.map(rfc3339),
+                    after.version,
+                ],
+            )
+            .map_err(|e| conflict_on_duplicate(e, "A client with this id"))?,
+        (Some(before), Some(after)) => tx.execute(
+            "UPDATE clients SET name = ?3, email = ?4, company = ?5, phone = ?6, external_id = ?7,
+                 sync_status = ?8, updated_at = ?9, last_synced_at = ?10, version = ?11
+             WHERE tenant_id = ?1 AND id = ?2 AND version = ?12",
+            params![
+                tenant,
+                after.id.to_string(),
+                after.name,
+                after.email,
+                after.company,
+                after.phone,
+                after.external_id,
+                after.sync_status.as_str(),
+                rfc3339(after.updated_at),
+                after.last_synced_at.map(rfc3339),
+                after.version,
+                before.version,
+            ],
+        )?,
+        (Some(before), None) => tx.execute(
+            "DELETE FROM clients WHERE tenant_id = ?1 AND id = ?2 AND version = ?3",
+            params![tenant, before.id.to_string(), before.version],
+        )?,
+        (None, None) => 1,
+    };
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(Error::Conflict(
+            "The client was changed by another request.".to_owned(),
+        ))
+    }
+}
+
+fn apply_counter_delta(tx: &Transaction<'_>, change: &ClientChange) -> Result<()> {
+    let delta = CounterDelta::between(
+        change.before.as_ref().map(|c| c.sync_status),
+        change.after.as_ref().map(|c| c.sync_status),
+    );
+    if delta.is_empty() {
+        return Ok(());
+    }
+    let synced_at = delta.became_synced.then(|| rfc3339(change.now));
+    tx.execute(
+        "INSERT INTO sync_counts (tenant_id, total, synced, pending, failed, needs_update, last_sync_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (tenant_id) DO UPDATE SET
+             total = total + excluded.total,
+             synced = synced + excluded.synced,
+             pending = pending + excluded.pending,
+             failed = failed + excluded.failed,
+             needs_update = needs_update + excluded.needs_update,
+             last_sync_time = COALESCE(excluded.last_sync_time, last_sync_time)",
+        params![
+            change.tenant_id.to_string(),
+            delta.total,
+            delta.synced,
+            delta.pending,
+            delta.failed,
+            delta.needs_update,
+            synced_at,
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_events(tx: &Transaction<'_>, events: &[OutboxEvent]) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO outbox (id, tenant_id, event, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for event in events {
+        insert.execute(params![
+            event.id.to_string(),
+            event.tenant_id.to_string(),
+            event.event,
+            event.data.to_string(),
+            rfc3339(event.created_at),
+        ])?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
+        let (tenant, key) = (tenant.clone(), first_key.clone());
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![
+                    tenant.id.to_string(),
+                    tenant.name,
+                    rfc3339(tenant.created_at)
+                ],
+            )
+            .map_err(|e| conflict_on_duplicate(e, "The tenant"))?;
+            insert_key(&tx, &key)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>> {
+        self.call(move |conn| {
+            let tenant = conn
+                .query_row(
+                    "SELECT id, name, created_at FROM tenants WHERE id = ?1",
+                    params![tenant_id.to_string()],
+                    |row| {
+                        Ok(Tenant {
+                            id: uuid_column(row, 0)?,
+                            name: row.get(1)?,
+                            created_at: time_column(row, 2)?,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(tenant)
+        })
+        .await
+    }
+
+    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
+        let key = key.clone();
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            insert_key(&tx, &key)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let key_hash = key_hash.to_owned();
+        self.call(move |conn| {
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"
+            ))?;
+            Ok(query
+                .query_row(params![key_hash], key_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
+        self.call(move |conn| {
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY id"
+            ))?;
+            let keys = query
+                .query_map(params![tenant_id.to_string()], key_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
+        self.call(move |conn| {
+            let deleted = conn.execute(
+                "DELETE FROM api_keys WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant_id.to_string(), key_id.to_string()],
+            )?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
+    async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>> {
+        self.call(move |conn| {
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = ?1 AND id = ?2"
+            ))?;
+            let client = query
+                .query_row(
+                    params![tenant_id.to_string(), client_id.to_string()],
+                    client_from_row,
+                )
+                .optional()?;
+            Ok(client)
+        })
+        .await
+    }
+
+    async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>> {
+        let query = *query;
+        self.call(move |conn| {
+            let after = query
+                .page
+                .after
+                .map(|id| id.to_string())
+                .unwrap_or_default();
+            let status = query.status.map(SyncStatus::as_str);
+            let mut select = conn.prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients
+                 WHERE tenant_id = ?1 AND id > ?2 AND (?3 IS NULL OR sync_status = ?3)
+                 ORDER BY id LIMIT ?4"
+            ))?;
+            let clients = select
+                .query_map(
+                    params![
+                        tenant_id.to_string(),
+                        after,
+                        status,
+                        (query.page.limit + 1) as i64
+                    ],
+                    client_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page::from_overfetch(clients, query.page.limit, |c| c.id))
+        })
+        .await
+    }
+
+    async fn write_client(&self, change: &ClientChange) -> Result<()> {
+        let change = change.clone();
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            write_client_row(&tx, &change)?;
+            apply_counter_delta(&tx, &change)?;
+            insert_events(&tx, &change.events)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sync_counts(&self, tenant_id: Uuid) -> Result<SyncCounts> {
+        self.call(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT total, synced, pending, failed, needs_update, last_sync_time
+                 FROM sync_counts WHERE tenant_id = ?1",
+            )?;
+            let counts = query
+                .query_row(params![tenant_id.to_string()], |row| {
+                    Ok(SyncCounts {
+                        total_clients: row.get(0)?,
+                        synced_clients: row.get(1)?,
+                        pending_clients: row.get(2)?,
+                        failed_clients: row.get(3)?,
+                        needs_update_clients: row.get(4)?,
+                        last_sync_time: optional_time_column(row, 5)?,
+                    })
+                })
+                .optional()?;
+            Ok(counts.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
+        self.call(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT id, tenant_id, event, data, created_at FROM outbox
+                 WHERE tenant_id = ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = query
+                .query_map(params![tenant_id.to_string(), limit as i64], |row| {
+                    let data: String = row.get(3)?;
+                    Ok(OutboxEvent {
+                        id: uuid_column(row, 0)?,
+                        tenant_id: uuid_column(row, 1)?,
+                        event: row.get(2)?,
+                        data: serde_json::from_str(&data).map_err(|_| bad_text(3, "JSON"))?,
+                        created_at: time_column(row, 4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}

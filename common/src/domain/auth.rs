@@ -1,0 +1,244 @@
+//! Roles, permissions and API keys. The role → permission table lives here and nowhere else.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Admin,
+    Manager,
+    SalesRep,
+    ReadOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Permission {
+    ClientRead,
+    ClientCreate,
+    ClientUpdate,
+    ClientDelete,
+    SyncRead,
+    SyncUpdate,
+    WebhookRead,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookDelete,
+    WebhookTest,
+    WebhookNotify,
+    WebhookRetry,
+    KeyManage,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Manager, Role::SalesRep, Role::ReadOnly];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "ADMIN",
+            Role::Manager => "MANAGER",
+            Role::SalesRep => "SALES_REP",
+            Role::ReadOnly => "READ_ONLY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == s)
+    }
+
+    /// The permission table. ADMIN does everything; MANAGER everything but key management;
+    /// SALES_REP works with clients and their sync status and may look at webhooks;
+    /// READ_ONLY reads.
+    pub fn permissions(self) -> &'static [Permission] {
+        use Permission::*;
+        match self {
+            Role::Admin => &[
+                ClientRead,
+                ClientCreate,
+                ClientUpdate,
+                ClientDelete,
+                SyncRead,
+                SyncUpdate,
+                WebhookRead,
+                WebhookCreate,
+                WebhookUpdate,
+                WebhookDelete,
+                WebhookTest,
+                WebhookNotify,
+                WebhookRetry,
+                KeyManage,
+            ],
+            Role::Manager => &[
+                ClientRead,
+                ClientCreate,
+                ClientUpdate,
+                ClientDelete,
+                SyncRead,
+                SyncUpdate,
+                WebhookRead,
+                WebhookCreate,
+                WebhookUpdate,
+                WebhookDelete,
+                WebhookTest,
+                WebhookNotify,
+                WebhookRetry,
+            ],
+            Role::SalesRep => &[
+                ClientRead,
+                ClientCreate,
+                ClientUpdate,
+                SyncRead,
+                SyncUpdate,
+                WebhookRead,
+            ],
+            Role::ReadOnly => &[ClientRead, SyncRead, WebhookRead],
+        }
+    }
+
+    pub fn can(self, permission: Permission) -> bool {
+        self.permissions().contains(&permission)
+    }
+}
+
+/// A stored API key: never the key itself, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub role: Role,
+    /// The first characters of the key, so a person can tell keys apart.
+    pub prefix: String,
+    #[serde(skip)]
+    pub key_hash: String,
+    #[serde(serialize_with = "crate::time::serde_millis::serialize")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who is calling: resolved from the bearer key, the only source of the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn require(&self, permission: Permission) -> crate::error::Result<()> {
+        if self.role.can(permission) {
+            Ok(())
+        } else {
+            Err(crate::error::Error::Forbidden(permission))
+        }
+    }
+}
+
+const KEY_PREFIX: &str = "crm_";
+const PREFIX_SHOWN: usize = KEY_PREFIX.len() + 8;
+
+/// A new random key (256 bits), as shown once to its owner.
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Keys carry 256 bits of entropy, so a fast hash is as strong as a slow one here.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+pub fn key_prefix(key: &str) -> String {
+    key.chars().take(PREFIX_SHOWN).collect()
+}
+
+impl ApiKey {
+    pub fn new(tenant_id: Uuid, name: String, role: Role, key: &str, now: DateTime<Utc>) -> ApiKey {
+        ApiKey {
+            id: Uuid::now_v7(),
+            tenant_id,
+            name,
+            role,
+            prefix: key_prefix(key),
+            key_hash: hash_key(key),
+            created_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Permission::*;
+
+    const EVERY_PERMISSION: [Permission; 14] = [
+        ClientRead,
+        ClientCreate,
+        ClientUpdate,
+        ClientDelete,
+        SyncRead,
+        SyncUpdate,
+        WebhookRead,
+        WebhookCreate,
+        WebhookUpdate,
+        WebhookDelete,
+        WebhookTest,
+        WebhookNotify,
+        WebhookRetry,
+        KeyManage,
+    ];
+
+    /// The whole matrix, written out so that a change to the table is a visible change here.
+    #[test]
+    fn permission_matrix() {
+        let expected = |role: Role, permission: Permission| -> bool {
+            match role {
+                Role::Admin => true,
+                Role::Manager => permission != KeyManage,
+                Role::SalesRep => matches!(
+                    permission,
+                    ClientRead | ClientCreate | ClientUpdate | SyncRead | SyncUpdate | WebhookRead
+                ),
+                Role::ReadOnly => matches!(permission, ClientRead | SyncRead | WebhookRead),
+            }
+        };
+        for role in Role::ALL {
+            for permission in EVERY_PERMISSION {
+                assert_eq!(
+                    role.can(permission),
+                    expected(role, permission),
+                    "{role:?} {permission:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn roles_round_trip_through_their_wire_names() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("admin"), None);
+    }
+
+    #[test]
+    fn keys_are_random_and_stored_only_as_hashes() {
+        let first = generate_key();
+        let second = generate_key();
+        assert_ne!(first, second);
+        assert!(first.starts_with("crm_") && first.len() == 4 + 43);
+        let stored = ApiKey::new(Uuid::now_v7(), "ci".into(), Role::Admin, &first, Utc::now());
+        assert_eq!(stored.key_hash, hash_key(&first));
+        assert_ne!(stored.key_hash, hash_key(&second));
+        assert!(!stored.key_hash.contains(&first[4..]));
+        assert_eq!(stored.prefix, first[..12]);
+    }
+}

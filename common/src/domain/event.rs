@@ -1,0 +1,56 @@
+//! Events written to the outbox in the same transaction as the change they describe.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::client::Client;
+use super::sync_status::SyncStatus;
+use crate::time::rfc3339;
+
+pub const CLIENT_CREATED: &str = "client.created";
+pub const CLIENT_UPDATED: &str = "client.updated";
+pub const CLIENT_DELETED: &str = "client.deleted";
+pub const SYNC_STATUS_CHANGED: &str = "sync.status.changed";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub event: String,
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OutboxEvent {
+    pub fn new(tenant_id: Uuid, event: &str, data: Value, now: DateTime<Utc>) -> OutboxEvent {
+        OutboxEvent {
+            id: Uuid::now_v7(),
+            tenant_id,
+            event: event.to_owned(),
+            data,
+            created_at: now,
+        }
+    }
+
+    pub fn client(event: &str, client: &Client, now: DateTime<Utc>) -> OutboxEvent {
+        let data = serde_json::to_value(client).unwrap_or(Value::Null);
+        OutboxEvent::new(client.tenant_id, event, data, now)
+    }
+
+    /// Seed 000's `sync.status.changed` payload.
+    pub fn sync_status_changed(
+        client: &Client,
+        old: SyncStatus,
+        new: SyncStatus,
+        now: DateTime<Utc>,
+    ) -> OutboxEvent {
+        let data = json!({
+            "clientId": client.id,
+            "oldStatus": old,
+            "newStatus": new,
+            "timestamp": rfc3339(now),
+        });
+        OutboxEvent::new(client.tenant_id, SYNC_STATUS_CHANGED, data, now)
+    }
+}

@@ -1,0 +1,102 @@
+//! Cursor pagination: `?limit=&cursor=` → `{items, nextCursor}`, cursors opaque to clients.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Stores fetch one item more than asked; its presence says there is a next page.
+    pub fn from_overfetch(mut items: Vec<T>, limit: usize, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|item| encode_cursor(id_of(item)))
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+}
+
+/// Where a page starts and how long it is, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub after: Option<Uuid>,
+}
+
+impl PageRequest {
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<PageRequest> {
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(Error::invalid_field(
+                        "limit",
+                        format!("must be an integer from 1 to {MAX_LIMIT}"),
+                    ))
+                }
+            },
+        };
+        let after = cursor.map(decode_cursor).transpose()?;
+        Ok(PageRequest { limit, after })
+    }
+}
+
+pub fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<Uuid> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| Error::invalid_field("cursor", "is not a cursor this API returned"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
+        for bad in ["", "!!", "abc", "AAAA"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        assert_eq!(PageRequest::parse(None, None).unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(PageRequest::parse(Some("100"), None).unwrap().limit, 100);
+        for bad in ["0", "101", "-1", "ten", ""] {
+            assert!(PageRequest::parse(Some(bad), None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn next_cursor_only_when_more_exist() {
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let page = Page::from_overfetch(ids.clone(), 2, |id| *id);
+        assert_eq!(page.items, ids[..2]);
+        assert_eq!(page.next_cursor, Some(encode_cursor(ids[1])));
+        let last = Page::from_overfetch(ids.clone(), 3, |id| *id);
+        assert_eq!(last.next_cursor, None);
+    }
+}

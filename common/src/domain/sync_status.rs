@@ -1,0 +1,204 @@
+//! Sync statuses and the per-tenant counters that make `GET /api/crm/sync-status` one read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SyncStatus {
+    Synced,
+    Pending,
+    Failed,
+    NeedsUpdate,
+}
+
+impl SyncStatus {
+    pub const ALL: [SyncStatus; 4] = [
+        SyncStatus::Synced,
+        SyncStatus::Pending,
+        SyncStatus::Failed,
+        SyncStatus::NeedsUpdate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Synced => "SYNCED",
+            SyncStatus::Pending => "PENDING",
+            SyncStatus::Failed => "FAILED",
+            SyncStatus::NeedsUpdate => "NEEDS_UPDATE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SyncStatus> {
+        SyncStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+/// The tenant's counters, as stored and as returned (seed 000's `SyncStatusResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncCounts {
+    pub total_clients: i64,
+    pub synced_clients: i64,
+    pub pending_clients: i64,
+    pub failed_clients: i64,
+    pub needs_update_clients: i64,
+    #[serde(serialize_with = "crate::time::serde_millis::option::serialize")]
+    pub last_sync_time: Option<DateTime<Utc>>,
+}
+
+impl SyncCounts {
+    /// A full recount from a list of statuses: the invariant the counters must always match.
+    pub fn recount(statuses: impl IntoIterator<Item = SyncStatus>) -> SyncCounts {
+        let mut counts = SyncCounts::default();
+        for status in statuses {
+            counts.apply(&CounterDelta::between(None, Some(status)));
+        }
+        counts
+    }
+
+    pub fn apply(&mut self, delta: &CounterDelta) {
+        self.total_clients += delta.total;
+        for (status, change) in delta.per_status() {
+            *self.count_mut(status) += change;
+        }
+    }
+
+    fn count_mut(&mut self, status: SyncStatus) -> &mut i64 {
+        match status {
+            SyncStatus::Synced => &mut self.synced_clients,
+            SyncStatus::Pending => &mut self.pending_clients,
+            SyncStatus::Failed => &mut self.failed_clients,
+            SyncStatus::NeedsUpdate => &mut self.needs_update_clients,
+        }
+    }
+
+    /// The counters without the timestamp, for comparing with a recount.
+    pub fn counts_only(&self) -> SyncCounts {
+        SyncCounts {
+            last_sync_time: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// How one client write moves the counters; stores apply it in the same transaction as the write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub total: i64,
+    pub synced: i64,
+    pub pending: i64,
+    pub failed: i64,
+    pub needs_update: i64,
+    /// Set when a client became SYNCED: the new `lastSyncTime`.
+    pub became_synced: bool,
+}
+
+impl CounterDelta {
+    /// `None` before means a creation, `None` after a deletion.
+    pub fn between(before: Option<SyncStatus>, after: Option<SyncStatus>) -> CounterDelta {
+        let mut delta = CounterDelta {
+            total: i64::from(after.is_some()) - i64::from(before.is_some()),
+            became_synced: after == Some(SyncStatus::Synced) && before != Some(SyncStatus::Synced),
+            ..CounterDelta::default()
+        };
+        if let Some(status) = before {
+            *delta.count_mut(status) -= 1;
+        }
+        if let Some(status) = after {
+            *delta.count_mut(status) += 1;
+        }
+        delta
+    }
+
+    fn count_mut(&mut self, status: SyncStatus) -> &mut i64 {
+        match status {
+            SyncStatus::Synced => &mut self.synced,
+            SyncStatus::Pending => &mut self.pending,
+            SyncStatus::Failed => &mut self.failed,
+            SyncStatus::NeedsUpdate => &mut self.needs_update,
+        }
+    }
+
+    /// The non-zero per-status changes, for stores that write only what moves.
+    pub fn per_status(&self) -> impl Iterator<Item = (SyncStatus, i64)> + '_ {
+        SyncStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let change = match status {
+                    SyncStatus::Synced => self.synced,
+                    SyncStatus::Pending => self.pending,
+                    SyncStatus::Failed => self.failed,
+                    SyncStatus::NeedsUpdate => self.needs_update,
+                };
+                (status, change)
+            })
+            .filter(|(_, change)| *change != 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0 && self.per_status().next().is_none() && !self.became_synced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_their_wire_names() {
+        for status in SyncStatus::ALL {
+            assert_eq!(SyncStatus::parse(status.as_str()), Some(status));
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert_eq!(SyncStatus::parse("synced"), None);
+        assert_eq!(SyncStatus::parse("DONE"), None);
+    }
+
+    #[test]
+    fn creation_counts_one_client_in_its_status() {
+        let delta = CounterDelta::between(None, Some(SyncStatus::NeedsUpdate));
+        assert_eq!(delta.total, 1);
+        assert_eq!(delta.needs_update, 1);
+        assert_eq!(delta.per_status().count(), 1);
+        assert!(!delta.became_synced);
+    }
+
+    #[test]
+    fn transition_moves_one_client_between_statuses() {
+        let delta = CounterDelta::between(Some(SyncStatus::Pending), Some(SyncStatus::Synced));
+        assert_eq!(delta.total, 0);
+        assert_eq!(delta.pending, -1);
+        assert_eq!(delta.synced, 1);
+        assert!(delta.became_synced);
+    }
+
+    #[test]
+    fn staying_synced_is_no_new_sync() {
+        let delta = CounterDelta::between(Some(SyncStatus::Synced), Some(SyncStatus::Synced));
+        assert!(delta.is_empty());
+    }
+
+    #[test]
+    fn deletion_removes_the_client_from_its_status() {
+        let delta = CounterDelta::between(Some(SyncStatus::Failed), None);
+        assert_eq!(delta.total, -1);
+        assert_eq!(delta.failed, -1);
+    }
+
+    #[test]
+    fn applied_deltas_equal_a_recount() {
+        use SyncStatus::*;
+        let mut counts = SyncCounts::default();
+        counts.apply(&CounterDelta::between(None, Some(NeedsUpdate)));
+        counts.apply(&CounterDelta::between(None, Some(NeedsUpdate)));
+        counts.apply(&CounterDelta::between(Some(NeedsUpdate), Some(Synced)));
+        counts.apply(&CounterDelta::between(None, Some(Failed)));
+        counts.apply(&CounterDelta::between(Some(Failed), None));
+        assert_eq!(counts, SyncCounts::recount([NeedsUpdate, Synced]));
+        assert_eq!(counts.total_clients, 2);
+    }
+}

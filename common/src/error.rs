@@ -1,0 +1,59 @@
+//! The one error type of the service. It becomes HTTP in exactly one place: `http::error`.
+
+use std::collections::BTreeMap;
+
+use crate::domain::auth::Permission;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or a field is invalid; `details` names each bad field.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        details: BTreeMap<String, String>,
+    },
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("the API key's role lacks {0:?}")]
+    Forbidden(Permission),
+    /// What was not found, as a user would name it ("Client"). Another tenant's ids land here too.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("no route for this path")]
+    NoRoute,
+    /// The path exists but not with this method; `allow` lists the methods it has.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: Vec<String> },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// A conditional write lost to a concurrent one; the use case may retry.
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything the caller cannot fix: logged with the request id, answered with a bare 500.
+    #[error("internal error: {0}")]
+    Internal(BoxError),
+}
+
+impl Error {
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::Invalid {
+            message: message.into(),
+            details: BTreeMap::new(),
+        }
+    }
+
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            message: "Validation failed.".to_owned(),
+            details: BTreeMap::from([(field.to_owned(), message.into())]),
+        }
+    }
+
+    pub fn internal(error: impl Into<BoxError>) -> Error {
+        Error::Internal(error.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

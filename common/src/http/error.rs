@@ -1,0 +1,97 @@
+//! The one place where errors become HTTP: `{success:false, error, details?}` with the right status.
+
+use lambda_http::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+pub fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NotFound(_) | Error::NoRoute => StatusCode::NOT_FOUND,
+        Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The error envelope of seed 000: `{success:false, error, details?}` (+ `requestId` on a 500).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    success: bool,
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+/// Messages are sentences for the caller; internals are logged, never returned.
+pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
+    let status = status_of(&error);
+    let mut envelope = Envelope {
+        success: false,
+        error: String::new(),
+        details: None,
+        request_id: None,
+    };
+    envelope.error = match &error {
+        Error::Invalid { message, details } => {
+            envelope.details = Some(details).filter(|details| !details.is_empty());
+            message.clone()
+        }
+        Error::Unauthorized => "Missing or invalid API key.".to_owned(),
+        Error::Forbidden(permission) => format!(
+            "This API key's role lacks the {} permission.",
+            serde_json::to_value(permission)
+                .ok()
+                .and_then(|name| name.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
+        Error::NotFound(what) => format!("{what} not found."),
+        Error::NoRoute => "No route matches this path.".to_owned(),
+        Error::MethodNotAllowed { .. } => "Method not allowed for this path.".to_owned(),
+        Error::PayloadTooLarge => {
+            format!("Request body exceeds {} KiB.", super::MAX_BODY_BYTES / 1024)
+        }
+        Error::Conflict(message) => message.clone(),
+        Error::Internal(cause) => {
+            tracing::error!(request_id, error = %cause, "internal error");
+            envelope.request_id = Some(request_id);
+            "Internal server error.".to_owned()
+        }
+    };
+    let mut response = json_response(status, &envelope);
+    match &error {
+        Error::Unauthorized => {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Error::MethodNotAllowed { allow } => {
+            if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                response.headers_mut().insert(ALLOW, value);
+            }
+        }
+        _ => {}
+    }
+    response
+}
+
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,112 @@
+//! One arm per operation: read path and query, call the use case, shape the response.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::error::json_response;
+use super::routes::{Operation, PathParams};
+use crate::deps::Deps;
+use crate::domain::auth::Caller;
+use crate::domain::page::PageRequest;
+use crate::domain::sync_status::SyncStatus;
+use crate::error::{Error, Result};
+use crate::ports::ClientQuery;
+use crate::service::{clients, keys, sync};
+
+pub(super) async fn dispatch(
+    deps: &Deps,
+    operation: Operation,
+    caller: &Caller,
+    request: &Request,
+    params: &PathParams,
+) -> Result<Response<Body>> {
+    let body = request.body().as_ref();
+    let ok = || json_response(StatusCode::OK, &json!({"success": true}));
+    Ok(match operation {
+        Operation::GetSyncStatus => {
+            json_response(StatusCode::OK, &sync::sync_status(deps, caller).await?)
+        }
+        Operation::UpdateSyncStatus => {
+            sync::update_sync_status(deps, caller, body).await?;
+            ok()
+        }
+        Operation::CreateClient => json_response(
+            StatusCode::CREATED,
+            &clients::create_client(deps, caller, body).await?,
+        ),
+        Operation::ListClients => {
+            let query = client_query(request)?;
+            json_response(
+                StatusCode::OK,
+                &clients::list_clients(deps, caller, &query).await?,
+            )
+        }
+        Operation::GetClient => {
+            let id = path_id(params)?;
+            json_response(
+                StatusCode::OK,
+                &clients::get_client(deps, caller, id).await?,
+            )
+        }
+        Operation::UpdateClient => {
+            let id = path_id(params)?;
+            json_response(
+                StatusCode::OK,
+                &clients::update_client(deps, caller, id, body).await?,
+            )
+        }
+        Operation::DeleteClient => {
+            clients::delete_client(deps, caller, path_id(params)?).await?;
+            no_content()
+        }
+        Operation::CreateKey => json_response(
+            StatusCode::CREATED,
+            &keys::create_key(deps, caller, body).await?,
+        ),
+        Operation::ListKeys => json_response(StatusCode::OK, &keys::list_keys(deps, caller).await?),
+        Operation::DeleteKey => {
+            keys::delete_key(deps, caller, path_id(params)?).await?;
+            no_content()
+        }
+    })
+}
+
+fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+fn path_id(params: &PathParams) -> Result<Uuid> {
+    params
+        .get("id")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| Error::invalid_field("id", "must be a UUID"))
+}
+
+/// The query string, decoded; a repeated parameter keeps its first value.
+fn query_param(request: &Request, name: &str) -> Option<String> {
+    let query = request.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn client_query(request: &Request) -> Result<ClientQuery> {
+    let page = PageRequest::parse(
+        query_param(request, "limit").as_deref(),
+        query_param(request, "cursor").as_deref(),
+    )?;
+    let status = match query_param(request, "syncStatus") {
+        None => None,
+        Some(text) => Some(SyncStatus::parse(&text).ok_or_else(|| {
+            Error::invalid_field(
+                "syncStatus",
+                "must be one of SYNCED, PENDING, FAILED, NEEDS_UPDATE",
+            )
+        })?),
+    };
+    Ok(ClientQuery { status, page })
+}

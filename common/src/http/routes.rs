@@ -1,0 +1,210 @@
+//! The route table: every REST operation, its path and the Lambda function that serves it.
+//! `crm-local` serves all of it; each Lambda serves its own rows; the SAM template mirrors it.
+
+use lambda_http::http::Method;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    GetSyncStatus,
+    UpdateSyncStatus,
+    CreateClient,
+    ListClients,
+    GetClient,
+    UpdateClient,
+    DeleteClient,
+    CreateKey,
+    ListKeys,
+    DeleteKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    /// API Gateway syntax: `{name}` is a path parameter.
+    pub path: &'static str,
+    /// The binary crate under `functions/` that serves this route in production.
+    pub function: &'static str,
+    pub operation: Operation,
+}
+
+const fn route(
+    method: Method,
+    path: &'static str,
+    function: &'static str,
+    operation: Operation,
+) -> Route {
+    Route {
+        method,
+        path,
+        function,
+        operation,
+    }
+}
+
+pub static ROUTES: &[Route] = &[
+    route(
+        Method::GET,
+        "/api/crm/sync-status",
+        "sync-status",
+        Operation::GetSyncStatus,
+    ),
+    route(
+        Method::POST,
+        "/api/crm/update-sync-status",
+        "update-sync-status",
+        Operation::UpdateSyncStatus,
+    ),
+    route(
+        Method::POST,
+        "/api/clients",
+        "clients",
+        Operation::CreateClient,
+    ),
+    route(
+        Method::GET,
+        "/api/clients",
+        "clients",
+        Operation::ListClients,
+    ),
+    route(
+        Method::GET,
+        "/api/clients/{id}",
+        "client",
+        Operation::GetClient,
+    ),
+    route(
+        Method::PATCH,
+        "/api/clients/{id}",
+        "client",
+        Operation::UpdateClient,
+    ),
+    route(
+        Method::DELETE,
+        "/api/clients/{id}",
+        "client",
+        Operation::DeleteClient,
+    ),
+    route(Method::POST, "/api/keys", "keys", Operation::CreateKey),
+    route(Method::GET, "/api/keys", "keys", Operation::ListKeys),
+    route(
+        Method::DELETE,
+        "/api/keys/{id}",
+        "key",
+        Operation::DeleteKey,
+    ),
+];
+
+/// The rows one Lambda function serves.
+pub fn routes_of(function: &str) -> Vec<Route> {
+    ROUTES
+        .iter()
+        .filter(|route| route.function == function)
+        .cloned()
+        .collect()
+}
+
+/// Path parameters captured by a route's `{name}` segments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathParams(Vec<(&'static str, String)>);
+
+impl PathParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+fn match_path(template: &'static str, path: &str) -> Option<PathParams> {
+    let mut params = Vec::new();
+    let mut segments = path.split('/');
+    for expected in template.split('/') {
+        let actual = segments.next()?;
+        match expected.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) if !actual.is_empty() => params.push((name, actual.to_owned())),
+            Some(_) => return None,
+            None if expected == actual => {}
+            None => return None,
+        }
+    }
+    segments.next().is_none().then_some(PathParams(params))
+}
+
+/// Finds the route for a request: 404 when no path matches, 405 (with the allowed methods) when
+/// the path matches under other methods only.
+pub fn match_route<'r>(
+    routes: &'r [Route],
+    method: &Method,
+    path: &str,
+) -> Result<(&'r Route, PathParams), Error> {
+    let mut allow = Vec::new();
+    for route in routes {
+        if let Some(params) = match_path(route.path, path) {
+            if route.method == *method {
+                return Ok((route, params));
+            }
+            allow.push(route.method.to_string());
+        }
+    }
+    if allow.is_empty() {
+        Err(Error::NoRoute)
+    } else {
+        Err(Error::MethodNotAllowed { allow })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_paths_and_captures_parameters() {
+        let (route, params) = match_route(ROUTES, &Method::PATCH, "/api/clients/abc").unwrap();
+        assert_eq!(route.operation, Operation::UpdateClient);
+        assert_eq!(params.get("id"), Some("abc"));
+        let (route, _) = match_route(ROUTES, &Method::GET, "/api/clients").unwrap();
+        assert_eq!(route.operation, Operation::ListClients);
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        for path in [
+            "/",
+            "/api",
+            "/api/clients/",
+            "/api/clients/a/b",
+            "/api/crm/sync-status/x",
+        ] {
+            assert!(
+                matches!(match_route(ROUTES, &Method::GET, path), Err(Error::NoRoute)),
+                "{path}"
+            );
+        }
+        match match_route(ROUTES, &Method::PUT, "/api/clients/abc") {
+            Err(Error::MethodNotAllowed { allow }) => assert_eq!(allow, ["GET", "PATCH", "DELETE"]),
+            other => panic!("expected 405, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_route_belongs_to_one_function_and_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {}",
+                    a.method,
+                    a.path
+                );
+                if a.path == b.path {
+                    assert_eq!(a.function, b.function, "{}", a.path);
+                }
+            }
+        }
+        assert_eq!(routes_of("client").len(), 3);
+        assert!(routes_of("nope").is_empty());
+    }
+}

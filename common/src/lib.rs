@@ -1,0 +1,11 @@
+//! The CRM sync-status and webhook service: everything but the thin Lambda `main`s.
+
+pub mod adapters;
+pub mod config;
+pub mod deps;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ports;
+pub mod service;
+pub mod time;

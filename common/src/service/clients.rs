@@ -1,0 +1,107 @@
+//! Client CRUD. Every write carries its counter change and its events in one transaction.
+
+use uuid::Uuid;
+
+use super::retry_on_conflict;
+use crate::deps::Deps;
+use crate::domain::auth::{Caller, Permission};
+use crate::domain::client::{Client, ClientFields, ClientPatch};
+use crate::domain::event::{self, OutboxEvent};
+use crate::domain::page::Page;
+use crate::domain::validation::parse_json;
+use crate::error::{Error, Result};
+use crate::ports::{ClientChange, ClientQuery};
+
+pub async fn create_client(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<Client> {
+    caller.require(Permission::ClientCreate)?;
+    let fields = ClientFields::parse(&parse_json(body)?)?;
+    let now = deps.clock.now();
+    let client = Client::new(caller.tenant_id, fields, now);
+    let change = ClientChange {
+        tenant_id: caller.tenant_id,
+        before: None,
+        after: Some(client.clone()),
+        events: vec![OutboxEvent::client(event::CLIENT_CREATED, &client, now)],
+        now,
+    };
+    deps.store.write_client(&change).await?;
+    Ok(client)
+}
+
+pub async fn get_client(deps: &Deps, caller: &Caller, client_id: Uuid) -> Result<Client> {
+    caller.require(Permission::ClientRead)?;
+    load(deps, caller, client_id).await
+}
+
+pub async fn list_clients(
+    deps: &Deps,
+    caller: &Caller,
+    query: &ClientQuery,
+) -> Result<Page<Client>> {
+    caller.require(Permission::ClientRead)?;
+    deps.store.list_clients(caller.tenant_id, query).await
+}
+
+pub async fn update_client(
+    deps: &Deps,
+    caller: &Caller,
+    client_id: Uuid,
+    body: &[u8],
+) -> Result<Client> {
+    caller.require(Permission::ClientUpdate)?;
+    let patch = ClientPatch::parse(&parse_json(body)?)?;
+    retry_on_conflict(|| async {
+        let before = load(deps, caller, client_id).await?;
+        let now = deps.clock.now();
+        let Some(after) = before.patched(&patch, now) else {
+            return Ok(before);
+        };
+        let mut events = vec![OutboxEvent::client(event::CLIENT_UPDATED, &after, now)];
+        if after.sync_status != before.sync_status {
+            events.push(OutboxEvent::sync_status_changed(
+                &after,
+                before.sync_status,
+                after.sync_status,
+                now,
+            ));
+        }
+        write(deps, caller, Some(before), Some(after.clone()), events).await?;
+        Ok(after)
+    })
+    .await
+}
+
+pub async fn delete_client(deps: &Deps, caller: &Caller, client_id: Uuid) -> Result<()> {
+    caller.require(Permission::ClientDelete)?;
+    retry_on_conflict(|| async {
+        let before = load(deps, caller, client_id).await?;
+        let now = deps.clock.now();
+        let events = vec![OutboxEvent::client(event::CLIENT_DELETED, &before, now)];
+        write(deps, caller, Some(before), None, events).await
+    })
+    .await
+}
+
+pub(crate) async fn load(deps: &Deps, caller: &Caller, client_id: Uuid) -> Result<Client> {
+    deps.store
+        .get_client(caller.tenant_id, client_id)
+        .await?
+        .ok_or(Error::NotFound("Client"))
+}
+
+pub(crate) async fn write(
+    deps: &Deps,
+    caller: &Caller,
+    before: Option<Client>,
+    after: Option<Client>,
+    events: Vec<OutboxEvent>,
+) -> Result<()> {
+    let change = ClientChange {
+        tenant_id: caller.tenant_id,
+        before,
+        after,
+        events,
+        now: deps.clock.now(),
+    };
+    deps.store.write_client(&change).await
+}

@@ -1,0 +1,63 @@
+//! API key management for a tenant's ADMINs. A key is shown once, at creation.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::deps::Deps;
+use crate::domain::auth::{generate_key, ApiKey, Caller, Permission, Role};
+use crate::domain::validation::{parse_json, Fields};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub stored: ApiKey,
+    /// The key itself: returned by this response only.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyList {
+    pub items: Vec<ApiKey>,
+}
+
+pub async fn create_key(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<CreatedKey> {
+    caller.require(Permission::KeyManage)?;
+    let body = parse_json(body)?;
+    let mut fields = Fields::of(&body)?;
+    let name = fields.required_string("name", 100);
+    let role = fields.required_string("role", 32).and_then(|text| {
+        let role = Role::parse(&text);
+        if role.is_none() {
+            fields.fail(
+                "role",
+                "must be one of ADMIN, MANAGER, SALES_REP, READ_ONLY",
+            );
+        }
+        role
+    });
+    fields.finish()?;
+    let (Some(name), Some(role)) = (name, role) else {
+        return Err(Error::invalid("Validation failed."));
+    };
+    let key = generate_key();
+    let stored = ApiKey::new(caller.tenant_id, name, role, &key, deps.clock.now());
+    deps.store.put_api_key(&stored).await?;
+    Ok(CreatedKey { stored, key })
+}
+
+pub async fn list_keys(deps: &Deps, caller: &Caller) -> Result<KeyList> {
+    caller.require(Permission::KeyManage)?;
+    let items = deps.store.list_api_keys(caller.tenant_id).await?;
+    Ok(KeyList { items })
+}
+
+pub async fn delete_key(deps: &Deps, caller: &Caller, key_id: Uuid) -> Result<()> {
+    caller.require(Permission::KeyManage)?;
+    if deps.store.delete_api_key(caller.tenant_id, key_id).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound("API key"))
+    }
+}

@@ -1,0 +1,78 @@
+//! Tenants are created by an operator (the `crm-admin` CLI) or by `crm-local` for development.
+
+use crate::deps::Deps;
+use crate::domain::auth::{generate_key, hash_key, ApiKey, Role};
+use crate::domain::tenant::Tenant;
+use crate::error::{Error, Result};
+
+/// A new tenant and its first ADMIN key (the key is returned once, here).
+pub async fn create_tenant(deps: &Deps, name: &str) -> Result<(Tenant, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::invalid_field("name", "must be 1 to 100 characters"));
+    }
+    let now = deps.clock.now();
+    let tenant = Tenant::new(name.to_owned(), now);
+    let key = generate_key();
+    let admin = ApiKey::new(
+        tenant.id,
+        "first admin key".to_owned(),
+        Role::Admin,
+        &key,
+        now,
+    );
+    deps.store.create_tenant(&tenant, &admin).await?;
+    Ok((tenant, key))
+}
+
+/// What `crm-local` found or made at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevTenant {
+    /// First start: the tenant was created with this ADMIN key.
+    Created { key: String },
+    /// The tenant exists; `CRM_DEV_API_KEY`, if given, is one of its ADMIN keys.
+    Existing,
+}
+
+/// Makes sure the development tenant exists; `dev_key` (from `CRM_DEV_API_KEY`) becomes one of
+/// its ADMIN keys, exactly as given.
+pub async fn ensure_dev_tenant(deps: &Deps, dev_key: Option<&str>) -> Result<DevTenant> {
+    let now = deps.clock.now();
+    let exists = deps.store.get_tenant(Tenant::DEV_ID).await?.is_some();
+    let created_key = match (exists, dev_key) {
+        (true, None) => None,
+        (true, Some(key)) => {
+            if deps.store.find_api_key(&hash_key(key)).await?.is_none() {
+                let stored = dev_api_key(key, now);
+                deps.store.put_api_key(&stored).await?;
+            }
+            None
+        }
+        (false, key) => {
+            let key = key.map_or_else(generate_key, str::to_owned);
+            let tenant = Tenant {
+                id: Tenant::DEV_ID,
+                name: "dev".to_owned(),
+                created_at: now,
+            };
+            deps.store
+                .create_tenant(&tenant, &dev_api_key(&key, now))
+                .await?;
+            Some(key)
+        }
+    };
+    Ok(match created_key {
+        Some(key) => DevTenant::Created { key },
+        None => DevTenant::Existing,
+    })
+}
+
+fn dev_api_key(key: &str, now: chrono::DateTime<chrono::Utc>) -> ApiKey {
+    ApiKey::new(
+        Tenant::DEV_ID,
+        "dev admin key".to_owned(),
+        Role::Admin,
+        key,
+        now,
+    )
+}

@@ -1,0 +1,202 @@
+//! Bad input of every kind gets the right 4xx and the seed's envelope, never a 500.
+
+use common::domain::auth::Role;
+use common::http::routes::ROUTES;
+use lambda_http::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{assert_error, Backend, TestApp};
+
+async fn app_with_admin() -> (TestApp, String) {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    (app, key)
+}
+
+#[tokio::test]
+async fn missing_or_bad_keys_are_401_on_every_route() {
+    let (app, _) = app_with_admin().await;
+    for route in ROUTES {
+        let path = route
+            .path
+            .replace("{id}", "01a20e5a-b0d3-7590-af84-920f2e4295fe");
+        for key in [None, Some("crm_not-a-key"), Some("")] {
+            let (status, body) = app.call(route.method.clone(), &path, key, None).await;
+            assert_error(status, &body, StatusCode::UNAUTHORIZED);
+        }
+    }
+    // The scheme must be Bearer.
+    let request = lambda_http::http::Request::builder()
+        .uri("/api/crm/sync-status")
+        .header("authorization", "Basic YWRtaW46YWRtaW4=")
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let response = common::http::handle(&app.deps, ROUTES, request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_on_every_body_route() {
+    let (app, key) = app_with_admin().await;
+    let id = app.create_client(&key, "A").await;
+    let bodies = ["", "{", "nul", "[1,2]", "\"text\"", "{\"name\": }", "\u{0}"];
+    for (method, path) in [
+        (Method::POST, "/api/clients".to_owned()),
+        (Method::PATCH, format!("/api/clients/{id}")),
+        (Method::POST, "/api/crm/update-sync-status".to_owned()),
+        (Method::POST, "/api/keys".to_owned()),
+    ] {
+        for body in bodies {
+            let (status, reply) = app
+                .call(method.clone(), &path, Some(&key), Some(body))
+                .await;
+            assert_error(status, &reply, StatusCode::BAD_REQUEST);
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_types_and_values_name_each_field() {
+    let (app, key) = app_with_admin().await;
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        ("/api/clients", json!({}), vec!["name"]),
+        (
+            "/api/clients",
+            json!({"name": 1, "email": false}),
+            vec!["name", "email"],
+        ),
+        (
+            "/api/clients",
+            json!({"name": "x".repeat(201)}),
+            vec!["name"],
+        ),
+        (
+            "/api/clients",
+            json!({"name": "A", "email": "a@b"}),
+            vec!["email"],
+        ),
+        (
+            "/api/clients",
+            json!({"name": "A", "phone": "abc"}),
+            vec!["phone"],
+        ),
+        (
+            "/api/clients",
+            json!({"name": "A", "syncStatus": "SYNCED"}),
+            vec!["syncStatus"],
+        ),
+        (
+            "/api/crm/update-sync-status",
+            json!({}),
+            vec!["clientId", "status"],
+        ),
+        (
+            "/api/crm/update-sync-status",
+            json!({"clientId": "123", "status": "synced"}),
+            vec!["clientId", "status"],
+        ),
+        (
+            "/api/crm/update-sync-status",
+            json!({"clientId": 5, "status": ["SYNCED"]}),
+            vec!["clientId", "status"],
+        ),
+        (
+            "/api/keys",
+            json!({"name": "k", "role": "ROOT"}),
+            vec!["role"],
+        ),
+    ];
+    for (path, body, mut fields) in cases {
+        fields.sort_unstable();
+        let (status, reply) = app.post(path, &key, &body).await;
+        assert_error(status, &reply, StatusCode::BAD_REQUEST);
+        let details = reply["details"].as_object().expect("details");
+        let mut named: Vec<&str> = details.keys().map(String::as_str).collect();
+        named.sort_unstable();
+        assert_eq!(named, fields, "{path} {body}");
+        assert!(details
+            .values()
+            .all(|m| m.as_str().is_some_and(|m| !m.is_empty())));
+    }
+}
+
+#[tokio::test]
+async fn unknown_client_is_404_and_bad_ids_are_400() {
+    let (app, key) = app_with_admin().await;
+    let unknown = uuid::Uuid::now_v7();
+    let (status, body) = app
+        .post(
+            "/api/crm/update-sync-status",
+            &key,
+            &json!({"clientId": unknown, "status": "SYNCED"}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "Client not found.");
+    for path in [
+        "/api/clients/not-a-uuid",
+        "/api/clients/%00",
+        "/api/keys/123",
+    ] {
+        let method = if path.starts_with("/api/keys") {
+            Method::DELETE
+        } else {
+            Method::GET
+        };
+        let (status, body) = app.call(method, path, Some(&key), None).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+        assert_eq!(body["details"]["id"], "must be a UUID");
+    }
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_400() {
+    let (app, key) = app_with_admin().await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=abc", "limit"),
+        ("cursor=zzz", "cursor"),
+        ("syncStatus=DONE", "syncStatus"),
+    ] {
+        let (status, body) = app.get(&format!("/api/clients?{query}"), &key).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+        assert!(body["details"].get(field).is_some(), "{query}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_256_kib_are_413_and_nothing_is_written() {
+    let (app, key) = app_with_admin().await;
+    let huge = json!({"name": "x".repeat(256 * 1024)}).to_string();
+    let (status, body) = app
+        .call(Method::POST, "/api/clients", Some(&key), Some(&huge))
+        .await;
+    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, counts) = app.get("/api/crm/sync-status", &key).await;
+    assert_eq!(counts["totalClients"], 0);
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let (app, key) = app_with_admin().await;
+    for path in [
+        "/",
+        "/api",
+        "/api/clientz",
+        "/api/clients/1/2",
+        "/api/crm/sync-status/",
+    ] {
+        let (status, body) = app.call(Method::GET, path, Some(&key), None).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND);
+    }
+    for (method, path) in [
+        (Method::DELETE, "/api/crm/sync-status"),
+        (Method::GET, "/api/crm/update-sync-status"),
+        (Method::PUT, "/api/clients"),
+    ] {
+        let (status, body) = app.call(method, path, Some(&key), None).await;
+        assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED);
+    }
+}

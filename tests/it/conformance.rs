@@ -1,0 +1,386 @@
+//! The store conformance suite: the same tests on SQLite and on DynamoDB (moto).
+
+use chrono::{DateTime, Utc};
+use common::domain::auth::{generate_key, hash_key, ApiKey, Role};
+use common::domain::client::{Client, ClientFields};
+use common::domain::event::OutboxEvent;
+use common::domain::page::PageRequest;
+use common::domain::sync_status::{SyncCounts, SyncStatus};
+use common::domain::tenant::Tenant;
+use common::error::Error;
+use common::ports::{ClientChange, ClientQuery, Clock, SystemClock};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::support::{fresh_store, Backend};
+
+crate::on_both_stores!(
+    tenant_and_first_key_are_written_together,
+    api_keys_are_found_by_hash_and_scoped_to_their_tenant,
+    a_duplicate_key_hash_is_a_conflict,
+    clients_are_scoped_to_their_tenant,
+    creating_an_existing_client_is_a_conflict_and_writes_nothing,
+    a_stale_update_is_a_conflict_and_writes_nothing,
+    a_stale_delete_is_a_conflict,
+    counters_and_last_sync_time_follow_client_writes,
+    events_are_written_with_their_change_in_order,
+    clients_page_in_creation_order_and_filter_by_status,
+    an_unknown_tenant_has_zero_counts,
+);
+
+/// Store precision: the service's clock (milliseconds).
+fn now() -> DateTime<Utc> {
+    SystemClock.now()
+}
+
+fn tenant_and_key(role: Role) -> (Tenant, ApiKey, String) {
+    let now = now();
+    let tenant = Tenant::new("acme".into(), now);
+    let key = generate_key();
+    let stored = ApiKey::new(tenant.id, "first".into(), role, &key, now);
+    (tenant, stored, key)
+}
+
+fn new_client(tenant_id: Uuid, name: &str) -> Client {
+    let fields = ClientFields {
+        name: name.into(),
+        ..ClientFields::default()
+    };
+    Client::new(tenant_id, fields, now())
+}
+
+fn creation(client: &Client) -> ClientChange {
+    ClientChange {
+        tenant_id: client.tenant_id,
+        before: None,
+        after: Some(client.clone()),
+        events: vec![OutboxEvent::client("client.created", client, now())],
+        now: now(),
+    }
+}
+
+fn transition(before: &Client, status: SyncStatus) -> ClientChange {
+    let now = now();
+    let after = before.with_status(status, now).expect("a real change");
+    ClientChange {
+        tenant_id: before.tenant_id,
+        before: Some(before.clone()),
+        after: Some(after.clone()),
+        events: vec![OutboxEvent::sync_status_changed(
+            &after,
+            before.sync_status,
+            status,
+            now,
+        )],
+        now,
+    }
+}
+
+async fn tenant_and_first_key_are_written_together(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let (tenant, stored, key) = tenant_and_key(Role::Admin);
+    store.create_tenant(&tenant, &stored).await.unwrap();
+    assert_eq!(
+        store.get_tenant(tenant.id).await.unwrap(),
+        Some(tenant.clone())
+    );
+    assert_eq!(
+        store.find_api_key(&hash_key(&key)).await.unwrap(),
+        Some(stored)
+    );
+
+    // The same tenant again, with another key: refused, and the other key is not written.
+    let now = now();
+    let other_key = generate_key();
+    let other = ApiKey::new(tenant.id, "second".into(), Role::Admin, &other_key, now);
+    let error = store.create_tenant(&tenant, &other).await.unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+    assert_eq!(
+        store.find_api_key(&hash_key(&other_key)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.list_api_keys(tenant.id).await.unwrap().len(), 1);
+}
+
+async fn api_keys_are_found_by_hash_and_scoped_to_their_tenant(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let (tenant, first, _) = tenant_and_key(Role::Admin);
+    let (other_tenant, other_first, _) = tenant_and_key(Role::Admin);
+    store.create_tenant(&tenant, &first).await.unwrap();
+    store
+        .create_tenant(&other_tenant, &other_first)
+        .await
+        .unwrap();
+
+    let key = generate_key();
+    let reader = ApiKey::new(tenant.id, "reader".into(), Role::ReadOnly, &key, now());
+    store.put_api_key(&reader).await.unwrap();
+    let found = store.find_api_key(&hash_key(&key)).await.unwrap().unwrap();
+    assert_eq!(found, reader);
+    assert_eq!(
+        store.find_api_key(&hash_key("crm_unknown")).await.unwrap(),
+        None
+    );
+
+    let listed: Vec<Uuid> = store
+        .list_api_keys(tenant.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(listed, vec![first.id, reader.id]);
+
+    // Another tenant cannot delete it; its owner can, and then it no longer authenticates.
+    assert!(!store
+        .delete_api_key(other_tenant.id, reader.id)
+        .await
+        .unwrap());
+    assert!(store.find_api_key(&hash_key(&key)).await.unwrap().is_some());
+    assert!(store.delete_api_key(tenant.id, reader.id).await.unwrap());
+    assert_eq!(store.find_api_key(&hash_key(&key)).await.unwrap(), None);
+    assert!(!store.delete_api_key(tenant.id, reader.id).await.unwrap());
+    assert_eq!(store.list_api_keys(tenant.id).await.unwrap(), vec![first]);
+}
+
+async fn a_duplicate_key_hash_is_a_conflict(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let (tenant, first, key) = tenant_and_key(Role::Admin);
+    store.create_tenant(&tenant, &first).await.unwrap();
+    let copy = ApiKey::new(tenant.id, "copy".into(), Role::ReadOnly, &key, now());
+    let error = store.put_api_key(&copy).await.unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+    let found = store.find_api_key(&hash_key(&key)).await.unwrap().unwrap();
+    assert_eq!(found.role, Role::Admin, "the original key is untouched");
+}
+
+async fn clients_are_scoped_to_their_tenant(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let tenant = Uuid::now_v7();
+    let other = Uuid::now_v7();
+    let mut client = new_client(tenant, "Ada");
+    client.email = Some("ada@example.com".into());
+    client.external_id = Some("crm-42".into());
+    store.write_client(&creation(&client)).await.unwrap();
+
+    assert_eq!(
+        store.get_client(tenant, client.id).await.unwrap(),
+        Some(client.clone())
+    );
+    assert_eq!(store.get_client(other, client.id).await.unwrap(), None);
+    let query = ClientQuery {
+        status: None,
+        page: PageRequest {
+            limit: 10,
+            after: None,
+        },
+    };
+    assert!(store
+        .list_clients(other, &query)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(
+        store.sync_counts(other).await.unwrap(),
+        SyncCounts::default()
+    );
+    assert!(store
+        .list_outbox_events(other, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn creating_an_existing_client_is_a_conflict_and_writes_nothing(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let tenant = Uuid::now_v7();
+    let client = new_client(tenant, "Ada");
+    store.write_client(&creation(&client)).await.unwrap();
+    let error = store.write_client(&creation(&client)).await.unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+    assert_eq!(store.sync_counts(tenant).await.unwrap().total_clients, 1);
+    assert_eq!(store.list_outbox_events(tenant, 10).await.unwrap().len(), 1);
+}
+
+async fn a_stale_update_is_a_conflict_and_writes_nothing(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let tenant = Uuid::now_v7();
+    let client = new_client(tenant, "Ada");
+    store.write_client(&creation(&client)).await.unwrap();
+    store
+        .write_client(&transition(&client, SyncStatus::Pending))
+        .await
+        .unwrap();
+
+    // A writer that read the first version loses, whatever it wanted to write.
+    let error = store
+        .write_client(&transition(&client, SyncStatus::Failed))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+    let stored = store.get_client(tenant, client.id).await.unwrap().unwrap();
+    assert_eq!(stored.sync_status, SyncStatus::Pending);
+    assert_eq!(stored.version, client.version + 1);
+    let counts = store.sync_counts(tenant).await.unwrap();
+    assert_eq!(
+        counts.counts_only(),
+        SyncCounts::recount([SyncStatus::Pending])
+    );
+    assert_eq!(store.list_outbox_events(tenant, 10).await.unwrap().len(), 2);
+}
+
+async fn a_stale_delete_is_a_conflict(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let tenant = Uuid::now_v7();
+    let client = new_client(tenant, "Ada");
+    store.write_client(&creation(&client)).await.unwrap();
+    let moved = transition(&client, SyncStatus::Synced);
+    store.write_client(&moved).await.unwrap();
+
+    let stale_delete = ClientChange {
+        tenant_id: tenant,
+        before: Some(client.clone()),
+        after: None,
+        events: vec![],
+        now: now(),
+    };
+    let error = store.write_client(&stale_delete).await.unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+    assert!(store.get_client(tenant, client.id).await.unwrap().is_some());
+
+    let current = moved.after.unwrap();
+    let delete = ClientChange {
+        before: Some(current.clone()),
+        ..stale_delete
+    };
+    store.write_client(&delete).await.unwrap();
+    assert_eq!(store.get_client(tenant, client.id).await.unwrap(), None);
+    let counts = store.sync_counts(tenant).await.unwrap();
+    assert_eq!(counts.counts_only(), SyncCounts::default());
+}
+
+async fn counters_and_last_sync_time_follow_client_writes(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let tenant = Uuid::now_v7();
+    let a = new_client(tenant, "A");
+    let b = new_client(tenant, "B");
+    store.write_client(&creation(&a)).await.unwrap();
+    store.write_client(&creation(&b)).await.unwrap();
+    assert_eq!(
+        store.sync_counts(tenant).await.unwrap().last_sync_time,
+        None
+    );
+
+    let synced = transition(&a, SyncStatus::Synced);
+    store.write_client(&synced).await.unwrap();
+    store
+        .write_client(&transition(&b, SyncStatus::Failed))
+        .await
+        .unwrap();
+    let counts = store.sync_counts(tenant).await.unwrap();
+    assert_eq!(
+        counts.counts_only(),
+        SyncCounts::recount([SyncStatus::Synced, SyncStatus::Failed])
+    );
+    assert_eq!(counts.total_clients, 2);
+    let synced_at = synced.now.timestamp_millis();
+    assert_eq!(
+        counts.last_sync_time.map(|t| t.timestamp_millis()),
+        Some(synced_at)
+    );
+
+    // Leaving SYNCED keeps the last sync time.
+    let a1 = synced.after.unwrap();
+    store
+        .write_client(&transition(&a1, SyncStatus::Pending))
+        .await
+        .unwrap();
+    let counts = store.sync_counts(tenant).await.unwrap();
+    assert_eq!(counts.synced_clients, 0);
+    assert_eq!(counts.pending_clients, 1);
+    assert_eq!(
+        counts.last_sync_time.map(|t| t.timestamp_millis()),
+        Some(synced_at)
+    );
+}
+
+async fn events_are_written_with_their_change_in_order(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let tenant = Uuid::now_v7();
+    let client = new_client(tenant, "Ada");
+    store.write_client(&creation(&client)).await.unwrap();
+    let moved = transition(&client, SyncStatus::Synced);
+    store.write_client(&moved).await.unwrap();
+
+    let events = store.list_outbox_events(tenant, 10).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["client.created", "sync.status.changed"]);
+    assert_eq!(events[1], moved.events[0]);
+    assert_eq!(events[1].data["oldStatus"], json!("NEEDS_UPDATE"));
+    assert_eq!(events[1].data["newStatus"], json!("SYNCED"));
+    assert_eq!(events[1].data["clientId"], json!(client.id));
+    assert_eq!(store.list_outbox_events(tenant, 1).await.unwrap().len(), 1);
+}
+
+async fn clients_page_in_creation_order_and_filter_by_status(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let tenant = Uuid::now_v7();
+    let mut created = Vec::new();
+    for i in 0..25 {
+        let client = new_client(tenant, &format!("client {i}"));
+        store.write_client(&creation(&client)).await.unwrap();
+        if i % 3 == 0 {
+            store
+                .write_client(&transition(&client, SyncStatus::Synced))
+                .await
+                .unwrap();
+        }
+        created.push(client.id);
+    }
+
+    let walk = |status: Option<SyncStatus>| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let mut seen = Vec::new();
+            let mut after = None;
+            let mut pages = 0;
+            loop {
+                let query = ClientQuery {
+                    status,
+                    page: PageRequest { limit: 10, after },
+                };
+                let page = store.list_clients(tenant, &query).await.unwrap();
+                pages += 1;
+                assert!(page.items.len() <= 10);
+                seen.extend(page.items.iter().map(|c| c.id));
+                if let Some(status) = status {
+                    assert!(page.items.iter().all(|c| c.sync_status == status));
+                }
+                match page.next_cursor {
+                    Some(cursor) => {
+                        after = Some(common::domain::page::decode_cursor(&cursor).unwrap())
+                    }
+                    None => break,
+                }
+            }
+            (seen, pages)
+        }
+    };
+
+    let (all, pages) = walk(None).await;
+    assert_eq!(all, created, "every client once, in creation order");
+    assert_eq!(pages, 3);
+    let (synced, _) = walk(Some(SyncStatus::Synced)).await;
+    let expected: Vec<Uuid> = created.iter().copied().step_by(3).collect();
+    assert_eq!(synced, expected);
+    let (failed, pages) = walk(Some(SyncStatus::Failed)).await;
+    assert!(failed.is_empty());
+    assert_eq!(pages, 1);
+}
+
+async fn an_unknown_tenant_has_zero_counts(backend: Backend) {
+    let store = fresh_store(backend).await.store;
+    let counts = store.sync_counts(Uuid::now_v7()).await.unwrap();
+    assert_eq!(counts, SyncCounts::default());
+}

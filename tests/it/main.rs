@@ -1,0 +1,12 @@
+//! Black-box tests: one binary, many modules (one link on two cores).
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+mod api;
+mod bad_input;
+mod conformance;
+mod invariant;
+mod local;
+mod permissions;
