@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus,
+    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client as DynamoClient;
 
@@ -17,6 +17,7 @@ pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
+pub const TTL: &str = "expires_at";
 
 /// A plain description of a table, for building it and for comparing it with the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct TableSpec {
     pub range_key: &'static str,
     /// (index name, hash key, range key); every index projects all attributes.
     pub indexes: Vec<(&'static str, &'static str, &'static str)>,
+    /// The attribute DynamoDB's TTL deletes items by (epoch seconds); delivery records set it.
+    pub ttl_attribute: Option<&'static str>,
 }
 
 /// The main table of the service.
@@ -33,6 +36,7 @@ pub fn main_table() -> TableSpec {
         hash_key: PK,
         range_key: SK,
         indexes: vec![(GSI1, GSI1_PK, GSI1_SK)],
+        ttl_attribute: Some(TTL),
     }
 }
 
@@ -92,7 +96,23 @@ pub async fn create_table(client: &DynamoClient, name: &str, spec: &TableSpec) -
             return Err(sdk_error(error));
         }
     }
-    wait_until_active(client, name).await
+    wait_until_active(client, name).await?;
+    if let Some(attribute) = spec.ttl_attribute {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(attribute)
+                    .build()
+                    .map_err(Error::internal)?,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+    }
+    Ok(())
 }
 
 async fn wait_until_active(client: &DynamoClient, name: &str) -> Result<()> {
