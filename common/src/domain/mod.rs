@@ -5,5 +5,6 @@ pub mod client;
 pub mod event;
 pub mod page;
 pub mod sync_status;
+pub mod target;
 pub mod tenant;
 pub mod validation;
