@@ -1,9 +1,9 @@
-"""moto server with one request at a time.
+"""moto server with one DynamoDB request at a time.
 
 DynamoDB applies each request atomically. moto's TransactWriteItems snapshots and restores whole
 tables and is not safe when requests overlap, so concurrent clients (our invariant tests) would
-see failures real DynamoDB never produces. Serialising requests restores the atomicity the
-service relies on, while connections are still accepted concurrently.
+see failures real DynamoDB never produces. Serialising DynamoDB requests restores the atomicity
+the service relies on. SQS requests are not serialised: a long poll must not hold up the rest.
 
 usage: python scripts/moto_server.py HOST PORT
 """
@@ -26,8 +26,10 @@ def main() -> None:
     lock = threading.Lock()
 
     def one_at_a_time(environ, start_response):
-        with lock:
-            return list(moto_app(environ, start_response))
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            with lock:
+                return list(moto_app(environ, start_response))
+        return moto_app(environ, start_response)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     run_simple(

@@ -1,92 +1,211 @@
-//! Typed configuration from the environment. The AWS adapters are chosen when `CRM_TABLE` is set,
-//! the embedded ones otherwise; `AWS_ENDPOINT_URL` points the SDK at an emulator.
+//! Typed configuration from the environment. The AWS adapters are chosen when `CRM_TABLE` is set
+//! (with `CRM_QUEUE_URL`), the embedded ones otherwise; `AWS_ENDPOINT_URL` points the SDK at an
+//! emulator.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::http_sender::HttpSender;
 use crate::adapters::sqlite::SqliteStore;
-use crate::deps::Deps;
-use crate::error::Result;
-use crate::ports::Store;
+use crate::adapters::sqs::SqsQueue;
+use crate::deps::{DeliverySettings, Deps};
+use crate::domain::delivery::RetrySchedule;
+use crate::domain::webhook::TargetPolicy;
+use crate::error::{Error, Result};
+use crate::ports::{Queue, Store};
 
 pub const DEFAULT_DATA_DIR: &str = ".crm-data";
+/// How long a received embedded-queue message stays hidden: above the longest attempt (30 s).
+pub const LOCAL_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    /// `CRM_DATA_DIR` (default `./.crm-data`).
+    /// `CRM_DATA_DIR` (default `./.crm-data`): the SQLite store and its queue.
     Sqlite { dir: PathBuf },
-    /// `CRM_TABLE`.
-    DynamoDb { table: String },
+    /// `CRM_TABLE` and `CRM_QUEUE_URL`.
+    Aws {
+        table: String,
+        queue_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub store: StoreConfig,
+    pub delivery: DeliverySettings,
+}
+
+/// Whether this process is `crm-local` (private and plain-HTTP targets allowed by default) or
+/// a production function (refused unless the operator says otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Production,
+    Local,
+}
+
+fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool> {
+    match lookup(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(Error::invalid(format!(
+            "{name}={other}: expected true or false"
+        ))),
+    }
 }
 
 impl Config {
-    pub fn from_env() -> Result<Config> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env(mode: Mode) -> Result<Config> {
+        Config::from_lookup(mode, |name| std::env::var(name).ok())
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
+    pub fn from_lookup(mode: Mode, lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let store = match non_empty("CRM_TABLE") {
-            Some(table) => StoreConfig::DynamoDb { table },
+            Some(table) => StoreConfig::Aws {
+                table,
+                queue_url: non_empty("CRM_QUEUE_URL"),
+            },
             None => StoreConfig::Sqlite {
                 dir: PathBuf::from(non_empty("CRM_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR.into())),
             },
         };
-        Ok(Config { store })
+        let local = mode == Mode::Local;
+        let retry_schedule = match non_empty("WEBHOOK_RETRY_DELAYS") {
+            Some(text) => RetrySchedule::parse(&text)
+                .map_err(|e| Error::invalid(format!("WEBHOOK_RETRY_DELAYS: {e}")))?,
+            None => RetrySchedule::default(),
+        };
+        let sweep_grace = match non_empty("WEBHOOK_SWEEP_GRACE_SECONDS") {
+            Some(text) => Duration::from_secs(text.trim().parse().map_err(|_| {
+                Error::invalid("WEBHOOK_SWEEP_GRACE_SECONDS must be a number of seconds")
+            })?),
+            None => DeliverySettings::default().sweep_grace,
+        };
+        let delivery = DeliverySettings {
+            retry_schedule,
+            targets: TargetPolicy {
+                allow_http: flag(&lookup, "WEBHOOK_ALLOW_HTTP", local)?,
+                allow_private: flag(&lookup, "WEBHOOK_ALLOW_PRIVATE_TARGETS", local)?,
+            },
+            sweep_grace,
+        };
+        Ok(Config { store, delivery })
     }
 
-    /// Builds the adapters once; call before serving the first request.
-    pub async fn build_deps(&self) -> Result<Deps> {
-        let store: Arc<dyn Store> = match &self.store {
+    /// The store alone, for operator commands.
+    pub async fn build_store(&self) -> Result<Arc<dyn Store>> {
+        Ok(match &self.store {
             StoreConfig::Sqlite { dir } => Arc::new(SqliteStore::open(dir)?),
-            StoreConfig::DynamoDb { table } => {
+            StoreConfig::Aws { table, .. } => {
                 Arc::new(DynamoStore::new(dynamodb_client().await, table.clone()))
             }
+        })
+    }
+
+    /// Builds every adapter once; call before serving the first request.
+    pub async fn build_deps(&self) -> Result<Deps> {
+        let (store, queue): (Arc<dyn Store>, Arc<dyn Queue>) = match &self.store {
+            StoreConfig::Sqlite { dir } => {
+                let store = SqliteStore::open(dir)?;
+                let queue = store.queue(LOCAL_VISIBILITY_TIMEOUT);
+                (Arc::new(store), Arc::new(queue))
+            }
+            StoreConfig::Aws { table, queue_url } => {
+                let queue_url = queue_url
+                    .clone()
+                    .ok_or_else(|| Error::invalid("CRM_QUEUE_URL must be set with CRM_TABLE"))?;
+                let shared = aws_shared_config().await;
+                (
+                    Arc::new(DynamoStore::new(
+                        aws_sdk_dynamodb::Client::new(&shared),
+                        table.clone(),
+                    )),
+                    Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&shared), queue_url)),
+                )
+            }
         };
-        Ok(Deps::new(store))
+        let targets = self.delivery.targets;
+        let sender = Arc::new(HttpSender::new(targets.allow_http, targets.allow_private)?);
+        Ok(Deps::new(store, queue, sender, self.delivery.clone()))
     }
 }
 
-/// An SDK client from the standard chain (region, credentials, `AWS_ENDPOINT_URL`).
+/// The standard chain (region, credentials, `AWS_ENDPOINT_URL`), loaded once.
+pub async fn aws_shared_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    aws_sdk_dynamodb::Client::new(&shared)
+    aws_sdk_dynamodb::Client::new(&aws_shared_config().await)
+}
+
+pub async fn sqs_client() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&aws_shared_config().await)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn config(mode: Mode, vars: &[(&str, &str)]) -> Result<Config> {
+        Config::from_lookup(mode, |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
     #[test]
-    fn picks_dynamodb_only_when_a_table_is_named() {
-        let config =
-            Config::from_lookup(|name| (name == "CRM_TABLE").then(|| "crm".into())).unwrap();
+    fn picks_aws_only_when_a_table_is_named() {
+        let c = config(
+            Mode::Production,
+            &[("CRM_TABLE", "crm"), ("CRM_QUEUE_URL", "q")],
+        )
+        .unwrap();
         assert_eq!(
-            config.store,
-            StoreConfig::DynamoDb {
-                table: "crm".into()
+            c.store,
+            StoreConfig::Aws {
+                table: "crm".into(),
+                queue_url: Some("q".into())
             }
         );
-        let config = Config::from_lookup(|_| None).unwrap();
+        let c = config(Mode::Production, &[]).unwrap();
         assert_eq!(
-            config.store,
+            c.store,
             StoreConfig::Sqlite {
                 dir: DEFAULT_DATA_DIR.into()
             }
         );
-        let config =
-            Config::from_lookup(|name| (name == "CRM_DATA_DIR").then(|| "/tmp/x".into())).unwrap();
+        let c = config(Mode::Production, &[("CRM_DATA_DIR", "/tmp/x")]).unwrap();
         assert_eq!(
-            config.store,
+            c.store,
             StoreConfig::Sqlite {
                 dir: "/tmp/x".into()
             }
         );
+    }
+
+    #[test]
+    fn private_targets_are_allowed_by_default_only_locally() {
+        let production = config(Mode::Production, &[]).unwrap().delivery.targets;
+        assert!(!production.allow_http && !production.allow_private);
+        let local = config(Mode::Local, &[]).unwrap().delivery.targets;
+        assert!(local.allow_http && local.allow_private);
+        let locked = config(Mode::Local, &[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")]).unwrap();
+        assert!(!locked.delivery.targets.allow_private);
+        assert!(config(Mode::Local, &[("WEBHOOK_ALLOW_HTTP", "maybe")]).is_err());
+    }
+
+    #[test]
+    fn retry_delays_come_from_the_environment() {
+        let c = config(Mode::Production, &[("WEBHOOK_RETRY_DELAYS", "1,2")]).unwrap();
+        assert_eq!(
+            c.delivery.retry_schedule,
+            RetrySchedule::parse("1,2").unwrap()
+        );
+        assert!(config(Mode::Production, &[("WEBHOOK_RETRY_DELAYS", "soon")]).is_err());
     }
 }

@@ -1,20 +1,56 @@
 //! Everything a use case may touch, built once per process (per Lambda container).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::ports::{Clock, Store, SystemClock};
+use crate::domain::delivery::RetrySchedule;
+use crate::domain::webhook::TargetPolicy;
+use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
+
+/// The operator's delivery settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// `WEBHOOK_RETRY_DELAYS`.
+    pub retry_schedule: RetrySchedule,
+    /// `WEBHOOK_ALLOW_HTTP`, `WEBHOOK_ALLOW_PRIVATE_TARGETS`.
+    pub targets: TargetPolicy,
+    /// `WEBHOOK_SWEEP_GRACE_SECONDS`: how long past due a delivery (or an event not fanned out)
+    /// must be before the sweeper takes it as lost.
+    pub sweep_grace: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> DeliverySettings {
+        DeliverySettings {
+            retry_schedule: RetrySchedule::default(),
+            targets: TargetPolicy::default(),
+            sweep_grace: Duration::from_secs(60),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Deps {
     pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
+    pub settings: Arc<DeliverySettings>,
 }
 
 impl Deps {
-    pub fn new(store: Arc<dyn Store>) -> Deps {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        sender: Arc<dyn Sender>,
+        settings: DeliverySettings,
+    ) -> Deps {
         Deps {
             store,
+            queue,
+            sender,
             clock: Arc::new(SystemClock),
+            settings: Arc::new(settings),
         }
     }
 }

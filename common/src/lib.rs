@@ -6,6 +6,8 @@ pub mod deps;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod lambda;
+pub mod local;
 pub mod ports;
 pub mod service;
 pub mod time;

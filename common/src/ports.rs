@@ -6,10 +6,12 @@ use uuid::Uuid;
 
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
+use crate::domain::webhook::Webhook;
 use crate::error::Result;
 
 /// One client write and everything that must happen with it, atomically: the client row,
@@ -56,6 +58,88 @@ pub trait Store: Send + Sync {
 
     /// The tenant's outbox, oldest first.
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>>;
+    /// Events of any tenant not yet fanned out, created before `before`: the sweeper's work.
+    async fn undispatched_events(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>>;
+    /// Idempotent: an event is fanned out once its deliveries exist.
+    async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()>;
+
+    /// `Conflict` if the id exists.
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
+    /// Conditional on `before_version`; `Conflict` otherwise.
+    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()>;
+    /// `false` when the tenant has no such webhook.
+    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool>;
+    async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>>;
+    /// In creation order.
+    async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>>;
+
+    /// Writes new PENDING deliveries; one that exists already is left as it is (fan-out may run
+    /// twice). Counters move only for those really created.
+    async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()>;
+    async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>>;
+    /// Oldest first.
+    async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>>;
+    /// A state transition, conditional on `before.version`, with its attempt and counter moves.
+    async fn write_delivery(&self, change: &DeliveryChange) -> Result<()>;
+    /// A webhook's deliveries, newest first, optionally of one status.
+    async fn list_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>>;
+    /// Open deliveries of any tenant whose next attempt was due before `before`.
+    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>>;
+    /// The tenant's FAILED deliveries, oldest first.
+    async fn failed_deliveries(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<Delivery>>;
+    /// Counts per status: the tenant's and each webhook's.
+    async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts>;
+}
+
+/// One delivery transition and what must be written with it.
+#[derive(Debug, Clone)]
+pub struct DeliveryChange {
+    pub before: Delivery,
+    pub after: Delivery,
+    pub attempt: Option<Attempt>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub overall: StatusCounts,
+    pub per_webhook: Vec<(Uuid, StatusCounts)>,
+}
+
+/// A message on the delivery queue: which delivery to attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryMessage {
+    pub tenant_id: Uuid,
+    pub delivery_id: Uuid,
+}
+
+/// A message as received, with what is needed to delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub message_id: String,
+    pub receipt: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Enqueues each message after its delay (SQS: `DelaySeconds`, at most 900 s; batches of 10).
+    async fn send(&self, messages: &[(DeliveryMessage, std::time::Duration)]) -> Result<()>;
+    /// Waits up to `wait` for at most `max` visible messages; they stay invisible for the
+    /// queue's visibility timeout unless deleted.
+    async fn receive(&self, max: usize, wait: std::time::Duration) -> Result<Vec<Received>>;
+    async fn delete(&self, receipt: &str) -> Result<()>;
 }
 
 pub trait Clock: Send + Sync {
@@ -70,4 +154,34 @@ impl Clock for SystemClock {
         let now = Utc::now();
         DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
     }
+}
+
+/// One signed POST to a webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRequest {
+    pub url: String,
+    /// Header names in lowercase; the sender adds nothing but `content-length`.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub timeout: std::time::Duration,
+}
+
+/// What happened to one attempt. `status` is `None` when no response arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOutcome {
+    pub status: Option<u16>,
+    /// At most `RESPONSE_BODY_LIMIT` bytes of the response body, lossily decoded as UTF-8.
+    pub body: String,
+    /// Why there is no usable response: timeout, refused target, connection error.
+    pub error: Option<String>,
+    pub latency: std::time::Duration,
+}
+
+/// How much of a receiver's response is read and stored.
+pub const RESPONSE_BODY_LIMIT: usize = 4 * 1024;
+
+#[async_trait]
+pub trait Sender: Send + Sync {
+    /// Never follows redirects; never fails: every problem is reported in the outcome.
+    async fn post(&self, request: OutboundRequest) -> SendOutcome;
 }

@@ -4,16 +4,23 @@ use std::sync::Arc;
 
 use common::adapters::dynamodb::tables::{create_table, main_table};
 use common::adapters::dynamodb::DynamoStore;
+use common::adapters::http_sender::HttpSender;
 use common::adapters::sqlite::SqliteStore;
-use common::config::dynamodb_client;
-use common::deps::Deps;
+use common::adapters::sqs::{create_queues, SqsQueue};
+use common::config::{dynamodb_client, sqs_client};
+use common::deps::{DeliverySettings, Deps};
 use common::domain::auth::{generate_key, ApiKey, Role};
+use common::domain::delivery::RetrySchedule;
 use common::domain::tenant::Tenant;
+use common::domain::webhook::TargetPolicy;
 use common::http::{handle, routes::ROUTES};
-use common::ports::Store;
+use common::local::run_worker;
+use common::ports::{Queue, Store};
 use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
 use lambda_http::Body;
 use serde_json::Value;
+use std::time::Duration;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// The store under test. Every conformance-style test runs once per backend.
@@ -46,19 +53,26 @@ macro_rules! on_both_stores {
     };
 }
 
-/// A fresh, empty store: a new SQLite file, or a new DynamoDB table on the emulator.
+/// A fresh, empty store and queue: a new SQLite file, or a new DynamoDB table and SQS queue on
+/// the emulator.
 pub struct TestStore {
     pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
     _dir: Option<tempfile::TempDir>,
 }
+
+/// The visibility timeout of test queues: a message not deleted shows again this soon.
+pub const TEST_VISIBILITY: Duration = Duration::from_secs(5);
 
 pub async fn fresh_store(backend: Backend) -> TestStore {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = SqliteStore::open(dir.path()).expect("open SQLite store");
+            let queue = store.queue(TEST_VISIBILITY);
             TestStore {
                 store: Arc::new(store),
+                queue: Arc::new(queue),
                 _dir: Some(dir),
             }
         }
@@ -69,15 +83,32 @@ pub async fn fresh_store(backend: Backend) -> TestStore {
                  and sets AWS_ENDPOINT_URL"
             );
             let client = dynamodb_client().await;
-            let table = format!("crm-test-{}", Uuid::new_v4());
-            create_table(&client, &table, &main_table())
+            let name = format!("crm-test-{}", Uuid::new_v4());
+            create_table(&client, &name, &main_table())
                 .await
                 .expect("create the test table");
+            let sqs = sqs_client().await;
+            let url = create_queues(&sqs, &name, TEST_VISIBILITY)
+                .await
+                .expect("create the test queue");
             TestStore {
-                store: Arc::new(DynamoStore::new(client, table)),
+                store: Arc::new(DynamoStore::new(client, name)),
+                queue: Arc::new(SqsQueue::new(sqs, url)),
                 _dir: None,
             }
         }
+    }
+}
+
+/// Delivery settings for tests: seconds, not minutes, and local targets allowed.
+pub fn test_settings() -> DeliverySettings {
+    DeliverySettings {
+        retry_schedule: RetrySchedule::parse("1,2,2").unwrap(),
+        targets: TargetPolicy {
+            allow_http: true,
+            allow_private: true,
+        },
+        sweep_grace: Duration::from_secs(2),
     }
 }
 
@@ -89,10 +120,31 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn new(backend: Backend) -> TestApp {
+        TestApp::with_settings(backend, test_settings()).await
+    }
+
+    pub async fn with_settings(backend: Backend, settings: DeliverySettings) -> TestApp {
         let store = fresh_store(backend).await;
+        let targets = settings.targets;
+        let sender = HttpSender::new(targets.allow_http, targets.allow_private).unwrap();
         TestApp {
-            deps: Deps::new(Arc::clone(&store.store)),
+            deps: Deps::new(
+                Arc::clone(&store.store),
+                Arc::clone(&store.queue),
+                Arc::new(sender),
+                settings,
+            ),
             _store: store,
+        }
+    }
+
+    /// Runs the queue consumer (crm-local's, the worker Lambda's logic) until the guard drops.
+    pub fn start_worker(&self) -> Running {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_worker(self.deps.clone(), stopped));
+        Running {
+            stop,
+            task: Some(task),
         }
     }
 
@@ -172,6 +224,49 @@ impl TestApp {
             .as_str()
             .and_then(|id| id.parse().ok())
             .expect("client id")
+    }
+}
+
+/// A background task that stops when dropped.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        self.stop.send(true).ok();
+        if let Some(task) = self.task.take() {
+            task.await.ok();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.send(true).ok();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

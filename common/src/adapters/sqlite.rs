@@ -11,20 +11,24 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
+use super::sqlite_webhooks as rows;
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::client::Client;
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::domain::event::OutboxEvent;
-use crate::domain::page::Page;
+use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
+use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{ClientChange, ClientQuery, Store};
+use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, Store};
 use crate::time::{parse_rfc3339, rfc3339};
 
 pub const DB_FILE: &str = "crm.sqlite3";
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -73,12 +77,83 @@ CREATE TABLE outbox (
     created_at TEXT NOT NULL
 );
 CREATE INDEX outbox_by_tenant ON outbox (tenant_id, id);
-"#];
+"#,
+    r#"
+ALTER TABLE outbox ADD COLUMN dispatched INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX outbox_undispatched ON outbox (created_at) WHERE dispatched = 0;
+CREATE TABLE webhooks (
+    tenant_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    description TEXT,
+    events TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    max_retries INTEGER NOT NULL,
+    timeout_ms INTEGER NOT NULL,
+    secret TEXT NOT NULL,
+    previous_secret TEXT,
+    previous_secret_until TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE TABLE deliveries (
+    tenant_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempt_count INTEGER NOT NULL,
+    last_status_code INTEGER,
+    last_error TEXT,
+    next_attempt_at TEXT,
+    lease_until TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_by_webhook ON deliveries (tenant_id, webhook_id, id);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('PENDING', 'RETRYING');
+CREATE INDEX deliveries_failed ON deliveries (tenant_id, id) WHERE status = 'FAILED';
+CREATE TABLE delivery_attempts (
+    tenant_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    status_code INTEGER,
+    duration_ms INTEGER NOT NULL,
+    error TEXT,
+    response_body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, delivery_id, number)
+) WITHOUT ROWID;
+CREATE TABLE delivery_counts (
+    tenant_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, webhook_id, status)
+) WITHOUT ROWID;
+CREATE TABLE queue_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX queue_visible ON queue_messages (visible_at);
+"#,
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
+
+pub(crate) type SharedConnection = Arc<Mutex<Connection>>;
 
 impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Error {
@@ -107,16 +182,33 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| Error::internal("the SQLite connection lock is poisoned"))?;
-            work(&mut guard)
-        })
-        .await
-        .map_err(Error::internal)?
+        run_blocking(&self.conn, work).await
     }
+
+    /// The durable queue in the same file, for `crm-local`.
+    pub fn queue(
+        &self,
+        visibility_timeout: std::time::Duration,
+    ) -> super::sqlite_queue::SqliteQueue {
+        super::sqlite_queue::SqliteQueue::new(Arc::clone(&self.conn), visibility_timeout)
+    }
+}
+
+/// Runs `work` on the blocking pool with the connection locked.
+pub(crate) async fn run_blocking<T, F>(conn: &SharedConnection, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+{
+    let conn = Arc::clone(conn);
+    tokio::task::spawn_blocking(move || {
+        let mut guard = conn
+            .lock()
+            .map_err(|_| Error::internal("the SQLite connection lock is poisoned"))?;
+        work(&mut guard)
+    })
+    .await
+    .map_err(Error::internal)?
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -139,7 +231,7 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
     )
 }
 
-fn conflict_on_duplicate(error: rusqlite::Error, what: &str) -> Error {
+pub(super) fn conflict_on_duplicate(error: rusqlite::Error, what: &str) -> Error {
     if is_unique_violation(&error) {
         Error::Conflict(format!("{what} already exists."))
     } else {
@@ -147,25 +239,28 @@ fn conflict_on_duplicate(error: rusqlite::Error, what: &str) -> Error {
     }
 }
 
-fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+pub(super) fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
     let text: String = row.get(index)?;
     Uuid::parse_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
-fn time_column(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+pub(super) fn time_column(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
     let text: String = row.get(index)?;
     parse_rfc3339(&text).ok_or_else(|| bad_text(index, "an RFC 3339 time"))
 }
 
-fn optional_time_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub(super) fn optional_time_column(
+    row: &Row<'_>,
+    index: usize,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
     let text: Option<String> = row.get(index)?;
     text.map(|text| parse_rfc3339(&text).ok_or_else(|| bad_text(index, "an RFC 3339 time")))
         .transpose()
 }
 
-fn bad_text(index: usize, expected: &str) -> rusqlite::Error {
+pub(super) fn bad_text(index: usize, expected: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         index,
         rusqlite::types::Type::Text,
@@ -330,6 +425,18 @@ fn insert_events(tx: &Transaction<'_>, events: &[OutboxEvent]) -> Result<()> {
         ])?;
     }
     Ok(())
+}
+
+/// Columns: id, tenant_id, event, data, created_at.
+pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
+    let data: String = row.get(3)?;
+    Ok(OutboxEvent {
+        id: uuid_column(row, 0)?,
+        tenant_id: uuid_column(row, 1)?,
+        event: row.get(2)?,
+        data: serde_json::from_str(&data).map_err(|_| bad_text(3, "JSON"))?,
+        created_at: time_column(row, 4)?,
+    })
 }
 
 #[async_trait]
@@ -511,19 +618,99 @@ impl Store for SqliteStore {
                  WHERE tenant_id = ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = query
-                .query_map(params![tenant_id.to_string(), limit as i64], |row| {
-                    let data: String = row.get(3)?;
-                    Ok(OutboxEvent {
-                        id: uuid_column(row, 0)?,
-                        tenant_id: uuid_column(row, 1)?,
-                        event: row.get(2)?,
-                        data: serde_json::from_str(&data).map_err(|_| bad_text(3, "JSON"))?,
-                        created_at: time_column(row, 4)?,
-                    })
-                })?
+                .query_map(params![tenant_id.to_string(), limit as i64], event_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
+    }
+
+    async fn undispatched_events(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        self.call(move |conn| rows::undispatched_events(conn, before, limit))
+            .await
+    }
+
+    async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
+        self.call(move |conn| rows::mark_event_dispatched(conn, tenant_id, event_id))
+            .await
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+        let webhook = webhook.clone();
+        self.call(move |conn| rows::create_webhook(conn, &webhook))
+            .await
+    }
+
+    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
+        let webhook = webhook.clone();
+        self.call(move |conn| rows::update_webhook(conn, before_version, &webhook))
+            .await
+    }
+
+    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
+        self.call(move |conn| rows::delete_webhook(conn, tenant_id, webhook_id))
+            .await
+    }
+
+    async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
+        self.call(move |conn| rows::get_webhook(conn, tenant_id, webhook_id))
+            .await
+    }
+
+    async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
+        self.call(move |conn| rows::list_webhooks(conn, tenant_id, page))
+            .await
+    }
+
+    async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        let deliveries = deliveries.to_vec();
+        self.call(move |conn| rows::create_deliveries(conn, &deliveries))
+            .await
+    }
+
+    async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
+        self.call(move |conn| rows::get_delivery(conn, tenant_id, delivery_id))
+            .await
+    }
+
+    async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
+        self.call(move |conn| rows::list_attempts(conn, tenant_id, delivery_id))
+            .await
+    }
+
+    async fn write_delivery(&self, change: &DeliveryChange) -> Result<()> {
+        let change = change.clone();
+        self.call(move |conn| rows::write_delivery(conn, &change))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>> {
+        self.call(move |conn| rows::list_deliveries(conn, tenant_id, webhook_id, status, page))
+            .await
+    }
+
+    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
+        self.call(move |conn| rows::due_deliveries(conn, before, limit))
+            .await
+    }
+
+    async fn failed_deliveries(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<Delivery>> {
+        self.call(move |conn| rows::failed_deliveries(conn, tenant_id, limit))
+            .await
+    }
+
+    async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
+        self.call(move |conn| rows::delivery_counts(conn, tenant_id))
+            .await
     }
 }

@@ -1,10 +1,15 @@
 //! Pure types and rules: no I/O, no AWS types.
 
 pub mod auth;
+pub mod catalogue;
 pub mod client;
+pub mod delivery;
 pub mod event;
+pub mod outbound;
 pub mod page;
+pub mod signature;
 pub mod sync_status;
 pub mod target;
 pub mod tenant;
 pub mod validation;
+pub mod webhook;

@@ -83,6 +83,122 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional integer within `range`.
+    pub fn optional_int(
+        &mut self,
+        name: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
+        self.allowed.push(name);
+        match self.object.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(n) if range.contains(&n) => Some(n),
+                _ => {
+                    let message = format!(
+                        "must be an integer from {} to {}",
+                        range.start(),
+                        range.end()
+                    );
+                    self.fail(name, message);
+                    None
+                }
+            },
+            Some(_) => {
+                self.fail(name, "must be an integer");
+                None
+            }
+        }
+    }
+
+    pub fn optional_bool(&mut self, name: &'static str) -> Option<bool> {
+        self.allowed.push(name);
+        match self.object.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.fail(name, "must be true or false");
+                None
+            }
+        }
+    }
+
+    /// An optional array of non-empty strings, at most `max_items` of at most `max_len` each.
+    pub fn optional_string_list(
+        &mut self,
+        name: &'static str,
+        max_items: usize,
+        max_len: usize,
+    ) -> Option<Vec<String>> {
+        self.allowed.push(name);
+        let value = self.object.get(name)?;
+        let items = match value {
+            Value::Null => return None,
+            Value::Array(items) => items,
+            _ => {
+                self.fail(name, "must be an array of strings");
+                return None;
+            }
+        };
+        if items.len() > max_items {
+            self.fail(name, format!("must have at most {max_items} entries"));
+            return None;
+        }
+        let mut list = Vec::with_capacity(items.len());
+        for item in items {
+            match item.as_str().map(str::trim) {
+                Some(text) if !text.is_empty() && text.len() <= max_len => {
+                    list.push(text.to_owned())
+                }
+                _ => {
+                    self.fail(
+                        name,
+                        format!("must be an array of strings of 1 to {max_len} characters"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(list)
+    }
+
+    /// An optional object whose values are all strings.
+    pub fn optional_string_map(
+        &mut self,
+        name: &'static str,
+        max_entries: usize,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        self.allowed.push(name);
+        let value = self.object.get(name)?;
+        let entries = match value {
+            Value::Null => return None,
+            Value::Object(entries) => entries,
+            _ => {
+                self.fail(name, "must be an object of string values");
+                return None;
+            }
+        };
+        if entries.len() > max_entries {
+            self.fail(name, format!("must have at most {max_entries} entries"));
+            return None;
+        }
+        let mut map = std::collections::BTreeMap::new();
+        for (key, value) in entries {
+            let Some(value) = value.as_str() else {
+                self.fail(name, "must be an object of string values");
+                return None;
+            };
+            map.insert(key.clone(), value.to_owned());
+        }
+        Some(map)
+    }
+
+    /// Any JSON value under `name` (absent → `None`).
+    pub fn any(&mut self, name: &'static str) -> Option<&'a Value> {
+        self.allowed.push(name);
+        self.object.get(name)
+    }
+
     /// Fails every field the operation does not know, so a typo is not silently ignored.
     pub fn finish(mut self) -> Result<(), Error> {
         let unknown: Vec<String> = self

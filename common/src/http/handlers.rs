@@ -9,11 +9,12 @@ use super::error::json_response;
 use super::routes::{Operation, PathParams};
 use crate::deps::Deps;
 use crate::domain::auth::Caller;
+use crate::domain::delivery::DeliveryStatus;
 use crate::domain::page::PageRequest;
 use crate::domain::sync_status::SyncStatus;
 use crate::error::{Error, Result};
 use crate::ports::ClientQuery;
-use crate::service::{clients, keys, sync};
+use crate::service::{clients, deliveries, keys, sync, webhooks, worker};
 
 pub(super) async fn dispatch(
     deps: &Deps,
@@ -70,6 +71,71 @@ pub(super) async fn dispatch(
             keys::delete_key(deps, caller, path_id(params)?).await?;
             no_content()
         }
+        Operation::Notify => json_response(
+            StatusCode::OK,
+            &deliveries::notify(deps, caller, body).await?,
+        ),
+        Operation::RetryDeliveries => json_response(
+            StatusCode::OK,
+            &deliveries::retry_failed(deps, caller, body).await?,
+        ),
+        Operation::ListEventTypes => {
+            json_response(StatusCode::OK, &webhooks::event_catalogue(caller)?)
+        }
+        Operation::WebhookStats => {
+            json_response(StatusCode::OK, &deliveries::stats(deps, caller).await?)
+        }
+        Operation::GetDelivery => json_response(
+            StatusCode::OK,
+            &deliveries::get_delivery(deps, caller, path_id(params)?).await?,
+        ),
+        Operation::CreateWebhook => json_response(
+            StatusCode::CREATED,
+            &webhooks::create_webhook(deps, caller, body).await?,
+        ),
+        Operation::ListWebhooks => {
+            let page = page_request(request)?;
+            json_response(
+                StatusCode::OK,
+                &webhooks::list_webhooks(deps, caller, page).await?,
+            )
+        }
+        Operation::GetWebhook => json_response(
+            StatusCode::OK,
+            &webhooks::get_webhook(deps, caller, path_id(params)?).await?,
+        ),
+        Operation::UpdateWebhook => json_response(
+            StatusCode::OK,
+            &webhooks::update_webhook(deps, caller, path_id(params)?, body).await?,
+        ),
+        Operation::DeleteWebhook => {
+            webhooks::delete_webhook(deps, caller, path_id(params)?).await?;
+            no_content()
+        }
+        Operation::TestWebhook => json_response(
+            StatusCode::OK,
+            &worker::test_webhook(deps, caller, path_id(params)?).await?,
+        ),
+        Operation::RotateWebhookSecret => json_response(
+            StatusCode::OK,
+            &webhooks::rotate_secret(deps, caller, path_id(params)?).await?,
+        ),
+        Operation::ListWebhookDeliveries => {
+            let page = page_request(request)?;
+            let status = match query_param(request, "status") {
+                None => None,
+                Some(text) => Some(DeliveryStatus::parse(&text).ok_or_else(|| {
+                    Error::invalid_field(
+                        "status",
+                        "must be one of PENDING, SUCCESS, FAILED, RETRYING, CANCELLED",
+                    )
+                })?),
+            };
+            json_response(
+                StatusCode::OK,
+                &deliveries::list_deliveries(deps, caller, path_id(params)?, status, page).await?,
+            )
+        }
     })
 }
 
@@ -94,11 +160,15 @@ fn query_param(request: &Request, name: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-fn client_query(request: &Request) -> Result<ClientQuery> {
-    let page = PageRequest::parse(
+fn page_request(request: &Request) -> Result<PageRequest> {
+    PageRequest::parse(
         query_param(request, "limit").as_deref(),
         query_param(request, "cursor").as_deref(),
-    )?;
+    )
+}
+
+fn client_query(request: &Request) -> Result<ClientQuery> {
+    let page = page_request(request)?;
     let status = match query_param(request, "syncStatus") {
         None => None,
         Some(text) => Some(SyncStatus::parse(&text).ok_or_else(|| {

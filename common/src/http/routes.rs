@@ -17,6 +17,19 @@ pub enum Operation {
     CreateKey,
     ListKeys,
     DeleteKey,
+    Notify,
+    RetryDeliveries,
+    ListEventTypes,
+    WebhookStats,
+    GetDelivery,
+    CreateWebhook,
+    ListWebhooks,
+    GetWebhook,
+    UpdateWebhook,
+    DeleteWebhook,
+    TestWebhook,
+    RotateWebhookSecret,
+    ListWebhookDeliveries,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,57 +56,32 @@ const fn route(
     }
 }
 
+#[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    route(
-        Method::GET,
-        "/api/crm/sync-status",
-        "sync-status",
-        Operation::GetSyncStatus,
-    ),
-    route(
-        Method::POST,
-        "/api/crm/update-sync-status",
-        "update-sync-status",
-        Operation::UpdateSyncStatus,
-    ),
-    route(
-        Method::POST,
-        "/api/clients",
-        "clients",
-        Operation::CreateClient,
-    ),
-    route(
-        Method::GET,
-        "/api/clients",
-        "clients",
-        Operation::ListClients,
-    ),
-    route(
-        Method::GET,
-        "/api/clients/{id}",
-        "client",
-        Operation::GetClient,
-    ),
-    route(
-        Method::PATCH,
-        "/api/clients/{id}",
-        "client",
-        Operation::UpdateClient,
-    ),
-    route(
-        Method::DELETE,
-        "/api/clients/{id}",
-        "client",
-        Operation::DeleteClient,
-    ),
-    route(Method::POST, "/api/keys", "keys", Operation::CreateKey),
-    route(Method::GET, "/api/keys", "keys", Operation::ListKeys),
-    route(
-        Method::DELETE,
-        "/api/keys/{id}",
-        "key",
-        Operation::DeleteKey,
-    ),
+    route(Method::GET,    "/api/crm/sync-status",              "sync-status",           Operation::GetSyncStatus),
+    route(Method::POST,   "/api/crm/update-sync-status",       "update-sync-status",    Operation::UpdateSyncStatus),
+    route(Method::POST,   "/api/clients",                      "clients",               Operation::CreateClient),
+    route(Method::GET,    "/api/clients",                      "clients",               Operation::ListClients),
+    route(Method::GET,    "/api/clients/{id}",                 "client",                Operation::GetClient),
+    route(Method::PATCH,  "/api/clients/{id}",                 "client",                Operation::UpdateClient),
+    route(Method::DELETE, "/api/clients/{id}",                 "client",                Operation::DeleteClient),
+    route(Method::POST,   "/api/keys",                         "keys",                  Operation::CreateKey),
+    route(Method::GET,    "/api/keys",                         "keys",                  Operation::ListKeys),
+    route(Method::DELETE, "/api/keys/{id}",                    "key",                   Operation::DeleteKey),
+    // Literal paths before `/api/webhooks/{id}`: the more specific route wins, as in API Gateway.
+    route(Method::POST,   "/api/webhooks/notify",              "notify",                Operation::Notify),
+    route(Method::POST,   "/api/webhooks/retry",               "retry",                 Operation::RetryDeliveries),
+    route(Method::GET,    "/api/webhooks/events",              "webhook-events",        Operation::ListEventTypes),
+    route(Method::GET,    "/api/webhooks/stats",               "webhook-stats",         Operation::WebhookStats),
+    route(Method::GET,    "/api/webhooks/deliveries/{id}",     "delivery",              Operation::GetDelivery),
+    route(Method::POST,   "/api/webhooks",                     "webhooks",              Operation::CreateWebhook),
+    route(Method::GET,    "/api/webhooks",                     "webhooks",              Operation::ListWebhooks),
+    route(Method::GET,    "/api/webhooks/{id}",                "webhook",               Operation::GetWebhook),
+    route(Method::PATCH,  "/api/webhooks/{id}",                "webhook",               Operation::UpdateWebhook),
+    route(Method::DELETE, "/api/webhooks/{id}",                "webhook",               Operation::DeleteWebhook),
+    route(Method::POST,   "/api/webhooks/{id}/test",           "webhook-test",          Operation::TestWebhook),
+    route(Method::POST,   "/api/webhooks/{id}/rotate-secret",  "webhook-rotate-secret", Operation::RotateWebhookSecret),
+    route(Method::GET,    "/api/webhooks/{id}/deliveries",     "webhook-deliveries",    Operation::ListWebhookDeliveries),
 ];
 
 /// The rows one Lambda function serves.

@@ -25,6 +25,7 @@ pub async fn create_client(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<
         now,
     };
     deps.store.write_client(&change).await?;
+    super::deliveries::dispatch_events(deps, &change.events).await;
     Ok(client)
 }
 
@@ -103,5 +104,7 @@ pub(crate) async fn write(
         events,
         now: deps.clock.now(),
     };
-    deps.store.write_client(&change).await
+    deps.store.write_client(&change).await?;
+    super::deliveries::dispatch_events(deps, &change.events).await;
+    Ok(())
 }

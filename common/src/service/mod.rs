@@ -2,9 +2,13 @@
 
 pub mod auth;
 pub mod clients;
+pub mod deliveries;
 pub mod keys;
+pub mod sweeper;
 pub mod sync;
 pub mod tenants;
+pub mod webhooks;
+pub mod worker;
 
 use std::future::Future;
 use std::time::Duration;

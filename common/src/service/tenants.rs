@@ -1,17 +1,21 @@
 //! Tenants are created by an operator (the `crm-admin` CLI) or by `crm-local` for development.
 
-use crate::deps::Deps;
 use crate::domain::auth::{generate_key, hash_key, ApiKey, Role};
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
+use crate::ports::{Clock, Store};
 
 /// A new tenant and its first ADMIN key (the key is returned once, here).
-pub async fn create_tenant(deps: &Deps, name: &str) -> Result<(Tenant, String)> {
+pub async fn create_tenant(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    name: &str,
+) -> Result<(Tenant, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Error::invalid_field("name", "must be 1 to 100 characters"));
     }
-    let now = deps.clock.now();
+    let now = clock.now();
     let tenant = Tenant::new(name.to_owned(), now);
     let key = generate_key();
     let admin = ApiKey::new(
@@ -21,7 +25,7 @@ pub async fn create_tenant(deps: &Deps, name: &str) -> Result<(Tenant, String)> 
         &key,
         now,
     );
-    deps.store.create_tenant(&tenant, &admin).await?;
+    store.create_tenant(&tenant, &admin).await?;
     Ok((tenant, key))
 }
 
@@ -36,15 +40,19 @@ pub enum DevTenant {
 
 /// Makes sure the development tenant exists; `dev_key` (from `CRM_DEV_API_KEY`) becomes one of
 /// its ADMIN keys, exactly as given.
-pub async fn ensure_dev_tenant(deps: &Deps, dev_key: Option<&str>) -> Result<DevTenant> {
-    let now = deps.clock.now();
-    let exists = deps.store.get_tenant(Tenant::DEV_ID).await?.is_some();
+pub async fn ensure_dev_tenant(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    dev_key: Option<&str>,
+) -> Result<DevTenant> {
+    let now = clock.now();
+    let exists = store.get_tenant(Tenant::DEV_ID).await?.is_some();
     let created_key = match (exists, dev_key) {
         (true, None) => None,
         (true, Some(key)) => {
-            if deps.store.find_api_key(&hash_key(key)).await?.is_none() {
+            if store.find_api_key(&hash_key(key)).await?.is_none() {
                 let stored = dev_api_key(key, now);
-                deps.store.put_api_key(&stored).await?;
+                store.put_api_key(&stored).await?;
             }
             None
         }
@@ -55,7 +63,7 @@ pub async fn ensure_dev_tenant(deps: &Deps, dev_key: Option<&str>) -> Result<Dev
                 name: "dev".to_owned(),
                 created_at: now,
             };
-            deps.store
+            store
                 .create_tenant(&tenant, &dev_api_key(&key, now))
                 .await?;
             Some(key)

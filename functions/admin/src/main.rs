@@ -1,21 +1,30 @@
 //! `crm-admin`: operator commands, on whichever store the environment selects.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context as _};
 use common::adapters::dynamodb::tables::{create_table, main_table};
-use common::config::{dynamodb_client, Config, StoreConfig};
+use common::adapters::sqs::create_queues;
+use common::config::{dynamodb_client, sqs_client, Config, Mode, StoreConfig};
+use common::ports::SystemClock;
 use common::service::tenants::create_tenant;
 
 const USAGE: &str = "usage:
   crm-admin create-tenant <name>   create a tenant and print its first ADMIN API key
-  crm-admin create-tables          create the DynamoDB table named by CRM_TABLE (and wait for it)
+  crm-admin create-tables          create the DynamoDB table named by CRM_TABLE and the delivery
+                                   queue named by CRM_QUEUE_NAME (default <table>-deliveries)
+                                   with its DLQ; prints `export CRM_QUEUE_URL=...`
 
 The store is DynamoDB when CRM_TABLE is set (AWS_ENDPOINT_URL for an emulator),
 otherwise the embedded SQLite store in CRM_DATA_DIR (default ./.crm-data).";
 
+/// Six times the worker's 30 s timeout, as AWS advises for SQS event sources.
+const QUEUE_VISIBILITY: Duration = Duration::from_secs(180);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = Config::from_env()?;
+    let config = Config::from_env(Mode::Production)?;
     match args
         .iter()
         .map(String::as_str)
@@ -23,17 +32,21 @@ async fn main() -> anyhow::Result<()> {
         .as_slice()
     {
         ["create-tenant", name] => {
-            let deps = config.build_deps().await.context("opening the store")?;
-            let (tenant, key) = create_tenant(&deps, name).await?;
+            let store = config.build_store().await.context("opening the store")?;
+            let (tenant, key) = create_tenant(store.as_ref(), &SystemClock, name).await?;
             println!("tenant: {}", tenant.id);
             println!("ADMIN API key (shown once): {key}");
         }
         ["create-tables"] => {
-            let StoreConfig::DynamoDb { table } = &config.store else {
+            let StoreConfig::Aws { table, .. } = &config.store else {
                 bail!("CRM_TABLE is not set: the embedded store needs no tables created");
             };
             create_table(&dynamodb_client().await, table, &main_table()).await?;
             println!("table {table} is ACTIVE");
+            let queue =
+                std::env::var("CRM_QUEUE_NAME").unwrap_or_else(|_| format!("{table}-deliveries"));
+            let url = create_queues(&sqs_client().await, &queue, QUEUE_VISIBILITY).await?;
+            println!("export CRM_QUEUE_URL={url}");
         }
         _ => {
             eprintln!("{USAGE}");

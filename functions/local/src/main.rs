@@ -1,20 +1,25 @@
-//! `crm-local`: every route on one port over the embedded store, for one laptop and no AWS.
+//! `crm-local`: every route, the queue worker and the sweeper in one process over the embedded
+//! store, for one laptop and no AWS.
+
+use std::time::Duration;
 
 use anyhow::Context as _;
-use common::config::Config;
+use common::config::{Config, Mode};
 use common::http::{local_server, routes::ROUTES};
+use common::local::{run_sweeper, run_worker};
 use common::service::tenants::{ensure_dev_tenant, DevTenant};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_http::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    let config = Config::from_env(Mode::Local)?;
     let deps = config.build_deps().await.context("opening the store")?;
     let dev_key = std::env::var("CRM_DEV_API_KEY")
         .ok()
         .filter(|key| !key.is_empty());
-    match ensure_dev_tenant(&deps, dev_key.as_deref()).await? {
+    match ensure_dev_tenant(deps.store.as_ref(), deps.clock.as_ref(), dev_key.as_deref()).await? {
         DevTenant::Created { key } => println!("Created the dev tenant. Its ADMIN API key: {key}"),
         DevTenant::Existing => println!(
             "Using the existing dev tenant (its key was printed at first start; \
@@ -25,15 +30,25 @@ async fn main() -> anyhow::Result<()> {
         Ok(port) => port.parse().context("PORT must be a port number")?,
         Err(_) => 3000,
     };
+    let sweep_every = match std::env::var("CRM_SWEEP_INTERVAL_SECONDS") {
+        Ok(secs) => Duration::from_secs(secs.parse().context("CRM_SWEEP_INTERVAL_SECONDS")?),
+        Err(_) => Duration::from_secs(60),
+    };
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let (stop, stopped) = watch::channel(false);
+    let worker = tokio::spawn(run_worker(deps.clone(), stopped.clone()));
+    let sweeper = tokio::spawn(run_sweeper(deps.clone(), sweep_every, stopped));
     let address = listener.local_addr()?;
     println!(
         "crm-local listening on http://{address} ({:?})",
         config.store
     );
     local_server::serve(listener, deps, ROUTES.to_vec(), shutdown_signal()).await?;
+    stop.send(true).ok();
+    worker.await.ok();
+    sweeper.await.ok();
     println!("crm-local stopped.");
     Ok(())
 }

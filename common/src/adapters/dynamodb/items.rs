@@ -215,10 +215,28 @@ pub(super) fn counts_from_item(item: &Item) -> Result<SyncCounts> {
     })
 }
 
+/// Sweeper indexes are split over a few partitions so no single GSI key gets hot.
+pub(super) const SHARDS: u8 = 4;
+
+pub(super) fn shard_of(id: Uuid) -> u8 {
+    id.as_bytes()[15] % SHARDS
+}
+
+pub(super) fn outbox_index_pk(shard: u8) -> String {
+    format!("OUTBOX#{shard}")
+}
+
+pub(super) fn event_sk(event_id: Uuid) -> String {
+    format!("{EVENT_SK_PREFIX}{event_id}")
+}
+
 pub(super) fn event_item(event: &OutboxEvent) -> Item {
-    let mut item = key(
-        tenant_pk(event.tenant_id),
-        format!("{EVENT_SK_PREFIX}{}", event.id),
+    let mut item = key(tenant_pk(event.tenant_id), event_sk(event.id));
+    // In the sweeper's index until fanned out.
+    item.insert(GSI1_PK.into(), text(outbox_index_pk(shard_of(event.id))));
+    item.insert(
+        GSI1_SK.into(),
+        text(format!("{}#{}", rfc3339(event.created_at), event.id)),
     );
     item.insert("id".into(), text(event.id.to_string()));
     item.insert("tenant_id".into(), text(event.tenant_id.to_string()));

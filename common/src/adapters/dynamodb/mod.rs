@@ -11,6 +11,8 @@
 //!
 //! Every request path is a GetItem, a Query or a TransactWriteItems: never a Scan.
 
+mod delivery_items;
+mod delivery_store;
 mod items;
 pub mod tables;
 
@@ -27,21 +29,24 @@ use self::items::*;
 use self::tables::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::domain::event::OutboxEvent;
-use crate::domain::page::Page;
+use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts};
 use crate::domain::tenant::Tenant;
+use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{ClientChange, ClientQuery, Store};
+use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, Store};
 use crate::time::rfc3339;
+use chrono::{DateTime, Utc};
 
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: DynamoClient,
-    table: String,
+    pub(super) client: DynamoClient,
+    pub(super) table: String,
 }
 
-fn sdk_error<E, R>(error: SdkError<E, R>) -> Error
+pub(super) fn sdk_error<E, R>(error: SdkError<E, R>) -> Error
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -49,7 +54,7 @@ where
     Error::internal(DisplayErrorContext(error).to_string())
 }
 
-fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> Error {
+pub(super) fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> Error {
     Error::internal(error)
 }
 
@@ -61,7 +66,11 @@ impl DynamoStore {
         }
     }
 
-    fn put(&self, item: Item, condition: Option<Condition>) -> Result<TransactWriteItem> {
+    pub(super) fn put(
+        &self,
+        item: Item,
+        condition: Option<Condition>,
+    ) -> Result<TransactWriteItem> {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         if let Some(condition) = condition {
             put = put
@@ -130,7 +139,7 @@ impl DynamoStore {
     }
 
     /// Runs a transaction; a failed condition (or a concurrent transaction) is a `Conflict`.
-    async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> Result<()> {
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> Result<()> {
         let result = self
             .client
             .transact_write_items()
@@ -163,7 +172,7 @@ impl DynamoStore {
         }
     }
 
-    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>> {
+    pub(super) async fn get(&self, pk: String, sk: String) -> Result<Option<Item>> {
         let output = self
             .client
             .get_item()
@@ -177,7 +186,7 @@ impl DynamoStore {
     }
 
     /// One page of a partition's items whose sort key starts with `prefix`.
-    async fn query_prefix(
+    pub(super) async fn query_prefix(
         &self,
         pk: String,
         prefix: &str,
@@ -373,6 +382,77 @@ impl Store for DynamoStore {
             .await?;
         items.iter().map(event_from_item).collect()
     }
+
+    async fn undispatched_events(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        self.undispatched_events_impl(before, limit).await
+    }
+
+    async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
+        self.mark_event_dispatched_impl(tenant_id, event_id).await
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+        self.create_webhook_impl(webhook).await
+    }
+
+    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
+        self.update_webhook_impl(before_version, webhook).await
+    }
+
+    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
+        self.delete_webhook_impl(tenant_id, webhook_id).await
+    }
+
+    async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
+        self.get_webhook_impl(tenant_id, webhook_id).await
+    }
+
+    async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
+        self.list_webhooks_impl(tenant_id, page).await
+    }
+
+    async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        self.create_deliveries_impl(deliveries).await
+    }
+
+    async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
+        self.get_delivery_impl(tenant_id, delivery_id).await
+    }
+
+    async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
+        self.list_attempts_impl(tenant_id, delivery_id).await
+    }
+
+    async fn write_delivery(&self, change: &DeliveryChange) -> Result<()> {
+        self.write_delivery_impl(change).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>> {
+        self.list_deliveries_impl(tenant_id, webhook_id, status, page)
+            .await
+    }
+
+    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
+        self.due_deliveries_impl(before, limit).await
+    }
+
+    async fn failed_deliveries(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<Delivery>> {
+        self.failed_deliveries_impl(tenant_id, limit).await
+    }
+
+    async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
+        self.delivery_counts_impl(tenant_id).await
+    }
 }
 
 impl DynamoStore {
@@ -386,14 +466,14 @@ impl DynamoStore {
 }
 
 /// A condition expression with its placeholders.
-struct Condition {
+pub(super) struct Condition {
     expression: &'static str,
     names: Option<HashMap<String, String>>,
     values: Option<HashMap<String, AttributeValue>>,
 }
 
 impl Condition {
-    fn new_item() -> Condition {
+    pub(super) fn new_item() -> Condition {
         Condition {
             expression: "attribute_not_exists(#pk)",
             names: Some(HashMap::from([("#pk".to_owned(), PK.to_owned())])),
@@ -409,7 +489,7 @@ impl Condition {
         }
     }
 
-    fn version(version: i64) -> Condition {
+    pub(super) fn version(version: i64) -> Condition {
         Condition {
             expression: "#version = :version",
             names: Some(HashMap::from([("#version".to_owned(), VERSION.to_owned())])),

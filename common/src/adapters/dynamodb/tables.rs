@@ -17,6 +17,9 @@ pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
 pub const TTL: &str = "expires_at";
 
 /// A plain description of a table, for building it and for comparing it with the template.
@@ -35,7 +38,7 @@ pub fn main_table() -> TableSpec {
     TableSpec {
         hash_key: PK,
         range_key: SK,
-        indexes: vec![(GSI1, GSI1_PK, GSI1_SK)],
+        indexes: vec![(GSI1, GSI1_PK, GSI1_SK), (GSI2, GSI2_PK, GSI2_SK)],
         ttl_attribute: Some(TTL),
     }
 }

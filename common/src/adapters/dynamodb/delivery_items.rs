@@ -1,0 +1,282 @@
+//! Webhooks, deliveries, attempts and delivery counters as DynamoDB items.
+//!
+//! | item              | pk                | sk                                | gsi1pk / gsi1sk                          | gsi2pk / gsi2sk              |
+//! |-------------------|-------------------|-----------------------------------|------------------------------------------|------------------------------|
+//! | webhook           | `TENANT#<t>`      | `WEBHOOK#<id>`                    |                                          |                              |
+//! | delivery (open)   | `TENANT#<t>`      | `DELIVERY#<id>`                   | `DUE#<shard>` / `<next attempt>#<id>`    | `TENANT#<t>#WEBHOOK#<w>` / id |
+//! | delivery (failed) | `TENANT#<t>`      | `DELIVERY#<id>`                   | `TENANT#<t>#FAILED` / `<id>`             | same                         |
+//! | delivery (done)   | `TENANT#<t>`      | `DELIVERY#<id>`                   |                                          | same                         |
+//! | attempt           | `TENANT#<t>`      | `DELIVERY#<id>#ATTEMPT#<nnnn>`    |                                          |                              |
+//! | counts            | `TENANT#<t>`      | `DELIVERY_COUNTS#ALL` / `#<w>`    |                                          |                              |
+//! Deliveries and attempts carry `expires_at` (TTL) once finished.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::items::*;
+use super::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::webhook::Webhook;
+use crate::error::{Error, Result};
+use crate::time::{parse_rfc3339, rfc3339};
+
+pub(super) const WEBHOOK_SK_PREFIX: &str = "WEBHOOK#";
+pub(super) const DELIVERY_SK_PREFIX: &str = "DELIVERY#";
+pub(super) const COUNTS_SK_PREFIX: &str = "DELIVERY_COUNTS#";
+pub(super) const COUNTS_ALL: &str = "DELIVERY_COUNTS#ALL";
+/// Finished deliveries are kept this long, then DynamoDB's TTL removes them.
+pub(super) const RETENTION: Duration = Duration::days(30);
+
+pub(super) fn webhook_sk(id: Uuid) -> String {
+    format!("{WEBHOOK_SK_PREFIX}{id}")
+}
+
+pub(super) fn delivery_sk(id: Uuid) -> String {
+    format!("{DELIVERY_SK_PREFIX}{id}")
+}
+
+pub(super) fn attempt_prefix(id: Uuid) -> String {
+    format!("{DELIVERY_SK_PREFIX}{id}#ATTEMPT#")
+}
+
+pub(super) fn counts_sk(webhook_id: Uuid) -> String {
+    format!("{COUNTS_SK_PREFIX}{webhook_id}")
+}
+
+pub(super) fn due_index_pk(shard: u8) -> String {
+    format!("DUE#{shard}")
+}
+
+pub(super) fn failed_index_pk(tenant_id: Uuid) -> String {
+    format!("TENANT#{tenant_id}#FAILED")
+}
+
+pub(super) fn webhook_index_pk(tenant_id: Uuid, webhook_id: Uuid) -> String {
+    format!("TENANT#{tenant_id}#WEBHOOK#{webhook_id}")
+}
+
+pub(super) fn status_counter_name(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Pending => "pending",
+        DeliveryStatus::Success => "success",
+        DeliveryStatus::Failed => "failed",
+        DeliveryStatus::Retrying => "retrying",
+        DeliveryStatus::Cancelled => "cancelled",
+    }
+}
+
+fn corrupt(name: &str) -> Error {
+    Error::internal(format!("stored item has a missing or malformed `{name}`"))
+}
+
+fn s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(corrupt(name)),
+    }
+}
+
+fn opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(name)),
+        _ => Err(corrupt(name)),
+    }
+}
+
+fn opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| corrupt(name)),
+        _ => Ok(None),
+    }
+}
+
+fn uuid(item: &Item, name: &str) -> Result<Uuid> {
+    Uuid::parse_str(s(item, name)?).map_err(|_| corrupt(name))
+}
+
+fn time(item: &Item, name: &str) -> Result<DateTime<Utc>> {
+    parse_rfc3339(s(item, name)?).ok_or_else(|| corrupt(name))
+}
+
+fn opt_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>> {
+    opt_s(item, name)
+        .map(|v| parse_rfc3339(&v).ok_or_else(|| corrupt(name)))
+        .transpose()
+}
+
+fn put_opt(item: &mut Item, name: &str, value: Option<String>) {
+    if let Some(value) = value {
+        item.insert(name.to_owned(), text(value));
+    }
+}
+
+pub(super) fn webhook_item(w: &Webhook) -> Item {
+    let mut item = key(tenant_pk(w.tenant_id), webhook_sk(w.id));
+    item.insert("id".into(), text(w.id.to_string()));
+    item.insert("tenant_id".into(), text(w.tenant_id.to_string()));
+    item.insert("url".into(), text(&w.url));
+    put_opt(&mut item, "description", w.description.clone());
+    item.insert(
+        "events".into(),
+        text(serde_json::to_string(&w.events).unwrap_or_default()),
+    );
+    item.insert(
+        "headers".into(),
+        text(serde_json::to_string(&w.headers).unwrap_or_default()),
+    );
+    item.insert("active".into(), AttributeValue::Bool(w.active));
+    item.insert("max_retries".into(), number(i64::from(w.max_retries)));
+    item.insert("timeout_ms".into(), number(i64::from(w.timeout_ms)));
+    item.insert("secret".into(), text(&w.secret));
+    if let Some((secret, until)) = &w.previous_secret {
+        item.insert("previous_secret".into(), text(secret));
+        item.insert("previous_secret_until".into(), text(rfc3339(*until)));
+    }
+    item.insert("created_at".into(), text(rfc3339(w.created_at)));
+    item.insert("updated_at".into(), text(rfc3339(w.updated_at)));
+    item.insert(VERSION.into(), number(w.version));
+    item
+}
+
+pub(super) fn webhook_from_item(item: &Item) -> Result<Webhook> {
+    let previous = match (
+        opt_s(item, "previous_secret"),
+        opt_time(item, "previous_secret_until")?,
+    ) {
+        (Some(secret), Some(until)) => Some((secret, until)),
+        _ => None,
+    };
+    Ok(Webhook {
+        id: uuid(item, "id")?,
+        tenant_id: uuid(item, "tenant_id")?,
+        url: s(item, "url")?.to_owned(),
+        description: opt_s(item, "description"),
+        events: serde_json::from_str(s(item, "events")?).map_err(|_| corrupt("events"))?,
+        headers: serde_json::from_str::<BTreeMap<String, String>>(s(item, "headers")?)
+            .map_err(|_| corrupt("headers"))?,
+        active: matches!(item.get("active"), Some(AttributeValue::Bool(true))),
+        max_retries: n(item, "max_retries")?,
+        timeout_ms: n(item, "timeout_ms")?,
+        secret: s(item, "secret")?.to_owned(),
+        previous_secret: previous,
+        created_at: time(item, "created_at")?,
+        updated_at: time(item, "updated_at")?,
+        version: n(item, VERSION)?,
+    })
+}
+
+pub(super) fn delivery_item(d: &Delivery) -> Item {
+    let mut item = key(tenant_pk(d.tenant_id), delivery_sk(d.id));
+    match d.status {
+        status if status.is_open() => {
+            let due = d.next_attempt_at.unwrap_or(d.updated_at);
+            item.insert(GSI1_PK.into(), text(due_index_pk(shard_of(d.id))));
+            item.insert(GSI1_SK.into(), text(format!("{}#{}", rfc3339(due), d.id)));
+        }
+        DeliveryStatus::Failed => {
+            item.insert(GSI1_PK.into(), text(failed_index_pk(d.tenant_id)));
+            item.insert(GSI1_SK.into(), text(d.id.to_string()));
+        }
+        _ => {}
+    }
+    if !d.status.is_open() {
+        item.insert(TTL.into(), number((d.updated_at + RETENTION).timestamp()));
+    }
+    item.insert(
+        GSI2_PK.into(),
+        text(webhook_index_pk(d.tenant_id, d.webhook_id)),
+    );
+    item.insert(GSI2_SK.into(), text(d.id.to_string()));
+    item.insert("id".into(), text(d.id.to_string()));
+    item.insert("tenant_id".into(), text(d.tenant_id.to_string()));
+    item.insert("webhook_id".into(), text(d.webhook_id.to_string()));
+    item.insert("event_id".into(), text(d.event_id.to_string()));
+    item.insert("event".into(), text(&d.event));
+    item.insert("payload".into(), text(&d.payload));
+    item.insert("status".into(), text(d.status.as_str()));
+    item.insert("attempt_count".into(), number(i64::from(d.attempt_count)));
+    if let Some(code) = d.last_status_code {
+        item.insert("last_status_code".into(), number(i64::from(code)));
+    }
+    put_opt(&mut item, "last_error", d.last_error.clone());
+    put_opt(&mut item, "next_attempt_at", d.next_attempt_at.map(rfc3339));
+    put_opt(&mut item, "lease_until", d.lease_until.map(rfc3339));
+    item.insert("created_at".into(), text(rfc3339(d.created_at)));
+    item.insert("updated_at".into(), text(rfc3339(d.updated_at)));
+    item.insert(VERSION.into(), number(d.version));
+    item
+}
+
+pub(super) fn delivery_from_item(item: &Item) -> Result<Delivery> {
+    Ok(Delivery {
+        id: uuid(item, "id")?,
+        tenant_id: uuid(item, "tenant_id")?,
+        webhook_id: uuid(item, "webhook_id")?,
+        event_id: uuid(item, "event_id")?,
+        event: s(item, "event")?.to_owned(),
+        payload: s(item, "payload")?.to_owned(),
+        status: DeliveryStatus::parse(s(item, "status")?).ok_or_else(|| corrupt("status"))?,
+        attempt_count: n(item, "attempt_count")?,
+        last_status_code: opt_n(item, "last_status_code")?,
+        last_error: opt_s(item, "last_error"),
+        next_attempt_at: opt_time(item, "next_attempt_at")?,
+        lease_until: opt_time(item, "lease_until")?,
+        created_at: time(item, "created_at")?,
+        updated_at: time(item, "updated_at")?,
+        version: n(item, VERSION)?,
+    })
+}
+
+pub(super) fn attempt_item(d: &Delivery, a: &Attempt) -> Item {
+    let mut item = key(
+        tenant_pk(d.tenant_id),
+        format!("{}{:04}", attempt_prefix(d.id), a.number),
+    );
+    item.insert("number".into(), number(i64::from(a.number)));
+    item.insert("at".into(), text(rfc3339(a.at)));
+    if let Some(code) = a.status_code {
+        item.insert("status_code".into(), number(i64::from(code)));
+    }
+    item.insert(
+        "duration_ms".into(),
+        number(i64::try_from(a.duration_ms).unwrap_or(i64::MAX)),
+    );
+    put_opt(&mut item, "error", a.error.clone());
+    item.insert("response_body".into(), text(&a.response_body));
+    item.insert(TTL.into(), number((a.at + RETENTION).timestamp()));
+    item
+}
+
+pub(super) fn attempt_from_item(item: &Item) -> Result<Attempt> {
+    Ok(Attempt {
+        number: n(item, "number")?,
+        at: time(item, "at")?,
+        status_code: opt_n(item, "status_code")?,
+        duration_ms: n(item, "duration_ms")?,
+        error: opt_s(item, "error"),
+        response_body: opt_s(item, "response_body").unwrap_or_default(),
+    })
+}
+
+/// Counts per status from a counts item (absent statuses are zero).
+pub(super) fn delivery_counts_from_item(
+    item: &Item,
+) -> Result<crate::domain::delivery::StatusCounts> {
+    let mut counts = BTreeMap::new();
+    for status in DeliveryStatus::ALL {
+        if let Some(count) = opt_n::<i64>(item, status_counter_name(status))? {
+            counts.insert(status, count);
+        }
+    }
+    Ok(crate::domain::delivery::StatusCounts(counts))
+}

@@ -1,0 +1,410 @@
+//! The delivery half of `DynamoStore`: webhooks, deliveries, attempts, counters, the outbox's
+//! sweeper index. Every read is a GetItem or a Query; every transition a conditional write.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{ReturnValue, Select, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::delivery_items::*;
+use super::items::*;
+use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
+use super::{build_error, sdk_error, Condition, DynamoStore};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
+use crate::domain::event::OutboxEvent;
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::webhook::Webhook;
+use crate::error::{Error, Result};
+use crate::ports::{DeliveryChange, DeliveryCounts};
+use crate::time::rfc3339;
+
+impl DynamoStore {
+    /// Adds a status delta to the tenant's and the webhook's counters.
+    fn count_updates(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        delta: &StatusCounts,
+    ) -> Result<Vec<TransactWriteItem>> {
+        if delta.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut adds = Vec::new();
+        for (index, (status, change)) in delta.0.iter().enumerate() {
+            names.insert(
+                format!("#s{index}"),
+                status_counter_name(*status).to_owned(),
+            );
+            values.insert(format!(":s{index}"), number(*change));
+            adds.push(format!("#s{index} :s{index}"));
+        }
+        let expression = format!("ADD {}", adds.join(", "));
+        [COUNTS_ALL.to_owned(), counts_sk(webhook_id)]
+            .into_iter()
+            .map(|sk| {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(tenant_pk(tenant_id), sk)))
+                    .update_expression(&expression)
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect()
+    }
+
+    async fn query_index(
+        &self,
+        index: &str,
+        key_condition: &str,
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let (pk_name, sk_name) = if index == GSI1 {
+            (GSI1_PK, GSI1_SK)
+        } else {
+            (GSI2_PK, GSI2_SK)
+        };
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(key_condition)
+                .expression_attribute_names("#ipk", pk_name)
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
+            if key_condition.contains("#isk") {
+                query = query.expression_attribute_names("#isk", sk_name);
+            }
+            for (name, value) in &values {
+                query = query.expression_attribute_values(*name, value.clone());
+            }
+            let output = query.send().await.map_err(sdk_error)?;
+            found.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(next) if found.len() < limit => start = Some(next),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    pub(super) async fn undispatched_events_impl(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        let mut events = Vec::new();
+        for shard in 0..SHARDS {
+            let items = self
+                .query_index(
+                    GSI1,
+                    "#ipk = :pk AND #isk < :before",
+                    vec![
+                        (":pk", text(outbox_index_pk(shard))),
+                        (":before", text(rfc3339(before))),
+                    ],
+                    limit,
+                )
+                .await?;
+            for item in &items {
+                events.push(event_from_item(item)?);
+            }
+        }
+        events.sort_by_key(|e| e.created_at);
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    pub(super) async fn mark_event_dispatched_impl(
+        &self,
+        tenant_id: Uuid,
+        event_id: Uuid,
+    ) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), event_sk(event_id))))
+            .update_expression("REMOVE #ipk, #isk")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#ipk", GSI1_PK)
+            .expression_attribute_names("#isk", GSI1_SK)
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(sdk_error(error)),
+        }
+    }
+
+    pub(super) async fn create_webhook_impl(&self, webhook: &Webhook) -> Result<()> {
+        let item = self.put(webhook_item(webhook), Some(Condition::new_item()))?;
+        self.transact(vec![item], "create webhook").await
+    }
+
+    pub(super) async fn update_webhook_impl(
+        &self,
+        before_version: i64,
+        webhook: &Webhook,
+    ) -> Result<()> {
+        let item = self.put(
+            webhook_item(webhook),
+            Some(Condition::version(before_version)),
+        )?;
+        self.transact(vec![item], "update webhook").await
+    }
+
+    pub(super) async fn delete_webhook_impl(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+    ) -> Result<bool> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), webhook_sk(webhook_id))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.attributes.is_some_and(|old| !old.is_empty()))
+    }
+
+    pub(super) async fn get_webhook_impl(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+    ) -> Result<Option<Webhook>> {
+        self.get(tenant_pk(tenant_id), webhook_sk(webhook_id))
+            .await?
+            .map(|item| webhook_from_item(&item))
+            .transpose()
+    }
+
+    pub(super) async fn list_webhooks_impl(
+        &self,
+        tenant_id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<Webhook>> {
+        let start = page
+            .after
+            .map(|after| key(tenant_pk(tenant_id), webhook_sk(after)));
+        let limit = i32::try_from(page.limit + 1).unwrap_or(i32::MAX);
+        let (items, _) = self
+            .query_prefix(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX, start, Some(limit))
+            .await?;
+        let webhooks = items
+            .iter()
+            .map(webhook_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(webhooks, page.limit, |w| w.id))
+    }
+
+    pub(super) async fn create_deliveries_impl(&self, deliveries: &[Delivery]) -> Result<()> {
+        for delivery in deliveries {
+            let mut items = vec![self.put(delivery_item(delivery), Some(Condition::new_item()))?];
+            items.extend(self.count_updates(
+                delivery.tenant_id,
+                delivery.webhook_id,
+                &StatusCounts::delta(None, delivery.status),
+            )?);
+            match self.transact(items, "create delivery").await {
+                // It exists: an earlier fan-out of the same event wrote it.
+                Ok(()) | Err(Error::Conflict(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn get_delivery_impl(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<Delivery>> {
+        self.get(tenant_pk(tenant_id), delivery_sk(delivery_id))
+            .await?
+            .map(|item| delivery_from_item(&item))
+            .transpose()
+    }
+
+    pub(super) async fn list_attempts_impl(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Vec<Attempt>> {
+        let mut attempts = Vec::new();
+        let mut start = None;
+        loop {
+            let (items, next) = self
+                .query_prefix(
+                    tenant_pk(tenant_id),
+                    &attempt_prefix(delivery_id),
+                    start,
+                    None,
+                )
+                .await?;
+            for item in &items {
+                attempts.push(attempt_from_item(item)?);
+            }
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(attempts),
+            }
+        }
+    }
+
+    pub(super) async fn write_delivery_impl(&self, change: &DeliveryChange) -> Result<()> {
+        let after = &change.after;
+        let mut items = vec![self.put(
+            delivery_item(after),
+            Some(Condition::version(change.before.version)),
+        )?];
+        if let Some(attempt) = &change.attempt {
+            items.push(self.put(attempt_item(after, attempt), None)?);
+        }
+        items.extend(self.count_updates(
+            after.tenant_id,
+            after.webhook_id,
+            &StatusCounts::delta(Some(change.before.status), after.status),
+        )?);
+        self.transact(items, "write delivery").await
+    }
+
+    pub(super) async fn list_deliveries_impl(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>> {
+        let index_pk = webhook_index_pk(tenant_id, webhook_id);
+        let mut start = page.after.map(|after| {
+            let mut start = key(tenant_pk(tenant_id), delivery_sk(after));
+            start.insert(GSI2_PK.to_owned(), text(index_pk.clone()));
+            start.insert(GSI2_SK.to_owned(), text(after.to_string()));
+            start
+        });
+        let mut found = Vec::new();
+        // A status filter applies after `Limit`, so keep reading until the page is full.
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI2)
+                .key_condition_expression("#ipk = :ipk")
+                .expression_attribute_names("#ipk", GSI2_PK)
+                .expression_attribute_values(":ipk", text(index_pk.clone()))
+                .scan_index_forward(false)
+                .select(Select::AllAttributes)
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX));
+            if let Some(status) = status {
+                query = query
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", text(status.as_str()));
+            }
+            let output = query.send().await.map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                found.push(delivery_from_item(&item)?);
+            }
+            match output.last_evaluated_key {
+                Some(next) if found.len() <= page.limit => start = Some(next),
+                _ => break,
+            }
+        }
+        Ok(Page::from_overfetch(found, page.limit, |d| d.id))
+    }
+
+    pub(super) async fn due_deliveries_impl(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let mut due = Vec::new();
+        for shard in 0..SHARDS {
+            let items = self
+                .query_index(
+                    GSI1,
+                    "#ipk = :pk AND #isk < :before",
+                    vec![
+                        (":pk", text(due_index_pk(shard))),
+                        (":before", text(rfc3339(before))),
+                    ],
+                    limit,
+                )
+                .await?;
+            for item in &items {
+                due.push(delivery_from_item(item)?);
+            }
+        }
+        due.sort_by_key(|d| d.next_attempt_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    pub(super) async fn failed_deliveries_impl(
+        &self,
+        tenant_id: Uuid,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let items = self
+            .query_index(
+                GSI1,
+                "#ipk = :pk",
+                vec![(":pk", text(failed_index_pk(tenant_id)))],
+                limit,
+            )
+            .await?;
+        items.iter().map(delivery_from_item).collect()
+    }
+
+    pub(super) async fn delivery_counts_impl(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
+        let mut counts = DeliveryCounts::default();
+        let mut start = None;
+        loop {
+            let (items, next) = self
+                .query_prefix(tenant_pk(tenant_id), COUNTS_SK_PREFIX, start, None)
+                .await?;
+            for item in &items {
+                let sk = match item.get(SK) {
+                    Some(aws_sdk_dynamodb::types::AttributeValue::S(sk)) => sk.as_str(),
+                    _ => continue,
+                };
+                let item_counts = delivery_counts_from_item(item)?;
+                if sk == COUNTS_ALL {
+                    counts.overall = item_counts;
+                } else if let Some(id) = sk
+                    .strip_prefix(COUNTS_SK_PREFIX)
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                {
+                    counts.per_webhook.push((id, item_counts));
+                }
+            }
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(counts),
+            }
+        }
+    }
+}

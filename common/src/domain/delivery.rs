@@ -1,0 +1,537 @@
+//! Deliveries: one event to one webhook, its attempts, and the state machine between them.
+//!
+//! PENDING ─claim→ (leased) ─2xx→ SUCCESS
+//!                          └─fail→ RETRYING (next attempt after the schedule's delay) ─…→ FAILED
+//! A deleted or inactive webhook turns a delivery CANCELLED without a request.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::ports::{SendOutcome, RESPONSE_BODY_LIMIT};
+use crate::time::rfc3339;
+
+/// The `apiVersion` of every payload.
+pub const API_VERSION: &str = "2026-11-01";
+/// DESIGN.md: a payload is at most 256 KiB.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryStatus {
+    Pending,
+    Success,
+    Failed,
+    Retrying,
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Success,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "PENDING",
+            DeliveryStatus::Success => "SUCCESS",
+            DeliveryStatus::Failed => "FAILED",
+            DeliveryStatus::Retrying => "RETRYING",
+            DeliveryStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+
+    /// Still owed an attempt.
+    pub fn is_open(self) -> bool {
+        matches!(self, DeliveryStatus::Pending | DeliveryStatus::Retrying)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    /// The payload's `id` and the Standard Webhooks `webhook-id`: the same on every attempt.
+    pub event_id: Uuid,
+    pub event: String,
+    /// The exact body sent, byte for byte, on every attempt.
+    #[serde(skip)]
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    #[serde(serialize_with = "crate::time::serde_millis::option::serialize")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// While set and in the future, a worker owns the attempt in progress.
+    #[serde(skip)]
+    pub lease_until: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::time::serde_millis::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::serde_millis::serialize")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// 1 for the first attempt; retry n is attempt n + 1.
+    pub number: u32,
+    #[serde(serialize_with = "crate::time::serde_millis::serialize")]
+    pub at: DateTime<Utc>,
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    pub response_body: String,
+}
+
+/// The payload of seed 003: `{id, event, timestamp, apiVersion, data}`.
+pub fn payload(event_id: Uuid, event: &str, data: &Value, at: DateTime<Utc>) -> Result<String> {
+    let body = json!({
+        "id": event_id,
+        "event": event,
+        "timestamp": rfc3339(at),
+        "apiVersion": API_VERSION,
+        "data": data,
+    })
+    .to_string();
+    if body.len() > MAX_PAYLOAD_BYTES {
+        return Err(Error::PayloadTooLarge);
+    }
+    Ok(body)
+}
+
+/// The delivery of an event to a webhook has one id, whoever creates it: a fan-out that runs
+/// twice (request path and sweeper) writes the same record once. It keeps the event's UUIDv7
+/// timestamp, so deliveries sort by time.
+pub fn delivery_id(event_id: Uuid, webhook_id: Uuid) -> Uuid {
+    let digest = Sha256::digest([event_id.as_bytes().as_slice(), webhook_id.as_bytes()].concat());
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&event_id.as_bytes()[..6]);
+    bytes[6..].copy_from_slice(&digest[..10]);
+    uuid::Builder::from_bytes(bytes)
+        .with_version(uuid::Version::SortRand)
+        .with_variant(uuid::Variant::RFC4122)
+        .into_uuid()
+}
+
+/// Seconds to wait before retry 1, 2, …; the last delay repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<Duration>);
+
+impl Default for RetrySchedule {
+    fn default() -> RetrySchedule {
+        RetrySchedule([300, 600, 900].map(Duration::from_secs).to_vec())
+    }
+}
+
+impl RetrySchedule {
+    /// `WEBHOOK_RETRY_DELAYS`: comma-separated seconds, e.g. `300,600,900`.
+    pub fn parse(text: &str) -> std::result::Result<RetrySchedule, String> {
+        let delays = text
+            .split(',')
+            .map(|part| part.trim().parse::<u64>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| format!("`{text}` is not a comma-separated list of seconds"))?;
+        if delays.is_empty() || delays.iter().any(|d| *d == 0 || *d > 86_400) {
+            return Err(format!("`{text}`: each delay must be 1 to 86400 seconds"));
+        }
+        Ok(RetrySchedule(
+            delays.into_iter().map(Duration::from_secs).collect(),
+        ))
+    }
+
+    /// The wait before retry `n` (1-based).
+    pub fn delay_before_retry(&self, n: u32) -> Duration {
+        let index = (n.max(1) as usize - 1).min(self.0.len() - 1);
+        self.0[index]
+    }
+}
+
+/// What the state machine decided after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Succeeded,
+    RetryAfter(Duration),
+    Failed,
+    /// 410 Gone: the endpoint asked never to be called again.
+    FailedAndDeactivate,
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Delivery {
+    pub fn new(
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        event_id: Uuid,
+        event: &str,
+        payload: String,
+        now: DateTime<Utc>,
+    ) -> Delivery {
+        Delivery {
+            id: delivery_id(event_id, webhook_id),
+            tenant_id,
+            webhook_id,
+            event_id,
+            event: event.to_owned(),
+            payload,
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            last_status_code: None,
+            last_error: None,
+            next_attempt_at: Some(now),
+            lease_until: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    pub fn is_leased(&self, now: DateTime<Utc>) -> bool {
+        self.lease_until.is_some_and(|until| until > now)
+    }
+
+    /// Whether its next attempt is due at `now` (with a second of slack for clock skew).
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.status.is_open()
+            && self
+                .next_attempt_at
+                .is_none_or(|at| at <= now + chrono::Duration::seconds(1))
+    }
+
+    /// Takes the attempt: only one worker can hold an unexpired lease.
+    pub fn claimed(&self, now: DateTime<Utc>, lease: Duration) -> Option<Delivery> {
+        if !self.is_due(now) || self.is_leased(now) {
+            return None;
+        }
+        let mut next = self.clone();
+        next.lease_until = Some(now + chrono_duration(lease));
+        next.updated_at = now;
+        next.version += 1;
+        Some(next)
+    }
+
+    /// The sweeper's claim on a stuck delivery: due long ago and not in flight.
+    pub fn requeued(&self, now: DateTime<Utc>) -> Delivery {
+        let mut next = self.clone();
+        next.next_attempt_at = Some(now);
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        next
+    }
+
+    pub fn cancelled(&self, reason: &str, now: DateTime<Utc>) -> Delivery {
+        let mut next = self.clone();
+        next.status = DeliveryStatus::Cancelled;
+        next.last_error = Some(reason.to_owned());
+        next.next_attempt_at = None;
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        next
+    }
+
+    /// A user's retry of a FAILED delivery: one more attempt, now.
+    pub fn retried(&self, now: DateTime<Utc>) -> Option<Delivery> {
+        if self.status != DeliveryStatus::Failed {
+            return None;
+        }
+        let mut next = self.clone();
+        next.status = DeliveryStatus::Retrying;
+        next.next_attempt_at = Some(now);
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        Some(next)
+    }
+
+    /// Records an attempt made under this (claimed) delivery and decides what comes next.
+    /// `retries_allowed`: the webhook's `maxRetries`, or 0 when a retry is a user's single shot.
+    pub fn after_attempt(
+        &self,
+        outcome: &SendOutcome,
+        retries_allowed: u32,
+        schedule: &RetrySchedule,
+        now: DateTime<Utc>,
+    ) -> (Delivery, Attempt, Decision) {
+        let number = self.attempt_count + 1;
+        let attempt = Attempt {
+            number,
+            at: now - chrono_duration(outcome.latency),
+            status_code: outcome.status,
+            duration_ms: u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX),
+            error: outcome.error.clone(),
+            response_body: truncate(&outcome.body, RESPONSE_BODY_LIMIT),
+        };
+        let success = outcome.status.is_some_and(|s| (200..300).contains(&s));
+        // Retries already made before this attempt, counted since the last user retry too.
+        let retries_made = self.attempt_count;
+        let decision = if success {
+            Decision::Succeeded
+        } else if outcome.status == Some(410) {
+            Decision::FailedAndDeactivate
+        } else if retries_made < retries_allowed {
+            Decision::RetryAfter(schedule.delay_before_retry(retries_made + 1))
+        } else {
+            Decision::Failed
+        };
+        let mut next = self.clone();
+        next.attempt_count = number;
+        next.last_status_code = outcome.status;
+        next.last_error = outcome.error.clone();
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        match decision {
+            Decision::Succeeded => {
+                next.status = DeliveryStatus::Success;
+                next.next_attempt_at = None;
+            }
+            Decision::RetryAfter(delay) => {
+                next.status = DeliveryStatus::Retrying;
+                next.next_attempt_at = Some(now + chrono_duration(delay));
+            }
+            Decision::Failed | Decision::FailedAndDeactivate => {
+                next.status = DeliveryStatus::Failed;
+                next.next_attempt_at = None;
+            }
+        }
+        (next, attempt, decision)
+    }
+}
+
+fn truncate(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Deliveries per status, for a tenant or one webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts(pub BTreeMap<DeliveryStatus, i64>);
+
+impl StatusCounts {
+    /// How a transition moves the counts; `None` before means a new delivery.
+    pub fn delta(before: Option<DeliveryStatus>, after: DeliveryStatus) -> StatusCounts {
+        let mut counts = BTreeMap::new();
+        if before != Some(after) {
+            if let Some(before) = before {
+                counts.insert(before, -1);
+            }
+            counts.insert(after, 1);
+        }
+        StatusCounts(counts)
+    }
+
+    pub fn get(&self, status: DeliveryStatus) -> i64 {
+        self.0.get(&status).copied().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(|n| *n == 0)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let total: i64 = self.0.values().sum();
+        let success = self.get(DeliveryStatus::Success);
+        let failed = self.get(DeliveryStatus::Failed);
+        let finished = success + failed;
+        json!({
+            "total": total,
+            "pending": self.get(DeliveryStatus::Pending),
+            "success": success,
+            "failed": failed,
+            "retrying": self.get(DeliveryStatus::Retrying),
+            "cancelled": self.get(DeliveryStatus::Cancelled),
+            "successRate": if finished == 0 { Value::Null } else { json!(success as f64 / finished as f64) },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: Option<u16>) -> SendOutcome {
+        SendOutcome {
+            status,
+            body: "x".repeat(10_000),
+            error: status.is_none().then(|| "timed out".to_owned()),
+            latency: Duration::from_millis(12),
+        }
+    }
+
+    fn sample(now: DateTime<Utc>) -> Delivery {
+        Delivery::new(
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            "client.created",
+            "{}".into(),
+            now,
+        )
+    }
+
+    #[test]
+    fn delivery_ids_are_stable_per_event_and_webhook() {
+        let (event, a, b) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(delivery_id(event, a), delivery_id(event, a));
+        assert_ne!(delivery_id(event, a), delivery_id(event, b));
+        assert_eq!(delivery_id(event, a).get_version_num(), 7);
+        assert_eq!(delivery_id(event, a).as_bytes()[..6], event.as_bytes()[..6]);
+    }
+
+    #[test]
+    fn the_schedule_repeats_its_last_delay() {
+        let schedule = RetrySchedule::parse("1, 2").unwrap();
+        assert_eq!(schedule.delay_before_retry(1), Duration::from_secs(1));
+        assert_eq!(schedule.delay_before_retry(2), Duration::from_secs(2));
+        assert_eq!(schedule.delay_before_retry(5), Duration::from_secs(2));
+        assert_eq!(
+            RetrySchedule::default().delay_before_retry(3),
+            Duration::from_secs(900)
+        );
+        for bad in ["", "a", "1,,2", "0", "-5", "100000"] {
+            assert!(RetrySchedule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retries_then_fails_for_good() {
+        let now = Utc::now();
+        let schedule = RetrySchedule::parse("1,2,3").unwrap();
+        let mut delivery = sample(now);
+        let mut decisions = Vec::new();
+        for _ in 0..4 {
+            let claimed = delivery
+                .claimed(now + chrono::Duration::days(1), Duration::from_secs(10))
+                .unwrap();
+            let (next, attempt, decision) =
+                claimed.after_attempt(&outcome(Some(500)), 3, &schedule, now);
+            assert_eq!(attempt.number, next.attempt_count);
+            assert!(attempt.response_body.len() <= RESPONSE_BODY_LIMIT);
+            decisions.push(decision);
+            delivery = next;
+        }
+        assert_eq!(
+            decisions,
+            [
+                Decision::RetryAfter(Duration::from_secs(1)),
+                Decision::RetryAfter(Duration::from_secs(2)),
+                Decision::RetryAfter(Duration::from_secs(3)),
+                Decision::Failed
+            ]
+        );
+        assert_eq!(delivery.status, DeliveryStatus::Failed);
+        assert_eq!(delivery.attempt_count, 4);
+        assert_eq!(delivery.next_attempt_at, None);
+    }
+
+    #[test]
+    fn only_2xx_succeeds_and_410_deactivates() {
+        let now = Utc::now();
+        let schedule = RetrySchedule::default();
+        let delivery = sample(now).claimed(now, Duration::from_secs(10)).unwrap();
+        for (status, expected) in [
+            (Some(200), Decision::Succeeded),
+            (Some(299), Decision::Succeeded),
+            (Some(308), Decision::RetryAfter(Duration::from_secs(300))),
+            (Some(410), Decision::FailedAndDeactivate),
+            (None, Decision::RetryAfter(Duration::from_secs(300))),
+        ] {
+            assert_eq!(
+                delivery
+                    .after_attempt(&outcome(status), 3, &schedule, now)
+                    .2,
+                expected,
+                "{status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_lease_at_a_time_and_not_before_due() {
+        let now = Utc::now();
+        let delivery = sample(now);
+        let claimed = delivery.claimed(now, Duration::from_secs(30)).unwrap();
+        assert!(claimed.claimed(now, Duration::from_secs(30)).is_none());
+        assert!(claimed
+            .claimed(now + chrono::Duration::seconds(31), Duration::from_secs(30))
+            .is_some());
+        let (retrying, _, _) =
+            claimed.after_attempt(&outcome(Some(500)), 3, &RetrySchedule::default(), now);
+        assert!(
+            retrying.claimed(now, Duration::from_secs(30)).is_none(),
+            "not due for 300 s"
+        );
+    }
+
+    #[test]
+    fn counts_move_with_transitions() {
+        let delta = StatusCounts::delta(Some(DeliveryStatus::Pending), DeliveryStatus::Success);
+        assert_eq!(delta.get(DeliveryStatus::Pending), -1);
+        assert_eq!(delta.get(DeliveryStatus::Success), 1);
+        assert!(
+            StatusCounts::delta(Some(DeliveryStatus::Retrying), DeliveryStatus::Retrying)
+                .is_empty()
+        );
+        let json = StatusCounts(BTreeMap::from([
+            (DeliveryStatus::Success, 3),
+            (DeliveryStatus::Failed, 1),
+        ]))
+        .to_json();
+        assert_eq!(json["successRate"], 0.75);
+        assert_eq!(json["total"], 4);
+    }
+
+    #[test]
+    fn payloads_have_the_seed_shape_and_a_size_limit() {
+        let id = Uuid::now_v7();
+        let body = payload(id, "lead.created", &json!({"a": 1}), Utc::now()).unwrap();
+        let value: Value = serde_json::from_str(&body).unwrap();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["apiVersion", "data", "event", "id", "timestamp"]);
+        assert_eq!(value["id"], json!(id));
+        let huge = json!("x".repeat(MAX_PAYLOAD_BYTES));
+        assert!(matches!(
+            payload(id, "lead.created", &huge, Utc::now()),
+            Err(Error::PayloadTooLarge)
+        ));
+    }
+}

@@ -1,0 +1,259 @@
+//! Fan-out, notify, manual retry and monitoring of deliveries.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::retry_on_conflict;
+use super::webhooks::{all_webhooks, load as load_webhook};
+use crate::deps::Deps;
+use crate::domain::auth::{Caller, Permission};
+use crate::domain::catalogue::is_known_event;
+use crate::domain::delivery::{payload, Attempt, Delivery, DeliveryStatus};
+use crate::domain::event::OutboxEvent;
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::validation::{parse_json, Fields};
+use crate::error::{Error, Result};
+use crate::ports::{DeliveryChange, DeliveryMessage};
+
+/// Creates a PENDING delivery for every active webhook of the tenant subscribed to the event,
+/// then enqueues them. Safe to run twice for one event: delivery ids are derived from it.
+pub async fn fan_out(deps: &Deps, event: &OutboxEvent) -> Result<Vec<Uuid>> {
+    let body = payload(event.id, &event.event, &event.data, event.created_at)?;
+    let deliveries: Vec<Delivery> = all_webhooks(deps, event.tenant_id)
+        .await?
+        .iter()
+        .filter(|webhook| webhook.subscribes_to(&event.event))
+        .map(|webhook| {
+            Delivery::new(
+                event.tenant_id,
+                webhook.id,
+                event.id,
+                &event.event,
+                body.clone(),
+                deps.clock.now(),
+            )
+        })
+        .collect();
+    deps.store.create_deliveries(&deliveries).await?;
+    enqueue_now(deps, &deliveries).await;
+    Ok(deliveries.iter().map(|d| d.id).collect())
+}
+
+/// Fans out events just written by a request. A failure here loses nothing: the event stays in
+/// the outbox and the sweeper fans it out.
+pub async fn dispatch_events(deps: &Deps, events: &[OutboxEvent]) {
+    for event in events {
+        match fan_out(deps, event).await {
+            Ok(_) => {
+                if let Err(error) = deps
+                    .store
+                    .mark_event_dispatched(event.tenant_id, event.id)
+                    .await
+                {
+                    tracing::warn!(event_id = %event.id, %error, "marking the event dispatched failed");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(event_id = %event.id, %error, "fan-out failed; the sweeper will retry")
+            }
+        }
+    }
+}
+
+/// Enqueues deliveries for an immediate attempt. A failed send is logged, not returned: the
+/// deliveries are stored, and the sweeper enqueues what is still due after its grace period.
+pub(crate) async fn enqueue_now(deps: &Deps, deliveries: &[Delivery]) {
+    let messages: Vec<(DeliveryMessage, Duration)> = deliveries
+        .iter()
+        .map(|d| (message_for(d), Duration::ZERO))
+        .collect();
+    if messages.is_empty() {
+        return;
+    }
+    if let Err(error) = deps.queue.send(&messages).await {
+        tracing::warn!(%error, count = messages.len(), "enqueue failed; the sweeper will retry");
+    }
+}
+
+pub(crate) fn message_for(delivery: &Delivery) -> DeliveryMessage {
+    DeliveryMessage {
+        tenant_id: delivery.tenant_id,
+        delivery_id: delivery.id,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyResult {
+    pub success: bool,
+    pub delivery_ids: Vec<Uuid>,
+}
+
+/// Seed 000's `POST /api/webhooks/notify` `{event, data}`.
+pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyResult> {
+    caller.require(Permission::WebhookNotify)?;
+    let body = parse_json(body)?;
+    let mut fields = Fields::of(&body)?;
+    let event = fields.required_string("event", 100);
+    if event
+        .as_deref()
+        .is_some_and(|e| !is_known_event(e) || e == "webhook.test")
+    {
+        fields.fail("event", "must be an event of GET /api/webhooks/events");
+    }
+    let data = fields.any("data").cloned();
+    if data.is_none() {
+        fields.fail("data", "is required");
+    }
+    fields.finish()?;
+    let (Some(event), Some(data)) = (event, data) else {
+        return Err(Error::invalid("Validation failed."));
+    };
+    let event = OutboxEvent::new(caller.tenant_id, &event, data, deps.clock.now());
+    let delivery_ids = fan_out(deps, &event).await?;
+    Ok(NotifyResult {
+        success: true,
+        delivery_ids,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryResult {
+    pub success: bool,
+    pub retried_count: usize,
+}
+
+/// Seed 000's `POST /api/webhooks/retry`: re-queues the tenant's FAILED deliveries, optionally
+/// only one webhook's or only the listed ones.
+pub async fn retry_failed(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<RetryResult> {
+    caller.require(Permission::WebhookRetry)?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        parse_json(body)?
+    };
+    let mut fields = Fields::of(&body)?;
+    let webhook_id = fields.optional_string("webhookId", 64).and_then(|text| {
+        let id = Uuid::parse_str(&text).ok();
+        if id.is_none() {
+            fields.fail("webhookId", "must be a UUID");
+        }
+        id
+    });
+    let delivery_ids = fields
+        .optional_string_list("deliveryIds", 100, 64)
+        .and_then(|ids| {
+            let parsed: Option<Vec<Uuid>> = ids.iter().map(|id| Uuid::parse_str(id).ok()).collect();
+            if parsed.is_none() {
+                fields.fail("deliveryIds", "must be an array of UUIDs");
+            }
+            parsed
+        });
+    fields.finish()?;
+    if let Some(webhook_id) = webhook_id {
+        load_webhook(deps, caller.tenant_id, webhook_id).await?;
+    }
+    let candidates = match &delivery_ids {
+        Some(ids) => {
+            let mut found = Vec::new();
+            for id in ids {
+                if let Some(delivery) = deps.store.get_delivery(caller.tenant_id, *id).await? {
+                    found.push(delivery);
+                }
+            }
+            found
+        }
+        None => {
+            deps.store
+                .failed_deliveries(caller.tenant_id, 1_000)
+                .await?
+        }
+    };
+    let mut retried = Vec::new();
+    for candidate in candidates {
+        if webhook_id.is_some_and(|w| w != candidate.webhook_id) {
+            continue;
+        }
+        let requeued = retry_on_conflict(|| async {
+            let Some(current) = deps
+                .store
+                .get_delivery(caller.tenant_id, candidate.id)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let Some(next) = current.retried(deps.clock.now()) else {
+                return Ok(None);
+            };
+            deps.store
+                .write_delivery(&DeliveryChange {
+                    before: current,
+                    after: next.clone(),
+                    attempt: None,
+                })
+                .await?;
+            Ok(Some(next))
+        })
+        .await?;
+        retried.extend(requeued);
+    }
+    enqueue_now(deps, &retried).await;
+    Ok(RetryResult {
+        success: true,
+        retried_count: retried.len(),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    pub attempts: Vec<Attempt>,
+}
+
+pub async fn get_delivery(deps: &Deps, caller: &Caller, id: Uuid) -> Result<DeliveryDetail> {
+    caller.require(Permission::WebhookRead)?;
+    let delivery = deps
+        .store
+        .get_delivery(caller.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("Delivery"))?;
+    let attempts = deps.store.list_attempts(caller.tenant_id, id).await?;
+    Ok(DeliveryDetail { delivery, attempts })
+}
+
+pub async fn list_deliveries(
+    deps: &Deps,
+    caller: &Caller,
+    webhook_id: Uuid,
+    status: Option<DeliveryStatus>,
+    page: PageRequest,
+) -> Result<Page<Delivery>> {
+    caller.require(Permission::WebhookRead)?;
+    load_webhook(deps, caller.tenant_id, webhook_id).await?;
+    deps.store
+        .list_deliveries(caller.tenant_id, webhook_id, status, page)
+        .await
+}
+
+/// `GET /api/webhooks/stats`: counts per status and success rate, overall and per webhook.
+pub async fn stats(deps: &Deps, caller: &Caller) -> Result<Value> {
+    caller.require(Permission::WebhookRead)?;
+    let counts = deps.store.delivery_counts(caller.tenant_id).await?;
+    let webhooks: Vec<Value> = counts
+        .per_webhook
+        .iter()
+        .map(|(id, counts)| {
+            let mut value = counts.to_json();
+            value["webhookId"] = json!(id);
+            value
+        })
+        .collect();
+    let mut overall = counts.overall.to_json();
+    overall["webhooks"] = Value::Array(webhooks);
+    Ok(overall)
+}

@@ -1,0 +1,129 @@
+//! Webhook registry: CRUD, secret rotation, the event catalogue.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::retry_on_conflict;
+use crate::deps::Deps;
+use crate::domain::auth::{Caller, Permission};
+use crate::domain::catalogue::{EventType, CATALOGUE};
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::validation::parse_json;
+use crate::domain::webhook::Webhook;
+use crate::error::{Error, Result};
+
+/// A webhook with its secret: the answer to creation and rotation only.
+#[derive(Debug, Clone, Serialize)]
+pub struct WithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    pub secret: String,
+}
+
+pub async fn create_webhook(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<WithSecret> {
+    caller.require(Permission::WebhookCreate)?;
+    let body = parse_json(body)?;
+    let webhook = Webhook::create(
+        caller.tenant_id,
+        &body,
+        deps.settings.targets,
+        deps.clock.now(),
+    )?;
+    deps.store.create_webhook(&webhook).await?;
+    Ok(WithSecret {
+        secret: webhook.secret.clone(),
+        webhook,
+    })
+}
+
+pub async fn get_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Webhook> {
+    caller.require(Permission::WebhookRead)?;
+    load(deps, caller.tenant_id, id).await
+}
+
+pub async fn list_webhooks(
+    deps: &Deps,
+    caller: &Caller,
+    page: PageRequest,
+) -> Result<Page<Webhook>> {
+    caller.require(Permission::WebhookRead)?;
+    deps.store.list_webhooks(caller.tenant_id, page).await
+}
+
+pub async fn update_webhook(
+    deps: &Deps,
+    caller: &Caller,
+    id: Uuid,
+    body: &[u8],
+) -> Result<Webhook> {
+    caller.require(Permission::WebhookUpdate)?;
+    let body = parse_json(body)?;
+    retry_on_conflict(|| async {
+        let before = load(deps, caller.tenant_id, id).await?;
+        let after = before.patched(&body, deps.settings.targets, deps.clock.now())?;
+        if after != before {
+            deps.store.update_webhook(before.version, &after).await?;
+        }
+        Ok(after)
+    })
+    .await
+}
+
+pub async fn delete_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<()> {
+    caller.require(Permission::WebhookDelete)?;
+    if deps.store.delete_webhook(caller.tenant_id, id).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound("Webhook"))
+    }
+}
+
+/// A new secret, shown once; the old one keeps signing for 24 hours.
+pub async fn rotate_secret(deps: &Deps, caller: &Caller, id: Uuid) -> Result<WithSecret> {
+    caller.require(Permission::WebhookUpdate)?;
+    retry_on_conflict(|| async {
+        let before = load(deps, caller.tenant_id, id).await?;
+        let after = before.rotated(deps.clock.now());
+        deps.store.update_webhook(before.version, &after).await?;
+        Ok(WithSecret {
+            secret: after.secret.clone(),
+            webhook: after,
+        })
+    })
+    .await
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventCatalogue {
+    pub events: &'static [EventType],
+}
+
+pub fn event_catalogue(caller: &Caller) -> Result<EventCatalogue> {
+    caller.require(Permission::WebhookRead)?;
+    Ok(EventCatalogue { events: CATALOGUE })
+}
+
+pub(crate) async fn load(deps: &Deps, tenant_id: Uuid, id: Uuid) -> Result<Webhook> {
+    deps.store
+        .get_webhook(tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("Webhook"))
+}
+
+/// Every webhook of a tenant, page by page (a tenant has few).
+pub(crate) async fn all_webhooks(deps: &Deps, tenant_id: Uuid) -> Result<Vec<Webhook>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = deps
+            .store
+            .list_webhooks(tenant_id, PageRequest { limit: 100, after })
+            .await?;
+        let last = page.items.last().map(|w| w.id);
+        all.extend(page.items);
+        match (page.next_cursor, last) {
+            (Some(_), Some(last)) => after = Some(last),
+            _ => return Ok(all),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Attempts: the queue consumer's work, and the synchronous test delivery.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::deliveries::message_for;
+use super::retry_on_conflict;
+use super::webhooks::load as load_webhook;
+use crate::deps::Deps;
+use crate::domain::auth::{Caller, Permission};
+use crate::domain::catalogue::WEBHOOK_TEST;
+use crate::domain::delivery::{payload, Decision, Delivery};
+use crate::domain::event::OutboxEvent;
+use crate::domain::outbound::signed_request;
+use crate::domain::webhook::Webhook;
+use crate::error::{Error, Result};
+use crate::ports::{DeliveryChange, DeliveryMessage};
+
+/// Time kept in hand after an attempt's timeout, for recording its result.
+const LEASE_MARGIN: Duration = Duration::from_secs(15);
+/// SQS caps `DelaySeconds` at 15 minutes; longer waits are chained.
+const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
+
+/// What the consumer does with the message afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// Done with it (including duplicates and poison): delete it.
+    Done,
+    /// Could not be handled now: leave it for redelivery (an SQS batch item failure).
+    RetryLater,
+}
+
+/// Handles one queue message. `deadline`: when the Lambda invocation ends; an attempt that
+/// could not finish before it is not started.
+pub async fn process_message(deps: &Deps, body: &str, deadline: Option<Instant>) -> MessageOutcome {
+    let message: DeliveryMessage = match serde_json::from_str(body) {
+        Ok(message) => message,
+        Err(error) => {
+            tracing::error!(%error, "poison message acknowledged and dropped");
+            return MessageOutcome::Done;
+        }
+    };
+    match deliver(deps, &message, deadline).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            tracing::warn!(delivery_id = %message.delivery_id, %error, "delivery not processed; will be redelivered");
+            MessageOutcome::RetryLater
+        }
+    }
+}
+
+async fn deliver(
+    deps: &Deps,
+    message: &DeliveryMessage,
+    deadline: Option<Instant>,
+) -> Result<MessageOutcome> {
+    let Some(delivery) = deps
+        .store
+        .get_delivery(message.tenant_id, message.delivery_id)
+        .await?
+    else {
+        return Ok(MessageOutcome::Done);
+    };
+    let now = deps.clock.now();
+    if !delivery.status.is_open() || delivery.is_leased(now) {
+        return Ok(MessageOutcome::Done);
+    }
+    if !delivery.is_due(now) {
+        // Early (a chained long delay, or a duplicate): wait for the rest of the delay.
+        let wait = delivery
+            .next_attempt_at
+            .and_then(|at| (at - now).to_std().ok())
+            .unwrap_or_default()
+            .min(MAX_QUEUE_DELAY);
+        deps.queue.send(&[(message_for(&delivery), wait)]).await?;
+        return Ok(MessageOutcome::Done);
+    }
+    let webhook = deps
+        .store
+        .get_webhook(message.tenant_id, delivery.webhook_id)
+        .await?;
+    let webhook = match webhook {
+        Some(webhook) if webhook.active => webhook,
+        other => {
+            let reason = if other.is_some() {
+                "webhook is inactive"
+            } else {
+                "webhook was deleted"
+            };
+            let change = DeliveryChange {
+                after: delivery.cancelled(reason, now),
+                before: delivery,
+                attempt: None,
+            };
+            return match deps.store.write_delivery(&change).await {
+                Ok(()) | Err(Error::Conflict(_)) => Ok(MessageOutcome::Done),
+                Err(error) => Err(error),
+            };
+        }
+    };
+    let timeout = Duration::from_millis(u64::from(webhook.timeout_ms));
+    if deadline.is_some_and(|deadline| Instant::now() + timeout + Duration::from_secs(1) > deadline)
+    {
+        return Ok(MessageOutcome::RetryLater);
+    }
+    let Some(claimed) = delivery.claimed(now, timeout + LEASE_MARGIN) else {
+        return Ok(MessageOutcome::Done);
+    };
+    match deps
+        .store
+        .write_delivery(&DeliveryChange {
+            before: delivery,
+            after: claimed.clone(),
+            attempt: None,
+        })
+        .await
+    {
+        Ok(()) => {}
+        // Another consumer claimed it first: its attempt is the one that counts.
+        Err(Error::Conflict(_)) => return Ok(MessageOutcome::Done),
+        Err(error) => return Err(error),
+    }
+    attempt(deps, &webhook, claimed, webhook.max_retries).await?;
+    Ok(MessageOutcome::Done)
+}
+
+/// Sends one attempt of a claimed delivery, records it, and schedules what follows.
+async fn attempt(
+    deps: &Deps,
+    webhook: &Webhook,
+    claimed: Delivery,
+    retries_allowed: u32,
+) -> Result<(Delivery, Decision)> {
+    let request = signed_request(webhook, &claimed, deps.clock.now());
+    let outcome = deps.sender.post(request).await;
+    let now = deps.clock.now();
+    let (after, attempt, decision) = claimed.after_attempt(
+        &outcome,
+        retries_allowed,
+        &deps.settings.retry_schedule,
+        now,
+    );
+    deps.store
+        .write_delivery(&DeliveryChange {
+            before: claimed,
+            after: after.clone(),
+            attempt: Some(attempt),
+        })
+        .await?;
+    match decision {
+        Decision::RetryAfter(delay) => {
+            // If this send is lost, the sweeper finds the delivery due and not in flight.
+            if let Err(error) = deps
+                .queue
+                .send(&[(message_for(&after), delay.min(MAX_QUEUE_DELAY))])
+                .await
+            {
+                tracing::warn!(delivery_id = %after.id, %error, "enqueueing the retry failed; the sweeper will");
+            }
+        }
+        Decision::FailedAndDeactivate => deactivate(deps, webhook).await?,
+        Decision::Succeeded | Decision::Failed => {}
+    }
+    tracing::info!(delivery_id = %after.id, status = after.status.as_str(), attempt = after.attempt_count, "attempt recorded");
+    Ok((after, decision))
+}
+
+/// 410 Gone: the receiver asked us to stop.
+async fn deactivate(deps: &Deps, webhook: &Webhook) -> Result<()> {
+    retry_on_conflict(|| async {
+        let Some(current) = deps
+            .store
+            .get_webhook(webhook.tenant_id, webhook.id)
+            .await?
+        else {
+            return Ok(());
+        };
+        if !current.active {
+            return Ok(());
+        }
+        let next = current.deactivated(deps.clock.now());
+        deps.store.update_webhook(current.version, &next).await
+    })
+    .await
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResult {
+    pub success: bool,
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    pub delivery_id: Uuid,
+}
+
+/// `POST /api/webhooks/{id}/test`: one synchronous `webhook.test` delivery, recorded like any
+/// other, never retried.
+pub async fn test_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<TestResult> {
+    caller.require(Permission::WebhookTest)?;
+    let webhook = load_webhook(deps, caller.tenant_id, id).await?;
+    let now = deps.clock.now();
+    let event = OutboxEvent::new(
+        caller.tenant_id,
+        WEBHOOK_TEST,
+        json!({"webhookId": webhook.id, "message": "This is a test delivery."}),
+        now,
+    );
+    let body = payload(event.id, WEBHOOK_TEST, &event.data, now)?;
+    let delivery = Delivery::new(
+        caller.tenant_id,
+        webhook.id,
+        event.id,
+        WEBHOOK_TEST,
+        body,
+        now,
+    );
+    deps.store
+        .create_deliveries(std::slice::from_ref(&delivery))
+        .await?;
+    let timeout = Duration::from_millis(u64::from(webhook.timeout_ms));
+    let claimed = delivery
+        .claimed(now, timeout + LEASE_MARGIN)
+        .ok_or_else(|| Error::internal("a new delivery could not be claimed"))?;
+    deps.store
+        .write_delivery(&DeliveryChange {
+            before: delivery,
+            after: claimed.clone(),
+            attempt: None,
+        })
+        .await?;
+    let (after, _) = attempt(deps, &webhook, claimed, 0).await?;
+    let attempts = deps.store.list_attempts(caller.tenant_id, after.id).await?;
+    let last = attempts.last();
+    Ok(TestResult {
+        success: matches!(
+            after.status,
+            crate::domain::delivery::DeliveryStatus::Success
+        ),
+        status_code: after.last_status_code,
+        duration_ms: last.map_or(0, |a| a.duration_ms),
+        error: after.last_error.clone(),
+        delivery_id: after.id,
+    })
+}

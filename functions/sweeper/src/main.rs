@@ -1,0 +1,17 @@
+//! Lambda `sweeper`: every minute (EventBridge Scheduler), finishes work a crash left behind.
+
+use common::config::{Config, Mode};
+use common::service::sweeper::sweep;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let deps = Config::from_env(Mode::Production)?.build_deps().await?;
+    run(service_fn(|_: LambdaEvent<Value>| async {
+        let report = sweep(&deps).await?;
+        Ok::<_, Error>(serde_json::to_value(report)?)
+    }))
+    .await
+}
