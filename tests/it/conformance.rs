@@ -384,3 +384,288 @@ async fn an_unknown_tenant_has_zero_counts(backend: Backend) {
     let counts = store.sync_counts(Uuid::now_v7()).await.unwrap();
     assert_eq!(counts, SyncCounts::default());
 }
+
+mod deliveries {
+    //! The delivery half of the store conformance suite.
+
+    use std::time::Duration;
+
+    use common::domain::delivery::{payload, Delivery, DeliveryStatus, RetrySchedule};
+    use common::domain::event::OutboxEvent;
+    use common::domain::page::PageRequest;
+    use common::domain::webhook::{TargetPolicy, Webhook};
+    use common::error::Error;
+    use common::ports::{DeliveryChange, SendOutcome};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::now;
+    use crate::support::{fresh_store, Backend};
+
+    crate::on_both_stores!(
+        webhooks_are_versioned_and_scoped,
+        creating_a_delivery_twice_writes_it_once,
+        a_stale_delivery_write_is_a_conflict_and_writes_nothing,
+        the_sweeper_indexes_find_due_failed_and_undispatched_work,
+    );
+
+    fn webhook(tenant: Uuid) -> Webhook {
+        let policy = TargetPolicy {
+            allow_http: true,
+            allow_private: true,
+        };
+        let body = json!({"url": "https://example.com/hook", "events": ["*"]});
+        Webhook::create(tenant, &body, policy, now()).unwrap()
+    }
+
+    fn delivery(tenant: Uuid, webhook: Uuid) -> Delivery {
+        let event = Uuid::now_v7();
+        let body = payload(event, "lead.created", &json!({"n": 1}), now()).unwrap();
+        Delivery::new(tenant, webhook, event, "lead.created", body, now())
+    }
+
+    fn failure() -> SendOutcome {
+        SendOutcome {
+            status: Some(500),
+            body: "no".into(),
+            error: None,
+            latency: Duration::from_millis(3),
+        }
+    }
+
+    async fn webhooks_are_versioned_and_scoped(backend: Backend) {
+        let store = fresh_store(backend).await.store;
+        let tenant = Uuid::now_v7();
+        let hook = webhook(tenant);
+        store.create_webhook(&hook).await.unwrap();
+        assert!(matches!(
+            store.create_webhook(&hook).await,
+            Err(Error::Conflict(_))
+        ));
+        assert_eq!(
+            store.get_webhook(tenant, hook.id).await.unwrap(),
+            Some(hook.clone())
+        );
+        assert_eq!(
+            store.get_webhook(Uuid::now_v7(), hook.id).await.unwrap(),
+            None
+        );
+
+        let rotated = hook.rotated(now());
+        store.update_webhook(hook.version, &rotated).await.unwrap();
+        let stale = hook.deactivated(now());
+        let error = store
+            .update_webhook(hook.version, &stale)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+        let stored = store.get_webhook(tenant, hook.id).await.unwrap().unwrap();
+        assert_eq!(stored, rotated, "the secret and its predecessor round-trip");
+
+        let page = store
+            .list_webhooks(
+                tenant,
+                PageRequest {
+                    limit: 10,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.items, vec![rotated]);
+        assert!(!store.delete_webhook(Uuid::now_v7(), hook.id).await.unwrap());
+        assert!(store.delete_webhook(tenant, hook.id).await.unwrap());
+        assert!(!store.delete_webhook(tenant, hook.id).await.unwrap());
+    }
+
+    async fn creating_a_delivery_twice_writes_it_once(backend: Backend) {
+        let store = fresh_store(backend).await.store;
+        let tenant = Uuid::now_v7();
+        let hook = Uuid::now_v7();
+        let first = delivery(tenant, hook);
+        store
+            .create_deliveries(std::slice::from_ref(&first))
+            .await
+            .unwrap();
+        store
+            .create_deliveries(std::slice::from_ref(&first))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_delivery(tenant, first.id).await.unwrap(),
+            Some(first.clone())
+        );
+        let counts = store.delivery_counts(tenant).await.unwrap();
+        assert_eq!(counts.overall.get(DeliveryStatus::Pending), 1);
+        assert_eq!(counts.per_webhook.len(), 1);
+        assert_eq!(counts.per_webhook[0].0, hook);
+        assert_eq!(counts.per_webhook[0].1.get(DeliveryStatus::Pending), 1);
+        assert_eq!(
+            store.get_delivery(Uuid::now_v7(), first.id).await.unwrap(),
+            None
+        );
+    }
+
+    async fn a_stale_delivery_write_is_a_conflict_and_writes_nothing(backend: Backend) {
+        let store = fresh_store(backend).await.store;
+        let tenant = Uuid::now_v7();
+        let created = delivery(tenant, Uuid::now_v7());
+        store
+            .create_deliveries(std::slice::from_ref(&created))
+            .await
+            .unwrap();
+        let claimed = created.claimed(now(), Duration::from_secs(30)).unwrap();
+        store
+            .write_delivery(&DeliveryChange {
+                before: created.clone(),
+                after: claimed.clone(),
+                attempt: None,
+            })
+            .await
+            .unwrap();
+        // A second worker that read the unclaimed delivery loses its claim.
+        let rival = created.claimed(now(), Duration::from_secs(30)).unwrap();
+        let error = store
+            .write_delivery(&DeliveryChange {
+                before: created.clone(),
+                after: rival,
+                attempt: None,
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+
+        let (after, attempt, _) =
+            claimed.after_attempt(&failure(), 3, &RetrySchedule::default(), now());
+        let stale_result = DeliveryChange {
+            before: created.clone(),
+            after: after.clone(),
+            attempt: Some(attempt.clone()),
+        };
+        assert!(matches!(
+            store.write_delivery(&stale_result).await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(store
+            .list_attempts(tenant, created.id)
+            .await
+            .unwrap()
+            .is_empty());
+        let counts = store.delivery_counts(tenant).await.unwrap().overall;
+        assert_eq!(counts.get(DeliveryStatus::Pending), 1);
+        assert_eq!(counts.get(DeliveryStatus::Retrying), 0);
+
+        store
+            .write_delivery(&DeliveryChange {
+                before: claimed,
+                after: after.clone(),
+                attempt: Some(attempt.clone()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.list_attempts(tenant, created.id).await.unwrap(),
+            vec![attempt]
+        );
+        assert_eq!(
+            store.get_delivery(tenant, created.id).await.unwrap(),
+            Some(after)
+        );
+        let counts = store.delivery_counts(tenant).await.unwrap().overall;
+        assert_eq!(counts.get(DeliveryStatus::Pending), 0);
+        assert_eq!(counts.get(DeliveryStatus::Retrying), 1);
+    }
+
+    async fn the_sweeper_indexes_find_due_failed_and_undispatched_work(backend: Backend) {
+        let store = fresh_store(backend).await.store;
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let due_a = delivery(a, Uuid::now_v7());
+        let due_b = delivery(b, Uuid::now_v7());
+        let finished = delivery(a, Uuid::now_v7());
+        store
+            .create_deliveries(&[due_a.clone(), due_b.clone(), finished.clone()])
+            .await
+            .unwrap();
+        let failed = finished.claimed(now(), Duration::from_secs(5)).unwrap();
+        store
+            .write_delivery(&DeliveryChange {
+                before: finished.clone(),
+                after: failed.clone(),
+                attempt: None,
+            })
+            .await
+            .unwrap();
+        let (done, attempt, _) =
+            failed.after_attempt(&failure(), 0, &RetrySchedule::default(), now());
+        store
+            .write_delivery(&DeliveryChange {
+                before: failed,
+                after: done.clone(),
+                attempt: Some(attempt),
+            })
+            .await
+            .unwrap();
+
+        let later = now() + chrono::Duration::seconds(5);
+        let mut due: Vec<Uuid> = store
+            .due_deliveries(later, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        due.sort();
+        let mut expected = vec![due_a.id, due_b.id];
+        expected.sort();
+        assert_eq!(
+            due, expected,
+            "open deliveries of every tenant, not finished ones"
+        );
+        let earlier = now() - chrono::Duration::seconds(5);
+        assert!(store.due_deliveries(earlier, 100).await.unwrap().is_empty());
+        let failed: Vec<Uuid> = store
+            .failed_deliveries(a, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(failed, [done.id]);
+        assert!(store.failed_deliveries(b, 10).await.unwrap().is_empty());
+
+        let event = OutboxEvent::new(a, "lead.created", json!({}), now());
+        let client = common::domain::client::Client::new(
+            a,
+            common::domain::client::ClientFields {
+                name: "x".into(),
+                ..Default::default()
+            },
+            now(),
+        );
+        store
+            .write_client(&common::ports::ClientChange {
+                tenant_id: a,
+                before: None,
+                after: Some(client),
+                events: vec![event.clone()],
+                now: now(),
+            })
+            .await
+            .unwrap();
+        let pending = store.undispatched_events(later, 10).await.unwrap();
+        assert_eq!(pending, vec![event.clone()]);
+        assert!(store
+            .undispatched_events(earlier, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        store.mark_event_dispatched(a, event.id).await.unwrap();
+        store.mark_event_dispatched(a, event.id).await.unwrap();
+        assert!(store
+            .undispatched_events(later, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.list_outbox_events(a, 10).await.unwrap(), vec![event]);
+    }
+}

@@ -11,5 +11,6 @@ mod delivery;
 mod invariant;
 mod local;
 mod permissions;
+mod queue;
 mod receiver;
 mod webhooks_api;
