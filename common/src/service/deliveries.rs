@@ -11,7 +11,7 @@ use super::webhooks::{all_webhooks, load as load_webhook};
 use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::is_known_event;
-use crate::domain::delivery::{payload, Attempt, Delivery, DeliveryStatus};
+use crate::domain::delivery::{payload, Attempt, Delivery, DeliveryStatus, StatusCounts};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::validation::{parse_json, Fields};
@@ -240,6 +240,26 @@ pub async fn list_deliveries(
         .await
 }
 
+/// One webhook's entry of `stats` (all zeros before its first delivery).
+pub async fn webhook_stats(deps: &Deps, caller: &Caller, webhook_id: Uuid) -> Result<Value> {
+    caller.require(Permission::WebhookRead)?;
+    load_webhook(deps, caller.tenant_id, webhook_id).await?;
+    let counts = deps.store.delivery_counts(caller.tenant_id).await?;
+    let mine = counts
+        .per_webhook
+        .into_iter()
+        .find(|(id, _)| *id == webhook_id)
+        .map(|(_, counts)| counts)
+        .unwrap_or_default();
+    Ok(webhook_entry(webhook_id, &mine))
+}
+
+fn webhook_entry(webhook_id: Uuid, counts: &StatusCounts) -> Value {
+    let mut value = counts.to_json();
+    value["webhookId"] = json!(webhook_id);
+    value
+}
+
 /// `GET /api/webhooks/stats`: counts per status and success rate, overall and per webhook.
 pub async fn stats(deps: &Deps, caller: &Caller) -> Result<Value> {
     caller.require(Permission::WebhookRead)?;
@@ -247,11 +267,7 @@ pub async fn stats(deps: &Deps, caller: &Caller) -> Result<Value> {
     let webhooks: Vec<Value> = counts
         .per_webhook
         .iter()
-        .map(|(id, counts)| {
-            let mut value = counts.to_json();
-            value["webhookId"] = json!(id);
-            value
-        })
+        .map(|(id, counts)| webhook_entry(*id, counts))
         .collect();
     let mut overall = counts.overall.to_json();
     overall["webhooks"] = Value::Array(webhooks);

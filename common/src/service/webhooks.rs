@@ -6,8 +6,8 @@ use uuid::Uuid;
 use super::retry_on_conflict;
 use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
-use crate::domain::catalogue::{EventType, CATALOGUE};
-use crate::domain::page::{Page, PageRequest};
+use crate::domain::catalogue::{is_valid_pattern, pattern_matches, EventType, CATALOGUE};
+use crate::domain::page::{Page, PageRequest, MAX_LIMIT};
 use crate::domain::validation::parse_json;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
@@ -48,6 +48,63 @@ pub async fn list_webhooks(
 ) -> Result<Page<Webhook>> {
     caller.require(Permission::WebhookRead)?;
     deps.store.list_webhooks(caller.tenant_id, page).await
+}
+
+/// Narrows a listing: by `active`, and to the webhooks that receive `event`; with `*` or
+/// `prefix.*`, to those that receive at least one of its events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookFilter {
+    pub active: Option<bool>,
+    pub event: Option<String>,
+}
+
+/// `list_webhooks` through a filter. Cursors stay the webhook ids, so pages are as stable as the
+/// unfiltered ones; a page may read several store pages to fill up.
+pub async fn list_filtered_webhooks(
+    deps: &Deps,
+    caller: &Caller,
+    filter: &WebhookFilter,
+    page: PageRequest,
+) -> Result<Page<Webhook>> {
+    caller.require(Permission::WebhookRead)?;
+    if let Some(event) = filter.event.as_deref().filter(|e| !is_valid_pattern(e)) {
+        return Err(Error::invalid_field(
+            "event",
+            format!("`{event}` is not an event of GET /api/webhooks/events, `*` or `prefix.*`"),
+        ));
+    }
+    let wanted = |webhook: &Webhook| {
+        filter.active.is_none_or(|active| webhook.active == active)
+            && filter.event.as_deref().is_none_or(|wanted| {
+                CATALOGUE.iter().any(|event| {
+                    pattern_matches(wanted, event.name)
+                        && webhook
+                            .events
+                            .iter()
+                            .any(|pattern| pattern_matches(pattern, event.name))
+                })
+            })
+    };
+    let mut found = Vec::new();
+    let mut after = page.after;
+    loop {
+        let batch = deps
+            .store
+            .list_webhooks(
+                caller.tenant_id,
+                PageRequest {
+                    limit: MAX_LIMIT,
+                    after,
+                },
+            )
+            .await?;
+        let last = batch.items.last().map(|w| w.id);
+        found.extend(batch.items.into_iter().filter(|w| wanted(w)));
+        match (batch.next_cursor, last) {
+            (Some(_), Some(last)) if found.len() <= page.limit => after = Some(last),
+            _ => return Ok(Page::from_overfetch(found, page.limit, |w| w.id)),
+        }
+    }
 }
 
 pub async fn update_webhook(
