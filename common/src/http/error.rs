@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::domain::auth::Permission;
 use crate::error::Error;
 
 pub fn status_of(error: &Error) -> StatusCode {
@@ -34,6 +35,35 @@ struct Envelope<'a> {
     request_id: Option<&'a str>,
 }
 
+/// The sentence a caller reads for an error (REST's `error`, GraphQL's `message`): never an
+/// internal detail.
+pub fn public_message(error: &Error) -> String {
+    match error {
+        Error::Invalid { message, .. } => message.clone(),
+        Error::Unauthorized => "Missing or invalid API key.".to_owned(),
+        Error::Forbidden(permission) => format!(
+            "This API key's role lacks the {} permission.",
+            permission_name(*permission)
+        ),
+        Error::NotFound(what) => format!("{what} not found."),
+        Error::NoRoute => "No route matches this path.".to_owned(),
+        Error::MethodNotAllowed { .. } => "Method not allowed for this path.".to_owned(),
+        Error::PayloadTooLarge => {
+            format!("Request body exceeds {} KiB.", super::MAX_BODY_BYTES / 1024)
+        }
+        Error::Conflict(message) => message.clone(),
+        Error::Internal(_) => "Internal server error.".to_owned(),
+    }
+}
+
+/// A permission's wire name, e.g. `WEBHOOK_CREATE`.
+pub fn permission_name(permission: Permission) -> String {
+    serde_json::to_value(permission)
+        .ok()
+        .and_then(|name| name.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// Messages are sentences for the caller; internals are logged, never returned.
 pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
     let status = status_of(&error);
@@ -43,32 +73,17 @@ pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
         details: None,
         request_id: None,
     };
-    envelope.error = match &error {
-        Error::Invalid { message, details } => {
+    match &error {
+        Error::Invalid { details, .. } => {
             envelope.details = Some(details).filter(|details| !details.is_empty());
-            message.clone()
         }
-        Error::Unauthorized => "Missing or invalid API key.".to_owned(),
-        Error::Forbidden(permission) => format!(
-            "This API key's role lacks the {} permission.",
-            serde_json::to_value(permission)
-                .ok()
-                .and_then(|name| name.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        ),
-        Error::NotFound(what) => format!("{what} not found."),
-        Error::NoRoute => "No route matches this path.".to_owned(),
-        Error::MethodNotAllowed { .. } => "Method not allowed for this path.".to_owned(),
-        Error::PayloadTooLarge => {
-            format!("Request body exceeds {} KiB.", super::MAX_BODY_BYTES / 1024)
-        }
-        Error::Conflict(message) => message.clone(),
         Error::Internal(cause) => {
             tracing::error!(request_id, error = %cause, "internal error");
             envelope.request_id = Some(request_id);
-            "Internal server error.".to_owned()
         }
-    };
+        _ => {}
+    }
+    envelope.error = public_message(&error);
     let mut response = json_response(status, &envelope);
     match &error {
         Error::Unauthorized => {
