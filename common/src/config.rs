@@ -111,6 +111,9 @@ impl Config {
             StoreConfig::Sqlite { dir } => {
                 let store = SqliteStore::open(dir)?;
                 let queue = store.queue(LOCAL_VISIBILITY_TIMEOUT);
+                // This process is the embedded queue's one consumer: what a previous run held
+                // when it died is not in progress any more.
+                queue.release_unacknowledged().await?;
                 (Arc::new(store), Arc::new(queue))
             }
             StoreConfig::Aws { table, queue_url } => {

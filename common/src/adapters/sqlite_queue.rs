@@ -84,6 +84,19 @@ impl SqliteQueue {
         .await
     }
 
+    /// Makes every received-but-undeleted message visible again. For a process that is the
+    /// queue's only consumer, at start-up: whatever it held before a crash is not in progress.
+    pub async fn release_unacknowledged(&self) -> Result<usize> {
+        run_blocking(&self.conn, |conn| {
+            let released = conn.execute(
+                "UPDATE queue_messages SET visible_at = ?1 WHERE receive_count > 0 AND visible_at > ?1",
+                params![now_ms()],
+            )?;
+            Ok(released)
+        })
+        .await
+    }
+
     /// Messages in the queue, visible or not (for tests and benchmarks).
     pub async fn len(&self) -> Result<usize> {
         run_blocking(&self.conn, |conn| {

@@ -65,17 +65,20 @@ async fn deliver(
         return Ok(MessageOutcome::Done);
     };
     let now = deps.clock.now();
-    if !delivery.status.is_open() || delivery.is_leased(now) {
+    if !delivery.status.is_open() {
         return Ok(MessageOutcome::Done);
     }
-    if !delivery.is_due(now) {
-        // Early (a chained long delay, or a duplicate): wait for the rest of the delay.
-        let wait = delivery
-            .next_attempt_at
-            .and_then(|at| (at - now).to_std().ok())
-            .unwrap_or_default()
-            .min(MAX_QUEUE_DELAY);
-        deps.queue.send(&[(message_for(&delivery), wait)]).await?;
+    // Early (a chained long delay, a duplicate) or held by another attempt (which may have
+    // died with its process): look again when the wait or the lease is over.
+    let come_back_at = match delivery.lease_until.filter(|until| *until > now) {
+        Some(lease_end) => Some(lease_end),
+        None => delivery.next_attempt_at.filter(|_| !delivery.is_due(now)),
+    };
+    if let Some(at) = come_back_at {
+        let wait = (at - now).to_std().unwrap_or_default() + Duration::from_millis(500);
+        deps.queue
+            .send(&[(message_for(&delivery), wait.min(MAX_QUEUE_DELAY))])
+            .await?;
         return Ok(MessageOutcome::Done);
     }
     let webhook = deps

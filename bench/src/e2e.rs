@@ -1,0 +1,237 @@
+//! End to end through crm-local and its durable embedded queue: notify → receiver.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::local::{CrmLocal, KEY};
+use crate::receiver::Receiver;
+
+pub struct Outcome {
+    pub accepted: usize,
+    pub delivered: usize,
+    pub lost: usize,
+    pub duplicates: usize,
+    pub bad_signatures: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub per_second: f64,
+    pub recovery: Option<Duration>,
+}
+
+/// Calls in flight and when each began.
+#[derive(Default)]
+struct Calls {
+    started: Mutex<HashMap<u64, Instant>>,
+    accepted: Mutex<Vec<u64>>,
+}
+
+async fn notify(http: &reqwest::Client, base: &str, seq: u64, padding: &str) -> bool {
+    let body = json!({"event": "lead.created", "data": {"seq": seq, "padding": padding}});
+    http.post(format!("{base}/api/webhooks/notify"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Registers the receiver as a webhook of the dev tenant.
+pub async fn register(
+    http: &reqwest::Client,
+    base: &str,
+    receiver: &Receiver,
+) -> anyhow::Result<()> {
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/webhooks"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(json!({"url": receiver.url, "events": ["lead.created"]}).to_string())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let secret = created["secret"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no secret in {created}"))?;
+    receiver.set_secret(secret);
+    Ok(())
+}
+
+/// A ~1 KB payload, as in the Svix measurement.
+pub fn padding() -> String {
+    "x".repeat(900)
+}
+
+async fn settle(calls: &Calls, receiver: &Receiver, within: Duration) -> Outcome {
+    let accepted: Vec<u64> = calls.accepted.lock().expect("lock").clone();
+    let deadline = Instant::now() + within;
+    loop {
+        let arrived = {
+            let tally = receiver.tally.lock().expect("lock");
+            accepted
+                .iter()
+                .filter(|seq| tally.arrivals.contains_key(seq))
+                .count()
+        };
+        if arrived == accepted.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tally = receiver.tally.lock().expect("lock");
+    let started = calls.started.lock().expect("lock");
+    let mut latencies = Vec::new();
+    let mut first = None::<Instant>;
+    let mut last = None::<Instant>;
+    for seq in &accepted {
+        if let (Some(start), Some(arrival)) = (started.get(seq), tally.arrivals.get(seq)) {
+            latencies.push(arrival.saturating_duration_since(*start));
+            first = Some(first.map_or(*start, |f| f.min(*start)));
+            last = Some(last.map_or(*arrival, |l| l.max(*arrival)));
+        }
+    }
+    latencies.sort();
+    let delivered = latencies.len();
+    let span = match (first, last) {
+        (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
+        _ => 0.0,
+    };
+    Outcome {
+        accepted: accepted.len(),
+        delivered,
+        lost: accepted.len() - delivered,
+        duplicates: tally.duplicates,
+        bad_signatures: tally.bad_signatures,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        per_second: if span > 0.0 {
+            delivered as f64 / span
+        } else {
+            0.0
+        },
+        recovery: None,
+    }
+}
+
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// (a) `notify` at a constant rate.
+pub async fn constant_rate(
+    base: &str,
+    receiver: &Receiver,
+    per_second: u32,
+    seconds: u64,
+) -> Outcome {
+    receiver.reset();
+    let http = reqwest::Client::new();
+    let calls = Arc::new(Calls::default());
+    let padding = Arc::new(padding());
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / per_second);
+    let total = u64::from(per_second) * seconds;
+    let mut tasks = tokio::task::JoinSet::new();
+    for seq in 0..total {
+        ticker.tick().await;
+        let (http, calls, base, padding) = (
+            http.clone(),
+            Arc::clone(&calls),
+            base.to_owned(),
+            Arc::clone(&padding),
+        );
+        tasks.spawn(async move {
+            calls
+                .started
+                .lock()
+                .expect("lock")
+                .insert(seq, Instant::now());
+            if notify(&http, &base, seq, &padding).await {
+                calls.accepted.lock().expect("lock").push(seq);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    settle(&calls, receiver, Duration::from_secs(30)).await
+}
+
+/// (b) `count` notify calls from `callers` concurrent callers, as fast as they go. With
+/// `crash_after`, crm-local is killed with SIGKILL once that many calls were accepted and
+/// restarted over the same data: every accepted event must still arrive.
+pub async fn burst(
+    local: &mut Option<CrmLocal>,
+    data_dir: &std::path::Path,
+    receiver: &Receiver,
+    count: u64,
+    callers: usize,
+    crash_after: Option<usize>,
+) -> anyhow::Result<Outcome> {
+    receiver.reset();
+    let http = reqwest::Client::new();
+    let calls = Arc::new(Calls::default());
+    let base = Arc::new(RwLock::new(
+        local.as_ref().map(|l| l.base.clone()).unwrap_or_default(),
+    ));
+    let next = Arc::new(AtomicU64::new(0));
+    let accepted_count = Arc::new(AtomicUsize::new(0));
+    let padding = Arc::new(padding());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..callers {
+        let (http, calls, base, next, accepted_count, padding) = (
+            http.clone(),
+            Arc::clone(&calls),
+            Arc::clone(&base),
+            Arc::clone(&next),
+            Arc::clone(&accepted_count),
+            Arc::clone(&padding),
+        );
+        tasks.spawn(async move {
+            loop {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= count {
+                    return;
+                }
+                let url = base.read().expect("lock").clone();
+                calls
+                    .started
+                    .lock()
+                    .expect("lock")
+                    .insert(seq, Instant::now());
+                if notify(&http, &url, seq, &padding).await {
+                    calls.accepted.lock().expect("lock").push(seq);
+                    accepted_count.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    // Down: a caller would back off and retry; a new sequence number keeps
+                    // "accepted" exact.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+    }
+    let mut recovery = None;
+    if let Some(threshold) = crash_after {
+        while accepted_count.load(Ordering::Relaxed) < threshold {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if let Some(running) = local.take() {
+            running.kill_9();
+        }
+        let restart = Instant::now();
+        let restarted = CrmLocal::start(data_dir)?;
+        *base.write().expect("lock") = restarted.base.clone();
+        *local = Some(restarted);
+        recovery = Some(restart.elapsed());
+    }
+    while tasks.join_next().await.is_some() {}
+    let mut outcome = settle(&calls, receiver, Duration::from_secs(120)).await;
+    outcome.recovery = recovery;
+    Ok(outcome)
+}
