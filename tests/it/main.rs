@@ -8,6 +8,7 @@ mod api;
 mod bad_input;
 mod conformance;
 mod delivery;
+mod graphql;
 mod invariant;
 mod local;
 mod permissions;

@@ -13,6 +13,7 @@ use crate::domain::delivery::DeliveryStatus;
 use crate::domain::page::PageRequest;
 use crate::domain::sync_status::SyncStatus;
 use crate::error::{Error, Result};
+use crate::graphql;
 use crate::ports::ClientQuery;
 use crate::service::{clients, deliveries, keys, sync, webhooks, worker};
 
@@ -136,7 +137,18 @@ pub(super) async fn dispatch(
                 &deliveries::list_deliveries(deps, caller, path_id(params)?, status, page).await?,
             )
         }
+        Operation::GraphQl => graphql::execute(deps, caller, body).await?,
+        Operation::GraphiQl => graphql::graphiql_page(),
     })
+}
+
+/// The operations of public routes: no caller, so nothing that touches a tenant's data.
+pub(super) fn dispatch_public(operation: Operation) -> Result<Response<Body>> {
+    match operation {
+        Operation::GraphiQl => Ok(graphql::graphiql_page()),
+        // A route marked public by mistake stays closed.
+        _ => Err(Error::Unauthorized),
+    }
 }
 
 fn no_content() -> Response<Body> {

@@ -41,6 +41,9 @@ async fn serve(deps: &Deps, routes: &[Route], request: &Request) -> Result<Respo
     if request.body().len() > MAX_BODY_BYTES {
         return Err(Error::PayloadTooLarge);
     }
+    if route.public {
+        return handlers::dispatch_public(route.operation);
+    }
     let authorization = request
         .headers()
         .get(AUTHORIZATION)

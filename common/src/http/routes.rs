@@ -30,6 +30,10 @@ pub enum Operation {
     TestWebhook,
     RotateWebhookSecret,
     ListWebhookDeliveries,
+    /// `POST /graphql`: the GraphQL face over the same use cases.
+    GraphQl,
+    /// `GET /graphql`: the GraphiQL page (public: a static page that holds no data).
+    GraphiQl,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,8 @@ pub struct Route {
     /// The binary crate under `functions/` that serves this route in production.
     pub function: &'static str,
     pub operation: Operation,
+    /// Served without an API key. Only for pages that hold no tenant data.
+    pub public: bool,
 }
 
 const fn route(
@@ -53,6 +59,23 @@ const fn route(
         path,
         function,
         operation,
+        public: false,
+    }
+}
+
+/// A route served without authentication.
+const fn public_route(
+    method: Method,
+    path: &'static str,
+    function: &'static str,
+    operation: Operation,
+) -> Route {
+    Route {
+        method,
+        path,
+        function,
+        operation,
+        public: true,
     }
 }
 
@@ -82,6 +105,8 @@ pub static ROUTES: &[Route] = &[
     route(Method::POST,   "/api/webhooks/{id}/test",           "webhook-test",          Operation::TestWebhook),
     route(Method::POST,   "/api/webhooks/{id}/rotate-secret",  "webhook-rotate-secret", Operation::RotateWebhookSecret),
     route(Method::GET,    "/api/webhooks/{id}/deliveries",     "webhook-deliveries",    Operation::ListWebhookDeliveries),
+    route(Method::POST,   "/graphql",                          "graphql",               Operation::GraphQl),
+    public_route(Method::GET, "/graphql",                      "graphql",               Operation::GraphiQl),
 ];
 
 /// The rows one Lambda function serves.
@@ -194,5 +219,16 @@ mod tests {
         }
         assert_eq!(routes_of("client").len(), 3);
         assert!(routes_of("nope").is_empty());
+    }
+
+    /// Skipping the API key is a deliberate, visible choice: this list names every such route.
+    #[test]
+    fn only_the_listed_routes_skip_authentication() {
+        let public: Vec<(String, &str)> = ROUTES
+            .iter()
+            .filter(|route| route.public)
+            .map(|route| (route.method.to_string(), route.path))
+            .collect();
+        assert_eq!(public, [("GET".to_owned(), "/graphql")]);
     }
 }

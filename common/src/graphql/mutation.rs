@@ -1,0 +1,197 @@
+//! Mutations: the typed input becomes the REST body and goes through the same use case, so
+//! every rule and every validation message is the REST one.
+
+use async_graphql::{Context, MaybeUndefined, Object, Result, ID};
+use serde_json::{json, Map, Value};
+
+use super::error::OrFieldError;
+use super::parse_id;
+use super::scope;
+use super::types::{
+    CreateWebhookInput, CreateWebhookPayload, DeleteWebhookPayload, RetryWebhookDeliveriesPayload,
+    RotateWebhookSecretPayload, TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
+    WebhookHeaderInput,
+};
+use crate::error::{Error, Result as ServiceResult};
+use crate::service::{deliveries, webhooks, worker};
+
+pub struct Mutation;
+
+/// REST's `headers` object. A name given twice would be lost in an object: it is refused with
+/// REST's message for a repeated header.
+fn headers_object(headers: &[WebhookHeaderInput]) -> ServiceResult<Value> {
+    let mut object = Map::new();
+    for header in headers {
+        if object
+            .insert(header.name.clone(), Value::String(header.value.clone()))
+            .is_some()
+        {
+            return Err(Error::invalid_field(
+                "headers",
+                format!("`{}` is given twice", header.name),
+            ));
+        }
+    }
+    Ok(Value::Object(object))
+}
+
+/// Sets `name` unless the input left it out; an explicit null stays null.
+fn put<T>(
+    body: &mut Map<String, Value>,
+    name: &str,
+    value: &MaybeUndefined<T>,
+    to_json: impl FnOnce(&T) -> ServiceResult<Value>,
+) -> ServiceResult<()> {
+    match value {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => {
+            body.insert(name.to_owned(), Value::Null);
+        }
+        MaybeUndefined::Value(value) => {
+            body.insert(name.to_owned(), to_json(value)?);
+        }
+    }
+    Ok(())
+}
+
+fn create_body(input: &CreateWebhookInput) -> ServiceResult<Vec<u8>> {
+    let mut body = Map::new();
+    body.insert("url".into(), json!(input.url));
+    body.insert("events".into(), json!(input.events));
+    let optional = [
+        ("description", input.description.as_ref().map(|d| json!(d))),
+        ("active", input.active.map(|a| json!(a))),
+        ("maxRetries", input.max_retries.map(|n| json!(n))),
+        ("timeoutMs", input.timeout_ms.map(|n| json!(n))),
+        ("secret", input.secret.as_ref().map(|s| json!(s))),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            body.insert(name.into(), value);
+        }
+    }
+    if let Some(headers) = &input.headers {
+        body.insert("headers".into(), headers_object(headers)?);
+    }
+    Ok(Value::Object(body).to_string().into_bytes())
+}
+
+fn update_body(input: &UpdateWebhookInput) -> ServiceResult<Vec<u8>> {
+    let mut body = Map::new();
+    put(&mut body, "url", &input.url, |v| Ok(json!(v)))?;
+    put(&mut body, "events", &input.events, |v| Ok(json!(v)))?;
+    put(&mut body, "description", &input.description, |v| {
+        Ok(json!(v))
+    })?;
+    put(&mut body, "headers", &input.headers, |v| headers_object(v))?;
+    put(&mut body, "active", &input.active, |v| Ok(json!(v)))?;
+    put(&mut body, "maxRetries", &input.max_retries, |v| {
+        Ok(json!(v))
+    })?;
+    put(&mut body, "timeoutMs", &input.timeout_ms, |v| Ok(json!(v)))?;
+    Ok(Value::Object(body).to_string().into_bytes())
+}
+
+#[Object]
+impl Mutation {
+    /// Creates a webhook; the payload carries its secret, shown this once.
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookInput,
+    ) -> Result<CreateWebhookPayload> {
+        let (deps, caller) = scope(ctx)?;
+        let body = create_body(&input).or_field_error(ctx)?;
+        let created = webhooks::create_webhook(deps, caller, &body)
+            .await
+            .or_field_error(ctx)?;
+        Ok(CreateWebhookPayload {
+            secret: created.secret,
+            webhook: created.webhook.into(),
+        })
+    }
+
+    /// Changes the fields given in `input`, and only those.
+    async fn update_webhook(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateWebhookInput,
+    ) -> Result<UpdateWebhookPayload> {
+        let (deps, caller) = scope(ctx)?;
+        let id = parse_id("id", &id).or_field_error(ctx)?;
+        let body = update_body(&input).or_field_error(ctx)?;
+        let webhook = webhooks::update_webhook(deps, caller, id, &body)
+            .await
+            .or_field_error(ctx)?;
+        Ok(UpdateWebhookPayload {
+            webhook: webhook.into(),
+        })
+    }
+
+    /// Deletes a webhook; its pending deliveries are cancelled.
+    async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteWebhookPayload> {
+        let (deps, caller) = scope(ctx)?;
+        let uuid = parse_id("id", &id).or_field_error(ctx)?;
+        webhooks::delete_webhook(deps, caller, uuid)
+            .await
+            .or_field_error(ctx)?;
+        Ok(DeleteWebhookPayload {
+            success: true,
+            deleted_id: ID(uuid.to_string()),
+        })
+    }
+
+    /// Sends one signed `webhook.test` delivery now and waits for the answer.
+    async fn test_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<TestWebhookPayload> {
+        let (deps, caller) = scope(ctx)?;
+        let id = parse_id("id", &id).or_field_error(ctx)?;
+        let result = worker::test_webhook(deps, caller, id)
+            .await
+            .or_field_error(ctx)?;
+        Ok(result.into())
+    }
+
+    /// A new signing secret, shown this once; the old one keeps signing for 24 hours.
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<RotateWebhookSecretPayload> {
+        let (deps, caller) = scope(ctx)?;
+        let id = parse_id("id", &id).or_field_error(ctx)?;
+        let rotated = webhooks::rotate_secret(deps, caller, id)
+            .await
+            .or_field_error(ctx)?;
+        Ok(RotateWebhookSecretPayload {
+            secret: rotated.secret,
+            webhook: rotated.webhook.into(),
+        })
+    }
+
+    /// Queues FAILED deliveries again: all of the tenant's, one webhook's, or the listed ones.
+    async fn retry_webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: Option<ID>,
+        delivery_ids: Option<Vec<ID>>,
+    ) -> Result<RetryWebhookDeliveriesPayload> {
+        let (deps, caller) = scope(ctx)?;
+        let mut body = Map::new();
+        if let Some(id) = webhook_id {
+            body.insert("webhookId".into(), json!(id.0));
+        }
+        if let Some(ids) = delivery_ids {
+            let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
+            body.insert("deliveryIds".into(), json!(ids));
+        }
+        let body = Value::Object(body).to_string().into_bytes();
+        let result = deliveries::retry_failed(deps, caller, &body)
+            .await
+            .or_field_error(ctx)?;
+        Ok(RetryWebhookDeliveriesPayload {
+            success: result.success,
+            retried_count: result.retried_count,
+        })
+    }
+}

@@ -1,0 +1,122 @@
+//! Queries: each resolver is one call to a use case of `crate::service`.
+
+use async_graphql::{Context, Object, Result, ID};
+
+use super::error::OrFieldError;
+use super::types::{
+    DeliveryNode, DeliveryStatusValue, SyncStatusNode, WebhookConnection,
+    WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput, WebhookNode, WebhookStats,
+};
+use super::{page_cost, page_request, parse_id, scope};
+use crate::error::Error;
+use crate::service::webhooks::WebhookFilter;
+use crate::service::{deliveries, sync, webhooks};
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// One webhook of the tenant (NOT_FOUND for an unknown id or another tenant's).
+    async fn webhook(&self, ctx: &Context<'_>, id: ID) -> Result<Option<WebhookNode>> {
+        let (deps, caller) = scope(ctx)?;
+        let id = parse_id("id", &id).or_field_error(ctx)?;
+        let webhook = webhooks::get_webhook(deps, caller, id)
+            .await
+            .or_field_error(ctx)?;
+        Ok(Some(webhook.into()))
+    }
+
+    /// The tenant's webhooks in creation order, `first` (default 50, at most 100) at a time.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn webhooks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<WebhookFilterInput>,
+    ) -> Result<WebhookConnection> {
+        let (deps, caller) = scope(ctx)?;
+        let asked_after = after.is_some();
+        let page = page_request(first, after).or_field_error(ctx)?;
+        let filter = filter.map_or_else(WebhookFilter::default, |f| WebhookFilter {
+            active: f.active,
+            event: f.event,
+        });
+        let page = webhooks::list_filtered_webhooks(deps, caller, &filter, page)
+            .await
+            .or_field_error(ctx)?;
+        Ok(WebhookConnection::new(page, asked_after))
+    }
+
+    /// A webhook's deliveries, newest first, optionally only those in one status.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<DeliveryStatusValue>,
+    ) -> Result<WebhookDeliveryConnection> {
+        let (deps, caller) = scope(ctx)?;
+        let webhook_id = parse_id("webhookId", &webhook_id).or_field_error(ctx)?;
+        let asked_after = after.is_some();
+        let page = page_request(first, after).or_field_error(ctx)?;
+        let page =
+            deliveries::list_deliveries(deps, caller, webhook_id, status.map(Into::into), page)
+                .await
+                .or_field_error(ctx)?;
+        Ok(WebhookDeliveryConnection::new(page, asked_after))
+    }
+
+    /// One delivery with every attempt.
+    async fn webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Option<DeliveryNode>> {
+        let (deps, caller) = scope(ctx)?;
+        let id = parse_id("id", &id).or_field_error(ctx)?;
+        let detail = deliveries::get_delivery(deps, caller, id)
+            .await
+            .or_field_error(ctx)?;
+        Ok(Some(DeliveryNode::new(
+            detail.delivery,
+            Some(detail.attempts),
+        )))
+    }
+
+    /// Every event a webhook can subscribe to.
+    async fn webhook_events(&self, ctx: &Context<'_>) -> Result<Vec<WebhookEventType>> {
+        let (_, caller) = scope(ctx)?;
+        let catalogue = webhooks::event_catalogue(caller).or_field_error(ctx)?;
+        Ok(catalogue
+            .events
+            .iter()
+            .map(WebhookEventType::from)
+            .collect())
+    }
+
+    /// Delivery counts: the tenant's with one entry per webhook, or one webhook's.
+    async fn webhook_stats(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: Option<ID>,
+    ) -> Result<WebhookStats> {
+        let (deps, caller) = scope(ctx)?;
+        let stats = match webhook_id {
+            Some(id) => {
+                let id = parse_id("webhookId", &id).or_field_error(ctx)?;
+                deliveries::webhook_stats(deps, caller, id).await
+            }
+            None => deliveries::stats(deps, caller).await,
+        }
+        .or_field_error(ctx)?;
+        serde_json::from_value(stats)
+            .map_err(|error| Error::internal(format!("stats shape: {error}")))
+            .or_field_error(ctx)
+    }
+
+    /// The tenant's clients per CRM sync status.
+    async fn sync_status(&self, ctx: &Context<'_>) -> Result<SyncStatusNode> {
+        let (deps, caller) = scope(ctx)?;
+        let counts = sync::sync_status(deps, caller).await.or_field_error(ctx)?;
+        Ok(counts.into())
+    }
+}

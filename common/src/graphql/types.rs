@@ -1,0 +1,476 @@
+//! The GraphQL types: views of the domain types and of the REST shapes, never a rule of their own.
+
+use async_graphql::{
+    ComplexObject, Context, Enum, InputObject, InputValueError, InputValueResult, MaybeUndefined,
+    Scalar, ScalarType, SimpleObject, Value, ID,
+};
+use serde::Deserialize;
+
+use super::error::OrFieldError;
+use super::scope;
+use crate::domain::catalogue::EventType;
+use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::page::{encode_cursor, Page};
+use crate::domain::sync_status::SyncCounts;
+use crate::domain::webhook::Webhook;
+use crate::service::deliveries;
+use crate::service::worker::TestResult;
+use crate::time::{parse_rfc3339, rfc3339};
+
+/// An instant as RFC 3339 text in UTC with milliseconds, e.g. `2026-11-01T09:30:00.000Z`: the
+/// same text as in the REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTime(pub chrono::DateTime<chrono::Utc>);
+
+/// An instant as RFC 3339 text in UTC with milliseconds, e.g. `2026-11-01T09:30:00.000Z`.
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://www.rfc-editor.org/rfc/rfc3339"
+)]
+impl ScalarType for DateTime {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(text) => parse_rfc3339(text)
+                .map(DateTime)
+                .ok_or_else(|| InputValueError::custom("must be an RFC 3339 date and time")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(rfc3339(self.0))
+    }
+}
+
+/// A custom header sent with every delivery of a webhook.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct WebhookHeader {
+    /// Lowercase header name.
+    pub name: String,
+    pub value: String,
+}
+
+/// A webhook endpoint of the tenant. Its secret is never shown here: `createWebhook` and
+/// `rotateWebhookSecret` return it, once.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "Webhook")]
+pub struct WebhookNode {
+    pub id: ID,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    pub description: Option<String>,
+    /// Subscriptions: event names of `webhookEvents`, `*`, or `prefix.*`.
+    pub events: Vec<String>,
+    /// Custom headers sent with every delivery.
+    pub headers: Vec<WebhookHeader>,
+    /// Inactive webhooks receive nothing; their pending deliveries are cancelled.
+    pub active: bool,
+    /// Retries after a failed first attempt, 0 to 10.
+    pub max_retries: u32,
+    /// How long an attempt waits for the response, 100 to 30000 ms.
+    pub timeout_ms: u32,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+impl From<Webhook> for WebhookNode {
+    fn from(webhook: Webhook) -> WebhookNode {
+        WebhookNode {
+            id: ID(webhook.id.to_string()),
+            url: webhook.url,
+            description: webhook.description,
+            events: webhook.events,
+            headers: webhook
+                .headers
+                .into_iter()
+                .map(|(name, value)| WebhookHeader { name, value })
+                .collect(),
+            active: webhook.active,
+            max_retries: webhook.max_retries,
+            timeout_ms: webhook.timeout_ms,
+            created_at: DateTime(webhook.created_at),
+            updated_at: DateTime(webhook.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(
+    name = "WebhookDeliveryStatus",
+    remote = "crate::domain::delivery::DeliveryStatus"
+)]
+pub enum DeliveryStatusValue {
+    /// Waiting for its first attempt.
+    Pending,
+    /// A 2xx answer.
+    Success,
+    /// Every attempt failed (or the receiver answered 410 Gone); `retryWebhookDeliveries` re-sends.
+    Failed,
+    /// Failed at least once; the next attempt is at `nextAttemptAt`.
+    Retrying,
+    /// Not sent: the webhook was deleted or deactivated.
+    Cancelled,
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "WebhookDeliveryAttempt")]
+pub struct AttemptNode {
+    /// 1 for the first attempt; retry n is attempt n + 1.
+    pub number: u32,
+    /// When the request was sent.
+    pub time: DateTime,
+    /// The receiver's HTTP status; null when no answer came (timeout, refused connection).
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// The start of the receiver's answer, capped.
+    pub response_body: String,
+}
+
+impl From<Attempt> for AttemptNode {
+    fn from(attempt: Attempt) -> AttemptNode {
+        AttemptNode {
+            number: attempt.number,
+            time: DateTime(attempt.at),
+            status_code: attempt.status_code,
+            duration_ms: attempt.duration_ms,
+            error: attempt.error,
+            response_body: attempt.response_body,
+        }
+    }
+}
+
+/// One event sent to one webhook, with every attempt.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "WebhookDelivery", complex)]
+pub struct DeliveryNode {
+    pub id: ID,
+    pub webhook_id: ID,
+    /// The payload's `id` and the `webhook-id` header: the same on every attempt.
+    pub event_id: ID,
+    pub event: String,
+    pub status: DeliveryStatusValue,
+    pub attempt_count: u32,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    /// When the next attempt is due; null once the delivery is final.
+    pub next_attempt_at: Option<DateTime>,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    #[graphql(skip)]
+    pub loaded_attempts: Option<Vec<Attempt>>,
+}
+
+impl DeliveryNode {
+    pub fn new(delivery: Delivery, attempts: Option<Vec<Attempt>>) -> DeliveryNode {
+        DeliveryNode {
+            id: ID(delivery.id.to_string()),
+            webhook_id: ID(delivery.webhook_id.to_string()),
+            event_id: ID(delivery.event_id.to_string()),
+            event: delivery.event,
+            status: delivery.status.into(),
+            attempt_count: delivery.attempt_count,
+            last_status_code: delivery.last_status_code,
+            last_error: delivery.last_error,
+            next_attempt_at: delivery.next_attempt_at.map(DateTime),
+            created_at: DateTime(delivery.created_at),
+            updated_at: DateTime(delivery.updated_at),
+            loaded_attempts: attempts,
+        }
+    }
+}
+
+#[ComplexObject]
+impl DeliveryNode {
+    /// Every attempt, oldest first.
+    #[graphql(complexity = "5 + child_complexity")]
+    async fn attempts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AttemptNode>> {
+        let attempts = match &self.loaded_attempts {
+            Some(attempts) => attempts.clone(),
+            None => {
+                let (deps, caller) = scope(ctx)?;
+                let id = self.id.parse().map_err(|_| {
+                    super::error::field_error(ctx, crate::error::Error::internal("delivery id"))
+                })?;
+                deliveries::get_delivery(deps, caller, id)
+                    .await
+                    .or_field_error(ctx)?
+                    .attempts
+            }
+        };
+        Ok(attempts.into_iter().map(AttemptNode::from).collect())
+    }
+}
+
+/// Where a page ends and whether another follows (Relay's `PageInfo`).
+#[derive(Debug, Clone, SimpleObject)]
+pub struct PageInfo {
+    /// Pass `endCursor` as `after` for the next page.
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+    /// True when this page was asked for with `after`.
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct WebhookEdge {
+    /// Opaque and stable: pass it as `after` to continue after this webhook.
+    pub cursor: String,
+    pub node: WebhookNode,
+}
+
+/// Webhooks in creation order.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct WebhookConnection {
+    pub edges: Vec<WebhookEdge>,
+    pub page_info: PageInfo,
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct WebhookDeliveryEdge {
+    /// Opaque and stable: pass it as `after` to continue after this delivery.
+    pub cursor: String,
+    pub node: DeliveryNode,
+}
+
+/// Deliveries, newest first.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct WebhookDeliveryConnection {
+    pub edges: Vec<WebhookDeliveryEdge>,
+    pub page_info: PageInfo,
+}
+
+/// Edges with the REST cursors (the same opaque text as `nextCursor`), and the page info.
+fn edges<T, N>(
+    page: Page<T>,
+    asked_after: bool,
+    id_of: impl Fn(&T) -> uuid::Uuid,
+    node: impl Fn(T) -> N,
+) -> (Vec<(String, N)>, PageInfo) {
+    let edges: Vec<(String, N)> = page
+        .items
+        .into_iter()
+        .map(|item| (encode_cursor(id_of(&item)), node(item)))
+        .collect();
+    let info = PageInfo {
+        has_next_page: page.next_cursor.is_some(),
+        end_cursor: edges.last().map(|(cursor, _)| cursor.clone()),
+        has_previous_page: asked_after,
+        start_cursor: edges.first().map(|(cursor, _)| cursor.clone()),
+    };
+    (edges, info)
+}
+
+impl WebhookConnection {
+    pub fn new(page: Page<Webhook>, asked_after: bool) -> WebhookConnection {
+        let (edges, page_info) = edges(page, asked_after, |w| w.id, WebhookNode::from);
+        WebhookConnection {
+            edges: edges
+                .into_iter()
+                .map(|(cursor, node)| WebhookEdge { cursor, node })
+                .collect(),
+            page_info,
+        }
+    }
+}
+
+impl WebhookDeliveryConnection {
+    pub fn new(page: Page<Delivery>, asked_after: bool) -> WebhookDeliveryConnection {
+        let (edges, page_info) = edges(page, asked_after, |d| d.id, |d| DeliveryNode::new(d, None));
+        WebhookDeliveryConnection {
+            edges: edges
+                .into_iter()
+                .map(|(cursor, node)| WebhookDeliveryEdge { cursor, node })
+                .collect(),
+            page_info,
+        }
+    }
+}
+
+/// An event a webhook can subscribe to.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct WebhookEventType {
+    pub name: String,
+    pub description: String,
+}
+
+impl From<&EventType> for WebhookEventType {
+    fn from(event: &EventType) -> WebhookEventType {
+        WebhookEventType {
+            name: event.name.to_owned(),
+            description: event.description.to_owned(),
+        }
+    }
+}
+
+/// Deliveries per status and the success rate: REST's `GET /api/webhooks/stats`, field for field.
+#[derive(Debug, Clone, SimpleObject, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookStats {
+    /// The webhook these counts are for; null for the whole tenant.
+    #[serde(default)]
+    pub webhook_id: Option<ID>,
+    pub total: i64,
+    pub pending: i64,
+    pub success: i64,
+    pub failed: i64,
+    pub retrying: i64,
+    pub cancelled: i64,
+    /// success / (success + failed); null until a delivery has finished.
+    pub success_rate: Option<f64>,
+    /// Per webhook, in the tenant-wide stats only.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookStats>,
+}
+
+/// The tenant's clients per CRM sync status: REST's `GET /api/crm/sync-status`.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "SyncStatus")]
+pub struct SyncStatusNode {
+    pub total_clients: i64,
+    pub synced_clients: i64,
+    pub pending_clients: i64,
+    pub failed_clients: i64,
+    pub needs_update_clients: i64,
+    pub last_sync_time: Option<DateTime>,
+}
+
+impl From<SyncCounts> for SyncStatusNode {
+    fn from(counts: SyncCounts) -> SyncStatusNode {
+        SyncStatusNode {
+            total_clients: counts.total_clients,
+            synced_clients: counts.synced_clients,
+            pending_clients: counts.pending_clients,
+            failed_clients: counts.failed_clients,
+            needs_update_clients: counts.needs_update_clients,
+            last_sync_time: counts.last_sync_time.map(DateTime),
+        }
+    }
+}
+
+#[derive(Debug, Clone, InputObject)]
+#[graphql(name = "WebhookFilter")]
+pub struct WebhookFilterInput {
+    /// Only active (true) or only inactive (false) webhooks.
+    pub active: Option<bool>,
+    /// Only webhooks that receive this event; with `*` or `prefix.*`, those that receive at
+    /// least one of its events.
+    pub event: Option<String>,
+}
+
+#[derive(Debug, Clone, InputObject)]
+pub struct WebhookHeaderInput {
+    pub name: String,
+    pub value: String,
+}
+
+/// The fields of REST's `POST /api/webhooks`, with the same rules.
+#[derive(Debug, Clone, InputObject)]
+pub struct CreateWebhookInput {
+    /// HTTPS URL that receives the deliveries.
+    pub url: String,
+    /// Event names of `webhookEvents`, `*`, or `prefix.*`.
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    /// Custom headers (at most 20); the service's own headers cannot be overridden.
+    pub headers: Option<Vec<WebhookHeaderInput>>,
+    /// Default true.
+    pub active: Option<bool>,
+    /// 0 to 10, default 3.
+    pub max_retries: Option<i32>,
+    /// 100 to 30000, default 5000.
+    pub timeout_ms: Option<i32>,
+    /// Bring your own `whsec_` secret; one is generated otherwise.
+    pub secret: Option<String>,
+}
+
+/// The fields of REST's `PATCH /api/webhooks/{id}`: only the fields given change; a null
+/// `description` clears it.
+#[derive(Debug, Clone, InputObject)]
+pub struct UpdateWebhookInput {
+    pub url: MaybeUndefined<String>,
+    pub events: MaybeUndefined<Vec<String>>,
+    pub description: MaybeUndefined<String>,
+    /// Replaces every custom header.
+    pub headers: MaybeUndefined<Vec<WebhookHeaderInput>>,
+    pub active: MaybeUndefined<bool>,
+    pub max_retries: MaybeUndefined<i32>,
+    pub timeout_ms: MaybeUndefined<i32>,
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct CreateWebhookPayload {
+    pub webhook: WebhookNode,
+    /// The signing secret, shown this once.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct UpdateWebhookPayload {
+    pub webhook: WebhookNode,
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct DeleteWebhookPayload {
+    pub success: bool,
+    pub deleted_id: ID,
+}
+
+/// The result of one synchronous `webhook.test` delivery.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct TestWebhookPayload {
+    /// The receiver answered 2xx.
+    pub success: bool,
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// The recorded delivery, readable with `webhookDelivery`.
+    pub delivery_id: ID,
+}
+
+impl From<TestResult> for TestWebhookPayload {
+    fn from(result: TestResult) -> TestWebhookPayload {
+        TestWebhookPayload {
+            success: result.success,
+            status_code: result.status_code,
+            duration_ms: result.duration_ms,
+            error: result.error,
+            delivery_id: ID(result.delivery_id.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct RotateWebhookSecretPayload {
+    pub webhook: WebhookNode,
+    /// The new secret, shown this once; the previous one keeps signing beside it for 24 hours.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct RetryWebhookDeliveriesPayload {
+    pub success: bool,
+    /// FAILED deliveries queued again.
+    pub retried_count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::delivery::DeliveryStatus;
+    use async_graphql::resolver_utils::EnumType;
+
+    /// The GraphQL values are the REST status names, and every domain status has one.
+    #[test]
+    fn statuses_map_both_ways_by_name() {
+        let items = <DeliveryStatusValue as EnumType>::items();
+        assert_eq!(items.len(), DeliveryStatus::ALL.len());
+        for item in items {
+            let status = DeliveryStatus::from(item.value);
+            assert_eq!(status.as_str(), item.name);
+            assert_eq!(DeliveryStatusValue::from(status), item.value);
+        }
+    }
+}
