@@ -28,6 +28,7 @@ crate::on_both_stores!(
     delivery_history_and_stats_follow_real_attempts,
     another_tenants_webhooks_and_deliveries_are_not_found,
     private_and_plain_http_targets_are_refused_at_creation,
+    a_burst_of_notifications_is_listed_newest_first,
 );
 
 /// Generous: the worker long-polls SQS on moto, and both backends share two cores.
@@ -963,4 +964,27 @@ async fn private_and_plain_http_targets_are_refused_at_creation(backend: Backend
     }
     let (_, fetched) = app.get(&path, &key).await;
     assert_eq!(fetched["url"], "https://example.com/hook");
+}
+
+/// Notifications sent back to back, several in one millisecond, still list newest first.
+async fn a_burst_of_notifications_is_listed_newest_first(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let id = id_of(&create(&app, &key, &webhook("https://example.com/hook", &["*"])).await);
+    let mut sent = Vec::new();
+    for n in 0..20 {
+        let (status, result) = app
+            .post(
+                "/api/webhooks/notify",
+                &key,
+                &json!({"event": "lead.created", "data": {"n": n}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{result}");
+        sent.push(result["deliveryIds"][0].clone());
+    }
+    let history = walk_deliveries(&app, &key, &id, "limit=100").await;
+    let listed: Vec<&Value> = history.iter().map(|d| &d["id"]).collect();
+    let newest_first: Vec<&Value> = sent.iter().rev().collect();
+    assert_eq!(listed, newest_first);
 }

@@ -123,13 +123,14 @@ pub fn payload(event_id: Uuid, event: &str, data: &Value, at: DateTime<Utc>) -> 
 }
 
 /// The delivery of an event to a webhook has one id, whoever creates it: a fan-out that runs
-/// twice (request path and sweeper) writes the same record once. It keeps the event's UUIDv7
-/// timestamp, so deliveries sort by time.
+/// twice (request path and sweeper) writes the same record once. It keeps the event id's first
+/// 64 bits (the millisecond and the sub-millisecond bits of `OutboxEvent` ids), so deliveries
+/// sort like their events even within a millisecond; 62 hashed bits tell webhooks apart.
 pub fn delivery_id(event_id: Uuid, webhook_id: Uuid) -> Uuid {
     let digest = Sha256::digest([event_id.as_bytes().as_slice(), webhook_id.as_bytes()].concat());
     let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&event_id.as_bytes()[..6]);
-    bytes[6..].copy_from_slice(&digest[..10]);
+    bytes[..8].copy_from_slice(&event_id.as_bytes()[..8]);
+    bytes[8..].copy_from_slice(&digest[..8]);
     uuid::Builder::from_bytes(bytes)
         .with_version(uuid::Version::SortRand)
         .with_variant(uuid::Variant::RFC4122)
@@ -381,6 +382,7 @@ impl StatusCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::event::OutboxEvent;
 
     fn outcome(status: Option<u16>) -> SendOutcome {
         SendOutcome {
@@ -408,7 +410,18 @@ mod tests {
         assert_eq!(delivery_id(event, a), delivery_id(event, a));
         assert_ne!(delivery_id(event, a), delivery_id(event, b));
         assert_eq!(delivery_id(event, a).get_version_num(), 7);
-        assert_eq!(delivery_id(event, a).as_bytes()[..6], event.as_bytes()[..6]);
+        assert_eq!(delivery_id(event, a).as_bytes()[..8], event.as_bytes()[..8]);
+    }
+
+    #[test]
+    fn deliveries_sort_like_their_events_within_a_millisecond() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let events: Vec<OutboxEvent> = (0..200)
+            .map(|_| OutboxEvent::new(a, "lead.created", json!({}), Utc::now()))
+            .collect();
+        for pair in events.windows(2) {
+            assert!(delivery_id(pair[0].id, b) <= delivery_id(pair[1].id, b));
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Events written to the outbox in the same transaction as the change they describe.
 
+use std::sync::{LazyLock, Mutex};
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use uuid::Uuid;
+use uuid::{ContextV7, Timestamp, Uuid};
 
 use super::client::Client;
 use super::sync_status::SyncStatus;
@@ -12,6 +14,12 @@ pub const CLIENT_CREATED: &str = "client.created";
 pub const CLIENT_UPDATED: &str = "client.updated";
 pub const CLIENT_DELETED: &str = "client.deleted";
 pub const SYNC_STATUS_CHANGED: &str = "sync.status.changed";
+
+/// Event ids carry 12 bits of time below the millisecond (RFC 9562, method 3), so the events of
+/// a process, and the deliveries whose ids keep these bits, list in the order they happened even
+/// when several fall in one millisecond.
+static EVENT_IDS: LazyLock<Mutex<ContextV7>> =
+    LazyLock::new(|| Mutex::new(ContextV7::new().with_additional_precision()));
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {
@@ -25,7 +33,7 @@ pub struct OutboxEvent {
 impl OutboxEvent {
     pub fn new(tenant_id: Uuid, event: &str, data: Value, now: DateTime<Utc>) -> OutboxEvent {
         OutboxEvent {
-            id: Uuid::now_v7(),
+            id: Uuid::new_v7(Timestamp::now(&*EVENT_IDS)),
             tenant_id,
             event: event.to_owned(),
             data,
