@@ -319,6 +319,18 @@ async fn every_query_and_mutation_over_http(backend: Backend) {
     )
     .await;
     assert_eq!(error["message"], "Webhook not found.");
+    assert_eq!(error["path"], json!(["webhook"]));
+    // A nullable field that fails is null, beside the fields that worked.
+    let (_, body) = gql(
+        &app,
+        &key,
+        "query W($id: ID!) { webhook(id: $id) { id } webhookEvents { name } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(body["data"]["webhook"], Value::Null, "{body}");
+    assert!(body["data"].get("webhook").is_some(), "{body}");
+    assert!(body["data"]["webhookEvents"].is_array(), "{body}");
 }
 
 /// A failed delivery of `webhook`: a receiver answering 500 and a webhook without retries.
@@ -756,7 +768,7 @@ async fn invalid_input_is_bad_user_input_naming_the_field(backend: Backend) {
     for (field, message) in &errors {
         assert_eq!(
             *message,
-            format!("{field} {}", details[field].as_str().unwrap())
+            format!("{field}: {}", details[field].as_str().unwrap())
         );
     }
 

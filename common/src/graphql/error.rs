@@ -29,7 +29,7 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
             let mut errors: Vec<async_graphql::Error> = details
                 .into_iter()
                 .map(|(field, detail)| {
-                    coded(format!("{field} {detail}"), BAD_USER_INPUT)
+                    coded(format!("{field}: {detail}"), BAD_USER_INPUT)
                         .extend_with(|_, extensions| extensions.set("field", field.as_str()))
                 })
                 .collect();
@@ -63,11 +63,26 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
 /// async-graphql's blanket `From<Display>` (which would pass internal messages through).
 pub trait OrFieldError<T> {
     fn or_field_error(self, ctx: &Context<'_>) -> async_graphql::Result<T>;
+
+    /// For a nullable field: the error is reported and the field is null, as the GraphQL spec
+    /// has it (async-graphql would otherwise leave the field out of `data`).
+    fn or_null(self, ctx: &Context<'_>) -> Option<T>;
 }
 
 impl<T> OrFieldError<T> for crate::error::Result<T> {
     fn or_field_error(self, ctx: &Context<'_>) -> async_graphql::Result<T> {
         self.map_err(|error| field_error(ctx, error))
+    }
+
+    fn or_null(self, ctx: &Context<'_>) -> Option<T> {
+        match self {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let error = field_error(ctx, error).into_server_error(ctx.item.pos);
+                ctx.add_error(ctx.set_error_path(error));
+                None
+            }
+        }
     }
 }
 

@@ -19,11 +19,8 @@ impl Query {
     /// One webhook of the tenant (NOT_FOUND for an unknown id or another tenant's).
     async fn webhook(&self, ctx: &Context<'_>, id: ID) -> Result<Option<WebhookNode>> {
         let (deps, caller) = scope(ctx)?;
-        let id = parse_id("id", &id).or_field_error(ctx)?;
-        let webhook = webhooks::get_webhook(deps, caller, id)
-            .await
-            .or_field_error(ctx)?;
-        Ok(Some(webhook.into()))
+        let found = async { webhooks::get_webhook(deps, caller, parse_id("id", &id)?).await };
+        Ok(found.await.or_null(ctx).map(WebhookNode::from))
     }
 
     /// The tenant's webhooks in creation order, `first` (default 50, at most 100) at a time.
@@ -72,14 +69,11 @@ impl Query {
     /// One delivery with every attempt.
     async fn webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Option<DeliveryNode>> {
         let (deps, caller) = scope(ctx)?;
-        let id = parse_id("id", &id).or_field_error(ctx)?;
-        let detail = deliveries::get_delivery(deps, caller, id)
+        let found = async { deliveries::get_delivery(deps, caller, parse_id("id", &id)?).await };
+        Ok(found
             .await
-            .or_field_error(ctx)?;
-        Ok(Some(DeliveryNode::new(
-            detail.delivery,
-            Some(detail.attempts),
-        )))
+            .or_null(ctx)
+            .map(|detail| DeliveryNode::new(detail.delivery, Some(detail.attempts))))
     }
 
     /// Every event a webhook can subscribe to.
