@@ -97,28 +97,34 @@ impl DynamoStore {
         }
     }
 
+    /// The items of every shard of a sweeper index whose sort key is before `before`.
+    async fn query_shards_before(
+        &self,
+        index_pk: fn(u8) -> String,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        for shard in 0..SHARDS {
+            let values = vec![
+                (":pk", text(index_pk(shard))),
+                (":before", text(rfc3339(before))),
+            ];
+            items.extend(
+                self.query_index(GSI1, "#ipk = :pk AND #isk < :before", values, limit)
+                    .await?,
+            );
+        }
+        Ok(items)
+    }
+
     pub(super) async fn undispatched_events_impl(
         &self,
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>> {
-        let mut events = Vec::new();
-        for shard in 0..SHARDS {
-            let items = self
-                .query_index(
-                    GSI1,
-                    "#ipk = :pk AND #isk < :before",
-                    vec![
-                        (":pk", text(outbox_index_pk(shard))),
-                        (":before", text(rfc3339(before))),
-                    ],
-                    limit,
-                )
-                .await?;
-            for item in &items {
-                events.push(event_from_item(item)?);
-            }
-        }
+        let items = self.query_shards_before(outbox_index_pk, before, limit).await?;
+        let mut events = items.iter().map(event_from_item).collect::<Result<Vec<_>>>()?;
         events.sort_by_key(|e| e.created_at);
         events.truncate(limit);
         Ok(events)
@@ -341,23 +347,8 @@ impl DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Delivery>> {
-        let mut due = Vec::new();
-        for shard in 0..SHARDS {
-            let items = self
-                .query_index(
-                    GSI1,
-                    "#ipk = :pk AND #isk < :before",
-                    vec![
-                        (":pk", text(due_index_pk(shard))),
-                        (":before", text(rfc3339(before))),
-                    ],
-                    limit,
-                )
-                .await?;
-            for item in &items {
-                due.push(delivery_from_item(item)?);
-            }
-        }
+        let items = self.query_shards_before(due_index_pk, before, limit).await?;
+        let mut due = items.iter().map(delivery_from_item).collect::<Result<Vec<_>>>()?;
         due.sort_by_key(|d| d.next_attempt_at);
         due.truncate(limit);
         Ok(due)
