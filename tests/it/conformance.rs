@@ -77,7 +77,8 @@ fn transition(before: &Client, status: SyncStatus) -> ClientChange {
 }
 
 async fn tenant_and_first_key_are_written_together(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let (tenant, stored, key) = tenant_and_key(Role::Admin);
     store.create_tenant(&tenant, &stored).await.unwrap();
     assert_eq!(
@@ -103,7 +104,8 @@ async fn tenant_and_first_key_are_written_together(backend: Backend) {
 }
 
 async fn api_keys_are_found_by_hash_and_scoped_to_their_tenant(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let (tenant, first, _) = tenant_and_key(Role::Admin);
     let (other_tenant, other_first, _) = tenant_and_key(Role::Admin);
     store.create_tenant(&tenant, &first).await.unwrap();
@@ -144,7 +146,8 @@ async fn api_keys_are_found_by_hash_and_scoped_to_their_tenant(backend: Backend)
 }
 
 async fn a_duplicate_key_hash_is_a_conflict(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let (tenant, first, key) = tenant_and_key(Role::Admin);
     store.create_tenant(&tenant, &first).await.unwrap();
     let copy = ApiKey::new(tenant.id, "copy".into(), Role::ReadOnly, &key, now());
@@ -155,7 +158,8 @@ async fn a_duplicate_key_hash_is_a_conflict(backend: Backend) {
 }
 
 async fn clients_are_scoped_to_their_tenant(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let tenant = Uuid::now_v7();
     let other = Uuid::now_v7();
     let mut client = new_client(tenant, "Ada");
@@ -193,7 +197,8 @@ async fn clients_are_scoped_to_their_tenant(backend: Backend) {
 }
 
 async fn creating_an_existing_client_is_a_conflict_and_writes_nothing(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let tenant = Uuid::now_v7();
     let client = new_client(tenant, "Ada");
     store.write_client(&creation(&client)).await.unwrap();
@@ -204,7 +209,8 @@ async fn creating_an_existing_client_is_a_conflict_and_writes_nothing(backend: B
 }
 
 async fn a_stale_update_is_a_conflict_and_writes_nothing(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let tenant = Uuid::now_v7();
     let client = new_client(tenant, "Ada");
     store.write_client(&creation(&client)).await.unwrap();
@@ -231,7 +237,8 @@ async fn a_stale_update_is_a_conflict_and_writes_nothing(backend: Backend) {
 }
 
 async fn a_stale_delete_is_a_conflict(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let tenant = Uuid::now_v7();
     let client = new_client(tenant, "Ada");
     store.write_client(&creation(&client)).await.unwrap();
@@ -261,7 +268,8 @@ async fn a_stale_delete_is_a_conflict(backend: Backend) {
 }
 
 async fn counters_and_last_sync_time_follow_client_writes(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let tenant = Uuid::now_v7();
     let a = new_client(tenant, "A");
     let b = new_client(tenant, "B");
@@ -306,7 +314,8 @@ async fn counters_and_last_sync_time_follow_client_writes(backend: Backend) {
 }
 
 async fn events_are_written_with_their_change_in_order(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let tenant = Uuid::now_v7();
     let client = new_client(tenant, "Ada");
     store.write_client(&creation(&client)).await.unwrap();
@@ -324,7 +333,8 @@ async fn events_are_written_with_their_change_in_order(backend: Backend) {
 }
 
 async fn clients_page_in_creation_order_and_filter_by_status(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let tenant = Uuid::now_v7();
     let mut created = Vec::new();
     for i in 0..25 {
@@ -380,7 +390,8 @@ async fn clients_page_in_creation_order_and_filter_by_status(backend: Backend) {
 }
 
 async fn an_unknown_tenant_has_zero_counts(backend: Backend) {
-    let store = fresh_store(backend).await.store;
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
     let counts = store.sync_counts(Uuid::now_v7()).await.unwrap();
     assert_eq!(counts, SyncCounts::default());
 }
@@ -434,7 +445,8 @@ mod deliveries {
     }
 
     async fn webhooks_are_versioned_and_scoped(backend: Backend) {
-        let store = fresh_store(backend).await.store;
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
         let hook = webhook(tenant);
         store.create_webhook(&hook).await.unwrap();
@@ -479,7 +491,8 @@ mod deliveries {
     }
 
     async fn creating_a_delivery_twice_writes_it_once(backend: Backend) {
-        let store = fresh_store(backend).await.store;
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
         let hook = Uuid::now_v7();
         let first = delivery(tenant, hook);
@@ -507,7 +520,8 @@ mod deliveries {
     }
 
     async fn a_stale_delivery_write_is_a_conflict_and_writes_nothing(backend: Backend) {
-        let store = fresh_store(backend).await.store;
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
         let created = delivery(tenant, Uuid::now_v7());
         store
@@ -577,7 +591,8 @@ mod deliveries {
     }
 
     async fn the_sweeper_indexes_find_due_failed_and_undispatched_work(backend: Backend) {
-        let store = fresh_store(backend).await.store;
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let due_a = delivery(a, Uuid::now_v7());
         let due_b = delivery(b, Uuid::now_v7());

@@ -26,7 +26,8 @@ fn parse(body: &str) -> DeliveryMessage {
 }
 
 async fn messages_round_trip_and_deleted_ones_stay_gone(backend: Backend) {
-    let queue = fresh_store(backend).await.queue;
+    let fixture = fresh_store(backend).await;
+    let queue = std::sync::Arc::clone(&fixture.queue);
     let sent = message();
     queue.send(&[(sent.clone(), Duration::ZERO)]).await.unwrap();
     let received = queue.receive(10, Duration::from_secs(5)).await.unwrap();
@@ -40,7 +41,8 @@ async fn messages_round_trip_and_deleted_ones_stay_gone(backend: Backend) {
 }
 
 async fn a_delayed_message_waits_for_its_delay(backend: Backend) {
-    let queue = fresh_store(backend).await.queue;
+    let fixture = fresh_store(backend).await;
+    let queue = std::sync::Arc::clone(&fixture.queue);
     let sent = message();
     let start = Instant::now();
     queue
@@ -63,7 +65,8 @@ async fn a_delayed_message_waits_for_its_delay(backend: Backend) {
 }
 
 async fn an_undeleted_message_comes_back_after_the_visibility_timeout(backend: Backend) {
-    let queue = fresh_store(backend).await.queue;
+    let fixture = fresh_store(backend).await;
+    let queue = std::sync::Arc::clone(&fixture.queue);
     let sent = message();
     queue.send(&[(sent.clone(), Duration::ZERO)]).await.unwrap();
     let first = queue.receive(10, Duration::from_secs(5)).await.unwrap();
@@ -83,7 +86,8 @@ async fn an_undeleted_message_comes_back_after_the_visibility_timeout(backend: B
 }
 
 async fn batches_larger_than_ten_are_sent_whole(backend: Backend) {
-    let queue = fresh_store(backend).await.queue;
+    let fixture = fresh_store(backend).await;
+    let queue = std::sync::Arc::clone(&fixture.queue);
     let sent: Vec<DeliveryMessage> = (0..23).map(|_| message()).collect();
     let batch: Vec<_> = sent.iter().map(|m| (m.clone(), Duration::ZERO)).collect();
     queue.send(&batch).await.unwrap();

@@ -4,11 +4,12 @@
 //! transaction therefore never interleaves with another write of this process.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
 use super::sqlite_webhooks as rows;
@@ -148,10 +149,16 @@ CREATE INDEX queue_visible ON queue_messages (visible_at);
 "#,
 ];
 
+/// One writer connection (SQLite has one writer at a time anyway) and a few readers, which WAL
+/// lets run beside it, so reads never queue behind writes.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<SharedConnection>>,
+    next_reader: Arc<AtomicUsize>,
 }
+
+const READERS: usize = 4;
 
 pub(crate) type SharedConnection = Arc<Mutex<Connection>>;
 
@@ -172,9 +179,31 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    dir.join(DB_FILE),
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(Arc::new(Mutex::new(reader)))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers),
+            next_reader: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Runs a read on one of the reader connections, in turn.
+    async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        run_blocking(&self.readers[index], work).await
     }
 
     async fn call<T, F>(&self, work: F) -> Result<T>
@@ -462,7 +491,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let tenant = conn
                 .query_row(
                     "SELECT id, name, created_at FROM tenants WHERE id = ?1",
@@ -494,7 +523,7 @@ impl Store for SqliteStore {
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
         let key_hash = key_hash.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut query = conn.prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"
             ))?;
@@ -506,7 +535,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut query = conn.prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY id"
             ))?;
@@ -530,7 +559,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut query = conn.prepare_cached(&format!(
                 "SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = ?1 AND id = ?2"
             ))?;
@@ -547,7 +576,7 @@ impl Store for SqliteStore {
 
     async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>> {
         let query = *query;
-        self.call(move |conn| {
+        self.read(move |conn| {
             let after = query
                 .page
                 .after
@@ -589,7 +618,7 @@ impl Store for SqliteStore {
     }
 
     async fn sync_counts(&self, tenant_id: Uuid) -> Result<SyncCounts> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut query = conn.prepare_cached(
                 "SELECT total, synced, pending, failed, needs_update, last_sync_time
                  FROM sync_counts WHERE tenant_id = ?1",
@@ -612,7 +641,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut query = conn.prepare_cached(
                 "SELECT id, tenant_id, event, data, created_at FROM outbox
                  WHERE tenant_id = ?1 ORDER BY id LIMIT ?2",
@@ -630,7 +659,7 @@ impl Store for SqliteStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>> {
-        self.call(move |conn| rows::undispatched_events(conn, before, limit))
+        self.read(move |conn| rows::undispatched_events(conn, before, limit))
             .await
     }
 
@@ -657,12 +686,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
-        self.call(move |conn| rows::get_webhook(conn, tenant_id, webhook_id))
+        self.read(move |conn| rows::get_webhook(conn, tenant_id, webhook_id))
             .await
     }
 
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
-        self.call(move |conn| rows::list_webhooks(conn, tenant_id, page))
+        self.read(move |conn| rows::list_webhooks(conn, tenant_id, page))
             .await
     }
 
@@ -673,12 +702,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
-        self.call(move |conn| rows::get_delivery(conn, tenant_id, delivery_id))
+        self.read(move |conn| rows::get_delivery(conn, tenant_id, delivery_id))
             .await
     }
 
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
-        self.call(move |conn| rows::list_attempts(conn, tenant_id, delivery_id))
+        self.read(move |conn| rows::list_attempts(conn, tenant_id, delivery_id))
             .await
     }
 
@@ -695,22 +724,22 @@ impl Store for SqliteStore {
         status: Option<DeliveryStatus>,
         page: PageRequest,
     ) -> Result<Page<Delivery>> {
-        self.call(move |conn| rows::list_deliveries(conn, tenant_id, webhook_id, status, page))
+        self.read(move |conn| rows::list_deliveries(conn, tenant_id, webhook_id, status, page))
             .await
     }
 
     async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
-        self.call(move |conn| rows::due_deliveries(conn, before, limit))
+        self.read(move |conn| rows::due_deliveries(conn, before, limit))
             .await
     }
 
     async fn failed_deliveries(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<Delivery>> {
-        self.call(move |conn| rows::failed_deliveries(conn, tenant_id, limit))
+        self.read(move |conn| rows::failed_deliveries(conn, tenant_id, limit))
             .await
     }
 
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
-        self.call(move |conn| rows::delivery_counts(conn, tenant_id))
+        self.read(move |conn| rows::delivery_counts(conn, tenant_id))
             .await
     }
 }

@@ -123,8 +123,13 @@ impl DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>> {
-        let items = self.query_shards_before(outbox_index_pk, before, limit).await?;
-        let mut events = items.iter().map(event_from_item).collect::<Result<Vec<_>>>()?;
+        let items = self
+            .query_shards_before(outbox_index_pk, before, limit)
+            .await?;
+        let mut events = items
+            .iter()
+            .map(event_from_item)
+            .collect::<Result<Vec<_>>>()?;
         events.sort_by_key(|e| e.created_at);
         events.truncate(limit);
         Ok(events)
@@ -347,8 +352,13 @@ impl DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Delivery>> {
-        let items = self.query_shards_before(due_index_pk, before, limit).await?;
-        let mut due = items.iter().map(delivery_from_item).collect::<Result<Vec<_>>>()?;
+        let items = self
+            .query_shards_before(due_index_pk, before, limit)
+            .await?;
+        let mut due = items
+            .iter()
+            .map(delivery_from_item)
+            .collect::<Result<Vec<_>>>()?;
         due.sort_by_key(|d| d.next_attempt_at);
         due.truncate(limit);
         Ok(due)
