@@ -5,6 +5,7 @@ pub mod config;
 pub mod deps;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "graphql")]
 pub mod graphql;
 pub mod http;
 pub mod lambda;

@@ -888,6 +888,24 @@ async fn deep_huge_batched_and_malformed_requests_are_refused(backend: Backend) 
         "{error}"
     );
 
+    // One request cannot pack many writes or outbound calls: six test deliveries are too many.
+    let unknown = uuid::Uuid::now_v7();
+    let tests: String = (0..6)
+        .map(|n| format!(r#"t{n}: testWebhook(id: "{unknown}") {{ success }} "#))
+        .collect();
+    let error = only_error(
+        &app,
+        &key,
+        &format!("mutation {{ {tests} }}"),
+        json!({}),
+        "GRAPHQL_VALIDATION_FAILED",
+    )
+    .await;
+    assert!(
+        error["message"].as_str().unwrap().contains("complex"),
+        "{error}"
+    );
+
     // Over 256 KiB: the REST 413, before any parsing.
     let padding = " ".repeat(256 * 1024);
     let body =

@@ -17,6 +17,13 @@ use crate::service::{deliveries, webhooks, worker};
 
 pub struct Mutation;
 
+/// Complexity of a write, so that one document cannot pack hundreds of them (the limit is
+/// `MAX_COMPLEXITY`): at most 50 writes per request.
+const MUTATION_COST: usize = 100;
+/// Complexity of a mutation that sends requests out (a test delivery) or may queue many
+/// deliveries (a retry): at most 5 per request.
+const OUTBOUND_COST: usize = 1_000;
+
 /// REST's `headers` object. A name given twice would be lost in an object: it is refused with
 /// REST's message for a repeated header.
 fn headers_object(headers: &[WebhookHeaderInput]) -> ServiceResult<Value> {
@@ -95,6 +102,7 @@ fn update_body(input: &UpdateWebhookInput) -> ServiceResult<Vec<u8>> {
 #[Object]
 impl Mutation {
     /// Creates a webhook; the payload carries its secret, shown this once.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn create_webhook(
         &self,
         ctx: &Context<'_>,
@@ -112,6 +120,7 @@ impl Mutation {
     }
 
     /// Changes the fields given in `input`, and only those.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn update_webhook(
         &self,
         ctx: &Context<'_>,
@@ -130,6 +139,7 @@ impl Mutation {
     }
 
     /// Deletes a webhook; its pending deliveries are cancelled.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteWebhookPayload> {
         let (deps, caller) = scope(ctx)?;
         let uuid = parse_id("id", &id).or_field_error(ctx)?;
@@ -143,6 +153,7 @@ impl Mutation {
     }
 
     /// Sends one signed `webhook.test` delivery now and waits for the answer.
+    #[graphql(complexity = "OUTBOUND_COST + child_complexity")]
     async fn test_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<TestWebhookPayload> {
         let (deps, caller) = scope(ctx)?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
@@ -153,6 +164,7 @@ impl Mutation {
     }
 
     /// A new signing secret, shown this once; the old one keeps signing for 24 hours.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn rotate_webhook_secret(
         &self,
         ctx: &Context<'_>,
@@ -170,6 +182,7 @@ impl Mutation {
     }
 
     /// Queues FAILED deliveries again: all of the tenant's, one webhook's, or the listed ones.
+    #[graphql(complexity = "OUTBOUND_COST + child_complexity")]
     async fn retry_webhook_deliveries(
         &self,
         ctx: &Context<'_>,

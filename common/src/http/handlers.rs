@@ -13,7 +13,6 @@ use crate::domain::delivery::DeliveryStatus;
 use crate::domain::page::PageRequest;
 use crate::domain::sync_status::SyncStatus;
 use crate::error::{Error, Result};
-use crate::graphql;
 use crate::ports::ClientQuery;
 use crate::service::{clients, deliveries, keys, sync, webhooks, worker};
 
@@ -137,18 +136,39 @@ pub(super) async fn dispatch(
                 &deliveries::list_deliveries(deps, caller, path_id(params)?, status, page).await?,
             )
         }
-        Operation::GraphQl => graphql::execute(deps, caller, body).await?,
-        Operation::GraphiQl => graphql::graphiql_page(),
+        Operation::GraphQl => graphql_request(deps, caller, body).await?,
+        Operation::GraphiQl => graphiql_page()?,
     })
 }
 
 /// The operations of public routes: no caller, so nothing that touches a tenant's data.
 pub(super) fn dispatch_public(operation: Operation) -> Result<Response<Body>> {
     match operation {
-        Operation::GraphiQl => Ok(graphql::graphiql_page()),
+        Operation::GraphiQl => graphiql_page(),
         // A route marked public by mistake stays closed.
         _ => Err(Error::Unauthorized),
     }
+}
+
+#[cfg(feature = "graphql")]
+async fn graphql_request(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<Response<Body>> {
+    crate::graphql::execute(deps, caller, body).await
+}
+
+#[cfg(feature = "graphql")]
+fn graphiql_page() -> Result<Response<Body>> {
+    Ok(crate::graphql::graphiql_page())
+}
+
+/// Built without the `graphql` feature (every Lambda but `graphql`): its routes are not served.
+#[cfg(not(feature = "graphql"))]
+async fn graphql_request(_: &Deps, _: &Caller, _: &[u8]) -> Result<Response<Body>> {
+    Err(Error::NoRoute)
+}
+
+#[cfg(not(feature = "graphql"))]
+fn graphiql_page() -> Result<Response<Body>> {
+    Err(Error::NoRoute)
 }
 
 fn no_content() -> Response<Body> {
