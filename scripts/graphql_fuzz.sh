@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes crm-local's POST /graphql with Schemathesis (queries and mutations generated from the
 # introspected schema) and fails on any server error. Uses the project venv at target/py
-# (installs schemathesis on first use), runs target/debug/crm-local on a free 127.0.0.1 port
+# (installs schemathesis on first use), runs crm-local (debug build) on a free 127.0.0.1 port
 # over a temporary store, and always stops it.
 #
 #   scripts/graphql_fuzz.sh
@@ -14,16 +14,17 @@ venv=target/py
 if [ ! -x "$venv/bin/st" ]; then
     echo "==> installing schemathesis into $venv (first run only)"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check schemathesis
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis>=4.32,<5"
 fi
 cargo build --quiet --bin crm-local
+crm_local=${CARGO_TARGET_DIR:-target}/debug/crm-local
 
 data_dir=$(mktemp -d)
 log="$data_dir/crm-local.log"
 key="crm_fuzz_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 CRM_DATA_DIR="$data_dir" CRM_DEV_API_KEY="$key" PORT="$port" CRM_SWEEP_INTERVAL_SECONDS=5 \
-    target/debug/crm-local > "$log" 2>&1 &
+    "$crm_local" > "$log" 2>&1 &
 local_pid=$!
 stop() {
     kill "$local_pid" 2>/dev/null || true
