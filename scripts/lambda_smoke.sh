@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Lambda functions as `cargo lambda watch` runs them on a laptop, against the AWS APIs that
-# moto emulates: create the table with crm-admin, a tenant and its key, start the watch server on
-# 127.0.0.1, create a client through the `clients` function and read the counters through the
-# `sync-status` function. Always stops the server. scripts/test.sh calls it with moto running
+# moto emulates: create the table and the queue with crm-admin, a tenant and its key, start the
+# watch server on 127.0.0.1, create a client through the `clients` function and read the
+# counters through the `sync-status` function. Always stops the server. scripts/test.sh calls it with moto running
 # (AWS_ENDPOINT_URL set) after building the binaries; installs cargo-lambda into target/py once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +20,13 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
 admin="$target_dir/debug/crm-admin"
 [ -x "$admin" ] || { echo "lambda smoke: $admin is missing: cargo build --workspace --bins first"; exit 1; }
 
-# A table of its own on the shared emulator, so that nothing else sees it.
+# A table and a delivery queue of their own on the shared emulator, so that nothing else sees them.
 export CRM_TABLE="crm-smoke-$$-$RANDOM"
-"$admin" create-tables
+created=$("$admin" create-tables)
+echo "$created"
+CRM_QUEUE_URL=$(printf '%s\n' "$created" | sed -n 's/^export CRM_QUEUE_URL=//p')
+[ -n "$CRM_QUEUE_URL" ] || { echo "lambda smoke: crm-admin create-tables printed no queue URL"; exit 1; }
+export CRM_QUEUE_URL
 key=$("$admin" create-tenant "Smoke Ltd" | sed -n 's/^ADMIN API key (shown once): //p')
 [ -n "$key" ] || { echo "lambda smoke: crm-admin printed no key"; exit 1; }
 
