@@ -1,0 +1,666 @@
+//! The SAM template against the code it deploys: routes, functions, the table, the queues, the
+//! policies and the configuration. `sam validate --lint` and cfn-lint check the syntax; these
+//! check that the template describes this service (offline linting misses e.g. a typo in an
+//! event property or a visibility timeout below the consumer's timeout).
+//!
+//! The template uses CloudFormation's short tags (`!Ref`, `!GetAtt`, `!Sub`), as SAM users write
+//! it; `serde_norway` keeps them as tagged values, and the long forms are read the same way.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use common::adapters::dynamodb::tables::{main_table, TableSpec};
+use common::domain::delivery::RetrySchedule;
+use common::http::routes::ROUTES;
+use serde_norway::Value;
+
+/// Binaries under `functions/` that are not Lambda functions.
+const NOT_LAMBDAS: [&str; 2] = ["local", "admin"];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Template(Value);
+
+impl Template {
+    fn load() -> Template {
+        let path = repo_root().join("infra/template.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        Template(serde_norway::from_str(&text).expect("infra/template.yaml is valid YAML"))
+    }
+
+    fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0["Resources"]
+            .as_mapping()
+            .expect("Resources")
+            .iter()
+            .map(|(name, resource)| (name.as_str().unwrap(), resource))
+    }
+
+    fn resources_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.resources()
+            .filter(move |(_, resource)| resource["Type"].as_str() == Some(kind))
+    }
+
+    fn resource(&self, name: &str) -> &Value {
+        let resource = &self.0["Resources"][name];
+        assert!(!resource.is_null(), "resource {name} is missing");
+        resource
+    }
+
+    fn functions(&self) -> Vec<Function<'_>> {
+        self.resources_of_type("AWS::Serverless::Function")
+            .map(|(name, resource)| Function::new(name, resource))
+            .collect()
+    }
+
+    fn globals(&self) -> &Value {
+        &self.0["Globals"]["Function"]
+    }
+}
+
+/// `!Ref X` or `{Ref: X}`.
+fn reference(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        Value::Mapping(map) if map.len() == 1 => map.get("Ref").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// `!GetAtt X.Attr`, `!GetAtt [X, Attr]` or `{Fn::GetAtt: [X, Attr]}`, as (X, Attr).
+fn get_att(value: &Value) -> Option<(String, String)> {
+    let inner = match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => &tagged.value,
+        Value::Mapping(map) if map.len() == 1 => map.get("Fn::GetAtt")?,
+        _ => return None,
+    };
+    match inner {
+        Value::String(dotted) => dotted
+            .split_once('.')
+            .map(|(resource, attribute)| (resource.to_owned(), attribute.to_owned())),
+        Value::Sequence(parts) => match parts.as_slice() {
+            [resource, attribute] => Some((
+                resource.as_str()?.to_owned(),
+                attribute.as_str()?.to_owned(),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn number(value: &Value, what: &str) -> u64 {
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+        .unwrap_or_else(|| panic!("{what} is not a number: {value:?}"))
+}
+
+struct Function<'a> {
+    name: &'a str,
+    resource: &'a Value,
+    /// The crate directory under `functions/`, from `CodeUri: ../functions/<dir>`.
+    dir: String,
+}
+
+impl<'a> Function<'a> {
+    fn new(name: &'a str, resource: &'a Value) -> Function<'a> {
+        let code_uri = resource["Properties"]["CodeUri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has no CodeUri"));
+        let dir = code_uri
+            .strip_prefix("../functions/")
+            .unwrap_or_else(|| panic!("{name}: CodeUri {code_uri} is not ../functions/<crate>"))
+            .trim_end_matches('/')
+            .to_owned();
+        Function {
+            name,
+            resource,
+            dir,
+        }
+    }
+
+    fn properties(&self) -> &'a Value {
+        &self.resource["Properties"]
+    }
+
+    /// (event name, type, properties) of every event source.
+    fn events(&self) -> Vec<(&'a str, &'a str, &'a Value)> {
+        self.properties()["Events"]
+            .as_mapping()
+            .map(|events| {
+                events
+                    .iter()
+                    .map(|(name, event)| {
+                        (
+                            name.as_str().unwrap(),
+                            event["Type"].as_str().unwrap_or_default(),
+                            &event["Properties"],
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn http_events(&self) -> Vec<&'a Value> {
+        self.events()
+            .into_iter()
+            .filter(|(_, kind, _)| *kind == "HttpApi")
+            .map(|(_, _, properties)| properties)
+            .collect()
+    }
+
+    /// Its own setting, else the Globals one.
+    fn setting<'t>(&self, template: &'t Template, key: &str) -> &'t Value
+    where
+        'a: 't,
+    {
+        let own = &self.properties()[key];
+        if own.is_null() {
+            &template.globals()[key]
+        } else {
+            own
+        }
+    }
+}
+
+fn lambda_crates() -> BTreeSet<String> {
+    std::fs::read_dir(repo_root().join("functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.path().join("Cargo.toml").exists())
+        .map(|entry| entry.file_name().into_string().unwrap())
+        .filter(|name| !NOT_LAMBDAS.contains(&name.as_str()))
+        .collect()
+}
+
+fn diff<T: Ord + std::fmt::Debug>(expected: &BTreeSet<T>, actual: &BTreeSet<T>) -> String {
+    format!(
+        "missing from the template: {:?}; in the template only: {:?}",
+        expected.difference(actual).collect::<Vec<_>>(),
+        actual.difference(expected).collect::<Vec<_>>()
+    )
+}
+
+#[test]
+fn every_lambda_crate_has_one_function_built_by_cargo_lambda() {
+    let template = Template::load();
+    let functions = template.functions();
+    let in_template: BTreeSet<String> = functions.iter().map(|f| f.dir.clone()).collect();
+    assert_eq!(
+        in_template.len(),
+        functions.len(),
+        "two functions share a crate"
+    );
+    let crates = lambda_crates();
+    assert_eq!(crates, in_template, "{}", diff(&crates, &in_template));
+
+    for function in &functions {
+        let metadata = &function.resource["Metadata"];
+        assert_eq!(
+            metadata["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{}",
+            function.name
+        );
+        // The package and its binary are named after the directory.
+        assert_eq!(
+            metadata["BuildProperties"]["Binary"].as_str(),
+            Some(function.dir.as_str()),
+            "{}: BuildProperties.Binary",
+            function.name
+        );
+        let manifest = std::fs::read_to_string(
+            repo_root()
+                .join("functions")
+                .join(&function.dir)
+                .join("Cargo.toml"),
+        )
+        .unwrap();
+        assert!(
+            manifest.contains(&format!("name = \"{}\"", function.dir)),
+            "functions/{}/Cargo.toml does not name its binary {}",
+            function.dir,
+            function.dir
+        );
+        assert_eq!(
+            function.setting(&template, "Runtime").as_str(),
+            Some("provided.al2023"),
+            "{}",
+            function.name
+        );
+        assert_eq!(
+            function.setting(&template, "Handler").as_str(),
+            Some("bootstrap"),
+            "{}",
+            function.name
+        );
+        let architectures: Vec<&str> = function
+            .setting(&template, "Architectures")
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(architectures, ["arm64"], "{}", function.name);
+    }
+}
+
+#[test]
+fn http_api_routes_are_exactly_the_route_table() {
+    let template = Template::load();
+    let expected: BTreeSet<(String, String, String)> = ROUTES
+        .iter()
+        .map(|route| {
+            (
+                route.method.to_string(),
+                route.path.to_owned(),
+                route.function.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(expected.len(), ROUTES.len());
+
+    let mut actual = BTreeSet::new();
+    for function in template.functions() {
+        for event in function.http_events() {
+            assert_eq!(
+                reference(&event["ApiId"]),
+                Some("HttpApi"),
+                "{}: every route belongs to the one HttpApi",
+                function.name
+            );
+            let route = (
+                event["Method"].as_str().unwrap().to_uppercase(),
+                event["Path"].as_str().unwrap().to_owned(),
+                function.dir.clone(),
+            );
+            assert!(
+                actual.insert(route.clone()),
+                "route declared twice: {route:?}"
+            );
+        }
+    }
+    assert_eq!(expected, actual, "{}", diff(&expected, &actual));
+}
+
+#[test]
+fn http_api_is_throttled_on_the_default_stage_and_outputs_its_url() {
+    let template = Template::load();
+    let apis: Vec<&str> = template
+        .resources_of_type("AWS::Serverless::HttpApi")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(apis, ["HttpApi"]);
+    let api = &template.resource("HttpApi")["Properties"];
+    // A named stage would appear in every request path (lambda_http puts it in the URI) and no
+    // route of the route table would match.
+    assert_eq!(api["StageName"].as_str(), Some("$default"));
+    let throttling = &api["DefaultRouteSettings"];
+    assert!(number(&throttling["ThrottlingRateLimit"], "rate limit") > 0);
+    assert!(number(&throttling["ThrottlingBurstLimit"], "burst limit") > 0);
+    assert_eq!(
+        get_att(&template.0["Outputs"]["ApiUrl"]["Value"]),
+        Some(("HttpApi".into(), "ApiEndpoint".into()))
+    );
+}
+
+/// A table's keys, indexes and TTL attribute: what `TableSpec` says and what the template says.
+#[derive(Debug, PartialEq, Eq)]
+struct TableShape {
+    hash_key: String,
+    range_key: String,
+    /// (index name, hash key, range key)
+    indexes: Vec<(String, String, String)>,
+    ttl_attribute: Option<String>,
+}
+
+impl From<&TableSpec> for TableShape {
+    fn from(spec: &TableSpec) -> TableShape {
+        TableShape {
+            hash_key: spec.hash_key.to_owned(),
+            range_key: spec.range_key.to_owned(),
+            indexes: spec
+                .indexes
+                .iter()
+                .map(|(name, hash, range)| (name.to_string(), hash.to_string(), range.to_string()))
+                .collect(),
+            ttl_attribute: spec.ttl_attribute.map(str::to_owned),
+        }
+    }
+}
+
+/// (HASH, RANGE) attribute names of a KeySchema.
+fn key_schema(owner: &str, schema: &Value) -> (String, String) {
+    let elements = schema.as_sequence().unwrap();
+    assert_eq!(elements.len(), 2, "{owner}: key schema");
+    let key = |key_type: &str| {
+        elements
+            .iter()
+            .find(|element| element["KeyType"].as_str() == Some(key_type))
+            .and_then(|element| element["AttributeName"].as_str())
+            .unwrap_or_else(|| panic!("{owner}: no {key_type} key"))
+            .to_owned()
+    };
+    (key("HASH"), key("RANGE"))
+}
+
+fn table_shape(name: &str, properties: &Value) -> TableShape {
+    let (hash_key, range_key) = key_schema(name, &properties["KeySchema"]);
+    let indexes = properties["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .map(|indexes| {
+            indexes
+                .iter()
+                .map(|index| {
+                    let index_name = index["IndexName"].as_str().unwrap().to_owned();
+                    assert_eq!(
+                        index["Projection"]["ProjectionType"].as_str(),
+                        Some("ALL"),
+                        "{name}.{index_name}: the adapter reads whole items from its indexes"
+                    );
+                    let (hash, range) = key_schema(&index_name, &index["KeySchema"]);
+                    (index_name, hash, range)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ttl = &properties["TimeToLiveSpecification"];
+    let ttl_attribute = (!ttl.is_null()).then(|| {
+        assert_eq!(ttl["Enabled"].as_bool(), Some(true), "{name}: TTL disabled");
+        ttl["AttributeName"].as_str().unwrap().to_owned()
+    });
+    TableShape {
+        hash_key,
+        range_key,
+        indexes,
+        ttl_attribute,
+    }
+}
+
+#[test]
+fn the_table_is_the_one_the_adapter_creates() {
+    let template = Template::load();
+    let tables: Vec<(&str, &Value)> = template.resources_of_type("AWS::DynamoDB::Table").collect();
+    let names: Vec<&str> = tables.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["Table"], "one table, as common::config uses one");
+
+    let (name, table) = tables[0];
+    let properties = &table["Properties"];
+    let spec = main_table();
+    assert_eq!(table_shape(name, properties), TableShape::from(&spec));
+    // Every key attribute is a string, and only key attributes are declared.
+    let declared: BTreeSet<(&str, &str)> = properties["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|attribute| {
+            (
+                attribute["AttributeName"].as_str().unwrap(),
+                attribute["AttributeType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let keys: BTreeSet<(&str, &str)> = [spec.hash_key, spec.range_key]
+        .into_iter()
+        .chain(
+            spec.indexes
+                .iter()
+                .flat_map(|(_, hash, range)| [*hash, *range]),
+        )
+        .map(|key| (key, "S"))
+        .collect();
+    assert_eq!(declared, keys);
+
+    assert_eq!(properties["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    // Stack deletion or replacement must not take the data with it.
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
+}
+
+#[test]
+fn the_delivery_queue_redrives_to_a_watched_dead_letter_queue() {
+    let template = Template::load();
+    let queue = &template.resource("DeliveryQueue")["Properties"];
+    let redrive = &queue["RedrivePolicy"];
+    assert_eq!(
+        get_att(&redrive["deadLetterTargetArn"]),
+        Some(("DeliveryDeadLetterQueue".into(), "Arn".into()))
+    );
+    assert!(number(&redrive["maxReceiveCount"], "maxReceiveCount") >= 5);
+
+    let dead_letters = &template.resource("DeliveryDeadLetterQueue")["Properties"];
+    assert!(
+        number(&dead_letters["MessageRetentionPeriod"], "DLQ retention")
+            > number(&queue["MessageRetentionPeriod"], "queue retention"),
+        "dead letters must outlive the messages they were"
+    );
+
+    let alarms: Vec<&Value> = template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .map(|(_, alarm)| &alarm["Properties"])
+        .filter(|alarm| {
+            alarm["Dimensions"].as_sequence().is_some_and(|dimensions| {
+                dimensions.iter().any(|dimension| {
+                    dimension["Name"].as_str() == Some("QueueName")
+                        && get_att(&dimension["Value"])
+                            == Some(("DeliveryDeadLetterQueue".into(), "QueueName".into()))
+                })
+            })
+        })
+        .collect();
+    assert_eq!(alarms.len(), 1, "one alarm on the dead-letter queue");
+    let alarm = alarms[0];
+    assert_eq!(alarm["Namespace"].as_str(), Some("AWS/SQS"));
+    assert_eq!(
+        alarm["MetricName"].as_str(),
+        Some("ApproximateNumberOfMessagesVisible")
+    );
+    // Fires on the first dead letter.
+    assert_eq!(
+        alarm["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold")
+    );
+    assert_eq!(number(&alarm["Threshold"], "threshold"), 0);
+}
+
+#[test]
+fn queue_consumers_report_partial_failures_within_the_visibility_timeout() {
+    let template = Template::load();
+    let default_timeout = number(&template.globals()["Timeout"], "Globals timeout");
+    let visibility_of = |queue: &str| {
+        number(
+            &template.resource(queue)["Properties"]["VisibilityTimeout"],
+            "VisibilityTimeout",
+        )
+    };
+    // A consumer that sets no Timeout of its own gets the default one.
+    assert!(visibility_of("DeliveryQueue") >= 6 * default_timeout);
+
+    for function in template.functions() {
+        let timeout = number(function.setting(&template, "Timeout"), "Timeout");
+        for (event, kind, properties) in function.events() {
+            if kind != "SQS" {
+                continue;
+            }
+            let (queue, attribute) = get_att(&properties["Queue"])
+                .unwrap_or_else(|| panic!("{}.{event}: Queue is not a GetAtt", function.name));
+            assert_eq!(attribute, "Arn");
+            assert!(
+                visibility_of(&queue) >= 6 * timeout,
+                "{queue}'s visibility timeout must be at least 6x {}'s timeout ({timeout} s)",
+                function.name
+            );
+            let response_types: Vec<&str> = properties["FunctionResponseTypes"]
+                .as_sequence()
+                .map(|types| types.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            assert_eq!(
+                response_types,
+                ["ReportBatchItemFailures"],
+                "{}.{event}: without it one failed message retries the whole batch",
+                function.name
+            );
+            let batch = number(&properties["BatchSize"], "BatchSize");
+            assert!((1..=10).contains(&batch), "{}.{event}", function.name);
+        }
+    }
+}
+
+#[test]
+fn functions_without_routes_run_from_the_queue_or_every_minute() {
+    let template = Template::load();
+    for function in template.functions() {
+        let events = function.events();
+        for (event, kind, properties) in &events {
+            assert!(
+                ["HttpApi", "SQS", "ScheduleV2"].contains(kind),
+                "{}.{event}: unexpected event type {kind}",
+                function.name
+            );
+            if *kind == "ScheduleV2" {
+                assert_eq!(
+                    properties["ScheduleExpression"].as_str(),
+                    Some("rate(1 minute)"),
+                    "{}.{event}",
+                    function.name
+                );
+            }
+        }
+        assert!(
+            !events.is_empty(),
+            "{} has no event source: nothing would ever run it",
+            function.name
+        );
+    }
+}
+
+/// The SAM policy templates a function may use, each scoped to one resource of this template.
+const POLICY_TEMPLATES: [(&str, &str); 4] = [
+    ("DynamoDBReadPolicy", "TableName"),
+    ("DynamoDBCrudPolicy", "TableName"),
+    ("SQSSendMessagePolicy", "QueueName"),
+    ("SQSPollerPolicy", "QueueName"),
+];
+
+#[test]
+fn every_function_may_touch_only_its_own_table_and_queue() {
+    let template = Template::load();
+    let queues: BTreeSet<&str> = template
+        .resources_of_type("AWS::SQS::Queue")
+        .map(|(name, _)| name)
+        .collect();
+    for function in template.functions() {
+        let policies = function.properties()["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{} has no Policies", function.name));
+        let mut granted = Vec::new();
+        for policy in policies {
+            let (policy_name, parameters) = policy
+                .as_mapping()
+                .filter(|map| map.len() == 1)
+                .and_then(|map| map.iter().next())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: {policy:?} is not a scoped SAM policy template (no managed or \
+                         inline policies)",
+                        function.name
+                    )
+                });
+            let policy_name = policy_name.as_str().unwrap();
+            let (_, parameter) = POLICY_TEMPLATES
+                .iter()
+                .find(|(name, _)| *name == policy_name)
+                .unwrap_or_else(|| panic!("{}: policy {policy_name} not allowed", function.name));
+            let target = &parameters[*parameter];
+            match *parameter {
+                "TableName" => assert_eq!(reference(target), Some("Table"), "{}", function.name),
+                _ => {
+                    let (queue, attribute) = get_att(target).unwrap_or_else(|| {
+                        panic!(
+                            "{}: {policy_name} names no queue of the stack",
+                            function.name
+                        )
+                    });
+                    assert!(
+                        queues.contains(queue.as_str()),
+                        "{}: {queue}",
+                        function.name
+                    );
+                    assert_eq!(attribute, "QueueName");
+                }
+            }
+            granted.push(policy_name);
+        }
+        let routes: Vec<_> = ROUTES
+            .iter()
+            .filter(|route| route.function == function.dir)
+            .collect();
+        if !routes.is_empty() && routes.iter().all(|route| route.method == "GET") {
+            assert_eq!(
+                granted,
+                ["DynamoDBReadPolicy"],
+                "{} only reads: it gets read access and nothing else",
+                function.name
+            );
+        }
+        if function.events().iter().any(|(_, kind, _)| *kind == "SQS") {
+            assert!(granted.contains(&"SQSPollerPolicy"), "{}", function.name);
+        } else {
+            assert!(
+                !granted.contains(&"SQSPollerPolicy"),
+                "{} consumes no queue",
+                function.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_function_is_configured_for_the_table_queue_and_retry_schedule() {
+    let template = Template::load();
+    let variables = &template.globals()["Environment"]["Variables"];
+    assert_eq!(reference(&variables["CRM_TABLE"]), Some("Table"));
+    assert_eq!(
+        reference(&variables["CRM_QUEUE_URL"]),
+        Some("DeliveryQueue")
+    );
+    assert_eq!(
+        reference(&variables["WEBHOOK_RETRY_DELAYS"]),
+        Some("WebhookRetryDelays")
+    );
+    // A function's own Environment is merged over the Globals one by SAM: it may add, not drop.
+    for function in template.functions() {
+        if let Some(own) = function.properties()["Environment"]["Variables"].as_mapping() {
+            for name in ["CRM_TABLE", "CRM_QUEUE_URL", "WEBHOOK_RETRY_DELAYS"] {
+                assert!(
+                    !own.contains_key(name),
+                    "{} overrides {name}",
+                    function.name
+                );
+            }
+        }
+    }
+
+    // A deployment without the parameter behaves as the engine does without the variable.
+    let parameters = &template.0["Parameters"];
+    let delays = parameters["WebhookRetryDelays"]["Default"]
+        .as_str()
+        .unwrap();
+    assert_eq!(RetrySchedule::parse(delays), Ok(RetrySchedule::default()));
+    assert_eq!(parameters["Stage"]["Type"].as_str(), Some("String"));
+    assert!(parameters["Stage"]["Default"].as_str().is_some());
+}
