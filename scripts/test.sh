@@ -36,6 +36,14 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo build (the binaries the tests start)"
 cargo build --workspace --bins
+echo "==> cfn-lint infra/template.yaml"
+[ -x "$venv/bin/cfn-lint" ] || "$venv/bin/pip" install --quiet --disable-pip-version-check cfn-lint
+# Its exit code is a bit mask (2 errors, 4 warnings, 8 informational; 1 a crash): errors fail.
+lint=0
+"$venv/bin/cfn-lint" infra/template.yaml || lint=$?
+if [ "$lint" -eq 1 ] || [ $((lint & 2)) -ne 0 ]; then echo "cfn-lint: errors in infra/template.yaml"; exit 1; fi
+echo "==> Lambda smoke test: cargo lambda watch against moto"
+scripts/lambda_smoke.sh
 echo "==> cargo test"
 cargo test --workspace "$@" 2>&1 | tee target/test-output.log
 scripts/graphql_fuzz.sh   # schemathesis against crm-local's /graphql: no server error
