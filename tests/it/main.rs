@@ -13,6 +13,7 @@ mod infra;
 mod invariant;
 mod lambda_events;
 mod local;
+mod openapi;
 mod permissions;
 mod queue;
 mod receiver;

@@ -2,9 +2,11 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventType {
+    #[schema(value_type = String)]
     pub name: &'static str,
+    #[schema(value_type = String)]
     pub description: &'static str,
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::sync_status::SyncStatus;
-use super::validation::Fields;
+use super::validation::{schema, Fields};
 use crate::error::Result;
 
 const NAME_MAX: usize = 200;
@@ -15,7 +15,7 @@ const EMAIL_MAX: usize = 254;
 const PHONE_MAX: usize = 32;
 const EXTERNAL_ID_MAX: usize = 128;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Client {
     pub id: Uuid,
@@ -36,6 +36,78 @@ pub struct Client {
     /// Bumped by every write; writes are conditional on the version they read.
     #[serde(skip)]
     pub version: i64,
+}
+
+/// `POST /api/clients`: the body `ClientFields::parse` accepts, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Ada Lovelace", "email": "ada@example.com", "company": "Analytical Engines", "phone": "+44 20 7946 0958", "externalId": "crm-1815"}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct CreateClientRequest {
+    #[schema(schema_with = name_schema)]
+    name: String,
+    #[schema(schema_with = email_schema)]
+    email: Option<String>,
+    #[schema(schema_with = company_schema)]
+    company: Option<String>,
+    #[schema(schema_with = phone_schema)]
+    phone: Option<String>,
+    #[schema(schema_with = external_id_schema)]
+    external_id: Option<String>,
+}
+
+/// `PATCH /api/clients/{id}`: the body `ClientPatch::parse` accepts; null clears a field.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"company": "Analytical Engines Ltd", "phone": null}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct UpdateClientRequest {
+    #[schema(schema_with = name_schema)]
+    name: Option<String>,
+    #[schema(schema_with = email_schema)]
+    email: Option<String>,
+    #[schema(schema_with = company_schema)]
+    company: Option<String>,
+    #[schema(schema_with = phone_schema)]
+    phone: Option<String>,
+    #[schema(schema_with = external_id_schema)]
+    external_id: Option<String>,
+}
+
+fn name_schema() -> utoipa::openapi::Object {
+    schema::text(NAME_MAX).build()
+}
+
+fn email_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{schema::SchemaFormat, KnownFormat};
+    schema::nullable(
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(EMAIL_MAX)),
+    )
+}
+
+fn company_schema() -> utoipa::openapi::Object {
+    schema::nullable(schema::text(COMPANY_MAX))
+}
+
+/// `is_plausible_phone` after trimming: an optional leading `+`, then at least 3 digits among
+/// spaces, parentheses, dashes and dots.
+fn phone_schema() -> utoipa::openapi::Object {
+    let ws = r"[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*";
+    schema::nullable(
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .max_length(Some(PHONE_MAX))
+            .pattern(Some(format!(
+                r"^{ws}\+?[ ().-]*(?:[0-9][ ().-]*){{3,}}{ws}$"
+            ))),
+    )
+}
+
+fn external_id_schema() -> utoipa::openapi::Object {
+    schema::nullable(schema::text(EXTERNAL_ID_MAX))
 }
 
 /// The editable fields of a client, validated.

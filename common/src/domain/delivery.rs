@@ -22,7 +22,7 @@ pub const API_VERSION: &str = "2026-11-01";
 /// DESIGN.md: a payload is at most 256 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeliveryStatus {
     Pending,
@@ -63,7 +63,7 @@ impl DeliveryStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub id: Uuid,
@@ -93,7 +93,7 @@ pub struct Delivery {
     pub version: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     /// 1 for the first attempt; retry n is attempt n + 1.
@@ -338,6 +338,20 @@ fn truncate(text: &str, max_bytes: usize) -> String {
 }
 
 /// Deliveries per status, for a tenant or one webhook.
+/// Deliveries per status and the share of finished ones that succeeded (null before any).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CountSummary {
+    pub total: i64,
+    pub pending: i64,
+    pub success: i64,
+    pub failed: i64,
+    pub retrying: i64,
+    pub cancelled: i64,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub success_rate: Option<f64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusCounts(pub BTreeMap<DeliveryStatus, i64>);
 
@@ -362,20 +376,23 @@ impl StatusCounts {
         self.0.values().all(|n| *n == 0)
     }
 
-    pub fn to_json(&self) -> Value {
-        let total: i64 = self.0.values().sum();
+    pub fn summary(&self) -> CountSummary {
         let success = self.get(DeliveryStatus::Success);
         let failed = self.get(DeliveryStatus::Failed);
         let finished = success + failed;
-        json!({
-            "total": total,
-            "pending": self.get(DeliveryStatus::Pending),
-            "success": success,
-            "failed": failed,
-            "retrying": self.get(DeliveryStatus::Retrying),
-            "cancelled": self.get(DeliveryStatus::Cancelled),
-            "successRate": if finished == 0 { Value::Null } else { json!(success as f64 / finished as f64) },
-        })
+        CountSummary {
+            total: self.0.values().sum(),
+            pending: self.get(DeliveryStatus::Pending),
+            success,
+            failed,
+            retrying: self.get(DeliveryStatus::Retrying),
+            cancelled: self.get(DeliveryStatus::Cancelled),
+            success_rate: (finished != 0).then(|| success as f64 / finished as f64),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.summary()).unwrap_or(Value::Null)
     }
 }
 

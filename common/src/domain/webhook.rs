@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::catalogue::{is_valid_pattern, pattern_matches, WEBHOOK_TEST};
 use super::signature::{secret_key_bytes, SECRET_PREFIX};
 use super::target::check_url;
-use super::validation::Fields;
+use super::validation::{schema, Fields};
 use crate::error::Result;
 
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
@@ -24,7 +24,7 @@ const DESCRIPTION_MAX: usize = 500;
 /// How long a rotated-out secret keeps signing beside the new one.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     pub id: Uuid,
@@ -51,6 +51,180 @@ pub struct Webhook {
 }
 
 /// Where webhooks may point: HTTPS and public addresses, unless the operator allows more.
+/// `POST /api/webhooks`: the body `Webhook::create` accepts, for the OpenAPI document. The URL
+/// is shown under the production policy: https, and no loopback, private or reserved address.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"url": "https://crm.example.com/hooks/sync", "events": ["sync.status.changed", "client.*"], "description": "CRM sync listener", "headers": {"x-team": "crm"}, "maxRetries": 3, "timeoutMs": 5000}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct CreateWebhookRequest {
+    #[schema(schema_with = url_schema)]
+    url: String,
+    #[schema(schema_with = events_schema)]
+    events: Vec<String>,
+    #[schema(schema_with = headers_schema)]
+    headers: Option<BTreeMap<String, String>>,
+    #[schema(schema_with = description_schema)]
+    description: Option<String>,
+    #[schema(schema_with = active_schema)]
+    active: Option<bool>,
+    #[schema(schema_with = max_retries_schema)]
+    max_retries: Option<u32>,
+    #[schema(schema_with = timeout_ms_schema)]
+    timeout_ms: Option<u32>,
+    #[schema(schema_with = secret_schema)]
+    secret: Option<String>,
+}
+
+/// `PATCH /api/webhooks/{id}`: the body `Webhook::patched` accepts; absent or null leaves a
+/// field alone, except `description`, which null clears.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"active": false, "description": null}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct UpdateWebhookRequest {
+    #[schema(schema_with = url_schema)]
+    url: Option<String>,
+    #[schema(schema_with = nullable_events_schema)]
+    events: Option<Vec<String>>,
+    #[schema(schema_with = headers_schema)]
+    headers: Option<BTreeMap<String, String>>,
+    #[schema(schema_with = description_schema)]
+    description: Option<String>,
+    #[schema(schema_with = active_schema)]
+    active: Option<bool>,
+    #[schema(schema_with = max_retries_schema)]
+    max_retries: Option<u32>,
+    #[schema(schema_with = timeout_ms_schema)]
+    timeout_ms: Option<u32>,
+}
+
+const URL_MAX: usize = 2048;
+const MAX_RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
+const TIMEOUT_MS: std::ops::RangeInclusive<i64> = 100..=30_000;
+const SECRET_MAX: usize = 100;
+
+/// A public https URL by name: the shape every policy accepts (an IP literal or a port is
+/// accepted too when it is public, but is not described here).
+fn url_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{schema::SchemaFormat, ObjectBuilder, Type};
+    let label = "[a-z][a-z0-9]{0,20}(?:-[a-z0-9]{1,20}){0,2}";
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("uri".to_owned())))
+        .max_length(Some(URL_MAX))
+        .pattern(Some(format!(
+            "^https://(?!(?:[a-z0-9-]+\\.)*localhost(?:/|$)){label}(?:\\.{label}){{1,3}}(?:/[A-Za-z0-9._~-]{{0,40}}){{0,4}}$"
+        )))
+        .build()
+}
+
+/// Subscription entries: an event of the catalogue (not `webhook.test`), `*`, or `prefix.*`.
+fn event_patterns() -> Vec<String> {
+    let mut patterns = vec!["*".to_owned()];
+    for event in super::catalogue::CATALOGUE {
+        let name = event.name;
+        for (i, _) in name.match_indices('.') {
+            let prefix = format!("{}.*", &name[..i]);
+            if !patterns.contains(&prefix) {
+                patterns.push(prefix);
+            }
+        }
+        if name != WEBHOOK_TEST {
+            patterns.push(name.to_owned());
+        }
+    }
+    patterns
+}
+
+fn events_list() -> utoipa::openapi::schema::ArrayBuilder {
+    let patterns = event_patterns();
+    schema::list(
+        schema::one_of_strings(patterns.iter().map(String::as_str)).build(),
+        1,
+        MAX_EVENTS,
+    )
+}
+
+fn events_schema() -> utoipa::openapi::Array {
+    events_list().build()
+}
+
+fn nullable_events_schema() -> utoipa::openapi::schema::Schema {
+    schema::nullable_list(events_list())
+}
+
+/// Header names are tokens, case-insensitive, none the service sets itself; values visible
+/// ASCII or tabs.
+fn headers_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    let any_case = |name: &str| -> String {
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                } else if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    format!("\\{c}")
+                }
+            })
+            .collect()
+    };
+    let reserved: Vec<String> = RESERVED_HEADERS.iter().map(|name| any_case(name)).collect();
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^(?!(?:{})$)(?!(?:{})?{})[A-Za-z0-9!#$%&'*+.^_`|~-]{{1,64}}$",
+            reserved.join("|"),
+            any_case("x-"),
+            any_case("webhook-"),
+        )));
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(HEADER_VALUE_MAX))
+        .pattern(Some("^[\\t\\x20-\\x7e]*$"));
+    schema::nullable(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .max_properties(Some(MAX_HEADERS))
+            .property_names(Some(name))
+            .additional_properties(Some(value)),
+    )
+}
+
+fn description_schema() -> utoipa::openapi::Object {
+    schema::nullable(schema::text(DESCRIPTION_MAX))
+}
+
+fn active_schema() -> utoipa::openapi::Object {
+    schema::nullable(
+        utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::Boolean),
+    )
+}
+
+fn max_retries_schema() -> utoipa::openapi::Object {
+    schema::nullable(schema::int_range(*MAX_RETRIES.start(), *MAX_RETRIES.end()))
+}
+
+fn timeout_ms_schema() -> utoipa::openapi::Object {
+    schema::nullable(schema::int_range(*TIMEOUT_MS.start(), *TIMEOUT_MS.end()))
+}
+
+/// `whsec_` and the canonical, padded base64 of 24 to 64 bytes.
+fn secret_schema() -> utoipa::openapi::Object {
+    let b = "[A-Za-z0-9+/]";
+    let pattern = format!(
+        "^whsec_(?:(?:{b}{{4}}){{8,20}}(?:{b}[AQgw]==|{b}{{2}}[AEIMQUYcgkosw048]=)?|(?:{b}{{4}}){{21}}(?:{b}[AQgw]==)?)$"
+    );
+    schema::nullable(
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .max_length(Some(SECRET_MAX))
+            .pattern(Some(pattern)),
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TargetPolicy {
     pub allow_http: bool,
@@ -70,23 +244,29 @@ fn valid_secret(secret: &str) -> bool {
 
 /// Headers we set on every delivery, and transport headers nobody may set.
 fn is_reserved_header(name: &str) -> bool {
-    const RESERVED: &[&str] = &[
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "upgrade",
-        "te",
-        "trailer",
-        "proxy-authorization",
-        "proxy-connection",
-        "expect",
-    ];
-    RESERVED.contains(&name) || name.starts_with("x-webhook-") || name.starts_with("webhook-")
+    RESERVED_HEADERS.contains(&name)
+        || name.starts_with("x-webhook-")
+        || name.starts_with("webhook-")
 }
+
+const HEADER_VALUE_MAX: usize = 1024;
+
+/// Headers the service sets or that would break the request; never taken from the config.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-connection",
+    "expect",
+];
 
 fn is_token(name: &str) -> bool {
     !name.is_empty()
@@ -110,7 +290,11 @@ fn check_headers(
                 "headers",
                 format!("`{name}` is set by the service and cannot be overridden"),
             );
-        } else if value.len() > 1024 || value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+        } else if value.len() > HEADER_VALUE_MAX
+            // What an HTTP header value may hold (`HeaderValue::from_str`): anything else could
+            // never be sent, and every attempt would fail.
+            || value.bytes().any(|b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
+        {
             fields.fail(
                 "headers",
                 format!("the value of `{name}` must be at most 1024 visible characters"),
@@ -159,10 +343,11 @@ impl Webhook {
         now: DateTime<Utc>,
     ) -> Result<Webhook> {
         let mut fields = Fields::of(body)?;
-        let url = fields.required_string("url", 2048);
+        let url = fields.required_string("url", URL_MAX);
         let url = url.map(|url| check_target(&mut fields, &url, policy));
         let events = fields.optional_string_list("events", MAX_EVENTS, 100);
-        if events.is_none() && !fields.has("events") {
+        // Absent or null: a webhook must listen to something (a bad list already failed).
+        if events.is_none() {
             fields.fail("events", "is required");
         }
         let events = events.map(|events| check_events(&mut fields, events));
@@ -172,9 +357,9 @@ impl Webhook {
         let headers = check_headers(&mut fields, &headers);
         let description = fields.optional_string("description", DESCRIPTION_MAX);
         let active = fields.optional_bool("active").unwrap_or(true);
-        let max_retries = fields.optional_int("maxRetries", 0..=10);
-        let timeout_ms = fields.optional_int("timeoutMs", 100..=30_000);
-        let secret = fields.optional_string("secret", 100);
+        let max_retries = fields.optional_int("maxRetries", MAX_RETRIES);
+        let timeout_ms = fields.optional_int("timeoutMs", TIMEOUT_MS);
+        let secret = fields.optional_string("secret", SECRET_MAX);
         if secret.as_deref().is_some_and(|s| !valid_secret(s)) {
             fields.fail(
                 "secret",
@@ -210,11 +395,11 @@ impl Webhook {
         let mut fields = Fields::of(body)?;
         let mut next = self.clone();
         if fields.has("url") {
-            if let Some(url) = fields.required_string("url", 2048) {
+            if let Some(url) = fields.required_string("url", URL_MAX) {
                 next.url = check_target(&mut fields, &url, policy);
             }
         } else {
-            fields.optional_string("url", 2048);
+            fields.optional_string("url", URL_MAX);
         }
         if let Some(events) = fields.optional_string_list("events", MAX_EVENTS, 100) {
             next.events = check_events(&mut fields, events);
@@ -228,10 +413,10 @@ impl Webhook {
         if let Some(active) = fields.optional_bool("active") {
             next.active = active;
         }
-        if let Some(n) = fields.optional_int("maxRetries", 0..=10) {
+        if let Some(n) = fields.optional_int("maxRetries", MAX_RETRIES) {
             next.max_retries = n as u32;
         }
-        if let Some(n) = fields.optional_int("timeoutMs", 100..=30_000) {
+        if let Some(n) = fields.optional_int("timeoutMs", TIMEOUT_MS) {
             next.timeout_ms = n as u32;
         }
         fields.finish()?;
@@ -339,6 +524,18 @@ mod tests {
         ] {
             assert!(details.contains_key(field), "{field}: {details:?}");
         }
+    }
+
+    /// Found by the OpenAPI fuzz: `events: null` created a webhook listening to nothing, and
+    /// a non-ASCII header value was stored though no attempt could ever send it.
+    #[test]
+    fn null_events_and_unsendable_header_values_are_refused() {
+        let body = json!({"url": "https://example.com/h", "events": null});
+        let found = details(Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()));
+        assert_eq!(found["events"], "is required");
+        let body = json!({"url": "https://example.com/h", "events": ["*"], "headers": {"x-team": "cr\u{e9}me"}});
+        let found = details(Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()));
+        assert!(found["headers"].contains("x-team"), "{found:?}");
     }
 
     #[test]

@@ -24,15 +24,20 @@ pub fn status_of(error: &Error) -> StatusCode {
 }
 
 /// The error envelope of seed 000: `{success:false, error, details?}` (+ `requestId` on a 500).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    success: bool,
-    error: String,
+#[schema(example = json!({"success": false, "error": "Validation failed.", "details": {"status": "must be one of SYNCED, PENDING, FAILED, NEEDS_UPDATE"}}))]
+pub struct ErrorEnvelope {
+    /// Always false.
+    pub success: bool,
+    /// A sentence for the caller.
+    pub error: String,
+    /// One message per bad field, on a 400.
     #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a BTreeMap<String, String>>,
+    pub details: Option<BTreeMap<String, String>>,
+    /// On a 500: quote it when reporting the problem.
     #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
+    pub request_id: Option<String>,
 }
 
 /// The sentence a caller reads for an error (REST's `error`, GraphQL's `message`): never an
@@ -67,7 +72,7 @@ pub fn permission_name(permission: Permission) -> String {
 /// Messages are sentences for the caller; internals are logged, never returned.
 pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
     let status = status_of(&error);
-    let mut envelope = Envelope {
+    let mut envelope = ErrorEnvelope {
         success: false,
         error: String::new(),
         details: None,
@@ -75,11 +80,11 @@ pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
     };
     match &error {
         Error::Invalid { details, .. } => {
-            envelope.details = Some(details).filter(|details| !details.is_empty());
+            envelope.details = Some(details.clone()).filter(|details| !details.is_empty());
         }
         Error::Internal(cause) => {
             tracing::error!(request_id, error = %cause, "internal error");
-            envelope.request_id = Some(request_id);
+            envelope.request_id = Some(request_id.to_owned());
         }
         _ => {}
     }

@@ -2,7 +2,6 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::error::json_response;
@@ -24,8 +23,14 @@ pub(super) async fn dispatch(
     params: &PathParams,
 ) -> Result<Response<Body>> {
     let body = request.body().as_ref();
-    let ok = || json_response(StatusCode::OK, &json!({"success": true}));
+    let ok = || {
+        json_response(
+            StatusCode::OK,
+            &super::openapi::Acknowledged { success: true },
+        )
+    };
     Ok(match operation {
+        Operation::OpenApi => super::openapi::response(),
         Operation::GetSyncStatus => {
             json_response(StatusCode::OK, &sync::sync_status(deps, caller).await?)
         }
@@ -82,9 +87,10 @@ pub(super) async fn dispatch(
         Operation::ListEventTypes => {
             json_response(StatusCode::OK, &webhooks::event_catalogue(caller)?)
         }
-        Operation::WebhookStats => {
-            json_response(StatusCode::OK, &deliveries::stats(deps, caller).await?)
-        }
+        Operation::WebhookStats => json_response(
+            StatusCode::OK,
+            &deliveries::delivery_stats(deps, caller).await?,
+        ),
         Operation::GetDelivery => json_response(
             StatusCode::OK,
             &deliveries::get_delivery(deps, caller, path_id(params)?).await?,

@@ -3,6 +3,7 @@
 pub mod error;
 mod handlers;
 pub mod local_server;
+pub mod openapi;
 pub mod routes;
 
 use lambda_http::http::header::{HeaderValue, AUTHORIZATION};
@@ -40,6 +41,9 @@ async fn serve(deps: &Deps, routes: &[Route], request: &Request) -> Result<Respo
     let (route, params) = match_route(routes, request.method(), request.uri().path())?;
     if request.body().len() > MAX_BODY_BYTES {
         return Err(Error::PayloadTooLarge);
+    }
+    if route.operation == routes::Operation::OpenApi {
+        return Ok(openapi::response());
     }
     if route.public {
         return handlers::dispatch_public(route.operation);

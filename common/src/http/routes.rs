@@ -34,6 +34,8 @@ pub enum Operation {
     GraphQl,
     /// `GET /graphql`: the GraphiQL page (public: a static page that holds no data).
     GraphiQl,
+    /// `GET /api/openapi.json`: the OpenAPI document of these routes (public: no data).
+    OpenApi,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +109,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET,    "/api/webhooks/{id}/deliveries",     "webhook-deliveries",    Operation::ListWebhookDeliveries),
     route(Method::POST,   "/graphql",                          "graphql",               Operation::GraphQl),
     public_route(Method::GET, "/graphql",                      "graphql",               Operation::GraphiQl),
+    public_route(Method::GET, "/api/openapi.json",             "openapi",               Operation::OpenApi),
 ];
 
 /// The rows one Lambda function serves.
@@ -153,14 +156,27 @@ pub fn match_route<'r>(
     method: &Method,
     path: &str,
 ) -> Result<(&'r Route, PathParams), Error> {
+    // The most specific template wins: `/api/webhooks/events` is that resource under every
+    // method (405 for PATCH), never `/api/webhooks/{id}` with the id "events".
+    let literal_segments =
+        |template: &str| template.split('/').filter(|s| !s.starts_with('{')).count();
+    let matching: Vec<(&Route, PathParams)> = routes
+        .iter()
+        .filter_map(|route| match_path(route.path, path).map(|params| (route, params)))
+        .collect();
+    let best = matching
+        .iter()
+        .map(|(route, _)| literal_segments(route.path))
+        .max();
     let mut allow = Vec::new();
-    for route in routes {
-        if let Some(params) = match_path(route.path, path) {
-            if route.method == *method {
-                return Ok((route, params));
-            }
-            allow.push(route.method.to_string());
+    for (route, params) in matching {
+        if Some(literal_segments(route.path)) != best {
+            continue;
         }
+        if route.method == *method {
+            return Ok((route, params));
+        }
+        allow.push(route.method.to_string());
     }
     if allow.is_empty() {
         Err(Error::NoRoute)
@@ -196,6 +212,10 @@ mod tests {
                 "{path}"
             );
         }
+        match match_route(ROUTES, &Method::PATCH, "/api/webhooks/events") {
+            Err(Error::MethodNotAllowed { allow }) => assert_eq!(allow, ["GET"]),
+            other => panic!("expected 405, got {other:?}"),
+        }
         match match_route(ROUTES, &Method::PUT, "/api/clients/abc") {
             Err(Error::MethodNotAllowed { allow }) => assert_eq!(allow, ["GET", "PATCH", "DELETE"]),
             other => panic!("expected 405, got {other:?}"),
@@ -229,6 +249,12 @@ mod tests {
             .filter(|route| route.public)
             .map(|route| (route.method.to_string(), route.path))
             .collect();
-        assert_eq!(public, [("GET".to_owned(), "/graphql")]);
+        assert_eq!(
+            public,
+            [
+                ("GET".to_owned(), "/graphql"),
+                ("GET".to_owned(), "/api/openapi.json")
+            ]
+        );
     }
 }

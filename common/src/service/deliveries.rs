@@ -11,10 +11,12 @@ use super::webhooks::{all_webhooks, load as load_webhook};
 use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::is_known_event;
-use crate::domain::delivery::{payload, Attempt, Delivery, DeliveryStatus, StatusCounts};
+use crate::domain::delivery::{
+    payload, Attempt, CountSummary, Delivery, DeliveryStatus, StatusCounts,
+};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
-use crate::domain::validation::{parse_json, Fields};
+use crate::domain::validation::{parse_json, schema, Fields};
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryMessage};
 
@@ -85,11 +87,35 @@ pub(crate) fn message_for(delivery: &Delivery) -> DeliveryMessage {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifyResult {
     pub success: bool,
     pub delivery_ids: Vec<Uuid>,
+}
+
+/// Seed 000's notify body as the OpenAPI document shows it: what `notify` accepts.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"event": "sync.status.changed", "data": {"clientId": "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "oldStatus": "PENDING", "newStatus": "SYNCED", "timestamp": "2026-11-24T12:00:00.000Z"}}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct NotifyRequest {
+    #[schema(schema_with = notify_event_schema)]
+    event: String,
+    /// Any JSON value (seed 000's `data: unknown`), sent as the payload's `data`.
+    data: Value,
+}
+
+/// Every event of the catalogue but `webhook.test`, which only `POST /api/webhooks/{id}/test` sends.
+fn notify_event_schema() -> utoipa::openapi::Object {
+    use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
+    schema::one_of_strings(
+        CATALOGUE
+            .iter()
+            .map(|event| event.name)
+            .filter(|name| *name != WEBHOOK_TEST),
+    )
+    .build()
 }
 
 /// Seed 000's `POST /api/webhooks/notify` `{event, data}`.
@@ -120,11 +146,33 @@ pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyR
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryResult {
     pub success: bool,
     pub retried_count: usize,
+}
+
+/// The optional body of `POST /api/webhooks/retry`, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"webhookId": "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct RetryRequest {
+    #[schema(schema_with = retry_webhook_id_schema)]
+    webhook_id: Option<String>,
+    #[schema(schema_with = retry_delivery_ids_schema)]
+    delivery_ids: Option<Vec<String>>,
+}
+
+const RETRY_MAX_IDS: usize = 100;
+
+fn retry_webhook_id_schema() -> utoipa::openapi::Object {
+    schema::nullable(schema::uuid())
+}
+
+fn retry_delivery_ids_schema() -> utoipa::openapi::schema::Schema {
+    schema::nullable_list(schema::list(schema::uuid().build(), 0, RETRY_MAX_IDS))
 }
 
 /// Seed 000's `POST /api/webhooks/retry`: re-queues the tenant's FAILED deliveries, optionally
@@ -145,7 +193,7 @@ pub async fn retry_failed(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<R
         id
     });
     let delivery_ids = fields
-        .optional_string_list("deliveryIds", 100, 64)
+        .optional_string_list("deliveryIds", RETRY_MAX_IDS, 64)
         .and_then(|ids| {
             let parsed: Option<Vec<Uuid>> = ids.iter().map(|id| Uuid::parse_str(id).ok()).collect();
             if parsed.is_none() {
@@ -208,7 +256,7 @@ pub async fn retry_failed(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<R
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -255,21 +303,50 @@ pub async fn webhook_stats(deps: &Deps, caller: &Caller, webhook_id: Uuid) -> Re
 }
 
 fn webhook_entry(webhook_id: Uuid, counts: &StatusCounts) -> Value {
-    let mut value = counts.to_json();
-    value["webhookId"] = json!(webhook_id);
-    value
+    serde_json::to_value(WebhookCounts {
+        counts: counts.summary(),
+        webhook_id,
+    })
+    .unwrap_or(Value::Null)
+}
+
+/// One webhook's counts in `GET /api/webhooks/stats`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookCounts {
+    #[serde(flatten)]
+    pub counts: CountSummary,
+    pub webhook_id: Uuid,
+}
+
+/// `GET /api/webhooks/stats`: the tenant's counts, and each webhook's.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryStats {
+    #[serde(flatten)]
+    pub overall: CountSummary,
+    pub webhooks: Vec<WebhookCounts>,
+}
+
+/// `delivery_stats` as JSON (the GraphQL face reads it so).
+pub async fn stats(deps: &Deps, caller: &Caller) -> Result<Value> {
+    let stats = delivery_stats(deps, caller).await?;
+    serde_json::to_value(stats).map_err(|error| Error::internal(format!("stats: {error}")))
 }
 
 /// `GET /api/webhooks/stats`: counts per status and success rate, overall and per webhook.
-pub async fn stats(deps: &Deps, caller: &Caller) -> Result<Value> {
+pub async fn delivery_stats(deps: &Deps, caller: &Caller) -> Result<DeliveryStats> {
     caller.require(Permission::WebhookRead)?;
     let counts = deps.store.delivery_counts(caller.tenant_id).await?;
-    let webhooks: Vec<Value> = counts
+    let webhooks = counts
         .per_webhook
         .iter()
-        .map(|(id, counts)| webhook_entry(*id, counts))
+        .map(|(id, counts)| WebhookCounts {
+            counts: counts.summary(),
+            webhook_id: *id,
+        })
         .collect();
-    let mut overall = counts.overall.to_json();
-    overall["webhooks"] = Value::Array(webhooks);
-    Ok(overall)
+    Ok(DeliveryStats {
+        overall: counts.overall.summary(),
+        webhooks,
+    })
 }

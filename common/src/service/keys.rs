@@ -8,7 +8,7 @@ use crate::domain::auth::{generate_key, ApiKey, Caller, Permission, Role};
 use crate::domain::validation::{parse_json, Fields};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedKey {
     #[serde(flatten)]
@@ -17,16 +17,33 @@ pub struct CreatedKey {
     pub key: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyList {
     pub items: Vec<ApiKey>,
+}
+
+/// `POST /api/keys`: the body `create_key` accepts, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "CRM connector", "role": "SALES_REP"}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct CreateKeyRequest {
+    #[schema(schema_with = key_name_schema)]
+    name: String,
+    role: Role,
+}
+
+const KEY_NAME_MAX: usize = 100;
+
+fn key_name_schema() -> utoipa::openapi::Object {
+    crate::domain::validation::schema::text(KEY_NAME_MAX).build()
 }
 
 pub async fn create_key(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<CreatedKey> {
     caller.require(Permission::KeyManage)?;
     let body = parse_json(body)?;
     let mut fields = Fields::of(&body)?;
-    let name = fields.required_string("name", 100);
+    let name = fields.required_string("name", KEY_NAME_MAX);
     let role = fields.required_string("role", 32).and_then(|text| {
         let role = Role::parse(&text);
         if role.is_none() {

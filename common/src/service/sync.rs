@@ -17,6 +17,22 @@ pub async fn sync_status(deps: &Deps, caller: &Caller) -> Result<SyncCounts> {
     deps.store.sync_counts(caller.tenant_id).await
 }
 
+/// Seed 000's `UpdateSyncStatusRequest` as the OpenAPI document shows it: what
+/// `SyncStatusUpdate::parse` accepts.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"clientId": "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "status": "SYNCED"}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct UpdateSyncStatusRequest {
+    #[schema(schema_with = client_id_schema)]
+    client_id: String,
+    status: SyncStatus,
+}
+
+fn client_id_schema() -> utoipa::openapi::Object {
+    crate::domain::validation::schema::uuid().build()
+}
+
 /// Seed 000's `UpdateSyncStatusRequest`, validated field by field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncStatusUpdate {

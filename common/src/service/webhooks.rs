@@ -13,7 +13,7 @@ use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 
 /// A webhook with its secret: the answer to creation and rotation only.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WithSecret {
     #[serde(flatten)]
     pub webhook: Webhook,
@@ -150,8 +150,9 @@ pub async fn rotate_secret(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Wit
     .await
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventCatalogue {
+    #[schema(value_type = Vec<EventType>)]
     pub events: &'static [EventType],
 }
 

@@ -190,7 +190,7 @@ async fn deactivate(deps: &Deps, webhook: &Webhook) -> Result<()> {
     .await
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TestResult {
     pub success: bool,

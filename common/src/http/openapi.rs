@@ -1,0 +1,556 @@
+//! The OpenAPI 3.1 document of the REST API, built from the route table: every row of `ROUTES`
+//! gets the operation `operation_of` describes (an exhaustive match, so a new operation cannot
+//! lack one), with the request types next to their parsing code and the domain response types.
+//! `GET /api/openapi.json` serves it; `infra/openapi.json` is the same text, checked by a test.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use lambda_http::http::Method;
+use serde_json::json;
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr,
+    Required, Response, ResponseBuilder,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use super::error::ErrorEnvelope;
+use super::routes::{Operation, ROUTES};
+use crate::domain::auth::ApiKey;
+use crate::domain::client::{Client, CreateClientRequest, UpdateClientRequest};
+use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::page::{Page, MAX_LIMIT};
+use crate::domain::sync_status::{SyncCounts, SyncStatus};
+use crate::domain::webhook::{CreateWebhookRequest, UpdateWebhookRequest, Webhook};
+use crate::service::deliveries::{
+    DeliveryDetail, DeliveryStats, NotifyRequest, NotifyResult, RetryRequest, RetryResult,
+};
+use crate::service::keys::{CreateKeyRequest, CreatedKey, KeyList};
+use crate::service::sync::UpdateSyncStatusRequest;
+use crate::service::webhooks::{EventCatalogue, WithSecret};
+use crate::service::worker::TestResult;
+
+/// The document as served and as kept in `infra/openapi.json` (pretty JSON, trailing newline).
+pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    let mut value = serde_json::to_value(document()).unwrap_or_default();
+    camel_case_links(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".to_owned());
+    text.push('\n');
+    text
+});
+
+/// utoipa 5 writes a link's `operationId` as `operation_id` (and `operationRef`,
+/// `requestBody` likewise); OpenAPI tools then see links without a target.
+fn camel_case_links(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(from) {
+                    link.insert(to.to_owned(), value);
+                }
+            }
+        }
+    }
+}
+
+/// The `GET /api/openapi.json` answer.
+pub fn response() -> lambda_http::Response<lambda_http::Body> {
+    let mut response = lambda_http::Response::new(lambda_http::Body::Text(DOCUMENT.clone()));
+    response.headers_mut().insert(
+        lambda_http::http::header::CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `{success: true}`: the answer of an update that returns nothing else (seed 000).
+#[derive(serde::Serialize, ToSchema)]
+pub struct Acknowledged {
+    /// Always true.
+    pub success: bool,
+}
+
+const BEARER: &str = "bearerAuth";
+
+/// The operations left out of the document: the GraphQL endpoint has its own schema
+/// (introspection) and GraphiQL is a page, not an API.
+pub fn is_documented(operation: Operation) -> bool {
+    !matches!(operation, Operation::GraphQl | Operation::GraphiQl)
+}
+
+pub fn document() -> OpenApi {
+    let mut schemas = Schemas::default();
+    let mut paths = Paths::new();
+    for route in ROUTES {
+        if let Some(operation) = operation_of(route.operation, &mut schemas) {
+            paths.add_path_operation(route.path, vec![http_method(&route.method)], operation);
+        }
+    }
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas.0)
+        .security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key: crm-local prints the dev tenant's at first start; \
+                         crm-admin creates others; POST /api/keys too.",
+                    ))
+                    .build(),
+            ),
+        )
+        .build();
+    let tags = [
+        ("sync", "Seed 000's CRM sync status."),
+        (
+            "clients",
+            "The tenant's clients; every change emits an event.",
+        ),
+        ("keys", "API keys of the tenant (ADMIN only)."),
+        (
+            "webhooks",
+            "Webhook registry, notification, delivery monitoring and retry.",
+        ),
+        ("meta", "This document."),
+    ]
+    .map(|(name, description)| {
+        TagBuilder::new()
+            .name(name)
+            .description(Some(description))
+            .build()
+    });
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("CRM sync status and webhooks")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Tracks the CRM sync status of a tenant's clients and delivers signed \
+                     webhooks for CRM events. Every error is `{success:false, error, details?}`.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components))
+        .security(Some([SecurityRequirement::new::<_, _, &str>(BEARER, [])]))
+        .tags(Some(tags))
+        .build()
+}
+
+fn http_method(method: &Method) -> HttpMethod {
+    match *method {
+        Method::POST => HttpMethod::Post,
+        Method::PATCH => HttpMethod::Patch,
+        Method::DELETE => HttpMethod::Delete,
+        Method::PUT => HttpMethod::Put,
+        _ => HttpMethod::Get,
+    }
+}
+
+/// Named schemas, collected as operations refer to them.
+#[derive(Default)]
+struct Schemas(BTreeMap<String, RefOr<Schema>>);
+
+impl Schemas {
+    /// Registers `T` (and what it refers to) and returns a reference to it.
+    fn of<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        let mut nested = Vec::new();
+        T::schemas(&mut nested);
+        self.0.extend(nested);
+        self.named(&T::name(), T::schema())
+    }
+
+    /// Registers a schema under a name of our choosing (e.g. one page type per item type).
+    fn named(&mut self, name: &str, schema: impl Into<RefOr<Schema>>) -> RefOr<Schema> {
+        self.0.insert(name.to_owned(), schema.into());
+        RefOr::Ref(Ref::from_schema_name(name))
+    }
+
+    fn page_of<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        self.of::<T>();
+        let name = format!("{}Page", T::name());
+        self.named(&name, <Page<T> as PartialSchema>::schema())
+    }
+}
+
+/// What one operation is: its id, tag, summary, inputs and the statuses it can answer.
+struct Spec {
+    builder: OperationBuilder,
+    statuses: Vec<u16>,
+}
+
+fn spec(id: &str, tag: &str, summary: &str) -> Spec {
+    Spec {
+        builder: OperationBuilder::new()
+            .operation_id(Some(id))
+            .tag(tag)
+            .summary(Some(summary)),
+        // Every authenticated operation can answer these.
+        statuses: vec![401, 403, 500],
+    }
+}
+
+impl Spec {
+    fn body(mut self, schema: RefOr<Schema>, required: bool) -> Spec {
+        let required = if required {
+            Required::True
+        } else {
+            Required::False
+        };
+        self.builder = self.builder.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(required))
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(schema)).build(),
+                )
+                .build(),
+        ));
+        self.errors(&[400, 413])
+    }
+
+    fn path_id(mut self, what: &str) -> Spec {
+        self.builder = self.builder.parameter(
+            ParameterBuilder::new()
+                .name("id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(format!("The {what}'s id.")))
+                .schema(Some(uuid_schema())),
+        );
+        self.errors(&[400, 404])
+    }
+
+    fn query(mut self, name: &str, description: &str, schema: impl Into<RefOr<Schema>>) -> Spec {
+        self.builder = self.builder.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(schema)),
+        );
+        self.errors(&[400])
+    }
+
+    /// `?limit=&cursor=`: cursor pagination, `nextCursor` of one page starts the next.
+    fn paginated(self) -> Spec {
+        self.query(
+            "limit",
+            "Items per page (default 50).",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(MAX_LIMIT as i64)),
+        )
+        .query(
+            "cursor",
+            "The `nextCursor` of the previous page.",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                // 16 bytes in unpadded base64url, canonical last symbol.
+                .pattern(Some("^[A-Za-z0-9_-]{21}[AQgw]$")),
+        )
+    }
+
+    fn errors(mut self, statuses: &[u16]) -> Spec {
+        for status in statuses {
+            if !self.statuses.contains(status) {
+                self.statuses.push(*status);
+            }
+        }
+        self
+    }
+
+    fn public(mut self) -> Spec {
+        self.builder = self
+            .builder
+            .securities(Some(Vec::<SecurityRequirement>::new()));
+        self.statuses
+            .retain(|status| *status != 401 && *status != 403);
+        self
+    }
+
+    fn answers(
+        self,
+        status: u16,
+        response: impl Into<RefOr<Response>>,
+        schemas: &mut Schemas,
+    ) -> utoipa::openapi::path::Operation {
+        let mut builder = self.builder.response(status.to_string(), response);
+        let mut statuses = self.statuses;
+        statuses.sort_unstable();
+        let envelope = schemas.of::<ErrorEnvelope>();
+        for status in statuses {
+            builder = builder.response(
+                status.to_string(),
+                ResponseBuilder::new()
+                    .description(error_description(status))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(envelope.clone())).build(),
+                    ),
+            );
+        }
+        builder.build()
+    }
+}
+
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "The request is malformed or invalid; `details` names each bad field.",
+        401 => "No API key, or not a valid one.",
+        403 => "The key's role lacks the permission this operation needs.",
+        404 => "Not found (another tenant's ids are not found either).",
+        409 => "A concurrent change kept winning; try again.",
+        413 => "The request body is over 256 KiB, or the payload it makes is.",
+        _ => "Internal error: nothing internal is shown; `requestId` identifies it in the logs.",
+    }
+}
+
+fn uuid_schema() -> Schema {
+    Schema::Object(crate::domain::validation::schema::uuid().build())
+}
+
+fn json_response(
+    description: &str,
+    schema: RefOr<Schema>,
+    example: Option<serde_json::Value>,
+) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(schema))
+            .example(example)
+            .build(),
+    )
+}
+
+/// Links from a created resource to the operations on it: schemathesis' stateful phase and
+/// client generators follow them.
+fn with_links(mut response: ResponseBuilder, operations: &[&str]) -> ResponseBuilder {
+    for operation in operations {
+        response = response.link(
+            *operation,
+            LinkBuilder::new()
+                .operation_id(*operation)
+                .parameter("id", "$response.body#/id")
+                .build(),
+        );
+    }
+    response
+}
+
+fn no_content(description: &str) -> Response {
+    ResponseBuilder::new().description(description).build()
+}
+
+/// The operation of each route, or `None` for the ones left out (see `is_documented`).
+fn operation_of(
+    operation: Operation,
+    schemas: &mut Schemas,
+) -> Option<utoipa::openapi::path::Operation> {
+    use Operation as O;
+    let s = schemas;
+    let ack = || Some(json!({"success": true}));
+    Some(match operation {
+        O::GetSyncStatus => spec("getSyncStatus", "sync", "Sync status counts of the tenant's clients (O(1)).").answers(
+            200,
+            json_response(
+                "Seed 000's SyncStatusResponse.",
+                s.of::<SyncCounts>(),
+                Some(json!({"totalClients": 120, "syncedClients": 100, "pendingClients": 8, "failedClients": 2, "needsUpdateClients": 10, "lastSyncTime": "2026-11-24T12:00:00.000Z"})),
+            ),
+            s,
+        ),
+        O::UpdateSyncStatus => {
+            let body = s.of::<UpdateSyncStatusRequest>();
+            spec("updateSyncStatus", "sync", "Sets a client's sync status; emits sync.status.changed when it changes.")
+                .body(body, true)
+                .errors(&[404, 409])
+                .answers(200, json_response("Updated.", s.of::<Acknowledged>(), ack()), s)
+        }
+        O::CreateClient => {
+            let body = s.of::<CreateClientRequest>();
+            spec("createClient", "clients", "Creates a client (NEEDS_UPDATE); emits client.created.")
+                .body(body, true)
+                .answers(
+                    201,
+                    with_links(
+                        json_response("The new client.", s.of::<Client>(), None),
+                        &["getClient", "updateClient", "deleteClient"],
+                    ),
+                    s,
+                )
+        }
+        O::ListClients => {
+            let status = s.of::<SyncStatus>();
+            spec("listClients", "clients", "Lists clients, oldest first, optionally of one sync status.")
+                .paginated()
+                .query("syncStatus", "Only clients in this sync status.", status)
+                .answers(200, json_response("A page of clients.", s.page_of::<Client>(), None), s)
+        }
+        O::GetClient => spec("getClient", "clients", "One client.")
+            .path_id("client")
+            .answers(200, json_response("The client.", s.of::<Client>(), None), s),
+        O::UpdateClient => {
+            let body = s.of::<UpdateClientRequest>();
+            spec("updateClient", "clients", "Changes a client's fields; a change marks it NEEDS_UPDATE and emits client.updated.")
+                .path_id("client")
+                .body(body, true)
+                .errors(&[409])
+                .answers(200, json_response("The client after the change.", s.of::<Client>(), None), s)
+        }
+        O::DeleteClient => spec("deleteClient", "clients", "Deletes a client; emits client.deleted.")
+            .path_id("client")
+            .errors(&[409])
+            .answers(204, no_content("Deleted."), s),
+        O::CreateKey => {
+            let body = s.of::<CreateKeyRequest>();
+            spec("createKey", "keys", "Creates an API key; the key is in this response only.")
+                .body(body, true)
+                .answers(
+                    201,
+                    with_links(
+                        json_response("The key, shown once.", s.of::<CreatedKey>(), None),
+                        &["deleteKey"],
+                    ),
+                    s,
+                )
+        }
+        O::ListKeys => {
+            s.of::<ApiKey>();
+            spec("listKeys", "keys", "The tenant's API keys (never the keys themselves).")
+                .answers(200, json_response("Every key of the tenant.", s.of::<KeyList>(), None), s)
+        }
+        O::DeleteKey => spec("deleteKey", "keys", "Revokes an API key.")
+            .path_id("API key")
+            .answers(204, no_content("Revoked."), s),
+        O::Notify => {
+            let body = s.of::<NotifyRequest>();
+            spec("notify", "webhooks", "Seed 000's notify: one delivery per active webhook subscribed to the event.")
+                .body(body, true)
+                .answers(
+                    200,
+                    json_response(
+                        "The deliveries created.",
+                        s.of::<NotifyResult>(),
+                        Some(json!({"success": true, "deliveryIds": ["0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"]})),
+                    ),
+                    s,
+                )
+        }
+        O::RetryDeliveries => {
+            let body = s.of::<RetryRequest>();
+            spec("retryDeliveries", "webhooks", "Seed 000's retry: re-queues FAILED deliveries, all or the ones named.")
+                .body(body, false)
+                .errors(&[404, 409])
+                .answers(
+                    200,
+                    json_response(
+                        "How many were re-queued.",
+                        s.of::<RetryResult>(),
+                        Some(json!({"success": true, "retriedCount": 2})),
+                    ),
+                    s,
+                )
+        }
+        O::ListEventTypes => spec("listEventTypes", "webhooks", "The event catalogue: what webhooks can subscribe to.")
+            .answers(200, json_response("Every event.", s.of::<EventCatalogue>(), None), s),
+        O::WebhookStats => spec("webhookStats", "webhooks", "Delivery counts per status and success rate, overall and per webhook.")
+            .answers(200, json_response("The counts.", s.of::<DeliveryStats>(), None), s),
+        O::GetDelivery => spec("getDelivery", "webhooks", "One delivery with every attempt.")
+            .path_id("delivery")
+            .answers(200, json_response("The delivery.", s.of::<DeliveryDetail>(), None), s),
+        O::CreateWebhook => {
+            let body = s.of::<CreateWebhookRequest>();
+            spec("createWebhook", "webhooks", "Registers a webhook; its secret is in this response only.")
+                .body(body, true)
+                .answers(
+                    201,
+                    with_links(
+                        json_response("The webhook and its secret.", s.of::<WithSecret>(), None),
+                        &[
+                            "getWebhook",
+                            "updateWebhook",
+                            "deleteWebhook",
+                            "testWebhook",
+                            "rotateWebhookSecret",
+                            "listWebhookDeliveries",
+                        ],
+                    ),
+                    s,
+                )
+        }
+        O::ListWebhooks => spec("listWebhooks", "webhooks", "Lists webhooks, oldest first.")
+            .paginated()
+            .answers(200, json_response("A page of webhooks.", s.page_of::<Webhook>(), None), s),
+        O::GetWebhook => spec("getWebhook", "webhooks", "One webhook (without its secret).")
+            .path_id("webhook")
+            .answers(200, json_response("The webhook.", s.of::<Webhook>(), None), s),
+        O::UpdateWebhook => {
+            let body = s.of::<UpdateWebhookRequest>();
+            spec("updateWebhook", "webhooks", "Changes a webhook's fields.")
+                .path_id("webhook")
+                .body(body, true)
+                .errors(&[409])
+                .answers(200, json_response("The webhook after the change.", s.of::<Webhook>(), None), s)
+        }
+        O::DeleteWebhook => spec("deleteWebhook", "webhooks", "Deletes a webhook; its pending deliveries are cancelled.")
+            .path_id("webhook")
+            .answers(204, no_content("Deleted."), s),
+        O::TestWebhook => spec("testWebhook", "webhooks", "Sends one webhook.test delivery now and waits for it (up to the webhook's timeout).")
+            .path_id("webhook")
+            .answers(200, json_response("What the receiver answered.", s.of::<TestResult>(), None), s),
+        O::RotateWebhookSecret => spec("rotateWebhookSecret", "webhooks", "A new secret; the old one keeps signing for 24 hours.")
+            .path_id("webhook")
+            .errors(&[409])
+            .answers(200, json_response("The webhook and its new secret.", s.of::<WithSecret>(), None), s),
+        O::ListWebhookDeliveries => {
+            let status = s.of::<DeliveryStatus>();
+            s.of::<Delivery>();
+            spec("listWebhookDeliveries", "webhooks", "A webhook's deliveries, newest first, optionally of one status.")
+                .path_id("webhook")
+                .paginated()
+                .query("status", "Only deliveries in this status.", status)
+                .answers(200, json_response("A page of deliveries.", s.page_of::<Delivery>(), None), s)
+        }
+        O::OpenApi => spec("getOpenApi", "meta", "This OpenAPI document.")
+            .public()
+            .answers(
+                200,
+                json_response(
+                    "The OpenAPI 3.1 document.",
+                    RefOr::T(Schema::Object(
+                        ObjectBuilder::new().schema_type(SchemaType::Type(Type::Object)).build(),
+                    )),
+                    None,
+                ),
+                s,
+            ),
+        O::GraphQl | O::GraphiQl => return None,
+    })
+}

@@ -1,0 +1,16 @@
+//! Lambda `openapi`: serves `GET /api/openapi.json` (public) behind API Gateway.
+
+use common::config::{Config, Mode};
+use common::http::{handle, routes::routes_of};
+use lambda_http::{run, service_fn, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let deps = Config::from_env(Mode::Production)?.build_deps().await?;
+    let routes = routes_of("openapi");
+    run(service_fn(|request: Request| async {
+        Ok::<_, Error>(handle(&deps, &routes, request).await)
+    }))
+    .await
+}
