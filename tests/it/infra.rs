@@ -564,9 +564,16 @@ fn every_function_may_touch_only_its_own_table_and_queue() {
         .map(|(name, _)| name)
         .collect();
     for function in template.functions() {
-        let policies = function.properties()["Policies"]
-            .as_sequence()
-            .unwrap_or_else(|| panic!("{} has no Policies", function.name));
+        // No Policies: the basic execution role only (logs), for a function that needs no data.
+        let policies = match &function.properties()["Policies"] {
+            Value::Null => &Vec::new(),
+            policies => policies.as_sequence().unwrap_or_else(|| {
+                panic!(
+                    "{}: Policies must be a list of policy templates",
+                    function.name
+                )
+            }),
+        };
         let mut granted = Vec::new();
         for policy in policies {
             let (policy_name, parameters) = policy
@@ -610,10 +617,9 @@ fn every_function_may_touch_only_its_own_table_and_queue() {
             .filter(|route| route.function == function.dir)
             .collect();
         if !routes.is_empty() && routes.iter().all(|route| route.method == "GET") {
-            assert_eq!(
-                granted,
-                ["DynamoDBReadPolicy"],
-                "{} only reads: it gets read access and nothing else",
+            assert!(
+                granted.iter().all(|policy| *policy == "DynamoDBReadPolicy"),
+                "{} only reads: it gets read access at most, not {granted:?}",
                 function.name
             );
         }
