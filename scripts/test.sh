@@ -47,6 +47,7 @@ scripts/lambda_smoke.sh
 echo "==> cargo test"
 cargo test --workspace "$@" 2>&1 | tee target/test-output.log
 scripts/graphql_fuzz.sh   # schemathesis against crm-local's /graphql: no server error
+scripts/openapi_fuzz.sh   # schemathesis against crm-local's REST API from its OpenAPI document, all checks
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "all tests: %d passed, %d failed\n", p, f }' target/test-output.log
