@@ -524,7 +524,17 @@ fn operation_of(
             .answers(204, no_content("Deleted."), s),
         O::TestWebhook => spec("testWebhook", "webhooks", "Sends one webhook.test delivery now and waits for it (up to the webhook's timeout).")
             .path_id("webhook")
-            .answers(200, json_response("What the receiver answered.", s.of::<TestResult>(), None), s),
+            .answers(
+                200,
+                json_response("What the receiver answered.", s.of::<TestResult>(), None).link(
+                    "getDelivery",
+                    LinkBuilder::new()
+                        .operation_id("getDelivery")
+                        .parameter("id", "$response.body#/deliveryId")
+                        .build(),
+                ),
+                s,
+            ),
         O::RotateWebhookSecret => spec("rotateWebhookSecret", "webhooks", "A new secret; the old one keeps signing for 24 hours.")
             .path_id("webhook")
             .errors(&[409])
