@@ -16,7 +16,13 @@ fi
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$venv/bin/python" scripts/moto_server.py 127.0.0.1 "$port" > target/moto.log 2>&1 &
 moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
+# moto can take half a minute to leave while SQS long polls are open: give it 3 s, then SIGKILL.
+stop_moto() {
+    kill "$moto_pid" 2>/dev/null || return 0
+    for _ in 1 2 3 4 5 6; do kill -0 "$moto_pid" 2>/dev/null || return 0; sleep 0.5; done
+    kill -9 "$moto_pid" 2>/dev/null || true
+}
+trap stop_moto EXIT
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
