@@ -72,13 +72,9 @@ const fn public_route(
     function: &'static str,
     operation: Operation,
 ) -> Route {
-    Route {
-        method,
-        path,
-        function,
-        operation,
-        public: true,
-    }
+    let mut public = route(method, path, function, operation);
+    public.public = true;
+    public
 }
 
 #[rustfmt::skip]
