@@ -1,13 +1,14 @@
 //! Typed configuration from the environment. The AWS adapters are chosen when `CRM_TABLE` is set
 //! (with `CRM_QUEUE_URL`), the embedded ones otherwise; `AWS_ENDPOINT_URL` points the SDK at an
-//! emulator.
+//! emulator. The embedded store exists only in builds with the `embedded` feature (crm-local,
+//! crm-admin, tests, bench): a Lambda function without it must be given `CRM_TABLE`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::http_sender::HttpSender;
+#[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::deps::{DeliverySettings, Deps};
@@ -23,7 +24,8 @@ pub const LOCAL_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     /// `CRM_DATA_DIR` (default `./.crm-data`): the SQLite store and its queue.
-    Sqlite { dir: PathBuf },
+    #[cfg(feature = "embedded")]
+    Sqlite { dir: std::path::PathBuf },
     /// `CRM_TABLE` and `CRM_QUEUE_URL`.
     Aws {
         table: String,
@@ -68,9 +70,7 @@ impl Config {
                 table,
                 queue_url: non_empty("CRM_QUEUE_URL"),
             },
-            None => StoreConfig::Sqlite {
-                dir: PathBuf::from(non_empty("CRM_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR.into())),
-            },
+            None => embedded_store(non_empty("CRM_DATA_DIR"))?,
         };
         let local = mode == Mode::Local;
         let retry_schedule = match non_empty("WEBHOOK_RETRY_DELAYS") {
@@ -98,6 +98,7 @@ impl Config {
     /// The store alone, for operator commands.
     pub async fn build_store(&self) -> Result<Arc<dyn Store>> {
         Ok(match &self.store {
+            #[cfg(feature = "embedded")]
             StoreConfig::Sqlite { dir } => Arc::new(SqliteStore::open(dir)?),
             StoreConfig::Aws { table, .. } => {
                 Arc::new(DynamoStore::new(dynamodb_client().await, table.clone()))
@@ -108,6 +109,7 @@ impl Config {
     /// Builds every adapter once; call before serving the first request.
     pub async fn build_deps(&self) -> Result<Deps> {
         let (store, queue): (Arc<dyn Store>, Arc<dyn Queue>) = match &self.store {
+            #[cfg(feature = "embedded")]
             StoreConfig::Sqlite { dir } => {
                 let store = SqliteStore::open(dir)?;
                 let queue = store.queue(LOCAL_VISIBILITY_TIMEOUT);
@@ -136,6 +138,21 @@ impl Config {
     }
 }
 
+#[cfg(feature = "embedded")]
+fn embedded_store(data_dir: Option<String>) -> Result<StoreConfig> {
+    Ok(StoreConfig::Sqlite {
+        dir: std::path::PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR.into())),
+    })
+}
+
+#[cfg(not(feature = "embedded"))]
+fn embedded_store(_data_dir: Option<String>) -> Result<StoreConfig> {
+    Err(Error::invalid(
+        "CRM_TABLE must be set (with CRM_QUEUE_URL): this build has no embedded store \
+         (common's `embedded` feature, for crm-local and crm-admin)",
+    ))
+}
+
 /// The standard chain (region, credentials, `AWS_ENDPOINT_URL`), loaded once.
 pub async fn aws_shared_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
@@ -161,6 +178,12 @@ mod tests {
         })
     }
 
+    /// For the delivery settings, which do not depend on the store: a build without the
+    /// embedded store needs a table named.
+    fn with_table(mode: Mode, vars: &[(&str, &str)]) -> Result<Config> {
+        config(mode, &[vars, &[("CRM_TABLE", "crm")]].concat())
+    }
+
     #[test]
     fn picks_aws_only_when_a_table_is_named() {
         let c = config(
@@ -175,6 +198,11 @@ mod tests {
                 queue_url: Some("q".into())
             }
         );
+    }
+
+    #[cfg(feature = "embedded")]
+    #[test]
+    fn picks_the_embedded_store_without_a_table() {
         let c = config(Mode::Production, &[]).unwrap();
         assert_eq!(
             c.store,
@@ -191,24 +219,32 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "embedded"))]
+    #[test]
+    fn needs_a_table_without_the_embedded_store() {
+        let error = config(Mode::Production, &[]).unwrap_err().to_string();
+        assert!(error.contains("CRM_TABLE must be set"), "{error}");
+    }
+
     #[test]
     fn private_targets_are_allowed_by_default_only_locally() {
-        let production = config(Mode::Production, &[]).unwrap().delivery.targets;
+        let production = with_table(Mode::Production, &[]).unwrap().delivery.targets;
         assert!(!production.allow_http && !production.allow_private);
-        let local = config(Mode::Local, &[]).unwrap().delivery.targets;
+        let local = with_table(Mode::Local, &[]).unwrap().delivery.targets;
         assert!(local.allow_http && local.allow_private);
-        let locked = config(Mode::Local, &[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")]).unwrap();
+        let locked =
+            with_table(Mode::Local, &[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")]).unwrap();
         assert!(!locked.delivery.targets.allow_private);
-        assert!(config(Mode::Local, &[("WEBHOOK_ALLOW_HTTP", "maybe")]).is_err());
+        assert!(with_table(Mode::Local, &[("WEBHOOK_ALLOW_HTTP", "maybe")]).is_err());
     }
 
     #[test]
     fn retry_delays_come_from_the_environment() {
-        let c = config(Mode::Production, &[("WEBHOOK_RETRY_DELAYS", "1,2")]).unwrap();
+        let c = with_table(Mode::Production, &[("WEBHOOK_RETRY_DELAYS", "1,2")]).unwrap();
         assert_eq!(
             c.delivery.retry_schedule,
             RetrySchedule::parse("1,2").unwrap()
         );
-        assert!(config(Mode::Production, &[("WEBHOOK_RETRY_DELAYS", "soon")]).is_err());
+        assert!(with_table(Mode::Production, &[("WEBHOOK_RETRY_DELAYS", "soon")]).is_err());
     }
 }

@@ -2,7 +2,11 @@
 
 pub mod dynamodb;
 pub mod http_sender;
+// The embedded store links SQLite (over 1 MB): only crm-local, crm-admin and the tests need it.
+#[cfg(feature = "embedded")]
 pub mod sqlite;
+#[cfg(feature = "embedded")]
 pub mod sqlite_queue;
+#[cfg(feature = "embedded")]
 mod sqlite_webhooks;
 pub mod sqs;

@@ -2,6 +2,8 @@
 
 pub mod error;
 mod handlers;
+// crm-local's HTTP server: Lambda functions get their requests from the runtime.
+#[cfg(feature = "embedded")]
 pub mod local_server;
 pub mod openapi;
 pub mod routes;
