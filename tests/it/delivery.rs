@@ -2,11 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use common::domain::auth::Role;
 use common::domain::delivery::Delivery;
 use common::domain::event::OutboxEvent;
-use common::lambda::handle_sqs_event;
+use common::lambda::{handle_scheduled_event, handle_sqs_event};
 use common::ports::DeliveryMessage;
 use common::service::sweeper::sweep;
 use lambda_http::http::StatusCode;
@@ -29,6 +30,7 @@ crate::on_both_stores!(
     a_duplicated_queue_message_is_delivered_once,
     the_sweeper_recovers_a_crash_between_write_and_enqueue,
     two_sweepers_at_once_enqueue_each_due_delivery_once,
+    the_sweeper_lambda_sweeps_on_its_scheduled_event,
     the_worker_lambda_reports_exactly_the_failed_records,
 );
 
@@ -460,6 +462,39 @@ async fn the_sweeper_recovers_a_crash_between_write_and_enqueue(backend: Backend
     assert_eq!(events.iter().filter(|e| *e == "client.updated").count(), 1);
     let again = sweep(&s.app.deps).await.unwrap();
     assert_eq!((again.events_fanned_out, again.deliveries_requeued), (0, 0));
+}
+
+/// The sweeper as EventBridge Scheduler invokes it: the default notification in
+/// `infra/events/scheduled/sweeper.json`, deserialised as the runtime does.
+async fn the_sweeper_lambda_sweeps_on_its_scheduled_event(backend: Backend) {
+    let s = setup(backend).await;
+    let receiver = Receiver::start(Reply::Status(200)).await;
+    let (webhook_id, _) = s.webhook(&receiver, json!({})).await;
+    let now = s.app.deps.clock.now();
+    let event_id = Uuid::now_v7();
+    let body =
+        common::domain::delivery::payload(event_id, "lead.created", &json!({}), now).unwrap();
+    let stranded = Delivery::new(s.tenant, webhook_id, event_id, "lead.created", body, now);
+    s.app
+        .deps
+        .store
+        .create_deliveries(std::slice::from_ref(&stranded))
+        .await
+        .unwrap();
+    tokio::time::sleep(s.app.deps.settings.sweep_grace + Duration::from_millis(500)).await;
+
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../infra/events/scheduled/sweeper.json");
+    let event: EventBridgeEvent<Value> =
+        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(event.detail_type, "Scheduled Event");
+    let report = handle_scheduled_event(&s.app.deps, event).await.unwrap();
+    assert_eq!(report.deliveries_requeued, 1, "{report:?}");
+
+    let worker = s.app.start_worker();
+    s.delivery_in(stranded.id, "SUCCESS").await;
+    worker.stop().await;
+    assert_eq!(receiver.seen().len(), 1);
 }
 
 async fn two_sweepers_at_once_enqueue_each_due_delivery_once(backend: Backend) {

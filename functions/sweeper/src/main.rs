@@ -1,7 +1,8 @@
 //! Lambda `sweeper`: every minute (EventBridge Scheduler), finishes work a crash left behind.
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use common::config::{Config, Mode};
-use common::service::sweeper::sweep;
+use common::lambda::handle_scheduled_event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -9,9 +10,11 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let deps = Config::from_env(Mode::Production)?.build_deps().await?;
-    run(service_fn(|_: LambdaEvent<Value>| async {
-        let report = sweep(&deps).await?;
-        Ok::<_, Error>(serde_json::to_value(report)?)
-    }))
+    run(service_fn(
+        |event: LambdaEvent<EventBridgeEvent<Value>>| async {
+            let report = handle_scheduled_event(&deps, event.payload).await?;
+            Ok::<_, Error>(serde_json::to_value(report)?)
+        },
+    ))
     .await
 }
