@@ -9,4 +9,6 @@ pub mod sqlite;
 pub mod sqlite_queue;
 #[cfg(feature = "embedded")]
 mod sqlite_webhooks;
+#[cfg(feature = "embedded")]
+mod sqlite_writer;
 pub mod sqs;

@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file (WAL) under `CRM_DATA_DIR`, for `crm-local`.
 //!
-//! rusqlite is synchronous, so every call runs on the blocking pool behind one connection; a
-//! transaction therefore never interleaves with another write of this process.
+//! rusqlite is synchronous: reads run on the blocking pool on a few reader connections, writes
+//! on the one writer thread (`sqlite_writer`), each atomic in its own savepoint.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::sqlite_webhooks as rows;
+use super::sqlite_writer::Writer;
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::client::Client;
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
@@ -149,18 +150,18 @@ CREATE INDEX queue_visible ON queue_messages (visible_at);
 "#,
 ];
 
-/// One writer connection (SQLite has one writer at a time anyway) and a few readers, which WAL
-/// lets run beside it, so reads never queue behind writes.
+/// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
+/// beside it, so reads never queue behind writes.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
     readers: Arc<Vec<SharedConnection>>,
     next_reader: Arc<AtomicUsize>,
 }
 
 const READERS: usize = 4;
 
-pub(crate) type SharedConnection = Arc<Mutex<Connection>>;
+type SharedConnection = Arc<Mutex<Connection>>;
 
 impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Error {
@@ -190,7 +191,7 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Writer::start(conn, &dir.join(DB_FILE))?),
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
         })
@@ -206,12 +207,13 @@ impl SqliteStore {
         run_blocking(&self.readers[index], work).await
     }
 
+    /// Runs a write on the writer thread; it is atomic and committed when this returns.
     async fn call<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        run_blocking(&self.conn, work).await
+        self.writer.write(work).await
     }
 
     /// The durable queue in the same file, for `crm-local`.
@@ -219,12 +221,12 @@ impl SqliteStore {
         &self,
         visibility_timeout: std::time::Duration,
     ) -> super::sqlite_queue::SqliteQueue {
-        super::sqlite_queue::SqliteQueue::new(Arc::clone(&self.conn), visibility_timeout)
+        super::sqlite_queue::SqliteQueue::new(Arc::clone(&self.writer), visibility_timeout)
     }
 }
 
-/// Runs `work` on the blocking pool with the connection locked.
-pub(crate) async fn run_blocking<T, F>(conn: &SharedConnection, work: F) -> Result<T>
+/// Runs a read on the blocking pool with its connection locked.
+async fn run_blocking<T, F>(conn: &SharedConnection, work: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -312,7 +314,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
     })
 }
 
-fn insert_key(tx: &Transaction<'_>, key: &ApiKey) -> Result<()> {
+fn insert_key(tx: &Connection, key: &ApiKey) -> Result<()> {
     tx.execute(
         "INSERT INTO api_keys (id, tenant_id, name, role, prefix, key_hash, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -352,7 +354,7 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
 }
 
 /// Writes the client row; `Conflict` when the row is not at the version the change read.
-fn write_client_row(tx: &Transaction<'_>, change: &ClientChange) -> Result<()> {
+fn write_client_row(tx: &Connection, change: &ClientChange) -> Result<()> {
     let tenant = change.tenant_id.to_string();
     let changed = match (&change.before, &change.after) {
         (None, Some(after)) => tx
@@ -408,7 +410,7 @@ fn write_client_row(tx: &Transaction<'_>, change: &ClientChange) -> Result<()> {
     }
 }
 
-fn apply_counter_delta(tx: &Transaction<'_>, change: &ClientChange) -> Result<()> {
+fn apply_counter_delta(tx: &Connection, change: &ClientChange) -> Result<()> {
     let delta = CounterDelta::between(
         change.before.as_ref().map(|c| c.sync_status),
         change.after.as_ref().map(|c| c.sync_status),
@@ -440,7 +442,7 @@ fn apply_counter_delta(tx: &Transaction<'_>, change: &ClientChange) -> Result<()
     Ok(())
 }
 
-fn insert_events(tx: &Transaction<'_>, events: &[OutboxEvent]) -> Result<()> {
+fn insert_events(tx: &Connection, events: &[OutboxEvent]) -> Result<()> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO outbox (id, tenant_id, event, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -472,8 +474,7 @@ pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
 impl Store for SqliteStore {
     async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
         let (tenant, key) = (tenant.clone(), first_key.clone());
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
+        self.call(move |tx| {
             tx.execute(
                 "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
                 params![
@@ -483,8 +484,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(|e| conflict_on_duplicate(e, "The tenant"))?;
-            insert_key(&tx, &key)?;
-            tx.commit()?;
+            insert_key(tx, &key)?;
             Ok(())
         })
         .await
@@ -512,13 +512,7 @@ impl Store for SqliteStore {
 
     async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
         let key = key.clone();
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            insert_key(&tx, &key)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.call(move |conn| insert_key(conn, &key)).await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
@@ -607,12 +601,9 @@ impl Store for SqliteStore {
     async fn write_client(&self, change: &ClientChange) -> Result<()> {
         let change = change.clone();
         self.call(move |conn| {
-            let tx = conn.transaction()?;
-            write_client_row(&tx, &change)?;
-            apply_counter_delta(&tx, &change)?;
-            insert_events(&tx, &change.events)?;
-            tx.commit()?;
-            Ok(())
+            write_client_row(conn, &change)?;
+            apply_counter_delta(conn, &change)?;
+            insert_events(conn, &change.events)
         })
         .await
     }

@@ -9,13 +9,14 @@ use async_trait::async_trait;
 use rusqlite::params;
 use tokio::sync::Notify;
 
-use super::sqlite::{run_blocking, SharedConnection};
+use super::sqlite_writer::Writer;
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryMessage, Queue, Received};
 
 #[derive(Clone)]
 pub struct SqliteQueue {
-    conn: SharedConnection,
+    /// The store's writer: queue rows live in the same file, and every queue call writes.
+    writer: Arc<Writer>,
     visibility_timeout: Duration,
     wake: Arc<Notify>,
 }
@@ -31,9 +32,9 @@ fn millis(duration: Duration) -> i64 {
 }
 
 impl SqliteQueue {
-    pub(super) fn new(conn: SharedConnection, visibility_timeout: Duration) -> SqliteQueue {
+    pub(super) fn new(writer: Arc<Writer>, visibility_timeout: Duration) -> SqliteQueue {
         SqliteQueue {
-            conn,
+            writer,
             visibility_timeout,
             wake: Arc::new(Notify::new()),
         }
@@ -42,52 +43,51 @@ impl SqliteQueue {
     /// Takes up to `max` visible messages; also returns when the next hidden one shows.
     async fn take_visible(&self, max: usize) -> Result<(Vec<Received>, Option<i64>)> {
         let visibility = millis(self.visibility_timeout);
-        run_blocking(&self.conn, move |conn| {
-            let now = now_ms();
-            let tx = conn.transaction()?;
-            let taken = {
-                let mut select = tx.prepare_cached(
-                    "SELECT id, body, receive_count FROM queue_messages
+        self.writer
+            .write(move |conn| {
+                let now = now_ms();
+                let taken = {
+                    let mut select = conn.prepare_cached(
+                        "SELECT id, body, receive_count FROM queue_messages
                      WHERE visible_at <= ?1 ORDER BY visible_at, id LIMIT ?2",
-                )?;
-                let rows = select
-                    .query_map(params![now, max as i64], |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, u32>(2)?,
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                let mut hide = tx.prepare_cached(
+                    )?;
+                    let rows = select
+                        .query_map(params![now, max as i64], |row| {
+                            Ok((
+                                row.get::<_, i64>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, u32>(2)?,
+                            ))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    let mut hide = conn.prepare_cached(
                     "UPDATE queue_messages SET visible_at = ?2, receive_count = ?3 WHERE id = ?1",
                 )?;
-                let mut taken = Vec::with_capacity(rows.len());
-                for (id, body, count) in rows {
-                    hide.execute(params![id, now + visibility, count + 1])?;
-                    taken.push(Received {
-                        message_id: id.to_string(),
-                        receipt: format!("{id}:{}", count + 1),
-                        body,
-                        receive_count: count + 1,
-                    });
-                }
-                taken
-            };
-            let next: Option<i64> =
-                tx.query_row("SELECT MIN(visible_at) FROM queue_messages", [], |row| {
-                    row.get(0)
-                })?;
-            tx.commit()?;
-            Ok((taken, next))
-        })
-        .await
+                    let mut taken = Vec::with_capacity(rows.len());
+                    for (id, body, count) in rows {
+                        hide.execute(params![id, now + visibility, count + 1])?;
+                        taken.push(Received {
+                            message_id: id.to_string(),
+                            receipt: format!("{id}:{}", count + 1),
+                            body,
+                            receive_count: count + 1,
+                        });
+                    }
+                    taken
+                };
+                let next: Option<i64> =
+                    conn.query_row("SELECT MIN(visible_at) FROM queue_messages", [], |row| {
+                        row.get(0)
+                    })?;
+                Ok((taken, next))
+            })
+            .await
     }
 
     /// Makes every received-but-undeleted message visible again. For a process that is the
     /// queue's only consumer, at start-up: whatever it held before a crash is not in progress.
     pub async fn release_unacknowledged(&self) -> Result<usize> {
-        run_blocking(&self.conn, |conn| {
+        self.writer.write(|conn| {
             let released = conn.execute(
                 "UPDATE queue_messages SET visible_at = ?1 WHERE receive_count > 0 AND visible_at > ?1",
                 params![now_ms()],
@@ -99,12 +99,13 @@ impl SqliteQueue {
 
     /// Messages in the queue, visible or not (for tests and benchmarks).
     pub async fn len(&self) -> Result<usize> {
-        run_blocking(&self.conn, |conn| {
-            let n: i64 =
-                conn.query_row("SELECT COUNT(*) FROM queue_messages", [], |row| row.get(0))?;
-            Ok(usize::try_from(n).unwrap_or(0))
-        })
-        .await
+        self.writer
+            .write(|conn| {
+                let n: i64 =
+                    conn.query_row("SELECT COUNT(*) FROM queue_messages", [], |row| row.get(0))?;
+                Ok(usize::try_from(n).unwrap_or(0))
+            })
+            .await
     }
 }
 
@@ -118,21 +119,20 @@ impl Queue for SqliteQueue {
                 Ok((body, millis(*delay)))
             })
             .collect::<Result<_>>()?;
-        run_blocking(&self.conn, move |conn| {
-            let now = now_ms();
-            let tx = conn.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO queue_messages (body, visible_at) VALUES (?1, ?2)",
-                )?;
-                for (body, delay) in &rows {
-                    insert.execute(params![body, now + delay])?;
+        self.writer
+            .write(move |conn| {
+                let now = now_ms();
+                {
+                    let mut insert = conn.prepare_cached(
+                        "INSERT INTO queue_messages (body, visible_at) VALUES (?1, ?2)",
+                    )?;
+                    for (body, delay) in &rows {
+                        insert.execute(params![body, now + delay])?;
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
+                Ok(())
+            })
+            .await?;
         self.wake.notify_waiters();
         Ok(())
     }
@@ -169,14 +169,15 @@ impl Queue for SqliteQueue {
         else {
             return Err(Error::internal(format!("malformed receipt {receipt}")));
         };
-        run_blocking(&self.conn, move |conn| {
-            // A receipt from before a redelivery no longer owns the message.
-            conn.execute(
-                "DELETE FROM queue_messages WHERE id = ?1 AND receive_count = ?2",
-                params![id, count],
-            )?;
-            Ok(())
-        })
-        .await
+        self.writer
+            .write(move |conn| {
+                // A receipt from before a redelivery no longer owns the message.
+                conn.execute(
+                    "DELETE FROM queue_messages WHERE id = ?1 AND receive_count = ?2",
+                    params![id, count],
+                )?;
+                Ok(())
+            })
+            .await
     }
 }

@@ -1,10 +1,11 @@
 //! Webhooks, deliveries, attempts and their counters in the embedded store. Called by the
-//! `Store` impl in `sqlite.rs`, always inside `run_blocking`.
+//! `Store` impl in `sqlite.rs`: reads on a reader connection, writes on the writer thread, each
+//! write atomic in its own savepoint.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::sqlite::{bad_text, optional_time_column, time_column, uuid_column};
@@ -165,7 +166,7 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
 }
 
 fn add_counts(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant_id: Uuid,
     webhook_id: Uuid,
     delta: &StatusCounts,
@@ -188,38 +189,36 @@ fn add_counts(
 }
 
 pub(super) fn create_deliveries(conn: &mut Connection, deliveries: &[Delivery]) -> Result<()> {
-    let tx = conn.transaction()?;
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    ))?;
     for d in deliveries {
-        let inserted = tx.execute(
-            &format!("INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-            params![
-                d.tenant_id.to_string(),
-                d.id.to_string(),
-                d.webhook_id.to_string(),
-                d.event_id.to_string(),
-                d.event,
-                d.payload,
-                d.status.as_str(),
-                d.attempt_count,
-                d.last_status_code,
-                d.last_error,
-                d.next_attempt_at.map(rfc3339),
-                d.lease_until.map(rfc3339),
-                rfc3339(d.created_at),
-                rfc3339(d.updated_at),
-                d.version,
-            ],
-        )?;
+        let inserted = insert.execute(params![
+            d.tenant_id.to_string(),
+            d.id.to_string(),
+            d.webhook_id.to_string(),
+            d.event_id.to_string(),
+            d.event,
+            d.payload,
+            d.status.as_str(),
+            d.attempt_count,
+            d.last_status_code,
+            d.last_error,
+            d.next_attempt_at.map(rfc3339),
+            d.lease_until.map(rfc3339),
+            rfc3339(d.created_at),
+            rfc3339(d.updated_at),
+            d.version,
+        ])?;
         if inserted == 1 {
             add_counts(
-                &tx,
+                conn,
                 d.tenant_id,
                 d.webhook_id,
                 &StatusCounts::delta(None, d.status),
             )?;
         }
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -265,12 +264,14 @@ pub(super) fn list_attempts(
 
 pub(super) fn write_delivery(conn: &mut Connection, change: &DeliveryChange) -> Result<()> {
     let (before, d) = (&change.before, &change.after);
-    let tx = conn.transaction()?;
-    let changed = tx.execute(
-        "UPDATE deliveries SET status = ?3, attempt_count = ?4, last_status_code = ?5,
-             last_error = ?6, next_attempt_at = ?7, lease_until = ?8, updated_at = ?9, version = ?10
-         WHERE tenant_id = ?1 AND id = ?2 AND version = ?11",
-        params![
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?3, attempt_count = ?4, last_status_code = ?5,
+                 last_error = ?6, next_attempt_at = ?7, lease_until = ?8, updated_at = ?9,
+                 version = ?10
+             WHERE tenant_id = ?1 AND id = ?2 AND version = ?11",
+        )?
+        .execute(params![
             d.tenant_id.to_string(),
             d.id.to_string(),
             d.status.as_str(),
@@ -282,36 +283,34 @@ pub(super) fn write_delivery(conn: &mut Connection, change: &DeliveryChange) -> 
             rfc3339(d.updated_at),
             d.version,
             before.version,
-        ],
-    )?;
+        ])?;
     if changed != 1 {
         return Err(Error::Conflict(
             "The delivery was changed by another worker.".into(),
         ));
     }
     if let Some(a) = &change.attempt {
-        tx.execute(
+        conn.prepare_cached(
             "INSERT INTO delivery_attempts (tenant_id, delivery_id, number, at, status_code,
                  duration_ms, error, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                d.tenant_id.to_string(),
-                d.id.to_string(),
-                a.number,
-                rfc3339(a.at),
-                a.status_code,
-                a.duration_ms as i64,
-                a.error,
-                a.response_body,
-            ],
-        )?;
+        )?
+        .execute(params![
+            d.tenant_id.to_string(),
+            d.id.to_string(),
+            a.number,
+            rfc3339(a.at),
+            a.status_code,
+            a.duration_ms as i64,
+            a.error,
+            a.response_body,
+        ])?;
     }
     add_counts(
-        &tx,
+        conn,
         d.tenant_id,
         d.webhook_id,
         &StatusCounts::delta(Some(before.status), d.status),
     )?;
-    tx.commit()?;
     Ok(())
 }
 
