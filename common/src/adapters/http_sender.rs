@@ -7,6 +7,7 @@
 //! between a check and a connect.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -16,7 +17,7 @@ use reqwest::redirect::Policy;
 use url::Url;
 
 use crate::domain::target::{check_url, is_forbidden, is_forbidden_host};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ports::{OutboundRequest, SendOutcome, Sender, RESPONSE_BODY_LIMIT};
 
 /// How long establishing a connection (TCP and TLS) may take, within the request's own timeout.
@@ -25,8 +26,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REFUSED: &str = "target address is not allowed";
 
 pub struct HttpSender {
-    /// Built once per container; connections are pooled per host.
-    client: reqwest::Client,
+    /// Built on the first send, then kept for the container (connections are pooled per host).
+    /// Not at start: building it loads and parses the system's root certificates, measured as
+    /// 45% of a Lambda function's init, and only the worker and webhook-test ever send.
+    client: OnceLock<std::result::Result<reqwest::Client, String>>,
     allow_http: bool,
     allow_private: bool,
 }
@@ -35,20 +38,29 @@ impl HttpSender {
     /// `allow_http` and `allow_private` mirror `WEBHOOK_ALLOW_HTTP` and
     /// `WEBHOOK_ALLOW_PRIVATE_TARGETS`: on in `crm-local` and in tests only.
     pub fn new(allow_http: bool, allow_private: bool) -> Result<HttpSender> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .no_proxy()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .https_only(!allow_http);
-        if !allow_private {
-            builder = builder.dns_resolver(GuardedResolver);
-        }
-        let client = builder.build().map_err(Error::internal)?;
         Ok(HttpSender {
-            client,
+            client: OnceLock::new(),
             allow_http,
             allow_private,
         })
+    }
+
+    fn client(&self) -> std::result::Result<&reqwest::Client, &str> {
+        let built = self.client.get_or_init(|| {
+            let mut builder = reqwest::Client::builder()
+                .redirect(Policy::none())
+                .no_proxy()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .https_only(!self.allow_http);
+            if !self.allow_private {
+                builder = builder.dns_resolver(GuardedResolver);
+            }
+            builder.build().map_err(|error| {
+                tracing::error!(%error, "building the HTTP client failed");
+                "the HTTP client could not be built".to_owned()
+            })
+        });
+        built.as_ref().map_err(String::as_str)
     }
 
     /// The POST itself, to a URL already checked.
@@ -64,9 +76,12 @@ impl HttpSender {
             Ok(headers) => headers,
             Err(error) => return failed(error),
         };
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(error) => return failed(error.to_owned()),
+        };
         let deadline = tokio::time::Instant::now() + request.timeout;
-        let sending = self
-            .client
+        let sending = client
             .post(url)
             .headers(headers)
             .body(request.body)
