@@ -11,6 +11,11 @@ source scripts/moto.sh
 
 echo "==> cargo build --release (crm-local, crm-bench)"
 cargo build --release -p crm-local -p crm-bench
+# The init section measures each Lambda binary as SAM builds it: built apart, only when it runs.
+sections=$(printf '%s\n' "$@" | grep -v '^--' || true)
+if [ -z "$sections" ] || grep -qx init <<< "$sections"; then
+    scripts/build_lambdas.sh
+fi
 target/release/crm-bench "$@"
 echo
 echo "bench: $(( $(date +%s) - started )) s in all"

@@ -4,12 +4,13 @@
 //! `crm-bench [--quick] [SECTION...]`: every section by default, in the order.
 
 mod e2e;
+mod init;
 mod local;
 mod receiver;
 mod table;
 
 /// Sections in the order they print.
-const SECTIONS: &[&str] = &["e2e"];
+const SECTIONS: &[&str] = &["init", "e2e"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         match section {
+            "init" => init::run(quick).await?,
             "e2e" => e2e::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),
         }
