@@ -3,14 +3,18 @@
 //!
 //! `crm-bench [--quick] [SECTION...]`: every section by default, in the order.
 
+mod cost;
+mod counting;
 mod e2e;
+mod harness;
 mod init;
 mod local;
 mod receiver;
+mod stats;
 mod table;
 
 /// Sections in the order they print.
-const SECTIONS: &[&str] = &["init", "e2e"];
+const SECTIONS: &[&str] = &["init", "stats", "e2e", "cost"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -34,7 +38,9 @@ async fn main() -> anyhow::Result<()> {
         }
         match section {
             "init" => init::run(quick).await?,
+            "stats" => stats::run(quick).await?,
             "e2e" => e2e::run(quick).await?,
+            "cost" => cost::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),
         }
     }
