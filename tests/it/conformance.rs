@@ -418,6 +418,7 @@ mod deliveries {
         creating_a_delivery_twice_writes_it_once,
         a_stale_delivery_write_is_a_conflict_and_writes_nothing,
         the_sweeper_indexes_find_due_failed_and_undispatched_work,
+        every_read_returns_the_payload_after_every_transition,
     );
 
     fn webhook(tenant: Uuid) -> Webhook {
@@ -682,5 +683,77 @@ mod deliveries {
             .unwrap()
             .is_empty());
         assert_eq!(store.list_outbox_events(a, 10).await.unwrap(), vec![event]);
+    }
+
+    /// DynamoDB keeps the payload in an item of its own and writes only the state on a
+    /// transition: every way of reading a delivery must still return its exact payload, and the
+    /// tenant's counts must still be the sum of its webhooks'.
+    async fn every_read_returns_the_payload_after_every_transition(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
+        let tenant = Uuid::now_v7();
+        let (hook, other_hook) = (Uuid::now_v7(), Uuid::now_v7());
+        let created = delivery(tenant, hook);
+        let other = delivery(tenant, other_hook);
+        store
+            .create_deliveries(&[created.clone(), other.clone()])
+            .await
+            .unwrap();
+        let claimed = created.claimed(now(), Duration::from_secs(30)).unwrap();
+        let write = |before: &Delivery, after: &Delivery, attempt| DeliveryChange {
+            before: before.clone(),
+            after: after.clone(),
+            attempt,
+        };
+        store
+            .write_delivery(&write(&created, &claimed, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_delivery(tenant, created.id).await.unwrap(),
+            Some(claimed.clone())
+        );
+        let (failed, attempt, _) =
+            claimed.after_attempt(&failure(), 0, &RetrySchedule::default(), now());
+        assert_eq!(failed.status, DeliveryStatus::Failed);
+        store
+            .write_delivery(&write(&claimed, &failed, Some(attempt)))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.failed_deliveries(tenant, 10).await.unwrap(),
+            vec![failed.clone()]
+        );
+        let page = PageRequest {
+            limit: 10,
+            after: None,
+        };
+        let listed = store
+            .list_deliveries(tenant, hook, None, page)
+            .await
+            .unwrap();
+        assert_eq!(listed.items, vec![failed.clone()]);
+
+        let retried = failed.retried(now()).unwrap();
+        store
+            .write_delivery(&write(&failed, &retried, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_delivery(tenant, created.id).await.unwrap(),
+            Some(retried.clone())
+        );
+        let later = now() + chrono::Duration::minutes(1);
+        let mut due = store.due_deliveries(later, 10).await.unwrap();
+        due.sort_by_key(|d| d.id);
+        let mut expected = vec![retried, other];
+        expected.sort_by_key(|d| d.id);
+        assert_eq!(due, expected);
+
+        let counts = store.delivery_counts(tenant).await.unwrap();
+        assert_eq!(counts.overall.get(DeliveryStatus::Pending), 1);
+        assert_eq!(counts.overall.get(DeliveryStatus::Retrying), 1);
+        assert_eq!(counts.overall.get(DeliveryStatus::Failed), 0);
+        assert_eq!(counts.per_webhook.len(), 2);
     }
 }

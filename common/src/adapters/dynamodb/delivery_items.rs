@@ -6,9 +6,17 @@
 //! | delivery (open)   | `TENANT#<t>`      | `DELIVERY#<id>`                   | `DUE#<shard>` / `<next attempt>#<id>`    | `TENANT#<t>#WEBHOOK#<w>` / id |
 //! | delivery (failed) | `TENANT#<t>`      | `DELIVERY#<id>`                   | `TENANT#<t>#FAILED` / `<id>`             | same                         |
 //! | delivery (done)   | `TENANT#<t>`      | `DELIVERY#<id>`                   |                                          | same                         |
+//! | payload           | `TENANT#<t>`      | `DELIVERY#<id>#0PAYLOAD`          |                                          |                              |
 //! | attempt           | `TENANT#<t>`      | `DELIVERY#<id>#ATTEMPT#<nnnn>`    |                                          |                              |
-//! | counts            | `TENANT#<t>`      | `DELIVERY_COUNTS#ALL` / `#<w>`    |                                          |                              |
-//! Deliveries and attempts carry `expires_at` (TTL) once finished.
+//! | counts            | `TENANT#<t>`      | `DELIVERY_COUNTS#<w>`             |                                          |                              |
+//! Deliveries and attempts carry `expires_at` (TTL) once finished; a payload from its creation.
+//!
+//! The payload (up to 256 KiB) has an item of its own, written once: DynamoDB bills a write by
+//! the size of the whole item, and each index holding the item copies it, so the state
+//! transitions (claim, result, requeue) write a small item instead of rewriting the body.
+//! Deliveries written before this split keep the payload inline; reads accept both.
+//! The tenant-wide counts are the sum of the webhooks' (`DELIVERY_COUNTS#ALL`, written by earlier
+//! versions, equals that sum and is no longer read): one counter item per transition, not two.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +37,10 @@ pub(super) const COUNTS_SK_PREFIX: &str = "DELIVERY_COUNTS#";
 pub(super) const COUNTS_ALL: &str = "DELIVERY_COUNTS#ALL";
 /// Finished deliveries are kept this long, then DynamoDB's TTL removes them.
 pub(super) const RETENTION: Duration = Duration::days(30);
+/// A payload's item is never rewritten by a transition, so it cannot take the finished
+/// delivery's expiry: it lives this long from creation (or from a manual retry, which extends
+/// it), longer than any delivery that finishes its automatic retries within 30 days.
+pub(super) const PAYLOAD_RETENTION: Duration = Duration::days(60);
 
 pub(super) fn webhook_sk(id: Uuid) -> String {
     format!("{WEBHOOK_SK_PREFIX}{id}")
@@ -36,6 +48,12 @@ pub(super) fn webhook_sk(id: Uuid) -> String {
 
 pub(super) fn delivery_sk(id: Uuid) -> String {
     format!("{DELIVERY_SK_PREFIX}{id}")
+}
+
+/// `#0` sorts the payload between its delivery and the delivery's attempts (`#ATTEMPT#…`), so
+/// one Query reads a delivery with its payload and nothing else.
+pub(super) fn payload_sk(id: Uuid) -> String {
+    format!("{DELIVERY_SK_PREFIX}{id}#0PAYLOAD")
 }
 
 pub(super) fn attempt_prefix(id: Uuid) -> String {
@@ -202,7 +220,6 @@ pub(super) fn delivery_item(d: &Delivery) -> Item {
     item.insert("webhook_id".into(), text(d.webhook_id.to_string()));
     item.insert("event_id".into(), text(d.event_id.to_string()));
     item.insert("event".into(), text(&d.event));
-    item.insert("payload".into(), text(&d.payload));
     item.insert("status".into(), text(d.status.as_str()));
     item.insert("attempt_count".into(), number(i64::from(d.attempt_count)));
     if let Some(code) = d.last_status_code {
@@ -217,14 +234,60 @@ pub(super) fn delivery_item(d: &Delivery) -> Item {
     item
 }
 
-pub(super) fn delivery_from_item(item: &Item) -> Result<Delivery> {
+pub(super) const PAYLOAD: &str = "payload";
+
+/// What a transition may change; everything else about a delivery is fixed at creation.
+const STATE: &[&str] = &[
+    GSI1_PK,
+    GSI1_SK,
+    TTL,
+    "status",
+    "attempt_count",
+    "last_status_code",
+    "last_error",
+    "next_attempt_at",
+    "lease_until",
+    "updated_at",
+    VERSION,
+];
+
+/// The state attributes of `d`: a value to set, or `None` to remove.
+pub(super) fn delivery_state(d: &Delivery) -> Vec<(&'static str, Option<AttributeValue>)> {
+    let mut item = delivery_item(d);
+    STATE
+        .iter()
+        .map(|name| (*name, item.remove(*name)))
+        .collect()
+}
+
+pub(super) fn payload_item(d: &Delivery, now: DateTime<Utc>) -> Item {
+    let mut item = key(tenant_pk(d.tenant_id), payload_sk(d.id));
+    item.insert(PAYLOAD.into(), text(&d.payload));
+    item.insert(TTL.into(), number((now + PAYLOAD_RETENTION).timestamp()));
+    item
+}
+
+/// The sort key of a stored item, if it has one.
+pub(super) fn sk_of(item: &Item) -> Option<&str> {
+    match item.get(super::tables::SK) {
+        Some(AttributeValue::S(sk)) => Some(sk),
+        _ => None,
+    }
+}
+
+/// A delivery from its item and, unless the item holds it inline (written before the split),
+/// its payload item's `payload`.
+pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<Delivery> {
+    let payload = opt_s(item, PAYLOAD)
+        .or_else(|| payload.and_then(|p| opt_s(p, PAYLOAD)))
+        .ok_or_else(|| corrupt(PAYLOAD))?;
     Ok(Delivery {
         id: uuid(item, "id")?,
         tenant_id: uuid(item, "tenant_id")?,
         webhook_id: uuid(item, "webhook_id")?,
         event_id: uuid(item, "event_id")?,
         event: s(item, "event")?.to_owned(),
-        payload: s(item, "payload")?.to_owned(),
+        payload,
         status: DeliveryStatus::parse(s(item, "status")?).ok_or_else(|| corrupt("status"))?,
         attempt_count: n(item, "attempt_count")?,
         last_status_code: opt_n(item, "last_status_code")?,

@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{ReturnValue, Select, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, Select, TransactWriteItem, Update,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::delivery_items::*;
 use super::items::*;
-use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
+use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
 use super::{build_error, sdk_error, Condition, DynamoStore};
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
 use crate::domain::event::OutboxEvent;
@@ -41,19 +43,137 @@ impl DynamoStore {
             values.insert(format!(":s{index}"), number(*change));
             adds.push(format!("#s{index} :s{index}"));
         }
-        let expression = format!("ADD {}", adds.join(", "));
-        [COUNTS_ALL.to_owned(), counts_sk(webhook_id)]
-            .into_iter()
-            .map(|sk| {
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(tenant_pk(tenant_id), sk)))
-                    .update_expression(&expression)
-                    .set_expression_attribute_names(Some(names.clone()))
-                    .set_expression_attribute_values(Some(values.clone()))
+        // The webhook's counters only: the tenant's are their sum (`delivery_counts_impl`).
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), counts_sk(webhook_id))))
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        Ok(vec![TransactWriteItem::builder().update(update).build()])
+    }
+
+    /// A transition as an update of the state attributes only, conditional on the version read:
+    /// the payload and the fixed attributes are not rewritten.
+    fn transition(&self, change: &DeliveryChange) -> Result<Update> {
+        let mut names = HashMap::from([("#read".to_owned(), VERSION.to_owned())]);
+        let mut values = HashMap::from([(":read".to_owned(), number(change.before.version))]);
+        let (mut sets, mut removes) = (Vec::new(), Vec::new());
+        for (index, (name, value)) in delivery_state(&change.after).into_iter().enumerate() {
+            names.insert(format!("#a{index}"), name.to_owned());
+            match value {
+                Some(value) => {
+                    values.insert(format!(":a{index}"), value);
+                    sets.push(format!("#a{index} = :a{index}"));
+                }
+                None => removes.push(format!("#a{index}")),
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let after = &change.after;
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(after.tenant_id), delivery_sk(after.id))))
+            .update_expression(expression)
+            .condition_expression("#read = :read")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)
+    }
+
+    /// One conditional update outside a transaction: half a transaction's write units.
+    async fn update_alone(&self, update: Update, what: &str) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(update.table_name)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::Conflict(format!(
+                    "{what}: a conditional write failed."
+                )))
+            }
+            Err(error) => Err(sdk_error(error)),
+        }
+    }
+
+    /// Fills in the payloads of deliveries read from an index (which holds the delivery items
+    /// only) with BatchGetItem; payloads never change, so an eventually consistent read will do.
+    async fn with_payloads(&self, items: Vec<Item>) -> Result<Vec<Delivery>> {
+        let missing: Vec<Item> = items
+            .iter()
+            .filter(|item| !item.contains_key(PAYLOAD))
+            .filter_map(|item| {
+                let pk = match item.get(PK) {
+                    Some(AttributeValue::S(pk)) => pk.clone(),
+                    _ => return None,
+                };
+                let id = sk_of(item)?.strip_prefix(DELIVERY_SK_PREFIX)?;
+                Some(key(pk, payload_sk(Uuid::parse_str(id).ok()?)))
+            })
+            .collect();
+        let mut payloads: HashMap<(String, String), Item> = HashMap::new();
+        for chunk in missing.chunks(100) {
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
                     .build()
-                    .map_err(build_error)?;
-                Ok(TransactWriteItem::builder().update(update).build())
+                    .map_err(build_error)?,
+            );
+            while let Some(keys) = request.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    if let (Some(AttributeValue::S(pk)), Some(sk)) = (item.get(PK), sk_of(&item)) {
+                        payloads.insert((pk.clone(), sk.to_owned()), item.clone());
+                    }
+                }
+                request = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+            }
+        }
+        items
+            .iter()
+            .map(|item| {
+                let payload = match (item.get(PK), sk_of(item)) {
+                    (Some(AttributeValue::S(pk)), Some(sk)) => {
+                        let id = sk.strip_prefix(DELIVERY_SK_PREFIX).unwrap_or_default();
+                        Uuid::parse_str(id)
+                            .ok()
+                            .and_then(|id| payloads.get(&(pk.clone(), payload_sk(id))))
+                    }
+                    _ => None,
+                };
+                delivery_from_item(item, payload)
             })
             .collect()
     }
@@ -231,6 +351,15 @@ impl DynamoStore {
 
     pub(super) async fn create_deliveries_impl(&self, deliveries: &[Delivery]) -> Result<()> {
         for delivery in deliveries {
+            // The payload first, so that no delivery exists without it. A fan-out run twice
+            // writes the same bytes again: an immutable item, no state to guard.
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(payload_item(delivery, delivery.created_at)))
+                .send()
+                .await
+                .map_err(sdk_error)?;
             let mut items = vec![self.put(delivery_item(delivery), Some(Condition::new_item()))?];
             items.extend(self.count_updates(
                 delivery.tenant_id,
@@ -251,10 +380,30 @@ impl DynamoStore {
         tenant_id: Uuid,
         delivery_id: Uuid,
     ) -> Result<Option<Delivery>> {
-        self.get(tenant_pk(tenant_id), delivery_sk(delivery_id))
-            .await?
-            .map(|item| delivery_from_item(&item))
-            .transpose()
+        // The delivery and its payload item, which sorts right after it: one strongly
+        // consistent Query (one read unit for both up to 4 KB).
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :delivery AND :payload")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", text(tenant_pk(tenant_id)))
+            .expression_attribute_values(":delivery", text(delivery_sk(delivery_id)))
+            .expression_attribute_values(":payload", text(payload_sk(delivery_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let items = output.items.unwrap_or_default();
+        let delivery = delivery_sk(delivery_id);
+        let payload = payload_sk(delivery_id);
+        let Some(item) = items.iter().find(|i| sk_of(i) == Some(delivery.as_str())) else {
+            return Ok(None);
+        };
+        let payload = items.iter().find(|i| sk_of(i) == Some(payload.as_str()));
+        delivery_from_item(item, payload).map(Some)
     }
 
     pub(super) async fn list_attempts_impl(
@@ -285,18 +434,35 @@ impl DynamoStore {
 
     pub(super) async fn write_delivery_impl(&self, change: &DeliveryChange) -> Result<()> {
         let after = &change.after;
-        let mut items = vec![self.put(
-            delivery_item(after),
-            Some(Condition::version(change.before.version)),
-        )?];
-        if let Some(attempt) = &change.attempt {
-            items.push(self.put(attempt_item(after, attempt), None)?);
-        }
-        items.extend(self.count_updates(
+        let transition = self.transition(change)?;
+        let counts = self.count_updates(
             after.tenant_id,
             after.webhook_id,
             &StatusCounts::delta(Some(change.before.status), after.status),
-        )?);
+        )?;
+        let reopened = !change.before.status.is_open() && after.status.is_open();
+        if change.attempt.is_none() && counts.is_empty() && !reopened {
+            // A claim or a requeue: the delivery's item alone, still conditional.
+            return self.update_alone(transition, "write delivery").await;
+        }
+        let mut items = vec![TransactWriteItem::builder().update(transition).build()];
+        if let Some(attempt) = &change.attempt {
+            items.push(self.put(attempt_item(after, attempt), None)?);
+        }
+        items.extend(counts);
+        if reopened {
+            // A manual retry: the payload must outlive the delivery's new attempts.
+            let expiry = (after.updated_at + PAYLOAD_RETENTION).timestamp();
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(tenant_pk(after.tenant_id), payload_sk(after.id))))
+                .update_expression("SET #ttl = :ttl")
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":ttl", number(expiry))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
         self.transact(items, "write delivery").await
     }
 
@@ -336,9 +502,7 @@ impl DynamoStore {
                     .expression_attribute_values(":status", text(status.as_str()));
             }
             let output = query.send().await.map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                found.push(delivery_from_item(&item)?);
-            }
+            found.extend(self.with_payloads(output.items.unwrap_or_default()).await?);
             match output.last_evaluated_key {
                 Some(next) if found.len() <= page.limit => start = Some(next),
                 _ => break,
@@ -355,10 +519,7 @@ impl DynamoStore {
         let items = self
             .query_shards_before(due_index_pk, before, limit)
             .await?;
-        let mut due = items
-            .iter()
-            .map(delivery_from_item)
-            .collect::<Result<Vec<_>>>()?;
+        let mut due = self.with_payloads(items).await?;
         due.sort_by_key(|d| d.next_attempt_at);
         due.truncate(limit);
         Ok(due)
@@ -377,7 +538,7 @@ impl DynamoStore {
                 limit,
             )
             .await?;
-        items.iter().map(delivery_from_item).collect()
+        self.with_payloads(items).await
     }
 
     pub(super) async fn delivery_counts_impl(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
@@ -392,10 +553,15 @@ impl DynamoStore {
                     Some(aws_sdk_dynamodb::types::AttributeValue::S(sk)) => sk.as_str(),
                     _ => continue,
                 };
-                let item_counts = delivery_counts_from_item(item)?;
+                // Written by earlier versions; the sum of the webhooks' counts equals it.
                 if sk == COUNTS_ALL {
-                    counts.overall = item_counts;
-                } else if let Some(id) = sk
+                    continue;
+                }
+                let item_counts = delivery_counts_from_item(item)?;
+                for (status, n) in &item_counts.0 {
+                    *counts.overall.0.entry(*status).or_default() += n;
+                }
+                if let Some(id) = sk
                     .strip_prefix(COUNTS_SK_PREFIX)
                     .and_then(|id| Uuid::parse_str(id).ok())
                 {
