@@ -301,10 +301,10 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     let rate = constant_rate(&base, &receiver, 200, seconds).await;
     print_rate(&rate, 200, seconds);
 
-    let burst = burst(&mut local, dir.path(), &receiver, count, 16, None).await?;
+    let steady = burst(&mut local, dir.path(), &receiver, count, 16, None).await?;
     print_burst(
         &format!("(b) {count} notify calls from 16 concurrent callers"),
-        &burst,
+        &steady,
     );
 
     let crash = burst(

@@ -6,6 +6,7 @@
 mod cost;
 mod counting;
 mod e2e;
+mod fanout;
 mod harness;
 mod init;
 mod local;
@@ -14,7 +15,7 @@ mod stats;
 mod table;
 
 /// Sections in the order they print.
-const SECTIONS: &[&str] = &["init", "stats", "e2e", "cost"];
+const SECTIONS: &[&str] = &["init", "fanout", "stats", "e2e", "cost"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -38,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         }
         match section {
             "init" => init::run(quick).await?,
+            "fanout" => fanout::run(quick).await?,
             "stats" => stats::run(quick).await?,
             "e2e" => e2e::run(quick).await?,
             "cost" => cost::run(quick).await?,

@@ -10,8 +10,8 @@ use crate::deps::Deps;
 use crate::service::sweeper::sweep;
 use crate::service::worker::{process_message, MessageOutcome};
 
-/// Attempts in flight at once in one process.
-const CONCURRENCY: usize = 64;
+/// Attempts in flight at once in one process (and so, at most, connections to one receiver).
+pub const CONCURRENCY: usize = 64;
 const BATCH: usize = 10;
 
 /// Consumes the queue until `stop` turns true: wakes on enqueue, never polls on a timer.
