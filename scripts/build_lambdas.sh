@@ -4,12 +4,15 @@
 #   x86_64/<name>  native release binaries, timed and their RSS read (this machine is x86_64);
 #   arm64/<name>   arm64 release bootstraps as `sam build` makes them (cargo lambda), sized;
 # plus the hello-lambda reference.
-#   scripts/build_lambdas.sh                  one function of each shape (below)
+#   scripts/build_lambdas.sh                      sync-status and worker (below)
 #   INIT_FUNCTIONS=all scripts/build_lambdas.sh   every function infra/template.yaml deploys
-#   INIT_FUNCTIONS="a b" INIT_ARM64="a" ...   chosen ones (INIT_ARM64 defaults to INIT_FUNCTIONS)
-# Why not all by default: on two cores each binary is one LTO link of about a minute per
-# architecture, and the whole bench must finish within 15 minutes on a fresh machine. The 15
-# REST functions besides sync-status are the same program with another route-table name.
+#   INIT_FUNCTIONS="a b" INIT_ARM64="a" ...       chosen ones (INIT_ARM64: INIT_FUNCTIONS)
+# Why so few by default: the whole bench must finish within 15 minutes on a fresh two-core
+# machine, and measured there the arm64 dependencies alone take minutes from cold, each binary
+# is one LTO link of about a minute per architecture, and graphql (its feature changes the
+# features of shared dependencies) compiles the AWS SDK once more per architecture. The 16 REST
+# functions are one program with another route-table name (sync-status stands for them), the
+# worker for the SQS and scheduled ones.
 #
 # cargo unifies `common`'s features over the packages of one invocation (graphql's feature
 # would land in every function built beside it), so one invocation builds only functions that
@@ -17,13 +20,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# One function per shape of binary: a REST one, the public OpenAPI document, GraphQL (its own
-# feature), the SQS worker and the scheduled sweeper; arm64 (sizes) for those whose sizes were
-# reported before: the worker and sweeper, and sync-status and openapi, are near twins.
 all=$(sed -n 's|^ *CodeUri: \.\./functions/||p' infra/template.yaml)
-functions=${INIT_FUNCTIONS:-sync-status openapi graphql worker sweeper}
+functions=${INIT_FUNCTIONS:-sync-status worker}
 [ "$functions" = all ] && functions=$all
-arm64=${INIT_ARM64:-${INIT_FUNCTIONS:-sync-status graphql worker}}
+arm64=${INIT_ARM64:-$functions}
 [ "$arm64" = all ] && arm64=$all
 
 target=${CARGO_TARGET_DIR:-target}

@@ -276,7 +276,8 @@ fn print_tables(binaries: &[Binary], measured: &[Measured], runs: usize) {
     println!("\n## Init: exec → first `GET /runtime/invocation/next` ({runs} runs each)\n");
     println!("Timing and RSS: native x86_64 release builds on this machine; sizes: arm64 release");
     println!("builds as `sam build` makes them (stripped; zipped with deflate). \"-\": not built");
-    println!("for arm64 in this run (see scripts/build_lambdas.sh).\n");
+    println!("for arm64 in this run. Other functions: `INIT_FUNCTIONS=all scripts/bench.sh init`");
+    println!("(see scripts/build_lambdas.sh). MB: 10^6 bytes.\n");
     println!("| binary | init p50 | init p95 | RSS after init | arm64 stripped | arm64 zipped |");
     println!("|---|---|---|---|---|---|");
     for (binary, m) in binaries.iter().zip(measured) {
