@@ -317,6 +317,14 @@ fn print_table(
         figure(port.writes() as f64 / per),
     );
     println!(
+        "Lambda time here is mostly waiting on moto, which serialises DynamoDB requests and \
+         shared 2 cores with the rest of the machine: it answered a DynamoDB request in {} and \
+         an SQS send or delete in {} on average (in-region DynamoDB answers in single-digit \
+         milliseconds), so the GB-s line is an upper bound.",
+        crate::table::ms(metered.mean_wait("dynamodb", &[])),
+        crate::table::ms(metered.mean_wait("sqs", &["ReceiveMessage"])),
+    );
+    println!(
         "Not per delivery: the sweeper's run every minute (43,200 invocations a month) and the \
          event source mapping's idle long polls (about 3 requests a minute per poller)."
     );

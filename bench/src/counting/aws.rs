@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemInput;
@@ -34,9 +35,18 @@ impl Storable for PendingRead {
     type Storer = StoreReplace<Self>;
 }
 
+/// When the operation began, for the time the service waited on it.
+#[derive(Debug, Clone, Copy)]
+struct Began(Instant);
+
+impl Storable for Began {
+    type Storer = StoreReplace<Self>;
+}
+
 #[derive(Default)]
 struct State {
     calls: BTreeMap<String, u64>,
+    waited: BTreeMap<String, Duration>,
     units: Units,
     shadow: Shadow,
 }
@@ -46,6 +56,8 @@ struct State {
 pub struct Metered {
     /// `service.Operation` → requests sent.
     pub calls: BTreeMap<String, u64>,
+    /// `service.Operation` → time from the call to its result, all calls together.
+    pub waited: BTreeMap<String, Duration>,
     pub units: Units,
 }
 
@@ -53,6 +65,9 @@ impl Metered {
     pub fn add(&mut self, other: Metered) {
         for (name, n) in other.calls {
             *self.calls.entry(name).or_default() += n;
+        }
+        for (name, d) in other.waited {
+            *self.waited.entry(name).or_default() += d;
         }
         self.units.write += other.units.write;
         self.units.read += other.units.read;
@@ -65,6 +80,27 @@ impl Metered {
             .filter(|(name, _)| name.split('.').next() == Some(service))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Mean time per call of one service's operations, leaving out `except` (long polls).
+    pub fn mean_wait(&self, service: &str, except: &[&str]) -> Duration {
+        let chosen = |name: &String| {
+            name.split('.').next() == Some(service)
+                && !except.iter().any(|e| name.ends_with(&format!(".{e}")))
+        };
+        let total: Duration = self
+            .waited
+            .iter()
+            .filter(|(n, _)| chosen(n))
+            .map(|(_, d)| *d)
+            .sum();
+        let count: u64 = self
+            .calls
+            .iter()
+            .filter(|(n, _)| chosen(n))
+            .map(|(_, c)| *c)
+            .sum();
+        total / u32::try_from(count.max(1)).unwrap_or(u32::MAX)
     }
 
     /// `Operation ×n` per operation of one service, divided by `per`.
@@ -105,6 +141,7 @@ impl AwsMeter {
         let mut state = self.state.lock().expect("meter");
         let taken = Metered {
             calls: std::mem::take(&mut state.calls),
+            waited: std::mem::take(&mut state.waited),
             units: state.units,
         };
         state.units = Units::default();
@@ -205,6 +242,7 @@ impl Intercept for AwsMeter {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(Began(Instant::now()));
         let input = context.input();
         let read = if let Some(get) = input.downcast_ref::<GetItemInput>() {
             Some(PendingRead {
@@ -253,6 +291,20 @@ impl Intercept for AwsMeter {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        if let (Some(began), Some(metadata)) = (cfg.load::<Began>(), cfg.load::<Metadata>()) {
+            let name = format!(
+                "{}.{}",
+                metadata.service().to_ascii_lowercase(),
+                metadata.name()
+            );
+            *self
+                .state
+                .lock()
+                .expect("meter")
+                .waited
+                .entry(name)
+                .or_default() += began.0.elapsed();
+        }
         let Some(pending) = cfg.load::<PendingRead>().cloned() else {
             return Ok(());
         };
