@@ -7,6 +7,7 @@
 #   scripts/build_lambdas.sh                      sync-status and worker (below)
 #   INIT_FUNCTIONS=all scripts/build_lambdas.sh   every function infra/template.yaml deploys
 #   INIT_FUNCTIONS="a b" INIT_ARM64="a" ...       chosen ones (INIT_ARM64: INIT_FUNCTIONS)
+#   INIT_ARM64=none scripts/build_lambdas.sh      no arm64 build (no sizes): minutes less
 # Why so few by default: the whole bench must finish within 15 minutes on a fresh two-core
 # machine, and measured there the arm64 dependencies alone take minutes from cold, each binary
 # is one LTO link of about a minute per architecture, and graphql (its feature changes the
@@ -50,6 +51,7 @@ for key in "${!groups[@]}"; do
 done
 echo "==> init bench: x86_64 release build of $(ls "$out/x86_64" | wc -l) binaries: $(( SECONDS - started )) s"
 
+if [ "$arm64" = none ]; then exit 0; fi
 venv=target/py
 if [ ! -x "$venv/bin/cargo-lambda" ]; then
     echo "==> installing cargo-lambda into $venv (first run only)"
