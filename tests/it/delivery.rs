@@ -49,6 +49,28 @@ async fn setup(backend: Backend) -> Setup {
 }
 
 impl Setup {
+    /// `count` deliveries written to the store with no queue message: as if the process died
+    /// between the write and the enqueue.
+    async fn stranded_deliveries(&self, webhook_id: Uuid, count: usize) -> Vec<Delivery> {
+        let now = self.app.deps.clock.now();
+        let stranded: Vec<Delivery> = (0..count)
+            .map(|_| {
+                let event_id = Uuid::now_v7();
+                let body =
+                    common::domain::delivery::payload(event_id, "lead.created", &json!({}), now)
+                        .unwrap();
+                Delivery::new(self.tenant, webhook_id, event_id, "lead.created", body, now)
+            })
+            .collect();
+        self.app
+            .deps
+            .store
+            .create_deliveries(&stranded)
+            .await
+            .unwrap();
+        stranded
+    }
+
     /// Registers a webhook for `receiver` and tells the receiver its secret.
     async fn webhook(&self, receiver: &Receiver, extra: Value) -> (Uuid, String) {
         let mut body = json!({"url": receiver.url, "events": ["*"]});
@@ -404,16 +426,7 @@ async fn the_sweeper_recovers_a_crash_between_write_and_enqueue(backend: Backend
     let now = s.app.deps.clock.now();
 
     // A delivery written, its enqueue lost.
-    let event_id = Uuid::now_v7();
-    let body =
-        common::domain::delivery::payload(event_id, "lead.created", &json!({}), now).unwrap();
-    let stranded = Delivery::new(s.tenant, webhook_id, event_id, "lead.created", body, now);
-    s.app
-        .deps
-        .store
-        .create_deliveries(std::slice::from_ref(&stranded))
-        .await
-        .unwrap();
+    let stranded = s.stranded_deliveries(webhook_id, 1).await.remove(0);
     // An event written with its change, its fan-out lost.
     let id = s.app.create_client(&s.key, "Ada").await;
     let client = s
@@ -470,17 +483,7 @@ async fn the_sweeper_lambda_sweeps_on_its_scheduled_event(backend: Backend) {
     let s = setup(backend).await;
     let receiver = Receiver::start(Reply::Status(200)).await;
     let (webhook_id, _) = s.webhook(&receiver, json!({})).await;
-    let now = s.app.deps.clock.now();
-    let event_id = Uuid::now_v7();
-    let body =
-        common::domain::delivery::payload(event_id, "lead.created", &json!({}), now).unwrap();
-    let stranded = Delivery::new(s.tenant, webhook_id, event_id, "lead.created", body, now);
-    s.app
-        .deps
-        .store
-        .create_deliveries(std::slice::from_ref(&stranded))
-        .await
-        .unwrap();
+    let stranded = s.stranded_deliveries(webhook_id, 1).await.remove(0);
     tokio::time::sleep(s.app.deps.settings.sweep_grace + Duration::from_millis(500)).await;
 
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -501,22 +504,7 @@ async fn two_sweepers_at_once_enqueue_each_due_delivery_once(backend: Backend) {
     let s = setup(backend).await;
     let receiver = Receiver::start(Reply::Status(200)).await;
     let (webhook_id, _) = s.webhook(&receiver, json!({})).await;
-    let now = s.app.deps.clock.now();
-    let mut stranded = Vec::new();
-    for _ in 0..5 {
-        let event_id = Uuid::now_v7();
-        let body =
-            common::domain::delivery::payload(event_id, "lead.created", &json!({}), now).unwrap();
-        stranded.push(Delivery::new(
-            s.tenant,
-            webhook_id,
-            event_id,
-            "lead.created",
-            body,
-            now,
-        ));
-    }
-    s.app.deps.store.create_deliveries(&stranded).await.unwrap();
+    let stranded = s.stranded_deliveries(webhook_id, 5).await;
     tokio::time::sleep(s.app.deps.settings.sweep_grace + Duration::from_millis(500)).await;
 
     let (a, b) = tokio::join!(sweep(&s.app.deps), sweep(&s.app.deps));
