@@ -1,5 +1,6 @@
 //! Client CRUD. Every write carries its counter change and its events in one transaction.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::retry_on_conflict;
@@ -66,7 +67,7 @@ pub async fn update_client(
                 now,
             ));
         }
-        write(deps, caller, Some(before), Some(after.clone()), events).await?;
+        write(deps, caller, Some(before), Some(after.clone()), events, now).await?;
         Ok(after)
     })
     .await
@@ -78,7 +79,7 @@ pub async fn delete_client(deps: &Deps, caller: &Caller, client_id: Uuid) -> Res
         let before = load(deps, caller, client_id).await?;
         let now = deps.clock.now();
         let events = vec![OutboxEvent::client(event::CLIENT_DELETED, &before, now)];
-        write(deps, caller, Some(before), None, events).await
+        write(deps, caller, Some(before), None, events, now).await
     })
     .await
 }
@@ -90,19 +91,22 @@ pub(crate) async fn load(deps: &Deps, caller: &Caller, client_id: Uuid) -> Resul
         .ok_or(Error::NotFound("Client"))
 }
 
+/// Writes a client change. `now` is the instant the change itself was made at, so that the
+/// counters' `lastSyncTime` equals the client's `lastSyncedAt` to the millisecond.
 pub(crate) async fn write(
     deps: &Deps,
     caller: &Caller,
     before: Option<Client>,
     after: Option<Client>,
     events: Vec<OutboxEvent>,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     let change = ClientChange {
         tenant_id: caller.tenant_id,
         before,
         after,
         events,
-        now: deps.clock.now(),
+        now,
     };
     deps.store.write_client(&change).await?;
     super::deliveries::dispatch_events(deps, &change.events).await;

@@ -80,7 +80,7 @@ pub async fn update_sync_status(deps: &Deps, caller: &Caller, body: &[u8]) -> Re
         };
         let event =
             OutboxEvent::sync_status_changed(&after, before.sync_status, after.sync_status, now);
-        write(deps, caller, Some(before), Some(after), vec![event]).await
+        write(deps, caller, Some(before), Some(after), vec![event], now).await
     })
     .await
 }
