@@ -10,37 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=${GRAPHQL_FUZZ_EXAMPLES:-400}
-venv=target/py
-if [ ! -x "$venv/bin/st" ]; then
-    echo "==> installing schemathesis into $venv (first run only)"
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis>=4.32,<5"
-fi
-cargo build --quiet --bin crm-local
-crm_local=${CARGO_TARGET_DIR:-target}/debug/crm-local
-
-data_dir=$(mktemp -d)
-log="$data_dir/crm-local.log"
-key="crm_fuzz_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-CRM_DATA_DIR="$data_dir" CRM_DEV_API_KEY="$key" PORT="$port" CRM_SWEEP_INTERVAL_SECONDS=5 \
-    "$crm_local" > "$log" 2>&1 &
-local_pid=$!
-stop() {
-    kill "$local_pid" 2>/dev/null || true
-    wait "$local_pid" 2>/dev/null || true
-    rm -rf "$data_dir"
-}
-trap stop EXIT
-
+source scripts/fuzz_local.sh /graphql
 url="http://127.0.0.1:$port/graphql"
-for _ in $(seq 1 100); do
-    if python3 -c "import urllib.request; urllib.request.urlopen('$url')" 2>/dev/null; then
-        break
-    fi
-    kill -0 "$local_pid" 2>/dev/null || { cat "$log"; echo "crm-local did not start"; exit 1; }
-    sleep 0.1
-done
 
 # One webhook (pointing at a closed port: attempts fail fast) and one delivery, so that
 # generated queries also reach real records: a fuzz dictionary offers their ids to the id
@@ -97,14 +68,5 @@ root=$PWD
     --workers 2 \
     --request-timeout 15 \
     --no-color) 2>&1 | tee target/graphql-fuzz.log || status=$?
-# Belt and braces: an internal error is logged by crm-local even if it were answered politely.
-if grep -qi "internal error" "$log"; then
-    echo "crm-local logged an internal error:"; grep -i "internal error" "$log" | head
-    status=1
-fi
-if [ "$status" -ne 0 ]; then
-    echo "graphql fuzz: FAILED (see target/graphql-fuzz.log; crm-local's log follows)"
-    tail -n 50 "$log"
-    exit "$status"
-fi
+fuzz_finish graphql "$status"
 echo "graphql fuzz: no server error"
