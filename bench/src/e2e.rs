@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::local::{CrmLocal, KEY};
 use crate::receiver::Receiver;
-use crate::table::{ms, row};
+use crate::table::{ms, percentile, row};
 
 pub struct Outcome {
     pub accepted: usize,
@@ -117,14 +117,6 @@ async fn settle(calls: &Calls, receiver: &Receiver, within: Duration) -> Outcome
         },
         recovery: None,
     }
-}
-
-pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// (a) `notify` at a constant rate.
@@ -237,10 +229,17 @@ pub async fn burst(
     Ok(outcome)
 }
 
-fn print_rate(o: &Outcome, rate: u32, seconds: u64) {
-    println!("\n### (a) notify at a constant {rate}/s for {seconds} s, 1 KB payloads\n");
+/// A section's heading and the head of its table: ours beside Svix's.
+fn header(title: &str) {
+    println!("\n### {title}\n");
     println!("| figure | crm-local (SQLite, durable queue) | Svix 1.100 (Postgres, in-memory queue) | goal |");
     println!("|---|---|---|---|");
+}
+
+fn print_rate(o: &Outcome, rate: u32, seconds: u64) {
+    header(&format!(
+        "(a) notify at a constant {rate}/s for {seconds} s, 1 KB payloads"
+    ));
     row("p50 call → receiver", ms(o.p50), "1.9 ms", "≤ 2 ms");
     row("p99 call → receiver", ms(o.p99), "3.0 ms", "≤ 5 ms");
     row(
@@ -255,9 +254,7 @@ fn print_rate(o: &Outcome, rate: u32, seconds: u64) {
 }
 
 fn print_burst(title: &str, o: &Outcome) {
-    println!("\n### {title}\n");
-    println!("| figure | crm-local (SQLite, durable queue) | Svix 1.100 (Postgres, in-memory queue) | goal |");
-    println!("|---|---|---|---|");
+    header(title);
     row(
         "deliveries/s",
         format!("{:.0}", o.per_second),

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::adapters::http_sender::HttpSender;
 use common::adapters::sqlite::SqliteStore;
-use common::deps::{DeliverySettings, Deps};
+use common::deps::Deps;
 use common::domain::delivery::payload;
-use common::domain::webhook::TargetPolicy;
 use common::local::{run_worker, CONCURRENCY};
 use common::ports::{OutboundRequest, Sender};
 use common::service::auth::authenticate;
@@ -22,9 +21,10 @@ use serde_json::json;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::e2e::{padding, percentile};
+use crate::e2e::padding;
+use crate::harness::settings;
 use crate::receiver::Receiver;
-use crate::table::{ms, row};
+use crate::table::{ms, percentile, row};
 
 const EVENT: &str = "lead.created";
 
@@ -89,18 +89,11 @@ async fn engine(receiver: &Receiver, count: u64) -> anyhow::Result<Drain> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open(dir.path())?;
     let queue = store.queue(Duration::from_secs(60));
-    let settings = DeliverySettings {
-        targets: TargetPolicy {
-            allow_http: true,
-            allow_private: true,
-        },
-        ..DeliverySettings::default()
-    };
     let deps = Deps::new(
         Arc::new(store),
         Arc::new(queue),
         Arc::new(HttpSender::new(true, true)?),
-        settings,
+        settings(),
     );
     let (_, key) = create_tenant(deps.store.as_ref(), deps.clock.as_ref(), "Fan-out").await?;
     let caller = authenticate(&deps, Some(&format!("Bearer {key}"))).await?;

@@ -36,9 +36,9 @@ pub struct AwsAccess {
     pub queue_url: String,
 }
 
-fn settings() -> DeliverySettings {
+/// What crm-local allows: the benchmarks' receivers are plain HTTP on 127.0.0.1.
+pub fn settings() -> DeliverySettings {
     DeliverySettings {
-        // The receiver is on 127.0.0.1 over plain HTTP, as crm-local allows.
         targets: TargetPolicy {
             allow_http: true,
             allow_private: true,
@@ -161,13 +161,4 @@ pub fn lambda_memory_gb() -> f64 {
         .and_then(|value| value.trim().parse::<f64>().ok())
         .unwrap_or(128.0);
     mb / 1024.0
-}
-
-/// Nearest-rank percentile of sorted durations.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }

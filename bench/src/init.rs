@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::e2e::percentile;
+use crate::table::percentile;
 use crate::table::{ms, row};
 
 /// The reference binary (bench/hello-lambda).

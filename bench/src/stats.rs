@@ -13,8 +13,9 @@ use lambda_http::http::Method;
 use uuid::Uuid;
 
 use crate::counting::{figure, Metered, PortCalls};
-use crate::harness::{percentile, Service};
+use crate::harness::Service;
 use crate::table::ms;
+use crate::table::percentile;
 
 const STATUSES: [SyncStatus; 4] = [
     SyncStatus::Synced,
@@ -112,7 +113,7 @@ async fn measure_sizes(
     let mut base = None;
     for tenant in &mut tenants {
         tenant.times.sort();
-        let p50 = percentile(&tenant.times, 50.0);
+        let p50 = percentile(&tenant.times, 0.50);
         let base = *base.get_or_insert(p50);
         let per = rounds as f64;
         let (requests, units) = match &service.aws {
@@ -131,7 +132,7 @@ async fn measure_sizes(
             tenant.clients,
             tenant.total,
             latency(p50),
-            latency(percentile(&tenant.times, 99.0)),
+            latency(percentile(&tenant.times, 0.99)),
             p50.as_secs_f64() / base.as_secs_f64(),
             figure(tenant.port.reads() as f64 / per),
             tenant.port.read_breakdown(per),

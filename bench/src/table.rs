@@ -23,3 +23,12 @@ pub fn machine() -> String {
 pub fn row(figure: &str, ours: String, svix: &str, goal: &str) {
     println!("| {figure} | {ours} | {svix} | {goal} |");
 }
+
+/// The `q` quantile (0.0 to 1.0) of sorted durations, by the nearest-rank method.
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}

@@ -21,6 +21,15 @@ use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryCounts};
 use crate::time::rfc3339;
 
+/// The key (partition, sort) of the payload item that belongs to a delivery item.
+fn payload_key_of(delivery: &Item) -> Option<(String, String)> {
+    let Some(AttributeValue::S(pk)) = delivery.get(PK) else {
+        return None;
+    };
+    let id = sk_of(delivery)?.strip_prefix(DELIVERY_SK_PREFIX)?;
+    Some((pk.clone(), payload_sk(Uuid::parse_str(id).ok()?)))
+}
+
 impl DynamoStore {
     /// Adds a status delta to the tenant's and the webhook's counters.
     fn count_updates(
@@ -121,14 +130,8 @@ impl DynamoStore {
         let missing: Vec<Item> = items
             .iter()
             .filter(|item| !item.contains_key(PAYLOAD))
-            .filter_map(|item| {
-                let pk = match item.get(PK) {
-                    Some(AttributeValue::S(pk)) => pk.clone(),
-                    _ => return None,
-                };
-                let id = sk_of(item)?.strip_prefix(DELIVERY_SK_PREFIX)?;
-                Some(key(pk, payload_sk(Uuid::parse_str(id).ok()?)))
-            })
+            .filter_map(payload_key_of)
+            .map(|(pk, sk)| key(pk, sk))
             .collect();
         let mut payloads: HashMap<(String, String), Item> = HashMap::new();
         for chunk in missing.chunks(100) {
@@ -164,15 +167,7 @@ impl DynamoStore {
         items
             .iter()
             .map(|item| {
-                let payload = match (item.get(PK), sk_of(item)) {
-                    (Some(AttributeValue::S(pk)), Some(sk)) => {
-                        let id = sk.strip_prefix(DELIVERY_SK_PREFIX).unwrap_or_default();
-                        Uuid::parse_str(id)
-                            .ok()
-                            .and_then(|id| payloads.get(&(pk.clone(), payload_sk(id))))
-                    }
-                    _ => None,
-                };
+                let payload = payload_key_of(item).and_then(|k| payloads.get(&k));
                 delivery_from_item(item, payload)
             })
             .collect()
