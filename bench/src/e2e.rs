@@ -30,6 +30,11 @@ struct Calls {
     accepted: Mutex<Vec<u64>>,
 }
 
+/// A fresh client (its own connections) for each phase, built the one way the process allows.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(common::adapters::tls::client_builder().build()?)
+}
+
 async fn notify(http: &reqwest::Client, base: &str, seq: u64, padding: &str) -> bool {
     let body = json!({"event": "lead.created", "data": {"seq": seq, "padding": padding}});
     http.post(format!("{base}/api/webhooks/notify"))
@@ -125,9 +130,9 @@ pub async fn constant_rate(
     receiver: &Receiver,
     per_second: u32,
     seconds: u64,
-) -> Outcome {
+) -> anyhow::Result<Outcome> {
     receiver.reset();
-    let http = reqwest::Client::new();
+    let http = http_client()?;
     let calls = Arc::new(Calls::default());
     let padding = Arc::new(padding());
     let mut ticker = tokio::time::interval(Duration::from_secs(1) / per_second);
@@ -153,7 +158,7 @@ pub async fn constant_rate(
         });
     }
     while tasks.join_next().await.is_some() {}
-    settle(&calls, receiver, Duration::from_secs(30)).await
+    Ok(settle(&calls, receiver, Duration::from_secs(30)).await)
 }
 
 /// (b) `count` notify calls from `callers` concurrent callers, as fast as they go. With
@@ -168,7 +173,7 @@ pub async fn burst(
     crash_after: Option<usize>,
 ) -> anyhow::Result<Outcome> {
     receiver.reset();
-    let http = reqwest::Client::new();
+    let http = http_client()?;
     let calls = Arc::new(Calls::default());
     let base = Arc::new(RwLock::new(
         local.as_ref().map(|l| l.base.clone()).unwrap_or_default(),
@@ -291,11 +296,11 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
     let dir = tempfile::tempdir()?;
     let mut local = Some(CrmLocal::start(dir.path())?);
-    let http = reqwest::Client::new();
+    let http = http_client()?;
     let base = local.as_ref().map(|l| l.base.clone()).unwrap_or_default();
     register(&http, &base, &receiver).await?;
 
-    let rate = constant_rate(&base, &receiver, 200, seconds).await;
+    let rate = constant_rate(&base, &receiver, 200, seconds).await?;
     print_rate(&rate, 200, seconds);
 
     let steady = burst(&mut local, dir.path(), &receiver, count, 16, None).await?;

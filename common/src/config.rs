@@ -6,8 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::http_sender::HttpSender;
+use crate::adapters::sdk_http::SdkHttpClient;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
@@ -153,9 +156,13 @@ fn embedded_store(_data_dir: Option<String>) -> Result<StoreConfig> {
     ))
 }
 
-/// The standard chain (region, credentials, `AWS_ENDPOINT_URL`), loaded once.
+/// The standard chain (region, credentials, `AWS_ENDPOINT_URL`), loaded once, with the HTTP
+/// client every SDK client of the process shares.
 pub async fn aws_shared_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(SdkHttpClient::default()))
+        .load()
+        .await
 }
 
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {

@@ -111,10 +111,15 @@ async fn call(
     (status, json)
 }
 
+/// A client for calls to crm-local, with the process's TLS provider (common's only builder).
+fn http_client() -> reqwest::Client {
+    common::adapters::tls::client_builder().build().unwrap()
+}
+
 #[tokio::test]
 async fn dev_key_data_and_shutdown_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let key = "dev-key-for-scripts";
 
     let mut first = start(dir.path(), Some(key));
@@ -172,7 +177,7 @@ async fn first_start_prints_a_working_admin_key() {
         .expect("the key is printed on first start")
         .trim()
         .to_owned();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let (status, created) = call(
         &http,
         reqwest::Method::POST,
@@ -190,7 +195,7 @@ async fn the_real_socket_answers_bad_requests_with_the_envelope() {
     let dir = tempfile::tempdir().unwrap();
     let key = "socket-test-key";
     let mut running = start(dir.path(), Some(key));
-    let http = reqwest::Client::new();
+    let http = http_client();
     let base = &running.base;
     let cases = [
         (
@@ -258,7 +263,7 @@ async fn crm_admin_creates_a_tenant_on_the_embedded_store() {
 
     let mut running = start(dir.path(), None);
     let (status, body) = call(
-        &reqwest::Client::new(),
+        &http_client(),
         reqwest::Method::GET,
         format!("{}/api/keys", running.base),
         &key,

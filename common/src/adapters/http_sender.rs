@@ -16,6 +16,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::redirect::Policy;
 use url::Url;
 
+use super::tls::client_builder;
 use crate::domain::target::{check_url, is_forbidden, is_forbidden_host};
 use crate::error::Result;
 use crate::ports::{OutboundRequest, SendOutcome, Sender, RESPONSE_BODY_LIMIT};
@@ -47,7 +48,7 @@ impl HttpSender {
 
     fn client(&self) -> std::result::Result<&reqwest::Client, &str> {
         let built = self.client.get_or_init(|| {
-            let mut builder = reqwest::Client::builder()
+            let mut builder = client_builder()
                 .redirect(Policy::none())
                 .no_proxy()
                 .connect_timeout(CONNECT_TIMEOUT)
