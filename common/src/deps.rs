@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
+use crate::service::auth::{KeyCache, KEY_CACHE_TTL};
 
 /// The operator's delivery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct Deps {
     pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<DeliverySettings>,
+    /// Keys this process has verified lately (service::auth).
+    pub keys: Arc<KeyCache>,
 }
 
 impl Deps {
@@ -51,6 +54,7 @@ impl Deps {
             sender,
             clock: Arc::new(SystemClock),
             settings: Arc::new(settings),
+            keys: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
         }
     }
 }

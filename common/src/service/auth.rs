@@ -1,8 +1,25 @@
 //! Who is calling: the bearer key is the only source of the tenant and the role.
+//!
+//! A verified key is remembered by this process (this Lambda container) for [`KEY_CACHE_TTL`],
+//! so a warm function answers from one store read instead of two (API Gateway's Lambda
+//! authorizers make the same trade, with a 300 s default). A key deleted here is forgotten
+//! here at once; another warm container honours it for at most the TTL. Unknown keys are never
+//! remembered, so a key created anywhere works at once everywhere.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
 
 use crate::deps::Deps;
 use crate::domain::auth::{hash_key, Caller};
 use crate::error::{Error, Result};
+
+/// How long a verified key is taken on this process's word.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Keys remembered at most; past it, the expired go, and if that is not enough, all go.
+const KEY_CACHE_CAPACITY: usize = 1024;
 
 /// Resolves an `Authorization` header value (`Bearer <key>`) into the caller.
 pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Caller> {
@@ -12,14 +29,126 @@ pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Ca
         .map(|(_, key)| key.trim())
         .filter(|key| !key.is_empty())
         .ok_or(Error::Unauthorized)?;
+    let hash = hash_key(key);
+    if let Some(caller) = deps.keys.get(&hash, Instant::now()) {
+        return Ok(caller);
+    }
     let stored = deps
         .store
-        .find_api_key(&hash_key(key))
+        .find_api_key(&hash)
         .await?
         .ok_or(Error::Unauthorized)?;
-    Ok(Caller {
+    let caller = Caller {
         tenant_id: stored.tenant_id,
         key_id: stored.id,
         role: stored.role,
-    })
+    };
+    deps.keys.put(hash, caller, Instant::now());
+    Ok(caller)
+}
+
+/// Verified keys by hash, each with the instant it stops being trusted.
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> KeyCache {
+        KeyCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, hash: &str, now: Instant) -> Option<Caller> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(hash)
+            .filter(|(_, until)| now < *until)
+            .map(|(caller, _)| *caller)
+    }
+
+    fn put(&self, hash: String, caller: Caller, now: Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= KEY_CACHE_CAPACITY {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= KEY_CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (caller, now + self.ttl));
+    }
+
+    /// Forgets a deleted key (found by id: its hash is not kept anywhere else).
+    pub fn forget(&self, key_id: Uuid) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|_, (caller, _)| caller.key_id != key_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::auth::Role;
+
+    fn caller() -> Caller {
+        Caller {
+            tenant_id: Uuid::new_v4(),
+            key_id: Uuid::new_v4(),
+            role: Role::Admin,
+        }
+    }
+
+    #[test]
+    fn a_verified_key_is_trusted_until_its_ttl_ends() {
+        let cache = KeyCache::new(Duration::from_secs(10));
+        let start = Instant::now();
+        let who = caller();
+        cache.put("h".into(), who, start);
+        assert_eq!(cache.get("h", start + Duration::from_secs(9)), Some(who));
+        assert_eq!(cache.get("h", start + Duration::from_secs(10)), None);
+        assert_eq!(cache.get("other", start), None);
+    }
+
+    #[test]
+    fn a_forgotten_key_is_not_trusted_and_others_stay() {
+        let cache = KeyCache::new(Duration::from_secs(10));
+        let now = Instant::now();
+        let (gone, kept) = (caller(), caller());
+        cache.put("gone".into(), gone, now);
+        cache.put("kept".into(), kept, now);
+        cache.forget(gone.key_id);
+        assert_eq!(cache.get("gone", now), None);
+        assert_eq!(cache.get("kept", now), Some(kept));
+    }
+
+    #[test]
+    fn a_zero_ttl_remembers_nothing() {
+        let cache = KeyCache::new(Duration::ZERO);
+        let now = Instant::now();
+        cache.put("h".into(), caller(), now);
+        assert_eq!(cache.get("h", now), None);
+    }
+
+    #[test]
+    fn a_full_cache_makes_room() {
+        let cache = KeyCache::new(Duration::from_secs(10));
+        let now = Instant::now();
+        for i in 0..KEY_CACHE_CAPACITY {
+            cache.put(format!("old{i}"), caller(), now);
+        }
+        let newest = caller();
+        cache.put("new".into(), newest, now + Duration::from_secs(1));
+        assert_eq!(cache.get("new", now + Duration::from_secs(1)), Some(newest));
+        let len = cache
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        assert!(len <= KEY_CACHE_CAPACITY, "{len} entries");
+    }
 }

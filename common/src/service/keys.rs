@@ -73,6 +73,7 @@ pub async fn list_keys(deps: &Deps, caller: &Caller) -> Result<KeyList> {
 pub async fn delete_key(deps: &Deps, caller: &Caller, key_id: Uuid) -> Result<()> {
     caller.require(Permission::KeyManage)?;
     if deps.store.delete_api_key(caller.tenant_id, key_id).await? {
+        deps.keys.forget(key_id);
         Ok(())
     } else {
         Err(Error::NotFound("API key"))
