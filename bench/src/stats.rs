@@ -38,12 +38,13 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
          `write_client` (the rows and counters a user's creations write). Then {rounds} rounds \
          of one call per tenant, interleaved so that load from elsewhere on the machine falls \
          on every size alike, through `common::http::handle` (the sync-status Lambda's path: \
-         API-key lookup, then the counters), after 10 warm-up calls each. DynamoDB runs on moto: \
+         API-key check, which a warm process answers from memory for 10 s after a store lookup, \
+         then the counters), after 10 warm-up calls each. DynamoDB runs on moto: \
          its latency is moto's; the requests and read units are what AWS would bill.\n"
     );
     println!(
         "| store | clients | totalClients read | p50 | p99 | p50 ÷ 100-client p50 (goal ≤ 1.1×) \
-         | store reads/call (goal: 1 for the counts) | DynamoDB requests/call | read units/call |"
+         | store reads/call (goal: 1) | DynamoDB requests/call | read units/call |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let service = Service::sqlite().await?;
