@@ -169,6 +169,10 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// Prepared statements kept per connection: every statement the store runs (rusqlite's default
+/// of 16 is fewer than one delivery's path uses, so they evicted each other).
+const STATEMENT_CACHE: usize = 128;
+
 impl SqliteStore {
     /// Opens (creating if needed) the store file in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
@@ -179,6 +183,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {
@@ -187,6 +192,7 @@ impl SqliteStore {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 Ok(Arc::new(Mutex::new(reader)))
             })
             .collect::<Result<Vec<_>>>()?;

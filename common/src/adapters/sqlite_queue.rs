@@ -75,10 +75,9 @@ impl SqliteQueue {
                     }
                     taken
                 };
-                let next: Option<i64> =
-                    conn.query_row("SELECT MIN(visible_at) FROM queue_messages", [], |row| {
-                        row.get(0)
-                    })?;
+                let next: Option<i64> = conn
+                    .prepare_cached("SELECT MIN(visible_at) FROM queue_messages")?
+                    .query_row([], |row| row.get(0))?;
                 Ok((taken, next))
             })
             .await
@@ -172,10 +171,10 @@ impl Queue for SqliteQueue {
         self.writer
             .write(move |conn| {
                 // A receipt from before a redelivery no longer owns the message.
-                conn.execute(
+                conn.prepare_cached(
                     "DELETE FROM queue_messages WHERE id = ?1 AND receive_count = ?2",
-                    params![id, count],
-                )?;
+                )?
+                .execute(params![id, count])?;
                 Ok(())
             })
             .await
