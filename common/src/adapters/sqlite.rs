@@ -2,6 +2,13 @@
 //!
 //! rusqlite is synchronous: reads run on the blocking pool on a few reader connections, writes
 //! on the one writer thread (`sqlite_writer`), each atomic in its own savepoint.
+//!
+//! Except the worker's two reads per delivery (the delivery, its webhook): they run on the writer
+//! too. Every commit invalidates a reader connection's whole page cache (WAL), so while
+//! deliveries are being recorded a reader fetches each page again with a `pread`; the writer's
+//! cache stays warm. Measured on the fan-out bench: 6,034 and 6,171 deliveries/s with these reads
+//! on readers, 9,149 and 9,174/s on the writer (`perf`: B-tree page fetches were the readers'
+//! largest cost).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -683,7 +690,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
-        self.read(move |conn| rows::get_webhook(conn, tenant_id, webhook_id))
+        // On the writer: see the module's note.
+        self.call(move |conn| rows::get_webhook(conn, tenant_id, webhook_id))
             .await
     }
 
@@ -699,7 +707,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
-        self.read(move |conn| rows::get_delivery(conn, tenant_id, delivery_id))
+        // On the writer: see the module's note.
+        self.call(move |conn| rows::get_delivery(conn, tenant_id, delivery_id))
             .await
     }
 
