@@ -3,9 +3,15 @@
 //! add its own hyper client with HTTP/2 and aws-lc: about 0.6 MB of zipped Lambda and a C
 //! build per target, for no feature DynamoDB or SQS needs (both speak HTTP/1.1).
 //!
-//! The SDK keeps what it owns: signing, retries, operation and attempt timeouts. This adapter
-//! only moves bytes and classifies failures, so that the SDK's retry policy sees a timeout as a
-//! timeout and a broken connection as I/O (both retried), as with its own client.
+//! The SDK keeps what it owns: signing, retries, operation and attempt timeouts, and its guard
+//! against stalled response bodies (the body is handed over as a stream, not read here, so a
+//! failure reading it is a response error the SDK retries, as with its own client). This
+//! adapter moves the request and classifies failures to connect or to get a response: a timeout
+//! as a timeout and a broken connection as I/O, both retried.
+//!
+//! One difference: the SDK's own client drops a connection after a transient failure on it
+//! (a 5xx, say), so that the retry opens a fresh one; reqwest exposes no connection to drop, so a
+//! retry may reuse the keep-alive connection of the failed attempt.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -74,7 +80,7 @@ impl HttpConnector for Connector {
                 .execute(into_reqwest(request)?)
                 .await
                 .map_err(classify)?;
-            from_reqwest(response).await
+            from_reqwest(response)
         })
     }
 }
@@ -93,14 +99,11 @@ fn into_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError
         .map_err(|error| ConnectorError::user(error.into()))
 }
 
-async fn from_reqwest(response: reqwest::Response) -> Result<HttpResponse, ConnectorError> {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(classify)?;
-    let mut converted = http::Response::new(SdkBody::from(body));
-    *converted.status_mut() = status;
-    *converted.headers_mut() = headers;
-    HttpResponse::try_from(converted).map_err(|error| ConnectorError::other(error.into(), None))
+/// The status and headers, with the body still to be read by the SDK (as a stream).
+fn from_reqwest(response: reqwest::Response) -> Result<HttpResponse, ConnectorError> {
+    let response: http::Response<reqwest::Body> = response.into();
+    HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+        .map_err(|error| ConnectorError::other(error.into(), None))
 }
 
 /// What the SDK's retry policy needs to know of a failure: timeouts and I/O are transient.
@@ -111,5 +114,97 @@ fn classify(error: reqwest::Error) -> ConnectorError {
         ConnectorError::io(error.into())
     } else {
         ConnectorError::other(error.into(), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against real sockets on 127.0.0.1: what the SDK's retry policy will be told.
+
+    use aws_smithy_types::byte_stream::ByteStream;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn connector(read_timeout: Option<Duration>) -> Connector {
+        Connector {
+            client: build((Some(Duration::from_secs(2)), read_timeout)),
+        }
+    }
+
+    fn post(url: &str) -> HttpRequest {
+        let mut request = HttpRequest::new(SdkBody::from(r#"{"TableName":"t"}"#));
+        request.set_method("POST").unwrap();
+        request.set_uri(url).unwrap();
+        request
+    }
+
+    /// A server that reads one request, writes `reply`, then holds or drops the connection.
+    async fn server(reply: &'static [u8], hold: bool) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buffer = [0u8; 4096];
+            let _ = socket.read(&mut buffer).await;
+            socket.write_all(reply).await.unwrap();
+            if hold {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_response_arrives_with_its_status_headers_and_body() {
+        let url = server(
+            b"HTTP/1.1 400 Bad Request\r\nx-amzn-requestid: r1\r\ncontent-length: 9\r\n\r\n{\"a\":\"b\"}",
+            false,
+        )
+        .await;
+        let response = connector(None).call(post(&url)).await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        assert_eq!(response.headers().get("x-amzn-requestid"), Some("r1"));
+        let body = ByteStream::new(response.into_body())
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(body.into_bytes().as_ref(), br#"{"a":"b"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_io_which_the_sdk_retries() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let error = connector(None).call(post(&url)).await.unwrap_err();
+        assert!(error.is_io(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_timeout_which_the_sdk_retries() {
+        let url = server(b"", true).await;
+        let error = connector(Some(Duration::from_millis(200)))
+            .call(post(&url))
+            .await
+            .unwrap_err();
+        assert!(error.is_timeout(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_fails_when_the_sdk_reads_it_not_before() {
+        // Headers promise 100 bytes; 5 come, then the connection closes.
+        let url = server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello",
+            false,
+        )
+        .await;
+        let response = connector(None).call(post(&url)).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert!(ByteStream::new(response.into_body())
+            .collect()
+            .await
+            .is_err());
     }
 }
