@@ -33,6 +33,7 @@ pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Ca
     if let Some(caller) = deps.keys.get(&hash, Instant::now()) {
         return Ok(caller);
     }
+    let generation = deps.keys.generation();
     let stored = deps
         .store
         .find_api_key(&hash)
@@ -43,37 +44,59 @@ pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Ca
         key_id: stored.id,
         role: stored.role,
     };
-    deps.keys.put(hash, caller, Instant::now());
+    deps.keys.put(hash, caller, generation, Instant::now());
     Ok(caller)
 }
 
 /// Verified keys by hash, each with the instant it stops being trusted.
 pub struct KeyCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Caller, Instant)>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_hash: HashMap<String, (Caller, Instant)>,
+    /// Bumped by every [`KeyCache::forget`]: a lookup that started before a deletion must not
+    /// put the deleted key back when it finishes after it.
+    generation: u64,
 }
 
 impl KeyCache {
     pub fn new(ttl: Duration) -> KeyCache {
         KeyCache {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn get(&self, hash: &str, now: Instant) -> Option<Caller> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
+        self.lock()
+            .by_hash
             .get(hash)
             .filter(|(_, until)| now < *until)
             .map(|(caller, _)| *caller)
     }
 
-    fn put(&self, hash: String, caller: Caller, now: Instant) {
+    /// Taken before a store lookup and handed to [`Self::put`] with its result.
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Remembers a key read from the store, unless a key was forgotten since `generation`.
+    fn put(&self, hash: String, caller: Caller, generation: u64, now: Instant) {
         if self.ttl.is_zero() {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.lock();
+        if guard.generation != generation {
+            return;
+        }
+        let entries = &mut guard.by_hash;
         if entries.len() >= KEY_CACHE_CAPACITY {
             entries.retain(|_, (_, until)| now < *until);
             if entries.len() >= KEY_CACHE_CAPACITY {
@@ -85,8 +108,11 @@ impl KeyCache {
 
     /// Forgets a deleted key (found by id: its hash is not kept anywhere else).
     pub fn forget(&self, key_id: Uuid) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.retain(|_, (caller, _)| caller.key_id != key_id);
+        let mut entries = self.lock();
+        entries.generation += 1;
+        entries
+            .by_hash
+            .retain(|_, (caller, _)| caller.key_id != key_id);
     }
 }
 
@@ -108,7 +134,7 @@ mod tests {
         let cache = KeyCache::new(Duration::from_secs(10));
         let start = Instant::now();
         let who = caller();
-        cache.put("h".into(), who, start);
+        cache.put("h".into(), who, cache.generation(), start);
         assert_eq!(cache.get("h", start + Duration::from_secs(9)), Some(who));
         assert_eq!(cache.get("h", start + Duration::from_secs(10)), None);
         assert_eq!(cache.get("other", start), None);
@@ -119,18 +145,29 @@ mod tests {
         let cache = KeyCache::new(Duration::from_secs(10));
         let now = Instant::now();
         let (gone, kept) = (caller(), caller());
-        cache.put("gone".into(), gone, now);
-        cache.put("kept".into(), kept, now);
+        cache.put("gone".into(), gone, cache.generation(), now);
+        cache.put("kept".into(), kept, cache.generation(), now);
         cache.forget(gone.key_id);
         assert_eq!(cache.get("gone", now), None);
         assert_eq!(cache.get("kept", now), Some(kept));
     }
 
     #[test]
+    fn a_lookup_that_started_before_a_deletion_does_not_bring_the_key_back() {
+        let cache = KeyCache::new(Duration::from_secs(10));
+        let now = Instant::now();
+        let deleted = caller();
+        let started = cache.generation();
+        cache.forget(deleted.key_id);
+        cache.put("deleted".into(), deleted, started, now);
+        assert_eq!(cache.get("deleted", now), None);
+    }
+
+    #[test]
     fn a_zero_ttl_remembers_nothing() {
         let cache = KeyCache::new(Duration::ZERO);
         let now = Instant::now();
-        cache.put("h".into(), caller(), now);
+        cache.put("h".into(), caller(), cache.generation(), now);
         assert_eq!(cache.get("h", now), None);
     }
 
@@ -139,16 +176,17 @@ mod tests {
         let cache = KeyCache::new(Duration::from_secs(10));
         let now = Instant::now();
         for i in 0..KEY_CACHE_CAPACITY {
-            cache.put(format!("old{i}"), caller(), now);
+            cache.put(format!("old{i}"), caller(), cache.generation(), now);
         }
         let newest = caller();
-        cache.put("new".into(), newest, now + Duration::from_secs(1));
+        cache.put(
+            "new".into(),
+            newest,
+            cache.generation(),
+            now + Duration::from_secs(1),
+        );
         assert_eq!(cache.get("new", now + Duration::from_secs(1)), Some(newest));
-        let len = cache
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
+        let len = cache.lock().by_hash.len();
         assert!(len <= KEY_CACHE_CAPACITY, "{len} entries");
     }
 }
