@@ -691,7 +691,8 @@ impl Store for SqliteStore {
 
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
         // On the writer: see the module's note.
-        self.call(move |conn| rows::get_webhook(conn, tenant_id, webhook_id))
+        self.writer
+            .read(move |conn| rows::get_webhook(conn, tenant_id, webhook_id))
             .await
     }
 
@@ -708,7 +709,8 @@ impl Store for SqliteStore {
 
     async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
         // On the writer: see the module's note.
-        self.call(move |conn| rows::get_delivery(conn, tenant_id, delivery_id))
+        self.writer
+            .read(move |conn| rows::get_delivery(conn, tenant_id, delivery_id))
             .await
     }
 

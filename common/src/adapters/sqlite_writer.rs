@@ -37,6 +37,8 @@ trait Job: Send {
 
 struct Pending<T, F> {
     work: Option<F>,
+    /// A write, run in a savepoint; a read (nothing to undo) runs without one.
+    writes: bool,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -50,6 +52,10 @@ where
         let Some(work) = self.work.take() else {
             return true;
         };
+        if !self.writes {
+            self.outcome = Some(work(conn));
+            return true;
+        }
         if let Err(error) = run_cached(conn, "SAVEPOINT write") {
             self.outcome = Some(Err(error.into()));
             return true;
@@ -117,9 +123,29 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        self.run(work, true).await
+    }
+
+    /// Runs `work`, which only reads, on the writer's connection, whose page cache stays warm
+    /// while readers' caches are emptied by every commit. Like a write, it is answered once the
+    /// batch it ran in has committed, so it never reports what a rolled-back batch wrote.
+    pub(crate) async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        self.run(work, false).await
+    }
+
+    async fn run<T, F>(&self, work: F, writes: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             work: Some(work),
+            writes,
             outcome: None,
             reply,
         });
