@@ -14,6 +14,10 @@ mod receiver;
 mod stats;
 mod table;
 
+/// crm-local's allocator, so that the in-process fan-out measures the engine crm-local runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sections in the order they print.
 const SECTIONS: &[&str] = &["init", "fanout", "stats", "e2e", "cost"];
 

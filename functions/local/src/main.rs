@@ -11,6 +11,11 @@ use common::service::tenants::{ensure_dev_tenant, DevTenant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// See the workspace manifest: measured on the fan-out bench, 8,001–8,476 deliveries/s with
+/// glibc's allocator, 9,087–10,485 with this one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_http::tracing::init_default_subscriber();
