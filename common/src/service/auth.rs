@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 
 /// How long a verified key is taken on this process's word.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
-/// Keys remembered at most; past it, the expired go, and if that is not enough, all go.
+/// Keys remembered at most; past it, the expired go, and if that is not enough, the one that
+/// expires first.
 const KEY_CACHE_CAPACITY: usize = 1024;
 
 /// Resolves an `Authorization` header value (`Bearer <key>`) into the caller.
@@ -99,8 +100,16 @@ impl KeyCache {
         let entries = &mut guard.by_hash;
         if entries.len() >= KEY_CACHE_CAPACITY {
             entries.retain(|_, (_, until)| now < *until);
-            if entries.len() >= KEY_CACHE_CAPACITY {
-                entries.clear();
+            let oldest = (entries.len() >= KEY_CACHE_CAPACITY)
+                .then(|| {
+                    entries
+                        .iter()
+                        .min_by_key(|(_, (_, until))| *until)
+                        .map(|(hash, _)| hash.clone())
+                })
+                .flatten();
+            if let Some(oldest) = oldest {
+                entries.remove(&oldest);
             }
         }
         entries.insert(hash, (caller, now + self.ttl));
@@ -172,21 +181,19 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_makes_room() {
+    fn a_full_cache_makes_room_by_dropping_the_key_that_expires_first() {
         let cache = KeyCache::new(Duration::from_secs(10));
-        let now = Instant::now();
+        let start = Instant::now();
         for i in 0..KEY_CACHE_CAPACITY {
-            cache.put(format!("old{i}"), caller(), cache.generation(), now);
+            let at = start + Duration::from_millis(i as u64);
+            cache.put(format!("k{i}"), caller(), cache.generation(), at);
         }
         let newest = caller();
-        cache.put(
-            "new".into(),
-            newest,
-            cache.generation(),
-            now + Duration::from_secs(1),
-        );
-        assert_eq!(cache.get("new", now + Duration::from_secs(1)), Some(newest));
-        let len = cache.lock().by_hash.len();
-        assert!(len <= KEY_CACHE_CAPACITY, "{len} entries");
+        let now = start + Duration::from_secs(1);
+        cache.put("new".into(), newest, cache.generation(), now);
+        assert_eq!(cache.get("new", now), Some(newest));
+        assert_eq!(cache.get("k0", now), None, "the first to expire made room");
+        assert!(cache.get("k1", now).is_some(), "the others stay");
+        assert_eq!(cache.lock().by_hash.len(), KEY_CACHE_CAPACITY);
     }
 }
