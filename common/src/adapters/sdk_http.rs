@@ -30,11 +30,11 @@ use super::tls::client_builder;
 /// The timeouts the SDK asks a connector for: connect, read.
 type Timeouts = (Option<Duration>, Option<Duration>);
 
-/// One reqwest client (one connection pool) per set of timeouts the SDK asks for; with one
-/// shared config that is one client for the container's life.
+/// One connector (one reqwest client, one connection pool) per set of timeouts the SDK asks
+/// for; with one shared config that is one for the container's life, handed out per attempt.
 #[derive(Debug, Default)]
 pub struct SdkHttpClient {
-    clients: Mutex<HashMap<Timeouts, Result<reqwest::Client, String>>>,
+    connectors: Mutex<HashMap<Timeouts, SharedHttpConnector>>,
 }
 
 impl HttpClient for SdkHttpClient {
@@ -44,11 +44,18 @@ impl HttpClient for SdkHttpClient {
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         let timeouts = (settings.connect_timeout(), settings.read_timeout());
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        let client = clients.entry(timeouts).or_insert_with(|| build(timeouts));
-        SharedHttpConnector::new(Connector {
-            client: client.clone(),
-        })
+        let mut connectors = self
+            .connectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        connectors
+            .entry(timeouts)
+            .or_insert_with(|| {
+                SharedHttpConnector::new(Connector {
+                    client: build(timeouts),
+                })
+            })
+            .clone()
     }
 }
 

@@ -158,7 +158,7 @@ CREATE INDEX queue_visible ON queue_messages (visible_at);
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
-/// beside it, so reads never queue behind writes.
+/// beside it, so reads (but the worker's two: see the module's note) never queue behind writes.
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: Arc<Writer>,

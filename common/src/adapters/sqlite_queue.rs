@@ -99,7 +99,7 @@ impl SqliteQueue {
     /// Messages in the queue, visible or not (for tests and benchmarks).
     pub async fn len(&self) -> Result<usize> {
         self.writer
-            .write(|conn| {
+            .read(|conn| {
                 let n: i64 =
                     conn.query_row("SELECT COUNT(*) FROM queue_messages", [], |row| row.get(0))?;
                 Ok(usize::try_from(n).unwrap_or(0))

@@ -1,6 +1,6 @@
 //! Webhooks, deliveries, attempts and their counters in the embedded store. Called by the
-//! `Store` impl in `sqlite.rs`: reads on a reader connection, writes on the writer thread, each
-//! write atomic in its own savepoint.
+//! `Store` impl in `sqlite.rs`: reads on a reader connection (the worker's two on the writer's:
+//! see there), writes on the writer thread, each write atomic in its own savepoint.
 
 use std::collections::BTreeMap;
 

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValue, Select, TransactWriteItem, Update,
 };
@@ -28,6 +30,14 @@ fn payload_key_of(delivery: &Item) -> Option<(String, String)> {
     };
     let id = sk_of(delivery)?.strip_prefix(DELIVERY_SK_PREFIX)?;
     Some((pk.clone(), payload_sk(Uuid::parse_str(id).ok()?)))
+}
+
+/// Whether an UpdateItem was refused on its condition (the item changed or is gone), as
+/// opposed to failing.
+fn condition_failed<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
 }
 
 impl DynamoStore {
@@ -111,15 +121,9 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::Conflict(format!(
-                    "{what}: a conditional write failed."
-                )))
-            }
+            Err(error) if condition_failed(&error) => Err(Error::Conflict(format!(
+                "{what}: a conditional write failed."
+            ))),
             Err(error) => Err(sdk_error(error)),
         }
     }
@@ -269,13 +273,7 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(error) if condition_failed(&error) => Ok(()),
             Err(error) => Err(sdk_error(error)),
         }
     }
