@@ -64,7 +64,7 @@ impl Service {
             std::env::var("AWS_ENDPOINT_URL").is_ok(),
             "the {purpose} section needs moto: run it through scripts/bench.sh"
         );
-        let shared = common::config::aws_shared_config().await;
+        let shared = common::adapters::sdk_config::shared_config().await;
         let meter = AwsMeter::new();
         let dynamodb = meter.dynamodb(&shared).await;
         let sqs = meter.sqs(&shared).await;

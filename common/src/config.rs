@@ -6,11 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
-
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::http_sender::HttpSender;
-use crate::adapters::sdk_http::SdkHttpClient;
+use crate::adapters::sdk_config::shared_config;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
@@ -125,7 +123,7 @@ impl Config {
                 let queue_url = queue_url
                     .clone()
                     .ok_or_else(|| Error::invalid("CRM_QUEUE_URL must be set with CRM_TABLE"))?;
-                let shared = aws_shared_config().await;
+                let shared = shared_config().await;
                 (
                     Arc::new(DynamoStore::new(
                         aws_sdk_dynamodb::Client::new(&shared),
@@ -156,21 +154,12 @@ fn embedded_store(_data_dir: Option<String>) -> Result<StoreConfig> {
     ))
 }
 
-/// The standard chain (region, credentials, `AWS_ENDPOINT_URL`), loaded once, with the HTTP
-/// client every SDK client of the process shares.
-pub async fn aws_shared_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(SharedHttpClient::new(SdkHttpClient::default()))
-        .load()
-        .await
-}
-
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&aws_shared_config().await)
+    aws_sdk_dynamodb::Client::new(&shared_config().await)
 }
 
 pub async fn sqs_client() -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(&aws_shared_config().await)
+    aws_sdk_sqs::Client::new(&shared_config().await)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod graphql;
 pub mod http;
 pub mod lambda;
 pub mod local;
+pub mod logging;
 pub mod ports;
 pub mod service;
 pub mod time;

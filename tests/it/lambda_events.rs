@@ -371,3 +371,48 @@ async fn webhook_functions_serve_their_events(backend: Backend) {
     let (status, body) = invoke(&app, "get-webhook", &key, &ids).await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
 }
+
+/// A deployed function builds its SDK clients from the environment Lambda gives it, without the
+/// default provider chain (common::adapters::sdk_config): here that environment points at moto,
+/// and a table and a queue made through those clients must exist afterwards.
+#[tokio::test]
+async fn a_functions_sdk_clients_work_from_its_environment_alone() {
+    use common::adapters::dynamodb::tables::{create_table, main_table};
+    use common::adapters::sdk_config::from_lambda_environment;
+    use common::adapters::sqs::create_queues;
+
+    let config = from_lambda_environment(|name| std::env::var(name).ok());
+    assert_eq!(
+        config.endpoint_url(),
+        std::env::var("AWS_ENDPOINT_URL").ok().as_deref(),
+        "scripts/test.sh points AWS_ENDPOINT_URL at moto"
+    );
+    let name = format!("crm-test-lean-{}", uuid::Uuid::new_v4());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    create_table(&dynamodb, &name, &main_table()).await.unwrap();
+    let table = dynamodb
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        table.table().and_then(|t| t.table_name()),
+        Some(name.as_str())
+    );
+
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let url = create_queues(&sqs, &name, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let listed = sqs
+        .list_queues()
+        .queue_name_prefix(&name)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.queue_urls().contains(&url),
+        "{url} not in {listed:?}"
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod dynamodb;
 pub mod http_sender;
+pub mod sdk_config;
 pub mod sdk_http;
 // The embedded store links SQLite (over 1 MB): only crm-local, crm-admin and the tests need it.
 #[cfg(feature = "embedded")]

@@ -6,7 +6,7 @@ use lambda_http::{run, service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    common::logging::init();
     let deps = Config::from_env(Mode::Production)?.build_deps().await?;
     let routes = routes_of("delivery");
     run(service_fn(|request: Request| async {

@@ -18,7 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lambda_http::tracing::init_default_subscriber();
+    common::logging::init();
     let config = Config::from_env(Mode::Local)?;
     let deps = config.build_deps().await.context("opening the store")?;
     let dev_key = std::env::var("CRM_DEV_API_KEY")

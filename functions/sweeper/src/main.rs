@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    common::logging::init();
     let deps = Config::from_env(Mode::Production)?.build_deps().await?;
     run(service_fn(
         |event: LambdaEvent<EventBridgeEvent<Value>>| async {
