@@ -1,10 +1,11 @@
 //! Log output for every binary: one line per event on stdout, which Lambda sends to CloudWatch.
 //!
-//! Level and format follow Lambda's advanced logging controls as the runtime's default
-//! subscriber does (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; JSON lines when
-//! `AWS_LAMBDA_LOG_FORMAT` is `JSON`), with one difference: a single level for every target.
-//! Per-target directives (`RUST_LOG=common=debug`) need tracing-subscriber's `EnvFilter`, whose
-//! parser links a regex engine: about 0.3 MB of every zipped function.
+//! Level and format follow Lambda's advanced logging controls: `AWS_LAMBDA_LOG_LEVEL`, else
+//! `RUST_LOG` if it is a plain level, else INFO; JSON lines when `AWS_LAMBDA_LOG_FORMAT` is
+//! `JSON`, in the layout of the runtime's default subscriber. Unlike that subscriber there is one
+//! level for every target, and Lambda's level wins over `RUST_LOG` (Lambda drops lines below it
+//! anyway): per-target directives (`RUST_LOG=common=debug`) need tracing-subscriber's
+//! `EnvFilter`, whose parser links a regex engine, about 0.3 MB of every zipped function.
 
 use tracing::level_filters::LevelFilter;
 

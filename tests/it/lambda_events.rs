@@ -381,6 +381,11 @@ async fn a_functions_sdk_clients_work_from_its_environment_alone() {
     use common::adapters::sdk_config::from_lambda_environment;
     use common::adapters::sqs::create_queues;
 
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "this test needs a local emulator: run scripts/test.sh, which starts moto and sets \
+         AWS_ENDPOINT_URL"
+    );
     let config = from_lambda_environment(|name| std::env::var(name).ok());
     assert_eq!(
         config.endpoint_url(),

@@ -888,6 +888,25 @@ mod tests {
             schemas.iter().all(|sql| !sql.contains("WITHOUT ROWID")),
             "{schemas:?}"
         );
+        let indexes: Vec<String> = store
+            .read(|conn| {
+                let mut statement = conn.prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' \
+                     AND tbl_name = 'deliveries' AND sql IS NOT NULL ORDER BY name",
+                )?;
+                let names = statement.query_map([], |row| row.get(0))?;
+                Ok(names.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "deliveries_by_webhook",
+                "deliveries_due",
+                "deliveries_failed"
+            ]
+        );
         drop(store);
         std::fs::remove_dir_all(&dir).ok();
     }
