@@ -33,9 +33,10 @@ rm -rf "$out"
 mkdir -p "$out/x86_64" "$out/arm64"
 
 # Groups of packages by their `common` dependency line (the features they ask for). The
-# reference is a group of its own: it links no `common`, and it asks for lambda_runtime's own
-# log subscriber (its README's shape), which the functions do without.
-declare -A groups=(["reference"]="hello-lambda")
+# reference links no `common` and asks for no feature of what it shares with the functions, so
+# it joins those that ask for none.
+plain=$(grep -E '^common' functions/sync-status/Cargo.toml)
+declare -A groups=(["$plain"]="hello-lambda")
 for f in $functions; do
     key=$(grep -E '^common' "functions/$f/Cargo.toml")
     groups[$key]="${groups[$key]:-} $f"
