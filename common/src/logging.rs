@@ -39,10 +39,11 @@ fn level_from(lambda: Option<&str>, rust_log: Option<&str>) -> LevelFilter {
 }
 
 fn parse_level(text: &str) -> Option<LevelFilter> {
-    if text.trim().eq_ignore_ascii_case("fatal") {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("fatal") {
         return Some(LevelFilter::ERROR);
     }
-    text.trim().parse().ok()
+    text.parse().ok()
 }
 
 #[cfg(test)]

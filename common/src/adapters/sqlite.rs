@@ -819,13 +819,24 @@ mod tests {
     use crate::domain::delivery::RetrySchedule;
     use crate::ports::{DeliveryChange, SendOutcome};
 
+    /// The first column of every row `sql` returns.
+    async fn texts(store: &SqliteStore, sql: &'static str) -> Vec<String> {
+        store
+            .read(move |conn| {
+                let mut statement = conn.prepare(sql)?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+            .unwrap()
+    }
+
     /// A data directory made by the release before the rowid migration keeps its deliveries
     /// and their attempts, and they are rowid tables afterwards.
     #[tokio::test]
     async fn deliveries_and_attempts_survive_the_rowid_migration() {
-        let dir = std::env::temp_dir().join(format!("crm-migration-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         migrate_to(&mut conn, MIGRATIONS.len() - 1).unwrap();
         // Times are stored to the millisecond.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
@@ -865,7 +876,7 @@ mod tests {
         .unwrap();
         drop(conn);
 
-        let store = SqliteStore::open(&dir).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let read = store.get_delivery(after.tenant_id, after.id).await.unwrap();
         assert_eq!(read, Some(after.clone()));
         let attempts = store
@@ -873,32 +884,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(attempts, vec![attempt]);
-        let schemas: Vec<String> = store
-            .read(|conn| {
-                let mut statement = conn.prepare(
-                    "SELECT sql FROM sqlite_master WHERE name IN ('deliveries', 'delivery_attempts')",
-                )?;
-                let sql = statement.query_map([], |row| row.get(0))?;
-                Ok(sql.collect::<rusqlite::Result<_>>()?)
-            })
-            .await
-            .unwrap();
+        let schemas = texts(
+            &store,
+            "SELECT sql FROM sqlite_master WHERE name IN ('deliveries', 'delivery_attempts')",
+        )
+        .await;
         assert_eq!(schemas.len(), 2);
         assert!(
             schemas.iter().all(|sql| !sql.contains("WITHOUT ROWID")),
             "{schemas:?}"
         );
-        let indexes: Vec<String> = store
-            .read(|conn| {
-                let mut statement = conn.prepare(
-                    "SELECT name FROM sqlite_master WHERE type = 'index' \
-                     AND tbl_name = 'deliveries' AND sql IS NOT NULL ORDER BY name",
-                )?;
-                let names = statement.query_map([], |row| row.get(0))?;
-                Ok(names.collect::<rusqlite::Result<_>>()?)
-            })
-            .await
-            .unwrap();
+        let indexes = texts(
+            &store,
+            "SELECT name FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name = 'deliveries' AND sql IS NOT NULL ORDER BY name",
+        )
+        .await;
         assert_eq!(
             indexes,
             [
@@ -907,7 +908,5 @@ mod tests {
                 "deliveries_failed"
             ]
         );
-        drop(store);
-        std::fs::remove_dir_all(&dir).ok();
     }
 }
