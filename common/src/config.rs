@@ -102,7 +102,7 @@ impl Config {
             #[cfg(feature = "embedded")]
             StoreConfig::Sqlite { dir } => Arc::new(SqliteStore::open(dir)?),
             StoreConfig::Aws { table, .. } => {
-                Arc::new(DynamoStore::new(dynamodb_client().await, table.clone()))
+                Arc::new(DynamoStore::new(aws_clients().await.0, table.clone()))
             }
         })
     }
@@ -123,13 +123,10 @@ impl Config {
                 let queue_url = queue_url
                     .clone()
                     .ok_or_else(|| Error::invalid("CRM_QUEUE_URL must be set with CRM_TABLE"))?;
-                let shared = shared_config().await;
+                let (dynamodb, sqs) = aws_clients().await;
                 (
-                    Arc::new(DynamoStore::new(
-                        aws_sdk_dynamodb::Client::new(&shared),
-                        table.clone(),
-                    )),
-                    Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&shared), queue_url)),
+                    Arc::new(DynamoStore::new(dynamodb, table.clone())),
+                    Arc::new(SqsQueue::new(sqs, queue_url)),
                 )
             }
         };
@@ -154,12 +151,14 @@ fn embedded_store(_data_dir: Option<String>) -> Result<StoreConfig> {
     ))
 }
 
-pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&shared_config().await)
-}
-
-pub async fn sqs_client() -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(&shared_config().await)
+/// Both SDK clients from one loaded configuration: one credentials lookup and one connection
+/// pool for the two. Building a client does no I/O, so a caller that needs one drops the other.
+pub async fn aws_clients() -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
+    let shared = shared_config().await;
+    (
+        aws_sdk_dynamodb::Client::new(&shared),
+        aws_sdk_sqs::Client::new(&shared),
+    )
 }
 
 #[cfg(test)]

@@ -296,10 +296,8 @@ async fn crm_admin_creates_tables_and_a_tenant_on_dynamodb() {
     assert!(ok, "{stdout}");
     let key = printed_key(&stdout);
 
-    let store = common::adapters::dynamodb::DynamoStore::new(
-        common::config::dynamodb_client().await,
-        table,
-    );
+    let store =
+        common::adapters::dynamodb::DynamoStore::new(common::config::aws_clients().await.0, table);
     let found = common::ports::Store::find_api_key(&store, &common::domain::auth::hash_key(&key))
         .await
         .unwrap()

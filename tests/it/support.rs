@@ -7,7 +7,7 @@ use common::adapters::dynamodb::DynamoStore;
 use common::adapters::http_sender::HttpSender;
 use common::adapters::sqlite::SqliteStore;
 use common::adapters::sqs::{create_queues, SqsQueue};
-use common::config::{dynamodb_client, sqs_client};
+use common::config::aws_clients;
 use common::deps::{DeliverySettings, Deps};
 use common::domain::auth::{generate_key, ApiKey, Role};
 use common::domain::delivery::RetrySchedule;
@@ -82,12 +82,11 @@ pub async fn fresh_store(backend: Backend) -> TestStore {
                 "DynamoDB tests need a local emulator: run scripts/test.sh, which starts moto \
                  and sets AWS_ENDPOINT_URL"
             );
-            let client = dynamodb_client().await;
+            let (client, sqs) = aws_clients().await;
             let name = format!("crm-test-{}", Uuid::new_v4());
             create_table(&client, &name, &main_table())
                 .await
                 .expect("create the test table");
-            let sqs = sqs_client().await;
             let url = create_queues(&sqs, &name, TEST_VISIBILITY)
                 .await
                 .expect("create the test queue");

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use common::adapters::dynamodb::tables::{create_table, main_table};
 use common::adapters::sqs::create_queues;
-use common::config::{dynamodb_client, sqs_client, Config, Mode, StoreConfig};
+use common::config::{aws_clients, Config, Mode, StoreConfig};
 use common::ports::SystemClock;
 use common::service::tenants::create_tenant;
 
@@ -41,11 +41,12 @@ async fn main() -> anyhow::Result<()> {
             let StoreConfig::Aws { table, .. } = &config.store else {
                 bail!("CRM_TABLE is not set: the embedded store needs no tables created");
             };
-            create_table(&dynamodb_client().await, table, &main_table()).await?;
+            let (dynamodb, sqs) = aws_clients().await;
+            create_table(&dynamodb, table, &main_table()).await?;
             println!("table {table} is ACTIVE");
             let queue =
                 std::env::var("CRM_QUEUE_NAME").unwrap_or_else(|_| format!("{table}-deliveries"));
-            let url = create_queues(&sqs_client().await, &queue, QUEUE_VISIBILITY).await?;
+            let url = create_queues(&sqs, &queue, QUEUE_VISIBILITY).await?;
             println!("export CRM_QUEUE_URL={url}");
         }
         _ => {
