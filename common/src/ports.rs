@@ -95,10 +95,28 @@ pub trait Store: Send + Sync {
     ) -> Result<Page<Delivery>>;
     /// Open deliveries of any tenant whose next attempt was due before `before`.
     async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>>;
-    /// The tenant's FAILED deliveries, oldest first.
-    async fn failed_deliveries(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<Delivery>>;
+    /// Up to `limit` of the tenant's FAILED deliveries (only `webhook_id`'s, when given), in
+    /// (webhook, delivery) id order after `after`; fewer than `limit` means there are no more.
+    /// References only: no payload is read.
+    async fn failed_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Option<Uuid>,
+        after: Option<DeliveryRef>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRef>>;
     /// Counts per status: the tenant's and each webhook's.
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts>;
+}
+
+/// Which delivery of which webhook, without the delivery itself.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRef {
+    pub webhook_id: Uuid,
+    pub delivery_id: Uuid,
 }
 
 /// One delivery transition and what must be written with it.
@@ -121,6 +139,45 @@ pub struct DeliveryCounts {
 pub struct DeliveryMessage {
     pub tenant_id: Uuid,
     pub delivery_id: Uuid,
+    /// A user's retry of a FAILED delivery: the worker reopens it (if it is still FAILED) and
+    /// attempts it once more. Absent from ordinary messages.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
+}
+
+/// A retry of every FAILED delivery of a tenant, or of one of its webhooks, handed to the
+/// worker so that it is not bounded by one request's time: the worker queues a retry of each,
+/// a page at a time, and hands what it has not reached on to a message like this one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryFailedMessage {
+    pub tenant_id: Uuid,
+    pub retry_failed: RetryScope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryScope {
+    /// Only this webhook's FAILED deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<Uuid>,
+    /// Where the previous worker stopped: the FAILED deliveries after this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<DeliveryRef>,
+}
+
+/// Everything the delivery queue carries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum QueueMessage {
+    Delivery(DeliveryMessage),
+    RetryFailed(RetryFailedMessage),
+}
+
+impl From<DeliveryMessage> for QueueMessage {
+    fn from(message: DeliveryMessage) -> QueueMessage {
+        QueueMessage::Delivery(message)
+    }
 }
 
 /// A message as received, with what is needed to delete it.
@@ -135,7 +192,7 @@ pub struct Received {
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Enqueues each message after its delay (SQS: `DelaySeconds`, at most 900 s; batches of 10).
-    async fn send(&self, messages: &[(DeliveryMessage, std::time::Duration)]) -> Result<()>;
+    async fn send(&self, messages: &[(QueueMessage, std::time::Duration)]) -> Result<()>;
     /// Waits up to `wait` for at most `max` visible messages; they stay invisible for the
     /// queue's visibility timeout unless deleted.
     async fn receive(&self, max: usize, wait: std::time::Duration) -> Result<Vec<Received>>;

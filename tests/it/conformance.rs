@@ -406,7 +406,7 @@ mod deliveries {
     use common::domain::page::PageRequest;
     use common::domain::webhook::{TargetPolicy, Webhook};
     use common::error::Error;
-    use common::ports::{DeliveryChange, SendOutcome};
+    use common::ports::{DeliveryChange, DeliveryRef, SendOutcome, Store};
     use serde_json::json;
     use uuid::Uuid;
 
@@ -419,7 +419,92 @@ mod deliveries {
         a_stale_delivery_write_is_a_conflict_and_writes_nothing,
         the_sweeper_indexes_find_due_failed_and_undispatched_work,
         every_read_returns_the_payload_after_every_transition,
+        failed_deliveries_page_by_webhook_without_payloads,
     );
+
+    /// Writes a new delivery of `webhook` and takes it through one failed attempt to FAILED.
+    async fn failed_delivery(store: &dyn Store, tenant: Uuid, webhook: Uuid) -> DeliveryRef {
+        let created = delivery(tenant, webhook);
+        let delivery_id = created.id;
+        store
+            .create_deliveries(std::slice::from_ref(&created))
+            .await
+            .unwrap();
+        let claimed = created.claimed(now(), Duration::from_secs(5)).unwrap();
+        let (failed, attempt, _) =
+            claimed.after_attempt(&failure(), 0, &RetrySchedule::default(), now());
+        for (before, after, attempt) in [
+            (created, claimed.clone(), None),
+            (claimed, failed, Some(attempt)),
+        ] {
+            store
+                .write_delivery(&DeliveryChange {
+                    before,
+                    after,
+                    attempt,
+                })
+                .await
+                .unwrap();
+        }
+        DeliveryRef {
+            webhook_id: webhook,
+            delivery_id,
+        }
+    }
+
+    /// A retry pages through FAILED deliveries: all of a tenant's, or one webhook's, in
+    /// (webhook, delivery) order, each exactly once, however the pages fall.
+    async fn failed_deliveries_page_by_webhook_without_payloads(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
+        let tenant = Uuid::now_v7();
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut all = Vec::new();
+        for webhook in [second, first, second, first, second, first, second] {
+            all.push(failed_delivery(store.as_ref(), tenant, webhook).await);
+        }
+        // Neither another tenant's nor an open delivery is FAILED work of this tenant.
+        failed_delivery(store.as_ref(), Uuid::now_v7(), first).await;
+        store
+            .create_deliveries(&[delivery(tenant, first)])
+            .await
+            .unwrap();
+        all.sort();
+
+        let read_all = |webhook: Option<Uuid>, limit: usize| {
+            let store = std::sync::Arc::clone(&store);
+            async move {
+                let mut found = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = store
+                        .failed_deliveries(tenant, webhook, after, limit)
+                        .await
+                        .unwrap();
+                    assert!(page.len() <= limit);
+                    found.extend(page.iter().copied());
+                    if page.len() < limit {
+                        return found;
+                    }
+                    after = page.last().copied();
+                }
+            }
+        };
+        for limit in [1, 3, 7, 100] {
+            assert_eq!(read_all(None, limit).await, all, "pages of {limit}");
+            let of_second: Vec<DeliveryRef> = all
+                .iter()
+                .copied()
+                .filter(|r| r.webhook_id == second)
+                .collect();
+            assert_eq!(
+                read_all(Some(second), limit).await,
+                of_second,
+                "pages of {limit}"
+            );
+        }
+        assert!(read_all(Some(Uuid::now_v7()), 10).await.is_empty());
+    }
 
     fn webhook(tenant: Uuid) -> Webhook {
         let policy = TargetPolicy {
@@ -464,7 +549,7 @@ mod deliveries {
             None
         );
 
-        let rotated = hook.rotated(now());
+        let rotated = hook.rotated(chrono::Duration::hours(24), now());
         store.update_webhook(hook.version, &rotated).await.unwrap();
         let stale = hook.deactivated(now());
         let error = store
@@ -640,14 +725,18 @@ mod deliveries {
         let earlier = now() - chrono::Duration::seconds(5);
         assert!(store.due_deliveries(earlier, 100).await.unwrap().is_empty());
         let failed: Vec<Uuid> = store
-            .failed_deliveries(a, 10)
+            .failed_deliveries(a, None, None, 10)
             .await
             .unwrap()
             .iter()
-            .map(|d| d.id)
+            .map(|d| d.delivery_id)
             .collect();
         assert_eq!(failed, [done.id]);
-        assert!(store.failed_deliveries(b, 10).await.unwrap().is_empty());
+        assert!(store
+            .failed_deliveries(b, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty());
 
         let event = OutboxEvent::new(a, "lead.created", json!({}), now());
         let client = common::domain::client::Client::new(
@@ -721,8 +810,14 @@ mod deliveries {
             .await
             .unwrap();
         assert_eq!(
-            store.failed_deliveries(tenant, 10).await.unwrap(),
-            vec![failed.clone()]
+            store
+                .failed_deliveries(tenant, None, None, 10)
+                .await
+                .unwrap(),
+            vec![DeliveryRef {
+                webhook_id: hook,
+                delivery_id: failed.id
+            }]
         );
         let page = PageRequest {
             limit: 10,

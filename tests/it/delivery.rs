@@ -8,7 +8,7 @@ use common::domain::auth::Role;
 use common::domain::delivery::Delivery;
 use common::domain::event::OutboxEvent;
 use common::lambda::{handle_scheduled_event, handle_sqs_event};
-use common::ports::DeliveryMessage;
+use common::ports::{DeliveryMessage, QueueMessage};
 use common::service::sweeper::sweep;
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
@@ -406,8 +406,9 @@ async fn a_duplicated_queue_message_is_delivered_once(backend: Backend) {
     let message = DeliveryMessage {
         tenant_id: s.tenant,
         delivery_id: ids[0],
+        retry: false,
     };
-    let copies = vec![(message, Duration::ZERO); 3];
+    let copies = vec![(QueueMessage::from(message), Duration::ZERO); 3];
     s.app.deps.queue.send(&copies).await.unwrap();
     let worker = s.app.start_worker();
     let done = s.delivery_in(ids[0], "SUCCESS").await;
@@ -552,6 +553,7 @@ async fn the_worker_lambda_reports_exactly_the_failed_records(backend: Backend) 
         let body = serde_json::to_string(&DeliveryMessage {
             tenant_id: s.tenant,
             delivery_id: id,
+            retry: false,
         })
         .unwrap();
         if delivery.webhook_id == quick_webhook {

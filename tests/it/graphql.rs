@@ -205,7 +205,7 @@ async fn every_query_and_mutation_over_http(backend: Backend) {
         &key,
         "query D($id: ID!) { webhookDelivery(id: $id) {
             id webhookId eventId event status attemptCount lastStatusCode lastError nextAttemptAt
-            createdAt updatedAt attempts { number time statusCode durationMs error responseBody } } }",
+            createdAt updatedAt attempts { number at time statusCode durationMs error responseBody } } }",
         json!({"id": delivery_id}),
     )
     .await["webhookDelivery"]
@@ -220,7 +220,11 @@ async fn every_query_and_mutation_over_http(backend: Backend) {
     assert_eq!(delivery["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(delivery["attempts"][0]["statusCode"], 200);
     assert_eq!(delivery["attempts"][0]["responseBody"], "thanks");
-    assert!(delivery["attempts"][0]["time"].as_str().is_some());
+    assert!(delivery["attempts"][0]["at"].as_str().is_some());
+    assert_eq!(
+        delivery["attempts"][0]["time"], delivery["attempts"][0]["at"],
+        "the deprecated name still answers"
+    );
     let deliveries = data(
         &app,
         &key,

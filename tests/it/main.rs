@@ -17,4 +17,5 @@ mod openapi;
 mod permissions;
 mod queue;
 mod receiver;
+mod seed_contracts;
 mod webhooks_api;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use common::ports::DeliveryMessage;
+use common::ports::{DeliveryMessage, DeliveryRef, QueueMessage, RetryFailedMessage, RetryScope};
 use uuid::Uuid;
 
 use crate::support::{fresh_store, Backend, TEST_VISIBILITY};
@@ -14,14 +14,45 @@ crate::on_both_stores!(
     batches_larger_than_ten_are_sent_whole,
 );
 
-fn message() -> DeliveryMessage {
-    DeliveryMessage {
+fn message() -> QueueMessage {
+    QueueMessage::Delivery(DeliveryMessage {
         tenant_id: Uuid::now_v7(),
         delivery_id: Uuid::now_v7(),
+        retry: false,
+    })
+}
+
+/// Every kind of message the worker takes.
+fn message_of_kind(n: usize) -> QueueMessage {
+    let tenant_id = Uuid::now_v7();
+    match n % 4 {
+        0 => message(),
+        1 => QueueMessage::Delivery(DeliveryMessage {
+            tenant_id,
+            delivery_id: Uuid::now_v7(),
+            retry: true,
+        }),
+        2 => QueueMessage::RetryFailed(RetryFailedMessage {
+            tenant_id,
+            retry_failed: RetryScope {
+                webhook_id: None,
+                after: None,
+            },
+        }),
+        _ => QueueMessage::RetryFailed(RetryFailedMessage {
+            tenant_id,
+            retry_failed: RetryScope {
+                webhook_id: Some(Uuid::now_v7()),
+                after: Some(DeliveryRef {
+                    webhook_id: Uuid::now_v7(),
+                    delivery_id: Uuid::now_v7(),
+                }),
+            },
+        }),
     }
 }
 
-fn parse(body: &str) -> DeliveryMessage {
+fn parse(body: &str) -> QueueMessage {
     serde_json::from_str(body).unwrap()
 }
 
@@ -88,7 +119,7 @@ async fn an_undeleted_message_comes_back_after_the_visibility_timeout(backend: B
 async fn batches_larger_than_ten_are_sent_whole(backend: Backend) {
     let fixture = fresh_store(backend).await;
     let queue = std::sync::Arc::clone(&fixture.queue);
-    let sent: Vec<DeliveryMessage> = (0..23).map(|_| message()).collect();
+    let sent: Vec<QueueMessage> = (0..23).map(message_of_kind).collect();
     let batch: Vec<_> = sent.iter().map(|m| (m.clone(), Duration::ZERO)).collect();
     queue.send(&batch).await.unwrap();
     let mut received = Vec::new();
@@ -99,9 +130,9 @@ async fn batches_larger_than_ten_are_sent_whole(backend: Backend) {
             received.push(parse(&message.body));
         }
     }
-    received.sort_by_key(|m| m.delivery_id);
+    received.sort_by_key(|m| format!("{m:?}"));
     let mut expected = sent;
-    expected.sort_by_key(|m| m.delivery_id);
+    expected.sort_by_key(|m| format!("{m:?}"));
     assert_eq!(received, expected);
 }
 

@@ -42,6 +42,12 @@ impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+
+    /// What a seed-era receiver holding only `secret` checks: `X-Webhook-Signature` is the
+    /// hex HMAC-SHA256 of the body under it.
+    pub fn seed_signature_verifies_with(&self, secret: &str) -> bool {
+        seed_ok(secret, &self.body, self.headers.get("x-webhook-signature"))
+    }
 }
 
 struct State {

@@ -15,7 +15,9 @@ use common::domain::sync_status::SyncCounts;
 use common::domain::tenant::Tenant;
 use common::domain::webhook::Webhook;
 use common::error::Result;
-use common::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, Store};
+use common::ports::{
+    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store,
+};
 use uuid::Uuid;
 
 /// The port's methods that write; every other one reads.
@@ -210,9 +212,17 @@ impl Store for CountingStore {
         self.count("due_deliveries");
         self.inner.due_deliveries(before, limit).await
     }
-    async fn failed_deliveries(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<Delivery>> {
+    async fn failed_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Option<Uuid>,
+        after: Option<DeliveryRef>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRef>> {
         self.count("failed_deliveries");
-        self.inner.failed_deliveries(tenant_id, limit).await
+        self.inner
+            .failed_deliveries(tenant_id, webhook_id, after, limit)
+            .await
     }
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
         self.count("delivery_counts");

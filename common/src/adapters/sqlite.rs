@@ -30,7 +30,7 @@ use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, Store};
+use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store};
 use crate::time::{parse_rfc3339, rfc3339};
 
 pub const DB_FILE: &str = "crm.sqlite3";
@@ -208,6 +208,11 @@ SELECT tenant_id, delivery_id, number, at, status_code, duration_ms, error, resp
 FROM delivery_attempts;
 DROP TABLE delivery_attempts;
 ALTER TABLE delivery_attempts_rowid RENAME TO delivery_attempts;
+"#,
+    // A retry of one webhook's FAILED deliveries reads only those.
+    r#"
+DROP INDEX deliveries_failed;
+CREATE INDEX deliveries_failed ON deliveries (tenant_id, webhook_id, id) WHERE status = 'FAILED';
 "#,
 ];
 
@@ -533,12 +538,15 @@ fn insert_events(tx: &Connection, events: &[OutboxEvent]) -> Result<()> {
 /// Columns: id, tenant_id, event, data, created_at.
 pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
     let data: String = row.get(3)?;
+    let created_at = time_column(row, 4)?;
     Ok(OutboxEvent {
         id: uuid_column(row, 0)?,
         tenant_id: uuid_column(row, 1)?,
         event: row.get(2)?,
         data: serde_json::from_str(&data).map_err(|_| bad_text(3, "JSON"))?,
-        created_at: time_column(row, 4)?,
+        created_at,
+        // Outbox events are the store's own (client writes): they happen when written.
+        occurred_at: created_at,
     })
 }
 
@@ -800,8 +808,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn failed_deliveries(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<Delivery>> {
-        self.read(move |conn| rows::failed_deliveries(conn, tenant_id, limit))
+    async fn failed_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Option<Uuid>,
+        after: Option<DeliveryRef>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRef>> {
+        self.read(move |conn| rows::failed_deliveries(conn, tenant_id, webhook_id, after, limit))
             .await
     }
 

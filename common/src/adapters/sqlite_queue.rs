@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use super::sqlite_writer::Writer;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryMessage, Queue, Received};
+use crate::ports::{Queue, QueueMessage, Received};
 
 #[derive(Clone)]
 pub struct SqliteQueue {
@@ -110,7 +110,7 @@ impl SqliteQueue {
 
 #[async_trait]
 impl Queue for SqliteQueue {
-    async fn send(&self, messages: &[(DeliveryMessage, Duration)]) -> Result<()> {
+    async fn send(&self, messages: &[(QueueMessage, Duration)]) -> Result<()> {
         let rows: Vec<(String, i64)> = messages
             .iter()
             .map(|(message, delay)| {

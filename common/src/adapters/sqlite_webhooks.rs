@@ -14,7 +14,7 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
 use crate::time::rfc3339;
 
 const WEBHOOK_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
@@ -361,16 +361,35 @@ pub(super) fn due_deliveries(
 pub(super) fn failed_deliveries(
     conn: &mut Connection,
     tenant_id: Uuid,
+    webhook_id: Option<Uuid>,
+    after: Option<DeliveryRef>,
     limit: usize,
-) -> Result<Vec<Delivery>> {
-    let mut query = conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND status = 'FAILED'
-         ORDER BY id LIMIT ?2"
-    ))?;
+) -> Result<Vec<DeliveryRef>> {
+    // An empty text sorts before every id: no `after` starts at the beginning.
+    let (after_webhook, after_delivery) = after.map_or((String::new(), String::new()), |a| {
+        (a.webhook_id.to_string(), a.delivery_id.to_string())
+    });
+    let mut query = conn.prepare_cached(
+        "SELECT webhook_id, id FROM deliveries INDEXED BY deliveries_failed
+         WHERE tenant_id = ?1 AND status = 'FAILED' AND (?2 IS NULL OR webhook_id = ?2)
+           AND (webhook_id, id) > (?3, ?4)
+         ORDER BY webhook_id, id LIMIT ?5",
+    )?;
     let rows = query
         .query_map(
-            params![tenant_id.to_string(), limit as i64],
-            delivery_from_row,
+            params![
+                tenant_id.to_string(),
+                webhook_id.map(|id| id.to_string()),
+                after_webhook,
+                after_delivery,
+                limit as i64
+            ],
+            |row| {
+                Ok(DeliveryRef {
+                    webhook_id: uuid_column(row, 0)?,
+                    delivery_id: uuid_column(row, 1)?,
+                })
+            },
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)

@@ -8,7 +8,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntr
 use aws_sdk_sqs::Client as SqsClient;
 
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryMessage, Queue, Received};
+use crate::ports::{Queue, QueueMessage, Received};
 
 /// SQS's limits: 10 entries a batch, 900 s of delay, 20 s of long polling.
 const BATCH: usize = 10;
@@ -36,7 +36,7 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn send(&self, messages: &[(DeliveryMessage, Duration)]) -> Result<()> {
+    async fn send(&self, messages: &[(QueueMessage, Duration)]) -> Result<()> {
         for chunk in messages.chunks(BATCH) {
             let mut entries = Vec::with_capacity(chunk.len());
             for (index, (message, delay)) in chunk.iter().enumerate() {

@@ -27,7 +27,11 @@ pub struct OutboxEvent {
     pub tenant_id: Uuid,
     pub event: String,
     pub data: Value,
+    /// When the event was written: it orders the outbox and the sweeper's work.
     pub created_at: DateTime<Utc>,
+    /// When the event happened: the payload's `timestamp`. The same as `created_at` unless the
+    /// caller of notify said otherwise (seed 000's `WebhookPayload.timestamp`).
+    pub occurred_at: DateTime<Utc>,
 }
 
 impl OutboxEvent {
@@ -38,6 +42,15 @@ impl OutboxEvent {
             event: event.to_owned(),
             data,
             created_at: now,
+            occurred_at: now,
+        }
+    }
+
+    /// The same event, said to have happened at `at`.
+    pub fn occurred(self, at: DateTime<Utc>) -> OutboxEvent {
+        OutboxEvent {
+            occurred_at: at,
+            ..self
         }
     }
 

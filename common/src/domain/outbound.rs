@@ -30,7 +30,7 @@ pub fn signed_request(
         ("user-agent".to_owned(), USER_AGENT.to_owned()),
         (
             "x-webhook-signature".to_owned(),
-            seed_signature(&webhook.secret, body),
+            seed_signature(webhook.seed_signing_secret(now), body),
         ),
         ("x-webhook-event".to_owned(), delivery.event.clone()),
         ("x-webhook-delivery".to_owned(), delivery.id.to_string()),
@@ -85,7 +85,7 @@ mod tests {
         let body =
             json!({"url": "http://localhost:1/h", "events": ["*"], "headers": {"X-Team": "crm"}});
         let webhook = Webhook::create(Uuid::now_v7(), &body, policy, now).unwrap();
-        let rotated = webhook.rotated(now);
+        let rotated = webhook.rotated(crate::domain::webhook::ROTATION_OVERLAP, now);
         let mut delivery = Delivery::new(
             webhook.tenant_id,
             webhook.id,
@@ -98,11 +98,14 @@ mod tests {
         assert_eq!(header(&first, "x-webhook-retry"), None);
         assert_eq!(header(&first, "x-team"), Some("crm"));
         let body = first.body.as_bytes();
-        assert!(verify_seed_signature(
-            &rotated.secret,
-            body,
-            header(&first, "x-webhook-signature").unwrap()
-        ));
+        assert!(
+            verify_seed_signature(
+                &webhook.secret,
+                body,
+                header(&first, "x-webhook-signature").unwrap()
+            ),
+            "the seed signature stays on the old secret during the overlap"
+        );
         let id = header(&first, "webhook-id").unwrap();
         let ts: i64 = header(&first, "webhook-timestamp")
             .unwrap()

@@ -2,9 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::time::parse_rfc3339;
+
+/// The longest date-time string `optional_time` reads.
+const TIME_MAX: usize = 64;
 
 /// Reads fields from a JSON object and records a message per bad field; `finish` turns the
 /// messages into one 400 error, so a client learns about every problem at once.
@@ -61,6 +66,21 @@ impl<'a> Fields<'a> {
     /// Like `required_string`, but absent and null are allowed and mean "not set".
     pub fn optional_string(&mut self, name: &'static str, max: usize) -> Option<String> {
         self.nullable_string(name, max).flatten()
+    }
+
+    /// An RFC 3339 date-time with its offset (ISO 8601's internet profile, what JavaScript's
+    /// `toISOString` writes), kept to the millisecond in UTC; absent or null → `None`.
+    pub fn optional_time(&mut self, name: &'static str) -> Option<DateTime<Utc>> {
+        let text = self.optional_string(name, TIME_MAX)?;
+        let time = parse_rfc3339(&text)
+            .and_then(|time| DateTime::from_timestamp_millis(time.timestamp_millis()));
+        if time.is_none() {
+            self.fail(
+                name,
+                "must be an ISO 8601 date-time with a time zone, e.g. 2026-11-24T12:00:00.000Z",
+            );
+        }
+        time
     }
 
     fn string_value(&mut self, name: &str, value: &Value, max: usize) -> Option<String> {
@@ -304,6 +324,14 @@ pub fn parse_json(body: &[u8]) -> Result<Value, Error> {
         .map_err(|error| Error::invalid(format!("Request body is not valid JSON: {error}.")))
 }
 
+/// `parse_json` for a route whose body may be left out: no body reads as `{}`.
+pub fn parse_optional_json(body: &[u8]) -> Result<Value, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    parse_json(body)
+}
+
 #[cfg(test)]
 mod parse_tests {
     use super::*;
@@ -348,6 +376,16 @@ pub mod schema {
             .min_length(Some(1))
             .max_length(Some(max))
             .pattern(Some(text_pattern()))
+    }
+
+    /// `optional_time(name)`: an RFC 3339 date-time, or null.
+    pub fn time() -> Object {
+        nullable(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .max_length(Some(super::TIME_MAX)),
+        )
     }
 
     /// A string holding a UUID (parsed after the text checks).

@@ -21,8 +21,10 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 5_000;
 const MAX_EVENTS: usize = 50;
 const MAX_HEADERS: usize = 20;
 const DESCRIPTION_MAX: usize = 500;
-/// How long a rotated-out secret keeps signing beside the new one.
+/// How long a rotated-out secret keeps signing, unless the rotation says otherwise.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
+/// The longest overlap a rotation may ask for.
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::days(7);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -427,25 +429,48 @@ impl Webhook {
         Ok(next)
     }
 
-    /// A new secret; the current one keeps signing beside it for `ROTATION_OVERLAP`.
-    pub fn rotated(&self, now: DateTime<Utc>) -> Webhook {
+    /// A new secret; the current one keeps signing for `overlap` (at most
+    /// `MAX_ROTATION_OVERLAP`). A rotation within an earlier one's overlap ends that overlap:
+    /// only the secret just replaced keeps signing.
+    pub fn rotated(&self, overlap: Duration, now: DateTime<Utc>) -> Webhook {
         let mut next = self.clone();
-        next.previous_secret = Some((self.secret.clone(), now + ROTATION_OVERLAP));
+        let overlap = overlap.clamp(Duration::zero(), MAX_ROTATION_OVERLAP);
+        next.previous_secret = Some((self.secret.clone(), now + overlap));
         next.secret = generate_secret();
         next.updated_at = now;
         next.version += 1;
         next
     }
 
-    /// The secrets that sign a delivery now: the current one first.
+    /// The rotated-out secret while it still signs.
+    fn overlapping_secret(&self, now: DateTime<Utc>) -> Option<&str> {
+        self.previous_secret
+            .as_ref()
+            .filter(|(_, until)| *until > now)
+            .map(|(previous, _)| previous.as_str())
+    }
+
+    /// Until when the rotated-out secret signs, while it does.
+    pub fn overlap_ends_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.previous_secret
+            .as_ref()
+            .map(|(_, until)| *until)
+            .filter(|until| *until > now)
+    }
+
+    /// The secrets of the Standard Webhooks signature now: the current one first, then the
+    /// rotated-out one during its overlap.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
         let mut secrets = vec![self.secret.as_str()];
-        if let Some((previous, until)) = &self.previous_secret {
-            if *until > now {
-                secrets.push(previous);
-            }
-        }
+        secrets.extend(self.overlapping_secret(now));
         secrets
+    }
+
+    /// The one secret of seed 000's `X-Webhook-Signature`: the rotated-out one during its
+    /// overlap, so that a receiver that knows only the old secret keeps verifying until it
+    /// has been given the new one; the current one after.
+    pub fn seed_signing_secret(&self, now: DateTime<Utc>) -> &str {
+        self.overlapping_secret(now).unwrap_or(&self.secret)
     }
 
     pub fn subscribes_to(&self, event: &str) -> bool {
@@ -559,18 +584,37 @@ mod tests {
     }
 
     #[test]
-    fn rotation_keeps_the_old_secret_for_a_day() {
+    fn rotation_keeps_the_old_secret_signing_for_the_overlap() {
         let now = Utc::now();
         let body = json!({"url": "https://example.com/h", "events": ["*"]});
         let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, now).unwrap();
-        let rotated = webhook.rotated(now);
+        let rotated = webhook.rotated(ROTATION_OVERLAP, now);
         assert_ne!(rotated.secret, webhook.secret);
         assert_eq!(
             rotated.signing_secrets(now),
             [rotated.secret.as_str(), webhook.secret.as_str()]
         );
+        assert_eq!(rotated.seed_signing_secret(now), webhook.secret);
+        assert_eq!(rotated.overlap_ends_at(now), Some(now + ROTATION_OVERLAP));
         let later = now + ROTATION_OVERLAP + Duration::seconds(1);
         assert_eq!(rotated.signing_secrets(later), [rotated.secret.as_str()]);
+        assert_eq!(rotated.seed_signing_secret(later), rotated.secret);
+        assert_eq!(rotated.overlap_ends_at(later), None);
+    }
+
+    #[test]
+    fn a_rotation_without_overlap_signs_with_the_new_secret_at_once() {
+        let now = Utc::now();
+        let body = json!({"url": "https://example.com/h", "events": ["*"]});
+        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, now).unwrap();
+        let rotated = webhook.rotated(Duration::zero(), now);
+        assert_eq!(rotated.signing_secrets(now), [rotated.secret.as_str()]);
+        assert_eq!(rotated.seed_signing_secret(now), rotated.secret);
+        let capped = webhook.rotated(Duration::days(30), now);
+        assert_eq!(
+            capped.overlap_ends_at(now),
+            Some(now + MAX_ROTATION_OVERLAP)
+        );
     }
 
     #[test]

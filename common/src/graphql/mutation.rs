@@ -1,19 +1,20 @@
 //! Mutations: the typed input becomes the REST body and goes through the same use case, so
 //! every rule and every validation message is the REST one.
 
-use async_graphql::{Context, MaybeUndefined, Object, Result, ID};
+use async_graphql::{Context, Json, MaybeUndefined, Object, Result, ID};
 use serde_json::{json, Map, Value};
 
 use super::error::OrFieldError;
 use super::parse_id;
 use super::scope;
 use super::types::{
-    CreateWebhookInput, CreateWebhookPayload, DeleteWebhookPayload, RetryWebhookDeliveriesPayload,
-    RotateWebhookSecretPayload, TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
-    WebhookHeaderInput,
+    CreateWebhookInput, CreateWebhookPayload, DateTime, DeleteWebhookPayload,
+    NotifyWebhooksPayload, RetryWebhookDeliveriesPayload, RotateWebhookSecretPayload,
+    TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload, WebhookHeaderInput,
 };
 use crate::error::{Error, Result as ServiceResult};
 use crate::service::{deliveries, webhooks, worker};
+use crate::time::rfc3339;
 
 pub struct Mutation;
 
@@ -163,25 +164,65 @@ impl Mutation {
         Ok(result.into())
     }
 
-    /// A new signing secret, shown this once; the old one keeps signing for 24 hours.
+    /// A new signing secret, shown this once. The old one keeps signing for `overlapSeconds`
+    /// (0 to 604800; default 86400, 24 hours): seed-era receivers keep verifying
+    /// `X-Webhook-Signature` with it until then.
     #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn rotate_webhook_secret(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        overlap_seconds: Option<i32>,
     ) -> Result<RotateWebhookSecretPayload> {
         let (deps, caller) = scope(ctx)?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
-        let rotated = webhooks::rotate_secret(deps, caller, id)
+        let body = match overlap_seconds {
+            Some(seconds) => json!({ "overlapSeconds": seconds })
+                .to_string()
+                .into_bytes(),
+            None => Vec::new(),
+        };
+        let rotated = webhooks::rotate_secret(deps, caller, id, &body)
             .await
             .or_field_error(ctx)?;
         Ok(RotateWebhookSecretPayload {
             secret: rotated.secret,
+            previous_secret_expires_at: DateTime(rotated.previous_secret_expires_at),
             webhook: rotated.webhook.into(),
         })
     }
 
-    /// Queues FAILED deliveries again: all of the tenant's, one webhook's, or the listed ones.
+    /// Seed 000's notify: sends `event` with `data` to every active webhook subscribed to it.
+    /// `timestamp` is when the event happened (the payload's `timestamp`); absent: now.
+    #[graphql(complexity = "OUTBOUND_COST + child_complexity")]
+    async fn notify_webhooks(
+        &self,
+        ctx: &Context<'_>,
+        event: String,
+        data: Json<Value>,
+        timestamp: Option<DateTime>,
+    ) -> Result<NotifyWebhooksPayload> {
+        let (deps, caller) = scope(ctx)?;
+        let mut body = json!({ "event": event, "data": data.0 });
+        if let Some(timestamp) = timestamp {
+            body["timestamp"] = json!(rfc3339(timestamp.0));
+        }
+        let result = deliveries::notify(deps, caller, body.to_string().as_bytes())
+            .await
+            .or_field_error(ctx)?;
+        Ok(NotifyWebhooksPayload {
+            success: result.success,
+            delivery_ids: result
+                .delivery_ids
+                .iter()
+                .map(|id| ID(id.to_string()))
+                .collect(),
+        })
+    }
+
+    /// Queues FAILED deliveries for one more attempt each: all of the tenant's, one webhook's,
+    /// or the listed ones, as REST's retry does. Each is sent again at once, as the attempt
+    /// after its earlier ones; if it fails, it is FAILED again without automatic retries.
     #[graphql(complexity = "OUTBOUND_COST + child_complexity")]
     async fn retry_webhook_deliveries(
         &self,

@@ -118,7 +118,10 @@ pub enum DeliveryStatusValue {
 pub struct AttemptNode {
     /// 1 for the first attempt; retry n is attempt n + 1.
     pub number: u32,
+    /// When the request was sent (REST's `at`).
+    pub at: DateTime,
     /// When the request was sent.
+    #[graphql(deprecation = "Use `at`, the name REST gives it.")]
     pub time: DateTime,
     /// The receiver's HTTP status; null when no answer came (timeout, refused connection).
     pub status_code: Option<u16>,
@@ -132,6 +135,7 @@ impl From<Attempt> for AttemptNode {
     fn from(attempt: Attempt) -> AttemptNode {
         AttemptNode {
             number: attempt.number,
+            at: DateTime(attempt.at),
             time: DateTime(attempt.at),
             status_code: attempt.status_code,
             duration_ms: attempt.duration_ms,
@@ -445,15 +449,25 @@ impl From<TestResult> for TestWebhookPayload {
 #[derive(Debug, Clone, SimpleObject)]
 pub struct RotateWebhookSecretPayload {
     pub webhook: WebhookNode,
-    /// The new secret, shown this once; the previous one keeps signing beside it for 24 hours.
+    /// The new secret, shown this once.
     pub secret: String,
+    /// Until then the previous secret signs `X-Webhook-Signature` and, beside the new one,
+    /// `webhook-signature`; from then on only the new one signs.
+    pub previous_secret_expires_at: DateTime,
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct NotifyWebhooksPayload {
+    pub success: bool,
+    /// One delivery per active webhook subscribed to the event.
+    pub delivery_ids: Vec<ID>,
 }
 
 #[derive(Debug, Clone, SimpleObject)]
 pub struct RetryWebhookDeliveriesPayload {
     pub success: bool,
-    /// FAILED deliveries queued again.
-    pub retried_count: usize,
+    /// FAILED deliveries accepted for one more attempt each (see `retryWebhookDeliveries`).
+    pub retried_count: u64,
 }
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ pub(super) async fn dispatch(
         ),
         Operation::RotateWebhookSecret => json_response(
             StatusCode::OK,
-            &webhooks::rotate_secret(deps, caller, path_id(params)?).await?,
+            &webhooks::rotate_secret(deps, caller, path_id(params)?, body).await?,
         ),
         Operation::ListWebhookDeliveries => {
             let page = page_request(request)?;

@@ -33,7 +33,7 @@ use crate::service::deliveries::{
 };
 use crate::service::keys::{CreateKeyRequest, CreatedKey, KeyList};
 use crate::service::sync::UpdateSyncStatusRequest;
-use crate::service::webhooks::{EventCatalogue, WithSecret};
+use crate::service::webhooks::{EventCatalogue, RotateSecretRequest, RotatedSecret, WithSecret};
 use crate::service::worker::TestResult;
 
 /// The document as served and as kept in `infra/openapi.json` (pretty JSON, trailing newline).
@@ -535,10 +535,14 @@ fn operation_of(
                 ),
                 s,
             ),
-        O::RotateWebhookSecret => spec("rotateWebhookSecret", "webhooks", "A new secret; the old one keeps signing for 24 hours.")
-            .path_id("webhook")
-            .errors(&[409])
-            .answers(200, json_response("The webhook and its new secret.", s.of::<WithSecret>(), None), s),
+        O::RotateWebhookSecret => {
+            let body = s.of::<RotateSecretRequest>();
+            spec("rotateWebhookSecret", "webhooks", "A new secret; the old one keeps signing for the overlap asked for (default 24 hours).")
+                .path_id("webhook")
+                .body(body, false)
+                .errors(&[409])
+                .answers(200, json_response("The webhook, its new secret, and until when the old one signs.", s.of::<RotatedSecret>(), None), s)
+        }
         O::ListWebhookDeliveries => {
             let status = s.of::<DeliveryStatus>();
             s.of::<Delivery>();

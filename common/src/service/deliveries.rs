@@ -1,12 +1,11 @@
 //! Fan-out, notify, manual retry and monitoring of deliveries.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::retry_on_conflict;
 use super::webhooks::{all_webhooks, load as load_webhook};
 use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
@@ -16,14 +15,14 @@ use crate::domain::delivery::{
 };
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
-use crate::domain::validation::{parse_json, schema, Fields};
+use crate::domain::validation::{parse_json, parse_optional_json, schema, Fields};
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryMessage};
+use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope};
 
 /// Creates a PENDING delivery for every active webhook of the tenant subscribed to the event,
 /// then enqueues them. Safe to run twice for one event: delivery ids are derived from it.
 pub async fn fan_out(deps: &Deps, event: &OutboxEvent) -> Result<Vec<Uuid>> {
-    let body = payload(event.id, &event.event, &event.data, event.created_at)?;
+    let body = payload(event.id, &event.event, &event.data, event.occurred_at)?;
     let deliveries: Vec<Delivery> = all_webhooks(deps, event.tenant_id)
         .await?
         .iter()
@@ -68,7 +67,7 @@ pub async fn dispatch_events(deps: &Deps, events: &[OutboxEvent]) {
 /// Enqueues deliveries for an immediate attempt. A failed send is logged, not returned: the
 /// deliveries are stored, and the sweeper enqueues what is still due after its grace period.
 pub(crate) async fn enqueue_now(deps: &Deps, deliveries: &[Delivery]) {
-    let messages: Vec<(DeliveryMessage, Duration)> = deliveries
+    let messages: Vec<(QueueMessage, Duration)> = deliveries
         .iter()
         .map(|d| (message_for(d), Duration::ZERO))
         .collect();
@@ -80,11 +79,12 @@ pub(crate) async fn enqueue_now(deps: &Deps, deliveries: &[Delivery]) {
     }
 }
 
-pub(crate) fn message_for(delivery: &Delivery) -> DeliveryMessage {
-    DeliveryMessage {
+pub(crate) fn message_for(delivery: &Delivery) -> QueueMessage {
+    QueueMessage::Delivery(DeliveryMessage {
         tenant_id: delivery.tenant_id,
         delivery_id: delivery.id,
-    }
+        retry: false,
+    })
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -94,14 +94,19 @@ pub struct NotifyResult {
     pub delivery_ids: Vec<Uuid>,
 }
 
-/// Seed 000's notify body as the OpenAPI document shows it: what `notify` accepts.
+/// Seed 000's notify body (`WebhookPayload`) as the OpenAPI document shows it: what `notify`
+/// accepts.
 #[derive(utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"event": "sync.status.changed", "data": {"clientId": "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "oldStatus": "PENDING", "newStatus": "SYNCED", "timestamp": "2026-11-24T12:00:00.000Z"}}))]
+#[schema(example = json!({"event": "sync.status.changed", "timestamp": "2026-11-24T12:00:00.000Z", "data": {"clientId": "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "oldStatus": "PENDING", "newStatus": "SYNCED", "timestamp": "2026-11-24T12:00:00.000Z"}}))]
 #[allow(dead_code)] // a description of the body, never built
 pub struct NotifyRequest {
     #[schema(schema_with = notify_event_schema)]
     event: String,
+    /// When the event happened (RFC 3339 with a time zone), sent as the payload's `timestamp`
+    /// in UTC to the millisecond; absent or null: now.
+    #[schema(schema_with = schema::time)]
+    timestamp: Option<String>,
     /// Any JSON value (seed 000's `data: unknown`), sent as the payload's `data`.
     data: Value,
 }
@@ -118,7 +123,7 @@ fn notify_event_schema() -> utoipa::openapi::Object {
     .build()
 }
 
-/// Seed 000's `POST /api/webhooks/notify` `{event, data}`.
+/// Seed 000's `POST /api/webhooks/notify` `{event, timestamp?, data}`.
 pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyResult> {
     caller.require(Permission::WebhookNotify)?;
     let body = parse_json(body)?;
@@ -130,6 +135,7 @@ pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyR
     {
         fields.fail("event", "must be an event of GET /api/webhooks/events");
     }
+    let occurred_at = fields.optional_time("timestamp");
     let data = fields.any("data").cloned();
     if data.is_none() {
         fields.fail("data", "is required");
@@ -138,7 +144,9 @@ pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyR
     let (Some(event), Some(data)) = (event, data) else {
         return Err(Error::invalid("Validation failed."));
     };
-    let event = OutboxEvent::new(caller.tenant_id, &event, data, deps.clock.now());
+    let now = deps.clock.now();
+    let event =
+        OutboxEvent::new(caller.tenant_id, &event, data, now).occurred(occurred_at.unwrap_or(now));
     let delivery_ids = fan_out(deps, &event).await?;
     Ok(NotifyResult {
         success: true,
@@ -150,7 +158,8 @@ pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyR
 #[serde(rename_all = "camelCase")]
 pub struct RetryResult {
     pub success: bool,
-    pub retried_count: usize,
+    /// FAILED deliveries accepted for one more attempt each.
+    pub retried_count: u64,
 }
 
 /// The optional body of `POST /api/webhooks/retry`, for the OpenAPI document.
@@ -166,6 +175,10 @@ pub struct RetryRequest {
 }
 
 const RETRY_MAX_IDS: usize = 100;
+/// FAILED references read from the store at a time, and queued before the next read.
+const RETRY_PAGE: usize = 1_000;
+/// How long one worker message pages through FAILED deliveries before it hands the rest on.
+const RETRY_JOB_BUDGET: Duration = Duration::from_secs(20);
 
 fn retry_webhook_id_schema() -> utoipa::openapi::Object {
     schema::nullable(schema::uuid())
@@ -175,15 +188,19 @@ fn retry_delivery_ids_schema() -> utoipa::openapi::schema::Schema {
     schema::nullable_list(schema::list(schema::uuid().build(), 0, RETRY_MAX_IDS))
 }
 
-/// Seed 000's `POST /api/webhooks/retry`: re-queues the tenant's FAILED deliveries, optionally
-/// only one webhook's or only the listed ones.
+/// Seed 000's `POST /api/webhooks/retry`: queues the tenant's FAILED deliveries for one more
+/// attempt each, optionally only one webhook's or only the listed ones.
+///
+/// The listed ones are queued at once. A retry of all (or of a webhook's) answers at once
+/// too, whatever their number: it counts them (one read of the counters) and hands the
+/// paging to the worker (`run_retry_job`).
+///
+/// The worker reopens each delivery that is still FAILED when its message arrives and sends it
+/// at once: one more attempt, numbered after the earlier ones and carrying `X-Webhook-Retry`.
+/// If it fails, the delivery is FAILED again, without further automatic retries.
 pub async fn retry_failed(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<RetryResult> {
     caller.require(Permission::WebhookRetry)?;
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        parse_json(body)?
-    };
+    let body = parse_optional_json(body)?;
     let mut fields = Fields::of(&body)?;
     let webhook_id = fields.optional_string("webhookId", 64).and_then(|text| {
         let id = Uuid::parse_str(&text).ok();
@@ -205,55 +222,131 @@ pub async fn retry_failed(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<R
     if let Some(webhook_id) = webhook_id {
         load_webhook(deps, caller.tenant_id, webhook_id).await?;
     }
-    let candidates = match &delivery_ids {
-        Some(ids) => {
-            let mut found = Vec::new();
-            for id in ids {
-                if let Some(delivery) = deps.store.get_delivery(caller.tenant_id, *id).await? {
-                    found.push(delivery);
-                }
-            }
-            found
-        }
-        None => {
-            deps.store
-                .failed_deliveries(caller.tenant_id, 1_000)
-                .await?
-        }
+    let retried_count = match delivery_ids {
+        Some(ids) => retry_listed(deps, caller, webhook_id, &ids).await?,
+        None => retry_all(deps, caller, webhook_id).await?,
     };
-    let mut retried = Vec::new();
-    for candidate in candidates {
-        if webhook_id.is_some_and(|w| w != candidate.webhook_id) {
-            continue;
-        }
-        let requeued = retry_on_conflict(|| async {
-            let Some(current) = deps
-                .store
-                .get_delivery(caller.tenant_id, candidate.id)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let Some(next) = current.retried(deps.clock.now()) else {
-                return Ok(None);
-            };
-            deps.store
-                .write_delivery(&DeliveryChange {
-                    before: current,
-                    after: next.clone(),
-                    attempt: None,
-                })
-                .await?;
-            Ok(Some(next))
-        })
-        .await?;
-        retried.extend(requeued);
-    }
-    enqueue_now(deps, &retried).await;
     Ok(RetryResult {
         success: true,
-        retried_count: retried.len(),
+        retried_count,
     })
+}
+
+/// The listed deliveries that are FAILED (and of `webhook_id`, when given).
+async fn retry_listed(
+    deps: &Deps,
+    caller: &Caller,
+    webhook_id: Option<Uuid>,
+    ids: &[Uuid],
+) -> Result<u64> {
+    let reads = ids
+        .iter()
+        .map(|id| deps.store.get_delivery(caller.tenant_id, *id));
+    let mut failed = Vec::new();
+    for delivery in futures_util::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        if delivery.status == DeliveryStatus::Failed
+            && webhook_id.is_none_or(|w| w == delivery.webhook_id)
+            && !failed.contains(&delivery.id)
+        {
+            failed.push(delivery.id);
+        }
+    }
+    enqueue_retries(deps, caller.tenant_id, &failed).await?;
+    Ok(failed.len() as u64)
+}
+
+/// Counts the FAILED deliveries of the tenant (or of one webhook) and queues the job that
+/// retries them.
+async fn retry_all(deps: &Deps, caller: &Caller, webhook_id: Option<Uuid>) -> Result<u64> {
+    let counts = deps.store.delivery_counts(caller.tenant_id).await?;
+    let failed = match webhook_id {
+        None => counts.overall.get(DeliveryStatus::Failed),
+        Some(webhook_id) => counts
+            .per_webhook
+            .iter()
+            .find(|(id, _)| *id == webhook_id)
+            .map_or(0, |(_, counts)| counts.get(DeliveryStatus::Failed)),
+    };
+    if failed > 0 {
+        let job = RetryFailedMessage {
+            tenant_id: caller.tenant_id,
+            retry_failed: RetryScope {
+                webhook_id,
+                after: None,
+            },
+        };
+        deps.queue
+            .send(&[(QueueMessage::RetryFailed(job), Duration::ZERO)])
+            .await?;
+    }
+    Ok(u64::try_from(failed).unwrap_or(0))
+}
+
+/// The worker's half of a retry of all: queues a retry of each FAILED delivery in the job's
+/// scope, a page at a time, until none is left; past its time budget (or close to the end of
+/// the invocation) it queues the job again from where it stopped.
+pub(crate) async fn run_retry_job(
+    deps: &Deps,
+    job: &RetryFailedMessage,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    let mut stop_at = Instant::now() + RETRY_JOB_BUDGET;
+    if let Some(deadline) = deadline {
+        stop_at = stop_at.min(
+            deadline
+                .checked_sub(Duration::from_secs(5))
+                .unwrap_or(deadline),
+        );
+    }
+    let scope = &job.retry_failed;
+    let mut after = scope.after;
+    loop {
+        let page = deps
+            .store
+            .failed_deliveries(job.tenant_id, scope.webhook_id, after, RETRY_PAGE)
+            .await?;
+        let ids: Vec<Uuid> = page.iter().map(|r| r.delivery_id).collect();
+        enqueue_retries(deps, job.tenant_id, &ids).await?;
+        if page.len() < RETRY_PAGE {
+            return Ok(());
+        }
+        after = page.last().copied();
+        if Instant::now() >= stop_at {
+            let rest = RetryFailedMessage {
+                tenant_id: job.tenant_id,
+                retry_failed: RetryScope {
+                    webhook_id: scope.webhook_id,
+                    after,
+                },
+            };
+            return deps
+                .queue
+                .send(&[(QueueMessage::RetryFailed(rest), Duration::ZERO)])
+                .await;
+        }
+    }
+}
+
+async fn enqueue_retries(deps: &Deps, tenant_id: Uuid, delivery_ids: &[Uuid]) -> Result<()> {
+    let messages: Vec<(QueueMessage, Duration)> = delivery_ids
+        .iter()
+        .map(|delivery_id| {
+            let message = DeliveryMessage {
+                tenant_id,
+                delivery_id: *delivery_id,
+                retry: true,
+            };
+            (message.into(), Duration::ZERO)
+        })
+        .collect();
+    if messages.is_empty() {
+        return Ok(());
+    }
+    deps.queue.send(&messages).await
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

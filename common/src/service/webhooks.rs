@@ -1,5 +1,6 @@
 //! Webhook registry: CRUD, secret rotation, the event catalogue.
 
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -8,8 +9,8 @@ use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::{is_valid_pattern, pattern_matches, EventType, CATALOGUE};
 use crate::domain::page::{Page, PageRequest, MAX_LIMIT};
-use crate::domain::validation::parse_json;
-use crate::domain::webhook::Webhook;
+use crate::domain::validation::{parse_json, parse_optional_json, schema, Fields};
+use crate::domain::webhook::{Webhook, MAX_ROTATION_OVERLAP, ROTATION_OVERLAP};
 use crate::error::{Error, Result};
 
 /// A webhook with its secret: the answer to creation and rotation only.
@@ -135,15 +136,60 @@ pub async fn delete_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<()
     }
 }
 
-/// A new secret, shown once; the old one keeps signing for 24 hours.
-pub async fn rotate_secret(deps: &Deps, caller: &Caller, id: Uuid) -> Result<WithSecret> {
+/// The answer to a rotation: the webhook, its new secret (shown this once), and until when
+/// the old secret still signs.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    pub secret: String,
+    /// Until then the old secret signs `X-Webhook-Signature` and, beside the new one,
+    /// `webhook-signature`; from then on only the new one signs. Equal to the time of the
+    /// rotation when it asked for no overlap.
+    #[serde(serialize_with = "crate::time::serde_millis::serialize")]
+    pub previous_secret_expires_at: DateTime<Utc>,
+}
+
+/// The optional body of `POST /api/webhooks/{id}/rotate-secret`, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"overlapSeconds": 86400}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct RotateSecretRequest {
+    /// How long the old secret keeps signing: 0 (stop at once) to 604800 (7 days); absent or
+    /// null: 86400 (24 hours).
+    #[schema(schema_with = overlap_schema)]
+    overlap_seconds: Option<i64>,
+}
+
+fn overlap_schema() -> utoipa::openapi::Object {
+    schema::nullable(schema::int_range(0, MAX_ROTATION_OVERLAP.num_seconds()))
+}
+
+/// A new secret, shown once; the old one keeps signing for the overlap the body asks for
+/// (default 24 hours).
+pub async fn rotate_secret(
+    deps: &Deps,
+    caller: &Caller,
+    id: Uuid,
+    body: &[u8],
+) -> Result<RotatedSecret> {
     caller.require(Permission::WebhookUpdate)?;
+    let body = parse_optional_json(body)?;
+    let mut fields = Fields::of(&body)?;
+    let overlap = fields
+        .optional_int("overlapSeconds", 0..=MAX_ROTATION_OVERLAP.num_seconds())
+        .map_or(ROTATION_OVERLAP, Duration::seconds);
+    fields.finish()?;
     retry_on_conflict(|| async {
         let before = load(deps, caller.tenant_id, id).await?;
-        let after = before.rotated(deps.clock.now());
+        let now = deps.clock.now();
+        let after = before.rotated(overlap, now);
         deps.store.update_webhook(before.version, &after).await?;
-        Ok(WithSecret {
+        Ok(RotatedSecret {
             secret: after.secret.clone(),
+            previous_secret_expires_at: after.overlap_ends_at(now).unwrap_or(now),
             webhook: after,
         })
     })

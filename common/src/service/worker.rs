@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::deliveries::message_for;
+use super::deliveries::{message_for, run_retry_job};
 use super::retry_on_conflict;
 use super::webhooks::load as load_webhook;
 use crate::deps::Deps;
@@ -17,7 +17,7 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::outbound::signed_request;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryMessage};
+use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage};
 
 /// Time kept in hand after an attempt's timeout, for recording its result.
 const LEASE_MARGIN: Duration = Duration::from_secs(15);
@@ -36,19 +36,28 @@ pub enum MessageOutcome {
 /// Handles one queue message. `deadline`: when the Lambda invocation ends; an attempt that
 /// could not finish before it is not started.
 pub async fn process_message(deps: &Deps, body: &str, deadline: Option<Instant>) -> MessageOutcome {
-    let message: DeliveryMessage = match serde_json::from_str(body) {
+    let message: QueueMessage = match serde_json::from_str(body) {
         Ok(message) => message,
         Err(error) => {
             tracing::error!(%error, "poison message acknowledged and dropped");
             return MessageOutcome::Done;
         }
     };
-    match deliver(deps, &message, deadline).await {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            tracing::warn!(delivery_id = %message.delivery_id, %error, "delivery not processed; will be redelivered");
-            MessageOutcome::RetryLater
-        }
+    match message {
+        QueueMessage::Delivery(message) => match deliver(deps, &message, deadline).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(delivery_id = %message.delivery_id, %error, "delivery not processed; will be redelivered");
+                MessageOutcome::RetryLater
+            }
+        },
+        QueueMessage::RetryFailed(job) => match run_retry_job(deps, &job, deadline).await {
+            Ok(()) => MessageOutcome::Done,
+            Err(error) => {
+                tracing::warn!(tenant_id = %job.tenant_id, %error, "retry of FAILED deliveries interrupted; will be redelivered");
+                MessageOutcome::RetryLater
+            }
+        },
     }
 }
 
@@ -57,7 +66,7 @@ async fn deliver(
     message: &DeliveryMessage,
     deadline: Option<Instant>,
 ) -> Result<MessageOutcome> {
-    let Some(delivery) = deps
+    let Some(stored) = deps
         .store
         .get_delivery(message.tenant_id, message.delivery_id)
         .await?
@@ -65,6 +74,16 @@ async fn deliver(
         return Ok(MessageOutcome::Done);
     };
     let now = deps.clock.now();
+    // A user's retry reopens a delivery that is still FAILED (in the same write as the claim
+    // below); one that is not was retried already, or never failed.
+    let delivery = if message.retry {
+        match stored.retried(now) {
+            Some(reopened) => reopened,
+            None => return Ok(MessageOutcome::Done),
+        }
+    } else {
+        stored.clone()
+    };
     if !delivery.status.is_open() {
         return Ok(MessageOutcome::Done);
     }
@@ -95,7 +114,7 @@ async fn deliver(
             };
             let change = DeliveryChange {
                 after: delivery.cancelled(reason, now),
-                before: delivery,
+                before: stored,
                 attempt: None,
             };
             return match deps.store.write_delivery(&change).await {
@@ -115,7 +134,7 @@ async fn deliver(
     match deps
         .store
         .write_delivery(&DeliveryChange {
-            before: delivery,
+            before: stored,
             after: claimed.clone(),
             attempt: None,
         })

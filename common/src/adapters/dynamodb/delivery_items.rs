@@ -29,6 +29,7 @@ use super::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL};
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
+use crate::ports::DeliveryRef;
 use crate::time::{parse_rfc3339, rfc3339};
 
 pub(super) const WEBHOOK_SK_PREFIX: &str = "WEBHOOK#";
@@ -70,6 +71,25 @@ pub(super) fn due_index_pk(shard: u8) -> String {
 
 pub(super) fn failed_index_pk(tenant_id: Uuid) -> String {
     format!("TENANT#{tenant_id}#FAILED")
+}
+
+/// Sorted by webhook, so that one webhook's FAILED deliveries are one key range.
+pub(super) fn failed_index_sk(webhook_id: Uuid, delivery_id: Uuid) -> String {
+    format!("{webhook_id}#{delivery_id}")
+}
+
+/// A FAILED delivery's reference, from its sort key in the FAILED index.
+pub(super) fn failed_ref_from_item(item: &Item) -> Result<DeliveryRef> {
+    let sort = s(item, GSI1_SK)?;
+    let parse = |text: Option<&str>| text.and_then(|t| Uuid::parse_str(t).ok());
+    let mut parts = sort.split('#');
+    match (parse(parts.next()), parse(parts.next())) {
+        (Some(webhook_id), Some(delivery_id)) => Ok(DeliveryRef {
+            webhook_id,
+            delivery_id,
+        }),
+        _ => Err(corrupt(GSI1_SK)),
+    }
 }
 
 pub(super) fn webhook_index_pk(tenant_id: Uuid, webhook_id: Uuid) -> String {
@@ -203,7 +223,7 @@ pub(super) fn delivery_item(d: &Delivery) -> Item {
         }
         DeliveryStatus::Failed => {
             item.insert(GSI1_PK.into(), text(failed_index_pk(d.tenant_id)));
-            item.insert(GSI1_SK.into(), text(d.id.to_string()));
+            item.insert(GSI1_SK.into(), text(failed_index_sk(d.webhook_id, d.id)));
         }
         _ => {}
     }

@@ -20,7 +20,7 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
 use crate::time::rfc3339;
 
 /// The key (partition, sort) of the payload item that belongs to a delivery item.
@@ -521,17 +521,48 @@ impl DynamoStore {
     pub(super) async fn failed_deliveries_impl(
         &self,
         tenant_id: Uuid,
+        webhook_id: Option<Uuid>,
+        after: Option<DeliveryRef>,
         limit: usize,
-    ) -> Result<Vec<Delivery>> {
-        let items = self
-            .query_index(
-                GSI1,
-                "#ipk = :pk",
-                vec![(":pk", text(failed_index_pk(tenant_id)))],
-                limit,
-            )
-            .await?;
-        self.with_payloads(items).await
+    ) -> Result<Vec<DeliveryRef>> {
+        let index_pk = failed_index_pk(tenant_id);
+        let mut start = after.map(|after| {
+            let mut start = key(tenant_pk(tenant_id), delivery_sk(after.delivery_id));
+            start.insert(GSI1_PK.to_owned(), text(index_pk.clone()));
+            let sort = failed_index_sk(after.webhook_id, after.delivery_id);
+            start.insert(GSI1_SK.to_owned(), text(sort));
+            start
+        });
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#ipk = :ipk")
+                .expression_attribute_names("#ipk", GSI1_PK)
+                .expression_attribute_values(":ipk", text(index_pk.clone()))
+                // The references only: the rest of the item is not needed.
+                .projection_expression("#isk")
+                .expression_attribute_names("#isk", GSI1_SK)
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
+            if let Some(webhook_id) = webhook_id {
+                query = query
+                    .key_condition_expression("#ipk = :ipk AND begins_with(#isk, :webhook)")
+                    .expression_attribute_values(":webhook", text(format!("{webhook_id}#")));
+            }
+            let output = query.send().await.map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                found.push(failed_ref_from_item(&item)?);
+            }
+            match output.last_evaluated_key {
+                Some(next) => start = Some(next),
+                None => break,
+            }
+        }
+        Ok(found)
     }
 
     pub(super) async fn delivery_counts_impl(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {

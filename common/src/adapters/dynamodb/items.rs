@@ -247,11 +247,14 @@ pub(super) fn event_item(event: &OutboxEvent) -> Item {
 }
 
 pub(super) fn event_from_item(item: &Item) -> Result<OutboxEvent> {
+    let created_at = get_time(item, "created_at")?;
     Ok(OutboxEvent {
         id: get_uuid(item, "id")?,
         tenant_id: get_uuid(item, "tenant_id")?,
         event: get_text(item, "event")?.to_owned(),
         data: serde_json::from_str(get_text(item, "data")?).map_err(|_| corrupt("data"))?,
-        created_at: get_time(item, "created_at")?,
+        created_at,
+        // Outbox events are the store's own (client writes): they happen when written.
+        occurred_at: created_at,
     })
 }

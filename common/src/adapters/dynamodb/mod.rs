@@ -36,7 +36,7 @@ use crate::domain::sync_status::{CounterDelta, SyncCounts};
 use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, Store};
+use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store};
 use crate::time::rfc3339;
 use chrono::{DateTime, Utc};
 
@@ -446,8 +446,15 @@ impl Store for DynamoStore {
         self.due_deliveries_impl(before, limit).await
     }
 
-    async fn failed_deliveries(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<Delivery>> {
-        self.failed_deliveries_impl(tenant_id, limit).await
+    async fn failed_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Option<Uuid>,
+        after: Option<DeliveryRef>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRef>> {
+        self.failed_deliveries_impl(tenant_id, webhook_id, after, limit)
+            .await
     }
 
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
