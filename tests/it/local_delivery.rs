@@ -20,6 +20,14 @@ crate::on_both_stores!(
     deliveries_accepted_before_a_kill_9_all_arrive_after_the_restart,
 );
 
+/// Bounds, not expectations (a delivery takes about a second): moto serves every test's
+/// DynamoDB requests one at a time, and under the whole suite's load a first attempt has been
+/// seen to start 8 s after its notify.
+const WAIT: Duration = Duration::from_secs(30);
+/// After a kill -9, an attempt the crash interrupted waits for its lease (the webhook's timeout
+/// plus 15 s) before the sweeper takes it again.
+const RECOVERY: Duration = Duration::from_secs(60);
+
 /// How long the idle consumer waits before work comes.
 const IDLE: Duration = Duration::from_secs(14);
 
@@ -146,7 +154,7 @@ async fn a_notify_is_delivered_signed_to_the_receiver(backend: Backend) {
     let data = json!({"leadId": "L-1", "name": "Ada"});
     let ids = notify(&running, key, "lead.created", data.clone()).await;
     assert_eq!(ids.len(), 1, "one subscribed webhook, one delivery");
-    let delivery = delivery_in(&running, key, &ids[0], "SUCCESS", Duration::from_secs(10)).await;
+    let delivery = delivery_in(&running, key, &ids[0], "SUCCESS", WAIT).await;
 
     let seen = receiver.seen();
     assert_eq!(seen.len(), 1, "delivered once");
@@ -189,7 +197,7 @@ async fn notifies_after_a_long_idle_wait_are_delivered(backend: Backend) {
         ids.extend(notify(&running, key, "lead.created", json!({"n": n})).await);
     }
     for id in &ids {
-        delivery_in(&running, key, id, "SUCCESS", Duration::from_secs(10)).await;
+        delivery_in(&running, key, id, "SUCCESS", WAIT).await;
     }
     for id in &ids {
         assert!(receiver.seen().iter().any(|r| delivered(r, id)));
@@ -204,7 +212,7 @@ async fn a_failing_receiver_is_retried_on_schedule_until_the_delivery_fails(back
     webhook(&running, key, &receiver, json!({"maxRetries": 2})).await;
 
     let ids = notify(&running, key, "account.updated", json!({"accountId": 7})).await;
-    let failed = delivery_in(&running, key, &ids[0], "FAILED", Duration::from_secs(15)).await;
+    let failed = delivery_in(&running, key, &ids[0], "FAILED", WAIT).await;
 
     let seen = receiver.seen();
     assert_eq!(seen.len(), 3, "the first attempt and 2 retries");
@@ -238,7 +246,7 @@ async fn the_retry_endpoint_brings_a_failed_delivery_to_success(backend: Backend
     let receiver = Receiver::start(Reply::Status(500)).await;
     let webhook_id = webhook(&running, key, &receiver, json!({"maxRetries": 0})).await;
     let ids = notify(&running, key, "contact.created", json!({"contactId": 1})).await;
-    delivery_in(&running, key, &ids[0], "FAILED", Duration::from_secs(10)).await;
+    delivery_in(&running, key, &ids[0], "FAILED", WAIT).await;
 
     receiver.answer_from_now(Reply::Status(200));
     let (status, reply) = running
@@ -249,7 +257,7 @@ async fn the_retry_endpoint_brings_a_failed_delivery_to_success(backend: Backend
         )
         .await;
     assert!((200..300).contains(&status), "{status}: {reply}");
-    let done = delivery_in(&running, key, &ids[0], "SUCCESS", Duration::from_secs(10)).await;
+    let done = delivery_in(&running, key, &ids[0], "SUCCESS", WAIT).await;
 
     assert_eq!(done["attemptCount"], 2);
     let seen = receiver.seen();
@@ -282,7 +290,7 @@ async fn deliveries_accepted_before_a_kill_9_all_arrive_after_the_restart(backen
     }
     // Each has been tried once, has failed, and waits for its retry.
     for id in &ids {
-        delivery_in(&first, key, id, "RETRYING", Duration::from_secs(10)).await;
+        delivery_in(&first, key, id, "RETRYING", WAIT).await;
     }
     first.kill_9();
 
@@ -290,7 +298,7 @@ async fn deliveries_accepted_before_a_kill_9_all_arrive_after_the_restart(backen
     let restarted_at = Instant::now();
     let second = local.start().await;
     for id in &ids {
-        delivery_in(&second, key, id, "SUCCESS", Duration::from_secs(30)).await;
+        delivery_in(&second, key, id, "SUCCESS", RECOVERY).await;
     }
     let seen = receiver.seen();
     for id in &ids {
