@@ -96,8 +96,8 @@ impl HttpConnector for Connector {
 /// The request with the SDK's own body, polled as it is sent. Not its bytes, although DynamoDB
 /// and SQS bodies are in memory: the SDK wraps the body to watch the upload, and a body never
 /// polled reads as an upload that stalled from the first byte, so any call answered later than
-/// the stalled-stream grace period (20 s; an SQS long poll waits up to 20 s) failed with
-/// "minimum throughput was specified at 1 B/s, but throughput of 0 B/s was observed".
+/// the stalled-stream grace period (5 s by default; an SQS long poll waits up to 20 s) failed
+/// with "minimum throughput was specified at 1 B/s, but throughput of 0 B/s was observed".
 fn into_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError> {
     let request = request
         .try_into_http1x()
@@ -206,7 +206,7 @@ mod tests {
     }
 
     /// A long poll: the request is sent at once, the answer comes when the wait is over. The
-    /// SDK's stalled-stream guard (here with a 0.5 s grace period instead of 20 s) must see the
+    /// SDK's stalled-stream guard (here with a 0.5 s grace period instead of 5 s) must see the
     /// request body sent and so not take the wait for a stalled upload.
     #[tokio::test]
     async fn an_answer_later_than_the_stalled_stream_grace_period_is_not_a_stall() {
