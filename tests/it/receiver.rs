@@ -36,6 +36,8 @@ pub struct Seen {
     pub seed_signature_ok: bool,
     /// `webhook-signature` had a valid `v1,` entry for every known secret.
     pub standard_signature_ok: bool,
+    /// What the receiver answered.
+    pub answered: Reply,
 }
 
 impl Seen {
@@ -130,6 +132,11 @@ impl Receiver {
         self.state.lock().unwrap().script.extend(replies);
     }
 
+    /// From now on answers `reply` once the scripted replies are used up.
+    pub fn answer_from_now(&self, reply: Reply) {
+        self.state.lock().unwrap().otherwise = reply;
+    }
+
     /// The secrets a delivery must be signed with (all of them, during a rotation).
     pub fn expect_secrets(&self, secrets: &[&str]) {
         self.state.lock().unwrap().secrets = secrets.iter().map(|s| (*s).to_owned()).collect();
@@ -157,6 +164,8 @@ async fn answer(state: &Mutex<State>, request: hyper::Request<Incoming>) -> Repl
     let reply = {
         let mut state = state.lock().unwrap();
         let secrets = state.secrets.clone();
+        let otherwise = state.otherwise.clone();
+        let reply = state.script.pop_front().unwrap_or(otherwise);
         let seen = Seen {
             seed_signature_ok: secrets
                 .iter()
@@ -166,10 +175,10 @@ async fn answer(state: &Mutex<State>, request: hyper::Request<Incoming>) -> Repl
             headers,
             body,
             at: Instant::now(),
+            answered: reply.clone(),
         };
         state.seen.push(seen);
-        let otherwise = state.otherwise.clone();
-        state.script.pop_front().unwrap_or(otherwise)
+        reply
     };
     let full = |status: u16, text: &'static str| {
         hyper::Response::builder()

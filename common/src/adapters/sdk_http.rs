@@ -4,10 +4,11 @@
 //! build per target, for no feature DynamoDB or SQS needs (both speak HTTP/1.1).
 //!
 //! The SDK keeps what it owns: signing, retries, operation and attempt timeouts, and its guard
-//! against stalled response bodies (the body is handed over as a stream, not read here, so a
-//! failure reading it is a response error the SDK retries, as with its own client). This
-//! adapter moves the request and classifies failures to connect or to get a response: a timeout
-//! as a timeout and a broken connection as I/O, both retried.
+//! against stalled streams. Both bodies pass through as the SDK's streams, never copied out
+//! here: the request body so the guard sees it sent, the response body so a failure reading it
+//! is a response error the SDK retries, as with its own client. This adapter moves the request
+//! and classifies failures to connect or to get a response: a timeout as a timeout and a broken
+//! connection as I/O, both retried.
 //!
 //! One difference: the SDK's own client drops a connection after a transient failure on it
 //! (a 5xx, say), so that the retry opens a fresh one; reqwest exposes no connection to drop, so a
@@ -92,17 +93,16 @@ impl HttpConnector for Connector {
     }
 }
 
+/// The request with the SDK's own body, polled as it is sent. Not its bytes, although DynamoDB
+/// and SQS bodies are in memory: the SDK wraps the body to watch the upload, and a body never
+/// polled reads as an upload that stalled from the first byte, so any call answered later than
+/// the stalled-stream grace period (5 s by default; an SQS long poll waits up to 20 s) failed
+/// with "minimum throughput was specified at 1 B/s, but throughput of 0 B/s was observed".
 fn into_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError> {
-    let (parts, body) = request
+    let request = request
         .try_into_http1x()
-        .map_err(|error| ConnectorError::user(error.into()))?
-        .into_parts();
-    // DynamoDB and SQS requests are JSON documents built in memory; nothing here streams.
-    let body = body
-        .bytes()
-        .ok_or_else(|| ConnectorError::user("a streaming request body is not supported".into()))?
-        .to_vec();
-    reqwest::Request::try_from(http::Request::from_parts(parts, body))
+        .map_err(|error| ConnectorError::user(error.into()))?;
+    reqwest::Request::try_from(request.map(reqwest::Body::wrap))
         .map_err(|error| ConnectorError::user(error.into()))
 }
 
@@ -149,12 +149,18 @@ mod tests {
 
     /// A server that reads one request, writes `reply`, then holds or drops the connection.
     async fn server(reply: &'static [u8], hold: bool) -> String {
+        server_answering_after(Duration::ZERO, reply, hold).await
+    }
+
+    /// `server`, which takes `delay` to answer (as SQS does a long poll on an empty queue).
+    async fn server_answering_after(delay: Duration, reply: &'static [u8], hold: bool) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut buffer = [0u8; 4096];
             let _ = socket.read(&mut buffer).await;
+            tokio::time::sleep(delay).await;
             socket.write_all(reply).await.unwrap();
             if hold {
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -197,6 +203,43 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.is_timeout(), "{error:?}");
+    }
+
+    /// A long poll: the request is sent at once, the answer comes when the wait is over. The
+    /// SDK's stalled-stream guard (here with a 0.5 s grace period instead of 5 s) must see the
+    /// request body sent and so not take the wait for a stalled upload.
+    #[tokio::test]
+    async fn an_answer_later_than_the_stalled_stream_grace_period_is_not_a_stall() {
+        use aws_sdk_sqs::config::{
+            BehaviorVersion, Credentials, Region, StalledStreamProtectionConfig,
+        };
+
+        let url = server_answering_after(
+            Duration::from_secs(2),
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 2\r\n\r\n{}",
+            false,
+        )
+        .await;
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("id", "secret", None, None, "test"))
+            .endpoint_url(url)
+            .http_client(SdkHttpClient::default())
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled()
+                    .grace_period(Duration::from_millis(500))
+                    .build(),
+            )
+            .build();
+        let received = aws_sdk_sqs::Client::from_conf(config)
+            .receive_message()
+            .queue_url("http://127.0.0.1/123456789012/q")
+            .wait_time_seconds(2)
+            .send()
+            .await;
+        let received = received.map_err(aws_sdk_sqs::error::DisplayErrorContext);
+        assert!(received.unwrap().messages.is_none());
     }
 
     #[tokio::test]

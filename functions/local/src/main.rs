@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use common::config::{Config, Mode};
 use common::http::{local_server, routes::ROUTES};
-use common::local::{run_sweeper, run_worker};
-use common::service::tenants::{ensure_dev_tenant, DevTenant};
+use common::local::{dev_key_line, run_sweeper, run_worker, store_line};
+use common::service::tenants::ensure_dev_tenant;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -24,13 +24,8 @@ async fn main() -> anyhow::Result<()> {
     let dev_key = std::env::var("CRM_DEV_API_KEY")
         .ok()
         .filter(|key| !key.is_empty());
-    match ensure_dev_tenant(deps.store.as_ref(), deps.clock.as_ref(), dev_key.as_deref()).await? {
-        DevTenant::Created { key } => println!("Created the dev tenant. Its ADMIN API key: {key}"),
-        DevTenant::Existing => println!(
-            "Using the existing dev tenant (its key was printed at first start; \
-             set CRM_DEV_API_KEY to choose one)."
-        ),
-    }
+    let dev =
+        ensure_dev_tenant(deps.store.as_ref(), deps.clock.as_ref(), dev_key.as_deref()).await?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port.parse().context("PORT must be a port number")?,
         Err(_) => 3000,
@@ -45,11 +40,11 @@ async fn main() -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let worker = tokio::spawn(run_worker(deps.clone(), stopped.clone()));
     let sweeper = tokio::spawn(run_sweeper(deps.clone(), sweep_every, stopped));
-    let address = listener.local_addr()?;
-    println!(
-        "crm-local listening on http://{address} ({:?})",
-        config.store
-    );
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    println!("{}", store_line(&config.store, endpoint.as_deref()));
+    println!("{}", dev_key_line(&dev, dev_key.is_some()));
+    // Last: scripts and tests wait for this line.
+    println!("crm-local listening on http://{}", listener.local_addr()?);
     local_server::serve(listener, deps, ROUTES.to_vec(), shutdown_signal()).await?;
     stop.send(true).ok();
     worker.await.ok();
