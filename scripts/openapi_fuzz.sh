@@ -7,33 +7,89 @@
 # (installs schemathesis on first use), runs crm-local (debug build) on a free 127.0.0.1 port
 # over a temporary store with the dev key, and always stops it.
 #
+# A second pass aims at the webhook URL rule, where the document and the validator once drifted
+# apart (`https://wu.org*` was accepted though the document's pattern refused it) unseen by
+# 100 cases per operation: POST /api/webhooks and PATCH /api/webhooks/{id} alone, their bodies
+# cut down to the URL (and the events a webhook needs). Schemathesis's negative data breaks one
+# value of a valid body (a string gets a `*` appended); with the other fields gone, about 3 % of
+# negative create cases break a URL right after its host instead of 0.2 %. PATCH moves a webhook
+# made here first instead of stopping at 404. The URL schema is the served one, copied at run
+# time.
+#
 #   scripts/openapi_fuzz.sh
-#   OPENAPI_FUZZ_EXAMPLES=200 scripts/openapi_fuzz.sh   # default 100 per operation, ~1-2 minutes
+#   OPENAPI_FUZZ_EXAMPLES=200 scripts/openapi_fuzz.sh       # default 100 per operation
+#   OPENAPI_FUZZ_URL_EXAMPLES=3000 scripts/openapi_fuzz.sh  # default 1000 per operation of pass 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=${OPENAPI_FUZZ_EXAMPLES:-100}
+url_examples=${OPENAPI_FUZZ_URL_EXAMPLES:-1000}
 # Generated webhooks point anywhere, and POST /api/webhooks/{id}/test sends at once: the
 # production target policy (https only, no loopback/private/reserved address, checked again at
 # connect time) keeps every attempt away from this machine's and its network's services, and
 # a public name cannot be reached from here either. It is also the policy the document shows.
 export WEBHOOK_ALLOW_PRIVATE_TARGETS=false WEBHOOK_ALLOW_HTTP=false
 source scripts/fuzz_local.sh /api/openapi.json
-url="http://127.0.0.1:$port/api/openapi.json"
+base="http://127.0.0.1:$port"
+url="$base/api/openapi.json"
 
-echo "==> schemathesis on $url ($examples examples per operation, all checks)"
-# The seed makes a failure reproducible. Run from the temporary directory, where schemathesis
-# and hypothesis keep their caches.
+# Both passes run from the temporary directory, where schemathesis and hypothesis keep their
+# caches; the seed makes a failure reproducible.
 status=0
 root=$PWD
 start=$(date +%s)
-(cd "$data_dir" && "$root/$venv/bin/st" run "$url" \
-    --header "Authorization: Bearer $key" \
-    --checks all \
-    --max-examples "$examples" \
-    --seed 20261124 \
-    --workers 2 \
-    --request-timeout 35 \
-    --no-color) 2>&1 | tee target/openapi-fuzz.log || status=$?
+st() {
+    (cd "$data_dir" && "$root/$venv/bin/st" "$@" \
+        --header "Authorization: Bearer $key" \
+        --checks all \
+        --seed 20261124 \
+        --workers 2 \
+        --request-timeout 35 \
+        --no-color)
+}
+
+echo "==> schemathesis on $url ($examples examples per operation, all checks)"
+st run "$url" --max-examples "$examples" 2>&1 | tee target/openapi-fuzz.log || status=$?
+
+echo "==> schemathesis on the webhook URL ($url_examples examples per operation)"
+"$venv/bin/python" - "$base" "$key" "$data_dir" <<'PY'
+import json, sys, urllib.request
+
+base, key, out = sys.argv[1:]
+headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+doc = call("GET", "/api/openapi.json")
+# The two paths whole (their other methods tell which an `Allow` header may name); only the two
+# operations are run.
+doc["paths"] = {path: doc["paths"][path] for path in ("/api/webhooks", "/api/webhooks/{id}")}
+for item in doc["paths"].values():
+    for op in item.values():
+        for response in op["responses"].values():
+            response.pop("links", None)  # they lead to operations left out
+schemas = doc["components"]["schemas"]
+create, update = schemas["CreateWebhookRequest"], schemas["UpdateWebhookRequest"]
+create["properties"] = {name: create["properties"][name] for name in ("url", "events")}
+create["required"] = ["url", "events"]
+update["properties"] = {"url": update["properties"]["url"]}
+update.pop("required", None)
+with open(f"{out}/webhook-url.json", "w") as file:
+    json.dump(doc, file)
+
+# The webhook PATCH moves: it points at a public name, as the policy above wants.
+webhook = call("POST", "/api/webhooks", {"url": "https://example.com/fuzz", "events": ["*"]})["id"]
+with open(f"{out}/schemathesis.toml", "w") as file:
+    file.write(f'[[operations]]\ninclude-operation-id = "updateWebhook"\nparameters = {{ "path.id" = "{webhook}" }}\n')
+PY
+st --config-file schemathesis.toml run webhook-url.json --url "$base" \
+    --include-operation-id createWebhook --include-operation-id updateWebhook \
+    --phases coverage,fuzzing --max-examples "$url_examples" 2>&1 |
+    tee -a target/openapi-fuzz.log || status=$?
+
 fuzz_finish openapi "$status"
 echo "openapi fuzz: no finding in $(( $(date +%s) - start )) s"

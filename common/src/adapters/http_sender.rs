@@ -17,7 +17,7 @@ use reqwest::redirect::Policy;
 use url::Url;
 
 use super::tls::client_builder;
-use crate::domain::target::{check_url, is_forbidden, is_forbidden_host};
+use crate::domain::target::{is_forbidden, is_forbidden_host, parse_stored_url};
 use crate::error::Result;
 use crate::ports::{OutboundRequest, SendOutcome, Sender, RESPONSE_BODY_LIMIT};
 
@@ -132,7 +132,7 @@ impl Sender for HttpSender {
         // The webhook was checked at creation; the rules or the flags may have changed since.
         // Forbidden IP literals are refused here: they never reach the resolver.
         let checked =
-            check_url(&request.url, self.allow_http, true).and_then(|url| match url.host() {
+            parse_stored_url(&request.url, self.allow_http).and_then(|url| match url.host() {
                 Some(host) if !self.allow_private && is_forbidden_host(&host) => {
                     Err(REFUSED.to_owned())
                 }
