@@ -420,6 +420,7 @@ mod deliveries {
         the_sweeper_indexes_find_due_failed_and_undispatched_work,
         every_read_returns_the_payload_after_every_transition,
         failed_deliveries_page_by_webhook_without_payloads,
+        a_large_fan_out_is_written_whole_and_a_rerun_adds_only_what_is_missing,
     );
 
     /// Writes a new delivery of `webhook` and takes it through one failed attempt to FAILED.
@@ -603,6 +604,45 @@ mod deliveries {
             store.get_delivery(Uuid::now_v7(), first.id).await.unwrap(),
             None
         );
+    }
+
+    /// More deliveries than one write can hold, to many webhooks, some of them already there:
+    /// every delivery exists once with its payload, and each webhook's counters count its own.
+    async fn a_large_fan_out_is_written_whole_and_a_rerun_adds_only_what_is_missing(
+        backend: Backend,
+    ) {
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
+        let tenant = Uuid::now_v7();
+        let hooks: Vec<Uuid> = (0..7).map(|_| Uuid::now_v7()).collect();
+        let all: Vec<Delivery> = (0..260)
+            .map(|n| delivery(tenant, hooks[n % hooks.len()]))
+            .collect();
+        // A first run that stopped part way, then the whole fan-out again.
+        let early: Vec<Delivery> = all.iter().step_by(3).cloned().collect();
+        store.create_deliveries(&early).await.unwrap();
+        store.create_deliveries(&all).await.unwrap();
+        for created in [&all[0], &all[1], &all[129], &all[259]] {
+            assert_eq!(
+                store
+                    .get_delivery(tenant, created.id)
+                    .await
+                    .unwrap()
+                    .as_ref(),
+                Some(created)
+            );
+        }
+        let counts = store.delivery_counts(tenant).await.unwrap();
+        assert_eq!(counts.overall.get(DeliveryStatus::Pending), 260);
+        for hook in &hooks {
+            let expected = all.iter().filter(|d| d.webhook_id == *hook).count() as i64;
+            let (_, mine) = counts
+                .per_webhook
+                .iter()
+                .find(|(id, _)| id == hook)
+                .expect("counters for every webhook");
+            assert_eq!(mine.get(DeliveryStatus::Pending), expected);
+        }
     }
 
     async fn a_stale_delivery_write_is_a_conflict_and_writes_nothing(backend: Backend) {

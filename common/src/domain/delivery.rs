@@ -372,6 +372,13 @@ impl StatusCounts {
         self.0.get(&status).copied().unwrap_or(0)
     }
 
+    /// Adds another delta to this one (several deliveries' moves in one counter write).
+    pub fn add(&mut self, other: &StatusCounts) {
+        for (status, n) in &other.0 {
+            *self.0.entry(*status).or_default() += n;
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.values().all(|n| *n == 0)
     }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, Select, TransactWriteItem, Update,
+    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, Select, TransactWriteItem, Update,
+    WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -22,6 +23,46 @@ use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
 use crate::time::rfc3339;
+
+/// BatchWriteItem's limit.
+const BATCH_WRITE_MAX: usize = 25;
+/// TransactWriteItems' limit on actions.
+const TRANSACTION_MAX: usize = 100;
+/// How often unprocessed batch items are sent again before the write fails.
+const UNPROCESSED_ROUNDS: u32 = 8;
+
+/// A pause before resending unprocessed items: 25 ms doubling each round, with full jitter.
+async fn backoff(round: u32) {
+    use rand::Rng;
+    let ceiling = 25u64 << round.min(6);
+    let pause = rand::rng().random_range(0..=ceiling);
+    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+}
+
+/// Consecutive runs of deliveries that fit one transaction with their counter updates (one
+/// per webhook among them).
+fn transaction_chunks(deliveries: &[Delivery]) -> Vec<&[Delivery]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut webhooks: Vec<(Uuid, Uuid)> = Vec::new();
+    for (index, delivery) in deliveries.iter().enumerate() {
+        let scope = (delivery.tenant_id, delivery.webhook_id);
+        let new_scope = !webhooks.contains(&scope);
+        let actions = (index - start) + webhooks.len() + 1 + usize::from(new_scope);
+        if actions > TRANSACTION_MAX {
+            chunks.push(&deliveries[start..index]);
+            start = index;
+            webhooks.clear();
+        }
+        if !webhooks.contains(&scope) {
+            webhooks.push(scope);
+        }
+    }
+    if start < deliveries.len() {
+        chunks.push(&deliveries[start..]);
+    }
+    chunks
+}
 
 /// The key (partition, sort) of the payload item that belongs to a delivery item.
 fn payload_key_of(delivery: &Item) -> Option<(String, String)> {
@@ -342,27 +383,95 @@ impl DynamoStore {
         Ok(Page::from_overfetch(webhooks, page.limit, |w| w.id))
     }
 
+    /// Writes the payloads first (so that no delivery exists without its payload), then the
+    /// deliveries with their counters, many to a transaction. A transaction refused because one
+    /// of its deliveries exists already (a fan-out run twice) is redone one delivery at a time,
+    /// so that the others are still written and counters move only for those created.
     pub(super) async fn create_deliveries_impl(&self, deliveries: &[Delivery]) -> Result<()> {
-        for delivery in deliveries {
-            // The payload first, so that no delivery exists without it. A fan-out run twice
-            // writes the same bytes again: an immutable item, no state to guard.
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(payload_item(delivery, delivery.created_at)))
-                .send()
+        self.put_payloads(deliveries).await?;
+        for chunk in transaction_chunks(deliveries) {
+            match self
+                .transact(self.creation_items(chunk)?, "create deliveries")
                 .await
-                .map_err(sdk_error)?;
-            let mut items = vec![self.put(delivery_item(delivery), Some(Condition::new_item()))?];
-            items.extend(self.count_updates(
-                delivery.tenant_id,
-                delivery.webhook_id,
-                &StatusCounts::delta(None, delivery.status),
-            )?);
-            match self.transact(items, "create delivery").await {
-                // It exists: an earlier fan-out of the same event wrote it.
-                Ok(()) | Err(Error::Conflict(_)) => {}
+            {
+                Ok(()) => {}
+                Err(Error::Conflict(_)) if chunk.len() > 1 => {
+                    for delivery in chunk {
+                        self.create_one_delivery(delivery).await?;
+                    }
+                }
+                Err(Error::Conflict(_)) => {}
                 Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_one_delivery(&self, delivery: &Delivery) -> Result<()> {
+        let items = self.creation_items(std::slice::from_ref(delivery))?;
+        match self.transact(items, "create delivery").await {
+            // It exists: an earlier fan-out of the same event wrote it.
+            Ok(()) | Err(Error::Conflict(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The conditional puts of new deliveries and one counter update per webhook among them.
+    fn creation_items(&self, deliveries: &[Delivery]) -> Result<Vec<TransactWriteItem>> {
+        let mut items = Vec::with_capacity(deliveries.len() + 1);
+        let mut per_webhook: Vec<((Uuid, Uuid), StatusCounts)> = Vec::new();
+        for delivery in deliveries {
+            items.push(self.put(delivery_item(delivery), Some(Condition::new_item()))?);
+            let scope = (delivery.tenant_id, delivery.webhook_id);
+            let delta = StatusCounts::delta(None, delivery.status);
+            match per_webhook.iter_mut().find(|(s, _)| *s == scope) {
+                Some((_, counts)) => counts.add(&delta),
+                None => per_webhook.push((scope, delta)),
+            }
+        }
+        for ((tenant_id, webhook_id), delta) in &per_webhook {
+            items.extend(self.count_updates(*tenant_id, *webhook_id, delta)?);
+        }
+        Ok(items)
+    }
+
+    /// Payload items, 25 to a BatchWriteItem; what DynamoDB leaves unprocessed is sent again
+    /// after a growing pause. A payload never changes: writing it twice is harmless.
+    async fn put_payloads(&self, deliveries: &[Delivery]) -> Result<()> {
+        for chunk in deliveries.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk
+                .iter()
+                .map(|delivery| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(payload_item(delivery, delivery.created_at)))
+                        .build()
+                        .map_err(build_error)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut round = 0;
+            while !requests.is_empty() {
+                if round > 0 {
+                    backoff(round).await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                requests = output
+                    .unprocessed_items
+                    .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                    .unwrap_or_default();
+                round += 1;
+                if round > UNPROCESSED_ROUNDS && !requests.is_empty() {
+                    return Err(Error::internal(format!(
+                        "DynamoDB left {} payload writes unprocessed",
+                        requests.len()
+                    )));
+                }
             }
         }
         Ok(())
