@@ -23,6 +23,7 @@ crate::on_both_stores!(
     the_rotation_overlap_is_chosen_within_seven_days,
     a_webhook_retry_finds_its_failed_deliveries_behind_a_thousand_others,
     a_retry_of_all_requeues_five_thousand_failed_deliveries,
+    a_manual_retry_is_one_attempt_even_after_max_retries_grew,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -423,4 +424,36 @@ async fn a_retry_of_all_requeues_five_thousand_failed_deliveries(backend: Backen
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A manual retry sends once more and, if that fails too, leaves the delivery FAILED: raising
+/// the webhook's `maxRetries` in between does not start a new schedule.
+async fn a_manual_retry_is_one_attempt_even_after_max_retries_grew(backend: Backend) {
+    let s = setup(backend).await;
+    let receiver = Receiver::start(Reply::Status(500)).await;
+    let (webhook_id, _) = s.webhook(&receiver, json!({"maxRetries": 0})).await;
+    let worker = s.app.start_worker();
+    let ids = s.notify(json!({"event": "lead.created", "data": {}})).await;
+    s.delivery_in(ids[0], "FAILED").await;
+    let (status, patched) = s
+        .app
+        .patch(
+            &format!("/api/webhooks/{webhook_id}"),
+            &s.key,
+            &json!({"maxRetries": 3}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+
+    let answer = s.retry(json!({"deliveryIds": [ids[0]]})).await;
+    assert_eq!(answer["retriedCount"], 1, "{answer}");
+    eventually(WAIT, "the retry's attempt", || async {
+        (receiver.seen().len() == 2).then_some(())
+    })
+    .await;
+    let failed = s.delivery_in(ids[0], "FAILED").await;
+    worker.stop().await;
+    assert_eq!(failed["attemptCount"], 2, "{failed}");
+    assert_eq!(failed["nextAttemptAt"], Value::Null, "{failed}");
+    assert_eq!(receiver.seen().len(), 2);
 }

@@ -453,8 +453,8 @@ async fn a_rotated_secret_signs_the_test_delivery_beside_the_old_one(backend: Ba
     );
     assert_eq!(
         request.header("x-webhook-signature"),
-        Some(seed_signature(&new, &request.body).as_str()),
-        "the seed signature uses the new secret"
+        Some(seed_signature(&old, &request.body).as_str()),
+        "the seed signature stays on the old secret during the overlap, for seed-era receivers"
     );
     assert_eq!(request.header("x-webhook-event"), Some("webhook.test"));
     assert_eq!(
@@ -501,7 +501,8 @@ async fn a_rotated_secret_signs_the_test_delivery_beside_the_old_one(backend: Ba
     assert!(request.standard_signature_ok, "newest and previous secrets");
     assert_eq!(
         request.header("x-webhook-signature"),
-        Some(seed_signature(&newest, &request.body).as_str())
+        Some(seed_signature(&new, &request.body).as_str()),
+        "the seed signature is on the secret the last rotation replaced"
     );
     let signatures = request.header("webhook-signature").unwrap().to_owned();
     assert_eq!(signatures.split(' ').count(), 2, "{signatures}");

@@ -145,7 +145,13 @@ async fn deliver(
         Err(Error::Conflict(_)) => return Ok(MessageOutcome::Done),
         Err(error) => return Err(error),
     }
-    attempt(deps, &webhook, claimed, webhook.max_retries).await?;
+    // A user's retry is one more attempt, whatever `maxRetries` says now.
+    let retries_allowed = if message.retry {
+        0
+    } else {
+        webhook.max_retries
+    };
+    attempt(deps, &webhook, claimed, retries_allowed).await?;
     Ok(MessageOutcome::Done)
 }
 
