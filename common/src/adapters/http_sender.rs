@@ -1,4 +1,5 @@
-//! The `Sender` adapter: one signed POST to a webhook endpoint over reqwest (DESIGN §Delivery 2, 6).
+//! The `Sender` adapter: one signed POST to a webhook endpoint over reqwest
+//! (docs/architecture.md §Attempts, §Outbound safety).
 //!
 //! Outbound safety happens in two places that together cover every way to name a host: `post`
 //! re-checks the URL (scheme, credentials, IP literals and `localhost`, which never reach a

@@ -19,7 +19,7 @@ use crate::time::rfc3339;
 
 /// The `apiVersion` of every payload.
 pub const API_VERSION: &str = "2026-11-01";
-/// DESIGN.md: a payload is at most 256 KiB.
+/// docs/architecture.md §Limits: a payload is at most 256 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]

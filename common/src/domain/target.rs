@@ -1,6 +1,6 @@
-//! Which addresses a webhook may reach (DESIGN §Delivery 6), checked when a webhook is created
-//! and again before every attempt. Pure rules: the resolver that applies them to DNS answers
-//! lives in `adapters::http_sender`.
+//! Which addresses a webhook may reach (docs/architecture.md §Outbound safety), checked when a
+//! webhook is created and again before every attempt. Pure rules: the resolver that applies
+//! them to DNS answers lives in `adapters::http_sender`.
 //!
 //! Decisions:
 //! - An IPv6 address that embeds an IPv4 address (mapped `::ffff:0:0/96`, translated

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::service;
 use routes::{match_route, Route};
 
-/// Bodies above this are refused with 413 before any parsing (DESIGN.md: 256 KiB).
+/// Bodies above this are refused with 413 before any parsing (docs/architecture.md §Limits).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
