@@ -36,13 +36,14 @@ crate::on_both_stores!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Setup {
-    app: TestApp,
-    key: String,
-    tenant: Uuid,
+/// A service over a fresh store and an ADMIN key of a new tenant.
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) key: String,
+    pub(crate) tenant: Uuid,
 }
 
-async fn setup(backend: Backend) -> Setup {
+pub(crate) async fn setup(backend: Backend) -> Setup {
     let app = TestApp::new(backend).await;
     let (tenant, key) = app.tenant_with(Role::Admin).await;
     Setup { app, key, tenant }
@@ -72,7 +73,7 @@ impl Setup {
     }
 
     /// Registers a webhook for `receiver` and tells the receiver its secret.
-    async fn webhook(&self, receiver: &Receiver, extra: Value) -> (Uuid, String) {
+    pub(crate) async fn webhook(&self, receiver: &Receiver, extra: Value) -> (Uuid, String) {
         let mut body = json!({"url": receiver.url, "events": ["*"]});
         body.as_object_mut()
             .unwrap()
@@ -113,7 +114,7 @@ impl Setup {
     }
 
     /// Waits until the delivery is in `status`, and returns it.
-    async fn delivery_in(&self, id: Uuid, status: &str) -> Value {
+    pub(crate) async fn delivery_in(&self, id: Uuid, status: &str) -> Value {
         eventually(WAIT, &format!("delivery {id} to be {status}"), || async {
             let body = self.delivery(id).await;
             (body["status"] == status).then_some(body)

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::domain::auth::Role;
 use common::domain::delivery::{payload, Delivery, DeliveryStatus};
 use common::ports::QueueMessage;
 use common::service::worker::{process_message, MessageOutcome};
@@ -13,8 +12,9 @@ use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::delivery::{setup, Setup};
 use crate::receiver::{Receiver, Reply};
-use crate::support::{assert_error, eventually, Backend, TestApp};
+use crate::support::{assert_error, eventually, Backend};
 
 crate::on_both_stores!(
     a_seed_notify_is_delivered_with_its_timestamp,
@@ -28,32 +28,10 @@ crate::on_both_stores!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Setup {
-    app: TestApp,
-    key: String,
-    tenant: Uuid,
-}
-
-async fn setup(backend: Backend) -> Setup {
-    let app = TestApp::new(backend).await;
-    let (tenant, key) = app.tenant_with(Role::Admin).await;
-    Setup { app, key, tenant }
-}
-
+/// What these tests add to the delivery tests' setup.
 impl Setup {
-    /// Registers a webhook for `receiver`; returns its id and secret.
-    async fn webhook(&self, receiver: &Receiver, extra: Value) -> (Uuid, String) {
-        let mut body = json!({"url": receiver.url, "events": ["*"]});
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        let (status, created) = self.app.post("/api/webhooks", &self.key, &body).await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-        let secret = created["secret"].as_str().unwrap().to_owned();
-        (created["id"].as_str().unwrap().parse().unwrap(), secret)
-    }
-
-    async fn notify(&self, body: Value) -> Vec<Uuid> {
+    /// Seed 000's notify with the whole body given.
+    async fn notify_body(&self, body: Value) -> Vec<Uuid> {
         let (status, answer) = self
             .app
             .post("/api/webhooks/notify", &self.key, &body)
@@ -65,17 +43,6 @@ impl Setup {
             .iter()
             .map(|id| id.as_str().unwrap().parse().unwrap())
             .collect()
-    }
-
-    async fn delivery_in(&self, id: Uuid, status: &str) -> Value {
-        eventually(WAIT, &format!("delivery {id} to be {status}"), || async {
-            let (_, body) = self
-                .app
-                .get(&format!("/api/webhooks/deliveries/{id}"), &self.key)
-                .await;
-            (body["status"] == status).then_some(body)
-        })
-        .await
     }
 
     async fn rotate(&self, webhook_id: Uuid, body: Value) -> (StatusCode, Value) {
@@ -135,7 +102,7 @@ async fn a_seed_notify_is_delivered_with_its_timestamp(backend: Backend) {
 
     // Seed 000's `WebhookPayload {event, timestamp, data}`, as a seed-era client sends it.
     let ids = s
-        .notify(json!({
+        .notify_body(json!({
             "event": "lead.created",
             "timestamp": "2026-11-24T12:00:00.123Z",
             "data": {"leadId": "L-1"},
@@ -148,7 +115,7 @@ async fn a_seed_notify_is_delivered_with_its_timestamp(backend: Backend) {
 
     // Another offset is the same instant, said in UTC.
     let ids = s
-        .notify(
+        .notify_body(
             json!({"event": "lead.updated", "timestamp": "2026-11-24T14:00:00+02:00", "data": {}}),
         )
         .await;
@@ -161,7 +128,7 @@ async fn a_seed_notify_is_delivered_with_its_timestamp(backend: Backend) {
     // Absent (or null): the time of the call.
     let before = Utc::now() - chrono::Duration::seconds(1);
     let ids = s
-        .notify(json!({"event": "lead.deleted", "timestamp": null, "data": {}}))
+        .notify_body(json!({"event": "lead.deleted", "timestamp": null, "data": {}}))
         .await;
     s.delivery_in(ids[0], "SUCCESS").await;
     worker.stop().await;
@@ -210,7 +177,7 @@ async fn a_seed_receiver_verifies_every_delivery_across_a_rotation(backend: Back
         let s = &s;
         async move {
             let ids = s
-                .notify(json!({"event": "lead.created", "data": {"n": n}}))
+                .notify_body(json!({"event": "lead.created", "data": {"n": n}}))
                 .await;
             s.delivery_in(ids[0], "SUCCESS").await;
         }
@@ -433,7 +400,9 @@ async fn a_manual_retry_is_one_attempt_even_after_max_retries_grew(backend: Back
     let receiver = Receiver::start(Reply::Status(500)).await;
     let (webhook_id, _) = s.webhook(&receiver, json!({"maxRetries": 0})).await;
     let worker = s.app.start_worker();
-    let ids = s.notify(json!({"event": "lead.created", "data": {}})).await;
+    let ids = s
+        .notify_body(json!({"event": "lead.created", "data": {}}))
+        .await;
     s.delivery_in(ids[0], "FAILED").await;
     let (status, patched) = s
         .app
