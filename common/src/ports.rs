@@ -8,6 +8,8 @@ use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
 use crate::domain::event::OutboxEvent;
+// The values of an attempt belong to the domain; the sender port speaks in them.
+pub use crate::domain::outbound::{OutboundRequest, SendOutcome, RESPONSE_BODY_LIMIT};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
@@ -212,30 +214,6 @@ impl Clock for SystemClock {
         DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
     }
 }
-
-/// One signed POST to a webhook endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboundRequest {
-    pub url: String,
-    /// Header names in lowercase; the sender adds nothing but `content-length`.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-    pub timeout: std::time::Duration,
-}
-
-/// What happened to one attempt. `status` is `None` when no response arrived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendOutcome {
-    pub status: Option<u16>,
-    /// At most `RESPONSE_BODY_LIMIT` bytes of the response body, lossily decoded as UTF-8.
-    pub body: String,
-    /// Why there is no usable response: timeout, refused target, connection error.
-    pub error: Option<String>,
-    pub latency: std::time::Duration,
-}
-
-/// How much of a receiver's response is read and stored.
-pub const RESPONSE_BODY_LIMIT: usize = 4 * 1024;
 
 #[async_trait]
 pub trait Sender: Send + Sync {

@@ -13,6 +13,7 @@ mod graphql;
 mod infra;
 mod invariant;
 mod lambda_events;
+mod layers;
 mod local;
 mod local_delivery;
 mod openapi;

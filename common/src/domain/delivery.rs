@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::outbound::{SendOutcome, RESPONSE_BODY_LIMIT};
 use crate::error::{Error, Result};
-use crate::ports::{SendOutcome, RESPONSE_BODY_LIMIT};
 use crate::time::rfc3339;
 
 /// The `apiVersion` of every payload.

@@ -6,7 +6,30 @@ use std::time::Duration;
 use super::delivery::Delivery;
 use super::signature::{seed_signature, standard_signature};
 use super::webhook::Webhook;
-use crate::ports::OutboundRequest;
+
+/// One signed POST to a webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRequest {
+    pub url: String,
+    /// Header names in lowercase; the sender adds nothing but `content-length`.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub timeout: std::time::Duration,
+}
+
+/// What happened to one attempt. `status` is `None` when no response arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOutcome {
+    pub status: Option<u16>,
+    /// At most `RESPONSE_BODY_LIMIT` bytes of the response body, lossily decoded as UTF-8.
+    pub body: String,
+    /// Why there is no usable response: timeout, refused target, connection error.
+    pub error: Option<String>,
+    pub latency: std::time::Duration,
+}
+
+/// How much of a receiver's response is read and stored.
+pub const RESPONSE_BODY_LIMIT: usize = 4 * 1024;
 
 pub const USER_AGENT: &str = concat!("crm-webhooks/", env!("CARGO_PKG_VERSION"));
 
