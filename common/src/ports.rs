@@ -66,6 +66,9 @@ pub trait Store: Send + Sync {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>>;
+    /// Writes an event that no other change carries (notify's) to the outbox, before its
+    /// fan-out, so that the sweeper finishes a fan-out a crash interrupted.
+    async fn append_event(&self, event: &OutboxEvent) -> Result<()>;
     /// Idempotent: an event is fanned out once its deliveries exist.
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()>;
 

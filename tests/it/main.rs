@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod bad_input;
+mod conflicts;
 mod conformance;
 mod crm_local;
 mod delivery;

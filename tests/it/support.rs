@@ -76,26 +76,30 @@ pub async fn fresh_store(backend: Backend) -> TestStore {
                 _dir: Some(dir),
             }
         }
-        Backend::DynamoDb => {
-            assert!(
-                std::env::var("AWS_ENDPOINT_URL").is_ok(),
-                "DynamoDB tests need a local emulator: run scripts/test.sh, which starts moto \
-                 and sets AWS_ENDPOINT_URL"
-            );
-            let (client, sqs) = aws_clients().await;
-            let name = format!("crm-test-{}", Uuid::new_v4());
-            create_table(&client, &name, &main_table())
-                .await
-                .expect("create the test table");
-            let url = create_queues(&sqs, &name, TEST_VISIBILITY)
-                .await
-                .expect("create the test queue");
-            TestStore {
-                store: Arc::new(DynamoStore::new(client, name)),
-                queue: Arc::new(SqsQueue::new(sqs, url)),
-                _dir: None,
-            }
-        }
+        Backend::DynamoDb => fresh_dynamodb(aws_clients().await.0).await,
+    }
+}
+
+/// A new table and queue on the emulator, the store reaching DynamoDB through `client` (which
+/// may stand between the SDK and the emulator, as `conflicts` does).
+pub async fn fresh_dynamodb(client: aws_sdk_dynamodb::Client) -> TestStore {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "DynamoDB tests need a local emulator: run scripts/test.sh, which starts moto \
+         and sets AWS_ENDPOINT_URL"
+    );
+    let (plain, sqs) = aws_clients().await;
+    let name = format!("crm-test-{}", Uuid::new_v4());
+    create_table(&plain, &name, &main_table())
+        .await
+        .expect("create the test table");
+    let url = create_queues(&sqs, &name, TEST_VISIBILITY)
+        .await
+        .expect("create the test queue");
+    TestStore {
+        store: Arc::new(DynamoStore::new(client, name)),
+        queue: Arc::new(SqsQueue::new(sqs, url)),
+        _dir: None,
     }
 }
 
@@ -123,7 +127,11 @@ impl TestApp {
     }
 
     pub async fn with_settings(backend: Backend, settings: DeliverySettings) -> TestApp {
-        let store = fresh_store(backend).await;
+        TestApp::over(fresh_store(backend).await, settings)
+    }
+
+    /// A service over a store made by the caller.
+    pub fn over(store: TestStore, settings: DeliverySettings) -> TestApp {
         let targets = settings.targets;
         let sender = HttpSender::new(targets.allow_http, targets.allow_private).unwrap();
         TestApp {

@@ -26,6 +26,7 @@ const WRITES: &[&str] = &[
     "put_api_key",
     "delete_api_key",
     "write_client",
+    "append_event",
     "mark_event_dispatched",
     "create_webhook",
     "update_webhook",
@@ -155,6 +156,10 @@ impl Store for CountingStore {
     ) -> Result<Vec<OutboxEvent>> {
         self.count("undispatched_events");
         self.inner.undispatched_events(before, limit).await
+    }
+    async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
+        self.count("append_event");
+        self.inner.append_event(event).await
     }
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
         self.count("mark_event_dispatched");

@@ -214,6 +214,10 @@ ALTER TABLE delivery_attempts_rowid RENAME TO delivery_attempts;
 DROP INDEX deliveries_failed;
 CREATE INDEX deliveries_failed ON deliveries (tenant_id, webhook_id, id) WHERE status = 'FAILED';
 "#,
+    // Notify's events go through the outbox too, and say when they happened.
+    r#"
+ALTER TABLE outbox ADD COLUMN occurred_at TEXT;
+"#,
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
@@ -521,7 +525,8 @@ fn apply_counter_delta(tx: &Connection, change: &ClientChange) -> Result<()> {
 
 fn insert_events(tx: &Connection, events: &[OutboxEvent]) -> Result<()> {
     let mut insert = tx.prepare_cached(
-        "INSERT INTO outbox (id, tenant_id, event, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO outbox (id, tenant_id, event, data, created_at, occurred_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for event in events {
         insert.execute(params![
@@ -530,6 +535,7 @@ fn insert_events(tx: &Connection, events: &[OutboxEvent]) -> Result<()> {
             event.event,
             event.data.to_string(),
             rfc3339(event.created_at),
+            rfc3339(event.occurred_at),
         ])?;
     }
     Ok(())
@@ -539,14 +545,16 @@ fn insert_events(tx: &Connection, events: &[OutboxEvent]) -> Result<()> {
 pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
     let data: String = row.get(3)?;
     let created_at = time_column(row, 4)?;
+    // Written before notify's events came through the outbox: a client write's, which
+    // happened when written.
+    let occurred_at = optional_time_column(row, 5)?.unwrap_or(created_at);
     Ok(OutboxEvent {
         id: uuid_column(row, 0)?,
         tenant_id: uuid_column(row, 1)?,
         event: row.get(2)?,
         data: serde_json::from_str(&data).map_err(|_| bad_text(3, "JSON"))?,
         created_at,
-        // Outbox events are the store's own (client writes): they happen when written.
-        occurred_at: created_at,
+        occurred_at,
     })
 }
 
@@ -714,7 +722,7 @@ impl Store for SqliteStore {
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
         self.read(move |conn| {
             let mut query = conn.prepare_cached(
-                "SELECT id, tenant_id, event, data, created_at FROM outbox
+                "SELECT id, tenant_id, event, data, created_at, occurred_at FROM outbox
                  WHERE tenant_id = ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = query
@@ -731,6 +739,12 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<OutboxEvent>> {
         self.read(move |conn| rows::undispatched_events(conn, before, limit))
+            .await
+    }
+
+    async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
+        let event = event.clone();
+        self.call(move |conn| insert_events(conn, std::slice::from_ref(&event)))
             .await
     }
 

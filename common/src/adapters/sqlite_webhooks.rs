@@ -432,7 +432,7 @@ pub(super) fn undispatched_events(
     limit: usize,
 ) -> Result<Vec<OutboxEvent>> {
     let mut query = conn.prepare_cached(
-        "SELECT id, tenant_id, event, data, created_at FROM outbox
+        "SELECT id, tenant_id, event, data, created_at, occurred_at FROM outbox
          WHERE dispatched = 0 AND created_at < ?1 ORDER BY created_at LIMIT ?2",
     )?;
     let rows = query

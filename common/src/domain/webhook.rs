@@ -18,6 +18,10 @@ use crate::error::Result;
 
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_TIMEOUT_MS: u32 = 5_000;
+/// The longest a send made while a caller waits may take (`POST /api/webhooks/{id}/test`,
+/// GraphQL's `testWebhook`): API Gateway answers 504 after 30 s, so such a send stops short of
+/// it, with time left to record the attempt, whatever the webhook's own timeout.
+pub const IN_REQUEST_TIMEOUT_MS: u32 = 25_000;
 const MAX_EVENTS: usize = 50;
 const MAX_HEADERS: usize = 20;
 const DESCRIPTION_MAX: usize = 500;

@@ -22,8 +22,16 @@ use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope
 /// Creates a PENDING delivery for every active webhook of the tenant subscribed to the event,
 /// then enqueues them. Safe to run twice for one event: delivery ids are derived from it.
 pub async fn fan_out(deps: &Deps, event: &OutboxEvent) -> Result<Vec<Uuid>> {
+    let deliveries = plan_fan_out(deps, event).await?;
+    deps.store.create_deliveries(&deliveries).await?;
+    enqueue_now(deps, &deliveries).await;
+    Ok(deliveries.iter().map(|d| d.id).collect())
+}
+
+/// The deliveries an event owes: one per active webhook subscribed to it.
+async fn plan_fan_out(deps: &Deps, event: &OutboxEvent) -> Result<Vec<Delivery>> {
     let body = payload(event.id, &event.event, &event.data, event.occurred_at)?;
-    let deliveries: Vec<Delivery> = all_webhooks(deps, event.tenant_id)
+    Ok(all_webhooks(deps, event.tenant_id)
         .await?
         .iter()
         .filter(|webhook| webhook.subscribes_to(&event.event))
@@ -37,10 +45,7 @@ pub async fn fan_out(deps: &Deps, event: &OutboxEvent) -> Result<Vec<Uuid>> {
                 deps.clock.now(),
             )
         })
-        .collect();
-    deps.store.create_deliveries(&deliveries).await?;
-    enqueue_now(deps, &deliveries).await;
-    Ok(deliveries.iter().map(|d| d.id).collect())
+        .collect())
 }
 
 /// Fans out events just written by a request. A failure here loses nothing: the event stays in
@@ -48,19 +53,23 @@ pub async fn fan_out(deps: &Deps, event: &OutboxEvent) -> Result<Vec<Uuid>> {
 pub async fn dispatch_events(deps: &Deps, events: &[OutboxEvent]) {
     for event in events {
         match fan_out(deps, event).await {
-            Ok(_) => {
-                if let Err(error) = deps
-                    .store
-                    .mark_event_dispatched(event.tenant_id, event.id)
-                    .await
-                {
-                    tracing::warn!(event_id = %event.id, %error, "marking the event dispatched failed");
-                }
-            }
+            Ok(_) => mark_dispatched(deps, event).await,
             Err(error) => {
                 tracing::warn!(event_id = %event.id, %error, "fan-out failed; the sweeper will retry")
             }
         }
+    }
+}
+
+/// Takes a fanned-out event off the sweeper's list; a failure only means the sweeper fans it
+/// out again, which creates nothing twice.
+async fn mark_dispatched(deps: &Deps, event: &OutboxEvent) {
+    if let Err(error) = deps
+        .store
+        .mark_event_dispatched(event.tenant_id, event.id)
+        .await
+    {
+        tracing::warn!(event_id = %event.id, %error, "marking the event dispatched failed");
     }
 }
 
@@ -147,7 +156,20 @@ pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyR
     let now = deps.clock.now();
     let event =
         OutboxEvent::new(caller.tenant_id, &event, data, now).occurred(occurred_at.unwrap_or(now));
-    let delivery_ids = fan_out(deps, &event).await?;
+    // The event first, as a client write's: once it is stored, its deliveries will exist, made
+    // here or by the sweeper if this request dies part-way.
+    deps.store.append_event(&event).await?;
+    let deliveries = plan_fan_out(deps, &event).await?;
+    match deps.store.create_deliveries(&deliveries).await {
+        Ok(()) => {
+            enqueue_now(deps, &deliveries).await;
+            mark_dispatched(deps, &event).await;
+        }
+        Err(error) => {
+            tracing::warn!(event_id = %event.id, %error, "fan-out failed; the sweeper will finish it")
+        }
+    }
+    let delivery_ids = deliveries.iter().map(|d| d.id).collect();
     Ok(NotifyResult {
         success: true,
         delivery_ids,

@@ -15,7 +15,7 @@ use crate::domain::catalogue::WEBHOOK_TEST;
 use crate::domain::delivery::{payload, Decision, Delivery};
 use crate::domain::event::OutboxEvent;
 use crate::domain::outbound::signed_request;
-use crate::domain::webhook::Webhook;
+use crate::domain::webhook::{Webhook, IN_REQUEST_TIMEOUT_MS};
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage};
 
@@ -229,7 +229,8 @@ pub struct TestResult {
 /// other, never retried.
 pub async fn test_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<TestResult> {
     caller.require(Permission::WebhookTest)?;
-    let webhook = load_webhook(deps, caller.tenant_id, id).await?;
+    let mut webhook = load_webhook(deps, caller.tenant_id, id).await?;
+    webhook.timeout_ms = webhook.timeout_ms.min(IN_REQUEST_TIMEOUT_MS);
     let now = deps.clock.now();
     let event = OutboxEvent::new(
         caller.tenant_id,

@@ -4,14 +4,17 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, Select, TransactWriteItem, Update,
     WriteRequest,
 };
 use chrono::{DateTime, Utc};
+use futures_util::{stream, StreamExt, TryStreamExt};
 use uuid::Uuid;
 
+use super::contention::{backoff, until_done, Sent};
 use super::delivery_items::*;
 use super::items::*;
 use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
@@ -30,14 +33,8 @@ const BATCH_WRITE_MAX: usize = 25;
 const TRANSACTION_MAX: usize = 100;
 /// How often unprocessed batch items are sent again before the write fails.
 const UNPROCESSED_ROUNDS: u32 = 8;
-
-/// A pause before resending unprocessed items: 25 ms doubling each round, with full jitter.
-async fn backoff(round: u32) {
-    use rand::Rng;
-    let ceiling = 25u64 << round.min(6);
-    let pause = rand::rng().random_range(0..=ceiling);
-    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-}
+/// Batch writes and transactions of one fan-out in flight at once.
+const IN_FLIGHT: usize = 8;
 
 /// Consecutive runs of deliveries that fit one transaction with their counter updates (one
 /// per webhook among them).
@@ -71,6 +68,13 @@ fn payload_key_of(delivery: &Item) -> Option<(String, String)> {
     };
     let id = sk_of(delivery)?.strip_prefix(DELIVERY_SK_PREFIX)?;
     Some((pk.clone(), payload_sk(Uuid::parse_str(id).ok()?)))
+}
+
+/// Whether an UpdateItem was refused because a concurrent transaction held its item.
+fn update_collided<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(UpdateItemError::is_transaction_conflict_exception)
 }
 
 /// Whether an UpdateItem was refused on its condition (the item changed or is gone), as
@@ -149,24 +153,61 @@ impl DynamoStore {
 
     /// One conditional update outside a transaction: half a transaction's write units.
     async fn update_alone(&self, update: Update, what: &str) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(update.table_name)
-            .set_key(Some(update.key))
-            .update_expression(update.update_expression)
-            .set_condition_expression(update.condition_expression)
-            .set_expression_attribute_names(update.expression_attribute_names)
-            .set_expression_attribute_values(update.expression_attribute_values)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if condition_failed(&error) => Err(Error::Conflict(format!(
-                "{what}: a conditional write failed."
-            ))),
-            Err(error) => Err(sdk_error(error)),
-        }
+        until_done(what, |_| async {
+            let update = update.clone();
+            let result = self
+                .client
+                .update_item()
+                .table_name(update.table_name)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Sent::Done(())),
+                Err(error) if condition_failed(&error) => Err(Error::Conflict(format!(
+                    "{what}: a conditional write failed."
+                ))),
+                Err(error) if update_collided(&error) => Ok(Sent::Collided),
+                Err(error) => Err(sdk_error(error)),
+            }
+        })
+        .await
+    }
+
+    /// One conditional put outside a transaction.
+    pub(super) async fn put_alone(
+        &self,
+        item: Item,
+        condition: Condition,
+        what: &str,
+    ) -> Result<()> {
+        until_done(what, |_| async {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(condition.expression)
+                .set_expression_attribute_names(condition.names.clone())
+                .set_expression_attribute_values(condition.values.clone())
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Sent::Done(())),
+                Err(error) => match error.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => Err(Error::Conflict(
+                        format!("{what}: a conditional write failed."),
+                    )),
+                    Some(PutItemError::TransactionConflictException(_)) => Ok(Sent::Collided),
+                    _ => Err(sdk_error(error)),
+                },
+            }
+        })
+        .await
     }
 
     /// Fills in the payloads of deliveries read from an index (which holds the delivery items
@@ -320,8 +361,12 @@ impl DynamoStore {
     }
 
     pub(super) async fn create_webhook_impl(&self, webhook: &Webhook) -> Result<()> {
-        let item = self.put(webhook_item(webhook), Some(Condition::new_item()))?;
-        self.transact(vec![item], "create webhook").await
+        self.put_alone(
+            webhook_item(webhook),
+            Condition::new_item(),
+            "create webhook",
+        )
+        .await
     }
 
     pub(super) async fn update_webhook_impl(
@@ -329,11 +374,12 @@ impl DynamoStore {
         before_version: i64,
         webhook: &Webhook,
     ) -> Result<()> {
-        let item = self.put(
+        self.put_alone(
             webhook_item(webhook),
-            Some(Condition::version(before_version)),
-        )?;
-        self.transact(vec![item], "update webhook").await
+            Condition::version(before_version),
+            "update webhook",
+        )
+        .await
     }
 
     pub(super) async fn delete_webhook_impl(
@@ -384,40 +430,49 @@ impl DynamoStore {
     }
 
     /// Writes the payloads first (so that no delivery exists without its payload), then the
-    /// deliveries with their counters, many to a transaction. A transaction refused because one
-    /// of its deliveries exists already (a fan-out run twice) is redone one delivery at a time,
-    /// so that the others are still written and counters move only for those created.
+    /// deliveries with their counters, many to a transaction, the transactions concurrently.
+    /// A delivery that exists already (a fan-out run twice) refuses its transaction on its
+    /// condition: the transaction is sent again without it, so that counters move only for
+    /// the deliveries created.
     pub(super) async fn create_deliveries_impl(&self, deliveries: &[Delivery]) -> Result<()> {
         self.put_payloads(deliveries).await?;
-        for chunk in transaction_chunks(deliveries) {
-            match self
-                .transact(self.creation_items(chunk)?, "create deliveries")
-                .await
-            {
-                Ok(()) => {}
-                Err(Error::Conflict(_)) if chunk.len() > 1 => {
-                    for delivery in chunk {
-                        self.create_one_delivery(delivery).await?;
+        let chunks: Vec<_> = transaction_chunks(deliveries)
+            .into_iter()
+            .map(|chunk| self.create_chunk(chunk))
+            .collect();
+        stream::iter(chunks)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn create_chunk(&self, chunk: &[Delivery]) -> Result<()> {
+        let mut pending: Vec<&Delivery> = chunk.iter().collect();
+        while !pending.is_empty() {
+            let items = self.creation_items(&pending)?;
+            match self.transact_checked(items, "create deliveries").await? {
+                Ok(()) => return Ok(()),
+                Err(failed) => {
+                    // Only delivery puts carry a condition, and they come first, in order.
+                    let exists = |index: usize| failed.contains(&index);
+                    let before = pending.len();
+                    pending = (0..before)
+                        .filter(|index| !exists(*index))
+                        .map(|index| pending[index])
+                        .collect();
+                    if pending.len() == before {
+                        return Err(Error::internal(
+                            "create deliveries: a condition failed on a counter",
+                        ));
                     }
                 }
-                Err(Error::Conflict(_)) => {}
-                Err(error) => return Err(error),
             }
         }
         Ok(())
     }
 
-    async fn create_one_delivery(&self, delivery: &Delivery) -> Result<()> {
-        let items = self.creation_items(std::slice::from_ref(delivery))?;
-        match self.transact(items, "create delivery").await {
-            // It exists: an earlier fan-out of the same event wrote it.
-            Ok(()) | Err(Error::Conflict(_)) => Ok(()),
-            Err(error) => Err(error),
-        }
-    }
-
     /// The conditional puts of new deliveries and one counter update per webhook among them.
-    fn creation_items(&self, deliveries: &[Delivery]) -> Result<Vec<TransactWriteItem>> {
+    fn creation_items(&self, deliveries: &[&Delivery]) -> Result<Vec<TransactWriteItem>> {
         let mut items = Vec::with_capacity(deliveries.len() + 1);
         let mut per_webhook: Vec<((Uuid, Uuid), StatusCounts)> = Vec::new();
         for delivery in deliveries {
@@ -438,40 +493,49 @@ impl DynamoStore {
     /// Payload items, 25 to a BatchWriteItem; what DynamoDB leaves unprocessed is sent again
     /// after a growing pause. A payload never changes: writing it twice is harmless.
     async fn put_payloads(&self, deliveries: &[Delivery]) -> Result<()> {
-        for chunk in deliveries.chunks(BATCH_WRITE_MAX) {
-            let mut requests = chunk
-                .iter()
-                .map(|delivery| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(payload_item(delivery, delivery.created_at)))
-                        .build()
-                        .map_err(build_error)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let mut round = 0;
-            while !requests.is_empty() {
-                if round > 0 {
-                    backoff(round).await;
-                }
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                requests = output
-                    .unprocessed_items
-                    .and_then(|mut unprocessed| unprocessed.remove(&self.table))
-                    .unwrap_or_default();
-                round += 1;
-                if round > UNPROCESSED_ROUNDS && !requests.is_empty() {
-                    return Err(Error::internal(format!(
-                        "DynamoDB left {} payload writes unprocessed",
-                        requests.len()
-                    )));
-                }
+        let batches: Vec<_> = deliveries
+            .chunks(BATCH_WRITE_MAX)
+            .map(|chunk| self.put_payload_batch(chunk))
+            .collect();
+        stream::iter(batches)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn put_payload_batch(&self, chunk: &[Delivery]) -> Result<()> {
+        let mut requests = chunk
+            .iter()
+            .map(|delivery| {
+                let put = PutRequest::builder()
+                    .set_item(Some(payload_item(delivery, delivery.created_at)))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut round = 0;
+        while !requests.is_empty() {
+            if round > 0 {
+                backoff(round).await;
+            }
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                .unwrap_or_default();
+            round += 1;
+            if round > UNPROCESSED_ROUNDS && !requests.is_empty() {
+                return Err(Error::internal(format!(
+                    "DynamoDB left {} payload writes unprocessed",
+                    requests.len()
+                )));
             }
         }
         Ok(())

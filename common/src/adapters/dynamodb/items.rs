@@ -243,6 +243,7 @@ pub(super) fn event_item(event: &OutboxEvent) -> Item {
     item.insert("event".into(), text(&event.event));
     item.insert("data".into(), text(event.data.to_string()));
     item.insert("created_at".into(), text(rfc3339(event.created_at)));
+    item.insert("occurred_at".into(), text(rfc3339(event.occurred_at)));
     item
 }
 
@@ -254,7 +255,8 @@ pub(super) fn event_from_item(item: &Item) -> Result<OutboxEvent> {
         event: get_text(item, "event")?.to_owned(),
         data: serde_json::from_str(get_text(item, "data")?).map_err(|_| corrupt("data"))?,
         created_at,
-        // Outbox events are the store's own (client writes): they happen when written.
-        occurred_at: created_at,
+        // Written before notify's events came through the outbox: a client write's, which
+        // happened when written.
+        occurred_at: optional_time(item, "occurred_at")?.unwrap_or(created_at),
     })
 }

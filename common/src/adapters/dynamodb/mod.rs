@@ -11,12 +11,14 @@
 //!
 //! Every request path is a GetItem, a Query or a TransactWriteItems: never a Scan.
 
+mod contention;
 mod delivery_items;
 mod delivery_store;
 mod items;
 pub mod tables;
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -25,6 +27,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use aws_sdk_dynamodb::Client as DynamoClient;
 use uuid::Uuid;
 
+use self::contention::{until_done, Sent};
 use self::items::*;
 use self::tables::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use crate::domain::auth::ApiKey;
@@ -138,38 +141,56 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Runs a transaction; a failed condition (or a concurrent transaction) is a `Conflict`.
+    /// Runs a transaction; a failed condition is a `Conflict`.
     pub(super) async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> Result<()> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let lost_a_race = match error.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                        cancelled.cancellation_reasons().iter().any(|reason| {
-                            matches!(
-                                reason.code(),
-                                Some("ConditionalCheckFailed" | "TransactionConflict")
-                            )
-                        })
-                    }
-                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
-                    _ => false,
+        match self.transact_checked(items, what).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Error::Conflict(format!(
+                "{what}: a conditional write failed."
+            ))),
+        }
+    }
+
+    /// Runs a transaction: `Ok(Err(indices))` when it was refused because the conditions of
+    /// the items at those indices failed. A transaction refused because it collided with
+    /// another is sent again (`contention`), with a fresh idempotency token, since the refused
+    /// one did nothing. The token makes the SDK's own resends of one send (after a timeout, or
+    /// while DynamoDB says it is still in progress) apply it at most once.
+    pub(super) async fn transact_checked(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &str,
+    ) -> Result<Result<(), Vec<usize>>> {
+        let token = Mutex::new(Uuid::new_v4().to_string());
+        let token = &token;
+        until_done(what, |_| {
+            let items = items.clone();
+            async move {
+                let sent = token.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let result = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .client_request_token(sent)
+                    .send()
+                    .await;
+                let Err(error) = result else {
+                    return Ok(Sent::Done(Ok(())));
                 };
-                if lost_a_race {
-                    Err(Error::Conflict(format!(
-                        "{what}: a conditional write failed."
-                    )))
-                } else {
-                    Err(sdk_error(error))
+                match refusal(&error) {
+                    Refusal::Conditions(indices) => Ok(Sent::Done(Err(indices))),
+                    Refusal::Cancelled => {
+                        *token.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Uuid::new_v4().to_string();
+                        Ok(Sent::Collided)
+                    }
+                    // The same send may still apply: resend it under the same token.
+                    Refusal::InProgress => Ok(Sent::Collided),
+                    Refusal::Failed => Err(sdk_error(error)),
                 }
             }
-        }
+        })
+        .await
     }
 
     pub(super) async fn get(&self, pk: String, sk: String) -> Result<Option<Item>> {
@@ -391,6 +412,11 @@ impl Store for DynamoStore {
         self.undispatched_events_impl(before, limit).await
     }
 
+    async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
+        self.put_alone(event_item(event), Condition::new_item(), "append event")
+            .await
+    }
+
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
         self.mark_event_dispatched_impl(tenant_id, event_id).await
     }
@@ -474,9 +500,9 @@ impl DynamoStore {
 
 /// A condition expression with its placeholders.
 pub(super) struct Condition {
-    expression: &'static str,
-    names: Option<HashMap<String, String>>,
-    values: Option<HashMap<String, AttributeValue>>,
+    pub(super) expression: &'static str,
+    pub(super) names: Option<HashMap<String, String>>,
+    pub(super) values: Option<HashMap<String, AttributeValue>>,
 }
 
 impl Condition {
@@ -502,5 +528,49 @@ impl Condition {
             names: Some(HashMap::from([("#version".to_owned(), VERSION.to_owned())])),
             values: Some(HashMap::from([(":version".to_owned(), number(version))])),
         }
+    }
+}
+
+/// Why DynamoDB refused a transaction.
+enum Refusal {
+    /// The conditions of these items failed: an answer.
+    Conditions(Vec<usize>),
+    /// Cancelled, nothing applied, because it collided with a concurrent write or was
+    /// throttled on an item.
+    Cancelled,
+    /// A send under the same token is still being applied.
+    InProgress,
+    /// Anything else: an error.
+    Failed,
+}
+
+fn refusal<R>(error: &SdkError<TransactWriteItemsError, R>) -> Refusal {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            let reasons = cancelled.cancellation_reasons();
+            let failed: Vec<usize> = reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                .map(|(index, _)| index)
+                .collect();
+            let collided = reasons.iter().any(|reason| {
+                matches!(
+                    reason.code(),
+                    Some(
+                        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                    )
+                )
+            });
+            if !failed.is_empty() {
+                Refusal::Conditions(failed)
+            } else if collided {
+                Refusal::Cancelled
+            } else {
+                Refusal::Failed
+            }
+        }
+        Some(TransactWriteItemsError::TransactionInProgressException(_)) => Refusal::InProgress,
+        _ => Refusal::Failed,
     }
 }
