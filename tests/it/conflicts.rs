@@ -39,6 +39,9 @@ const WAIT: Duration = Duration::from_secs(60);
 struct Refusals {
     seen: Mutex<HashSet<u64>>,
     counts: Mutex<BTreeMap<String, usize>>,
+    /// While set, every BatchWriteItem fails with a 500, as on an outage: a fan-out stops
+    /// part-way, as if its process died there.
+    failing_batch_writes: std::sync::atomic::AtomicBool,
 }
 
 impl Refusals {
@@ -64,6 +67,17 @@ impl Refusals {
             .get("x-amz-target")?
             .strip_prefix("DynamoDB_20120810.")?
             .to_owned();
+        if operation == "BatchWriteItem"
+            && self
+                .failing_batch_writes
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let error = json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "message": "Internal server error",
+            });
+            return Some(error_response(500, &error));
+        }
         if !matches!(
             operation.as_str(),
             "TransactWriteItems" | "UpdateItem" | "PutItem"
@@ -127,15 +141,19 @@ impl Refusals {
             .unwrap()
             .entry(what.to_owned())
             .or_default() += 1;
-        let mut response = HttpResponse::new(
-            SdkStatus::try_from(400).unwrap(),
-            SdkBody::from(error.to_string()),
-        );
-        response
-            .headers_mut()
-            .insert("content-type", "application/x-amz-json-1.0");
-        Some(response)
+        Some(error_response(400, &error))
     }
+}
+
+fn error_response(status: u16, error: &Value) -> HttpResponse {
+    let mut response = HttpResponse::new(
+        SdkStatus::try_from(status).unwrap(),
+        SdkBody::from(error.to_string()),
+    );
+    response
+        .headers_mut()
+        .insert("content-type", "application/x-amz-json-1.0");
+    response
 }
 
 fn conflict_exception() -> Value {
@@ -408,4 +426,69 @@ async fn every_write_refused_once_by_a_conflict_loses_nothing() {
     ] {
         assert!(refusals.count(what) > 0, "{what} was injected");
     }
+}
+
+/// Notify writes its event to the outbox first: a fan-out that stops part-way (here every
+/// batch write fails) still answers the delivery ids, and the sweeper creates them later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_whose_fan_out_stops_part_way_is_finished_by_the_sweeper() {
+    let refusals = Arc::new(Refusals::default());
+    let s = refused_once(&refusals).await;
+    let receiver = Receiver::start(Reply::Status(200)).await;
+    let (first, _) = s.webhook(&receiver, json!({})).await;
+    let (second, _) = s.webhook(&receiver, json!({})).await;
+
+    refusals
+        .failing_batch_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = s
+        .app
+        .post(
+            "/api/webhooks/notify",
+            &s.key,
+            &json!({"event": "lead.created", "data": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<Uuid> = body["deliveryIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        let (status, _) = s
+            .app
+            .get(&format!("/api/webhooks/deliveries/{id}"), &s.key)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "not written yet");
+    }
+
+    // The outage ends; the sweeper, past its grace period, finishes the fan-out.
+    refusals
+        .failing_batch_writes
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let worker = s.app.start_worker();
+    let report = eventually(WAIT, "a sweep to fan the event out", || async {
+        let report = common::service::sweeper::sweep(&s.app.deps).await.unwrap();
+        (report.events_fanned_out == 1).then_some(report)
+    })
+    .await;
+    assert_eq!(report.events_fanned_out, 1);
+    let delivered = settled(&s, &ids).await;
+    worker.stop().await;
+    let mut webhooks: Vec<Value> = delivered
+        .values()
+        .map(|d| {
+            assert_eq!(d["status"], "SUCCESS", "{d}");
+            d["webhookId"].clone()
+        })
+        .collect();
+    webhooks.sort_by_key(Value::to_string);
+    let mut expected = vec![json!(first), json!(second)];
+    expected.sort_by_key(Value::to_string);
+    assert_eq!(webhooks, expected);
+    let payload: Value = serde_json::from_slice(&receiver.seen()[0].body).unwrap();
+    assert_eq!(payload["data"], json!({"n": 1}));
 }

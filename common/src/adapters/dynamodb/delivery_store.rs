@@ -341,23 +341,27 @@ impl DynamoStore {
         tenant_id: Uuid,
         event_id: Uuid,
     ) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant_pk(tenant_id), event_sk(event_id))))
-            .update_expression("REMOVE #ipk, #isk")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#ipk", GSI1_PK)
-            .expression_attribute_names("#isk", GSI1_SK)
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if condition_failed(&error) => Ok(()),
-            Err(error) => Err(sdk_error(error)),
-        }
+        until_done("mark event dispatched", |_| async {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(tenant_pk(tenant_id), event_sk(event_id))))
+                .update_expression("REMOVE #ipk, #isk")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#ipk", GSI1_PK)
+                .expression_attribute_names("#isk", GSI1_SK)
+                .expression_attribute_names("#pk", PK)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Sent::Done(())),
+                Err(error) if condition_failed(&error) => Ok(Sent::Done(())),
+                Err(error) if update_collided(&error) => Ok(Sent::Collided),
+                Err(error) => Err(sdk_error(error)),
+            }
+        })
+        .await
     }
 
     pub(super) async fn create_webhook_impl(&self, webhook: &Webhook) -> Result<()> {
