@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use common::adapters::dynamodb::tables::{main_table, TableSpec};
+use common::adapters::sqs::DELIVERY_QUEUE_VISIBILITY;
 use common::domain::delivery::RetrySchedule;
 use common::http::routes::ROUTES;
 use serde_norway::Value;
@@ -633,6 +634,22 @@ fn every_function_may_touch_only_its_own_table_and_queue() {
             );
         }
     }
+}
+
+#[test]
+fn crm_admin_creates_the_delivery_queue_as_the_template_does() {
+    let template = Template::load();
+    let visibility = number(
+        &template.resource("DeliveryQueue")["Properties"]["VisibilityTimeout"],
+        "VisibilityTimeout",
+    );
+    assert_eq!(visibility, DELIVERY_QUEUE_VISIBILITY.as_secs());
+    // crm-admin is a binary: its source is the only place to see which value it passes.
+    let admin = std::fs::read_to_string(repo_root().join("functions/admin/src/main.rs")).unwrap();
+    assert!(
+        admin.contains("DELIVERY_QUEUE_VISIBILITY") && !admin.contains("from_secs("),
+        "crm-admin create-tables must create the queue with DELIVERY_QUEUE_VISIBILITY"
+    );
 }
 
 #[test]
