@@ -478,6 +478,33 @@ fn the_delivery_queue_redrives_to_a_watched_dead_letter_queue() {
     assert_eq!(number(&alarm["Threshold"], "threshold"), 0);
 }
 
+/// API Gateway ends an integration after 30 s whatever the function does; a function behind it
+/// that may run longer works on for nobody.
+const API_GATEWAY_TIMEOUT_SECONDS: u64 = 30;
+
+#[test]
+fn functions_behind_the_api_give_up_before_api_gateway_does() {
+    let template = Template::load();
+    let mut behind_the_api = 0;
+    for function in template.functions() {
+        let routed = function
+            .events()
+            .iter()
+            .any(|(_, kind, _)| ["Api", "HttpApi"].contains(kind));
+        if !routed {
+            continue;
+        }
+        behind_the_api += 1;
+        let timeout = number(function.setting(&template, "Timeout"), "Timeout");
+        assert!(
+            timeout < API_GATEWAY_TIMEOUT_SECONDS,
+            "{}: a timeout of {timeout} s outlasts API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s",
+            function.name
+        );
+    }
+    assert!(behind_the_api > 0);
+}
+
 #[test]
 fn queue_consumers_report_partial_failures_within_the_visibility_timeout() {
     let template = Template::load();
