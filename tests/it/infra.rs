@@ -105,6 +105,15 @@ fn number(value: &Value, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("{what} is not a number: {value:?}"))
 }
 
+/// `!Sub text` or `{Fn::Sub: text}` (the form without variables of its own).
+fn sub_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str(),
+        Value::Mapping(map) if map.len() == 1 => map.get("Fn::Sub").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
 struct Function<'a> {
     name: &'a str,
     resource: &'a Value,
@@ -574,6 +583,64 @@ fn functions_without_routes_run_from_the_queue_or_every_minute() {
             function.name
         );
     }
+}
+
+#[test]
+fn the_sweeper_schedule_is_named_per_stack_and_never_retried() {
+    let template = Template::load();
+    let mut schedules = 0;
+    for function in template.functions() {
+        for (event, kind, properties) in function.events() {
+            if kind != "ScheduleV2" {
+                continue;
+            }
+            schedules += 1;
+            // SAM names a schedule after its logical id when it has no Name, and schedule names
+            // are unique per account and Region: a second stack would fail to deploy.
+            let name = sub_text(&properties["Name"]);
+            assert!(
+                name.is_some_and(|name| name.contains("${AWS::StackName}")),
+                "{}.{event}: Name must be a !Sub with ${{AWS::StackName}}, not {:?}",
+                function.name,
+                properties["Name"]
+            );
+            // A sweep that failed or came late is not made up for: the next minute's does it.
+            let retry = &properties["RetryPolicy"];
+            assert_eq!(
+                number(&retry["MaximumRetryAttempts"], "MaximumRetryAttempts"),
+                0,
+                "{}.{event}",
+                function.name
+            );
+            assert_eq!(
+                number(
+                    &retry["MaximumEventAgeInSeconds"],
+                    "MaximumEventAgeInSeconds"
+                ),
+                60,
+                "{}.{event}",
+                function.name
+            );
+            // The schedule invokes asynchronously; Lambda would retry a failed sweep twice.
+            let invoke = &function.properties()["EventInvokeConfig"];
+            assert_eq!(
+                number(&invoke["MaximumRetryAttempts"], "MaximumRetryAttempts"),
+                0,
+                "{}: EventInvokeConfig",
+                function.name
+            );
+            assert_eq!(
+                number(
+                    &invoke["MaximumEventAgeInSeconds"],
+                    "MaximumEventAgeInSeconds"
+                ),
+                60,
+                "{}: EventInvokeConfig",
+                function.name
+            );
+        }
+    }
+    assert_eq!(schedules, 1);
 }
 
 /// The SAM policy templates a function may use, each scoped to one resource of this template.
