@@ -114,6 +114,15 @@ fn sub_text(value: &Value) -> Option<&str> {
     }
 }
 
+/// A value or each value of a list, as IAM's `Action` and `Resource` are written either way.
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        single => vec![single],
+    }
+}
+
 struct Function<'a> {
     name: &'a str,
     resource: &'a Value,
@@ -643,6 +652,35 @@ fn the_sweeper_schedule_is_named_per_stack_and_never_retried() {
     assert_eq!(schedules, 1);
 }
 
+/// Properties that name a resource. Names are unique per account and Region, and two stacks of
+/// this template live in one account (`crm-webhooks` and `crm-webhooks-dev`): a name given here
+/// must carry the stack's name; without one, CloudFormation makes a unique one.
+const NAME_PROPERTIES: [(&str, &str); 6] = [
+    ("AWS::Serverless::Function", "FunctionName"),
+    ("AWS::DynamoDB::Table", "TableName"),
+    ("AWS::SQS::Queue", "QueueName"),
+    ("AWS::SNS::Topic", "TopicName"),
+    ("AWS::Logs::LogGroup", "LogGroupName"),
+    ("AWS::CloudWatch::Alarm", "AlarmName"),
+];
+
+#[test]
+fn every_name_given_in_the_template_carries_the_stack_name() {
+    let template = Template::load();
+    for (kind, property) in NAME_PROPERTIES {
+        for (name, resource) in template.resources_of_type(kind) {
+            let value = &resource["Properties"][property];
+            if value.is_null() {
+                continue;
+            }
+            assert!(
+                sub_text(value).is_some_and(|text| text.contains("${AWS::StackName}")),
+                "{name}.{property} must be a !Sub with ${{AWS::StackName}}, not {value:?}"
+            );
+        }
+    }
+}
+
 /// The SAM policy templates a function may use, each scoped to one resource of this template.
 const POLICY_TEMPLATES: [(&str, &str); 4] = [
     ("DynamoDBReadPolicy", "TableName"),
@@ -728,6 +766,50 @@ fn every_function_may_touch_only_its_own_table_and_queue() {
             );
         }
     }
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic() {
+    let template = Template::load();
+    let topics: Vec<&str> = template
+        .resources_of_type("AWS::SNS::Topic")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(topics, ["AlarmTopic"]);
+    let alarms: Vec<(&str, &Value)> = template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .collect();
+    assert!(!alarms.is_empty());
+    for (name, alarm) in alarms {
+        let actions = one_or_many(&alarm["Properties"]["AlarmActions"]);
+        assert!(
+            actions
+                .iter()
+                .any(|action| reference(action) == Some("AlarmTopic")),
+            "{name}: an alarm without an action tells nobody"
+        );
+    }
+
+    // An optional address: subscribed only when the parameter is given.
+    assert_eq!(
+        template.0["Parameters"]["AlarmEmail"]["Default"].as_str(),
+        Some("")
+    );
+    let subscriptions: Vec<&Value> = template
+        .resources_of_type("AWS::SNS::Subscription")
+        .map(|(_, subscription)| subscription)
+        .collect();
+    assert_eq!(subscriptions.len(), 1);
+    let subscription = subscriptions[0];
+    let condition = subscription["Condition"].as_str().expect("a Condition");
+    assert!(
+        !template.0["Conditions"][condition].is_null(),
+        "{condition}"
+    );
+    let properties = &subscription["Properties"];
+    assert_eq!(reference(&properties["TopicArn"]), Some("AlarmTopic"));
+    assert_eq!(properties["Protocol"].as_str(), Some("email"));
+    assert_eq!(reference(&properties["Endpoint"]), Some("AlarmEmail"));
 }
 
 #[test]
