@@ -123,6 +123,37 @@ fn one_or_many(value: &Value) -> Vec<&Value> {
     }
 }
 
+/// The tags of a CloudFormation resource (`[{Key, Value}]`) or of a SAM one (a map).
+fn tags(value: &Value) -> Vec<(&str, &Value)> {
+    match value {
+        Value::Sequence(tags) => tags
+            .iter()
+            .map(|tag| (tag["Key"].as_str().unwrap_or_default(), &tag["Value"]))
+            .collect(),
+        Value::Mapping(tags) => tags
+            .iter()
+            .map(|(key, value)| (key.as_str().unwrap_or_default(), value))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Tagged `app: crm-webhooks` and `stage: <Stage>`, as cost reports and clean-ups select them.
+fn assert_service_tags(owner: &str, value: &Value) {
+    let tags = tags(value);
+    let tag = |key: &str| tags.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    assert_eq!(
+        tag("app").and_then(Value::as_str),
+        Some("crm-webhooks"),
+        "{owner}: tag app"
+    );
+    assert_eq!(
+        tag("stage").and_then(reference),
+        Some("Stage"),
+        "{owner}: tag stage"
+    );
+}
+
 struct Function<'a> {
     name: &'a str,
     resource: &'a Value,
@@ -445,9 +476,6 @@ fn the_table_is_the_one_the_adapter_creates() {
         properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
         Some(true)
     );
-    // Stack deletion or replacement must not take the data with it.
-    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
-    assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
 }
 
 #[test]
@@ -810,6 +838,72 @@ fn every_alarm_notifies_the_alarm_topic() {
     assert_eq!(reference(&properties["TopicArn"]), Some("AlarmTopic"));
     assert_eq!(properties["Protocol"].as_str(), Some("email"));
     assert_eq!(reference(&properties["Endpoint"]), Some("AlarmEmail"));
+}
+
+#[test]
+fn the_table_and_the_queues_outlive_the_stack() {
+    let template = Template::load();
+    let kept: Vec<(&str, &Value)> = template
+        .resources_of_type("AWS::DynamoDB::Table")
+        .chain(template.resources_of_type("AWS::SQS::Queue"))
+        .collect();
+    assert_eq!(kept.len(), 3, "the table, the delivery queue and its DLQ");
+    for (name, resource) in kept {
+        assert_eq!(
+            resource["DeletionPolicy"].as_str(),
+            Some("Retain"),
+            "{name}"
+        );
+        assert_eq!(
+            resource["UpdateReplacePolicy"].as_str(),
+            Some("Retain"),
+            "{name}"
+        );
+    }
+    // Nor can anyone delete the table by hand, unless the stack says so.
+    let protection = &template.resource("Table")["Properties"]["DeletionProtectionEnabled"];
+    match reference(protection) {
+        Some(parameter) => assert_eq!(
+            template.0["Parameters"][parameter]["Default"].as_str(),
+            Some("true"),
+            "{parameter}"
+        ),
+        None => assert_eq!(protection.as_bool(), Some(true)),
+    }
+}
+
+/// Resource types that take no tags.
+const UNTAGGED: [&str; 1] = ["AWS::SNS::Subscription"];
+
+#[test]
+fn every_resource_is_tagged_with_the_service_and_its_stage() {
+    let template = Template::load();
+    let globals = template.globals();
+    assert_service_tags("Globals.Function", &globals["Tags"]);
+    // And on what SAM makes for each function (its role, its schedule's role).
+    assert_eq!(globals["PropagateTags"].as_bool(), Some(true));
+    for (name, resource) in template.resources() {
+        let kind = resource["Type"].as_str().unwrap();
+        let declared = &resource["Properties"]["Tags"];
+        match kind {
+            // SAM merges a function's own Tags and PropagateTags over the Globals ones.
+            "AWS::Serverless::Function" => {
+                let overridden: Vec<&str> = tags(declared)
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .filter(|key| ["app", "stage"].contains(key))
+                    .collect();
+                assert!(overridden.is_empty(), "{name} overrides {overridden:?}");
+                assert_ne!(
+                    resource["Properties"]["PropagateTags"].as_bool(),
+                    Some(false),
+                    "{name}"
+                );
+            }
+            _ if UNTAGGED.contains(&kind) => {}
+            _ => assert_service_tags(name, declared),
+        }
+    }
 }
 
 #[test]
