@@ -709,6 +709,109 @@ fn every_name_given_in_the_template_carries_the_stack_name() {
     }
 }
 
+/// Retention values CloudWatch Logs accepts.
+const LOG_RETENTION_DAYS: [u64; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+#[test]
+fn every_log_group_keeps_logs_for_the_retention_parameter() {
+    let template = Template::load();
+    let parameter = &template.0["Parameters"]["LogRetentionDays"];
+    assert_eq!(parameter["Type"].as_str(), Some("Number"));
+    let allowed: Vec<u64> = parameter["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|value| number(value, "AllowedValues"))
+        .collect();
+    assert_eq!(allowed, LOG_RETENTION_DAYS);
+    assert_eq!(number(&parameter["Default"], "Default"), 30);
+
+    let groups: Vec<(&str, &Value)> = template.resources_of_type("AWS::Logs::LogGroup").collect();
+    assert!(!groups.is_empty());
+    for (name, group) in groups {
+        assert_eq!(
+            reference(&group["Properties"]["RetentionInDays"]),
+            Some("LogRetentionDays"),
+            "{name}: without a retention, logs are kept (and paid for) forever"
+        );
+    }
+}
+
+#[test]
+fn every_function_logs_json_to_a_log_group_of_its_own() {
+    let template = Template::load();
+    let mut used = BTreeSet::new();
+    for function in template.functions() {
+        let own = &function.properties()["LoggingConfig"];
+        let group = reference(&own["LogGroup"]).unwrap_or_else(|| {
+            panic!(
+                "{}: LoggingConfig.LogGroup must be a !Ref to a log group of the template \
+                 (Lambda's own group has no retention)",
+                function.name
+            )
+        });
+        assert_eq!(
+            template.resource(group)["Type"].as_str(),
+            Some("AWS::Logs::LogGroup"),
+            "{}: {group}",
+            function.name
+        );
+        assert!(used.insert(group), "{group} is shared by two functions");
+        // SAM merges the function's LoggingConfig over the Globals one.
+        let format = match &own["LogFormat"] {
+            Value::Null => &template.globals()["LoggingConfig"]["LogFormat"],
+            format => format,
+        };
+        assert_eq!(format.as_str(), Some("JSON"), "{}", function.name);
+    }
+}
+
+#[test]
+fn the_api_writes_json_access_logs_to_a_log_group_of_its_own() {
+    let template = Template::load();
+    let settings = &template.resource("HttpApi")["Properties"]["AccessLogSettings"];
+    let (group, attribute) = get_att(&settings["DestinationArn"])
+        .expect("HttpApi.AccessLogSettings.DestinationArn is a !GetAtt of a log group");
+    assert_eq!(attribute, "Arn");
+    assert_eq!(
+        template.resource(&group)["Type"].as_str(),
+        Some("AWS::Logs::LogGroup")
+    );
+    let functions_groups: Vec<String> = template
+        .functions()
+        .iter()
+        .filter_map(|f| reference(&f.properties()["LoggingConfig"]["LogGroup"]).map(str::to_owned))
+        .collect();
+    assert!(
+        !functions_groups.contains(&group),
+        "{group} is a function's"
+    );
+
+    let format = settings["Format"].as_str().expect("a Format string");
+    let line: serde_json::Value = serde_json::from_str(format)
+        .unwrap_or_else(|error| panic!("the access log Format is not JSON ({error}): {format}"));
+    for (field, variable) in [
+        ("requestId", "$context.requestId"),
+        ("ip", "$context.identity.sourceIp"),
+        ("routeKey", "$context.routeKey"),
+        ("status", "$context.status"),
+        ("responseLength", "$context.responseLength"),
+        (
+            "integrationErrorMessage",
+            "$context.integrationErrorMessage",
+        ),
+    ] {
+        assert_eq!(
+            line[field].as_str(),
+            Some(variable),
+            "access log field {field}"
+        );
+    }
+}
+
 /// The SAM policy templates a function may use, each scoped to one resource of this template.
 const POLICY_TEMPLATES: [(&str, &str); 4] = [
     ("DynamoDBReadPolicy", "TableName"),
