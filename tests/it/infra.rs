@@ -551,6 +551,25 @@ fn functions_behind_the_api_give_up_before_api_gateway_does() {
     assert!(behind_the_api > 0);
 }
 
+/// The template's event source mappings, as (name, properties).
+fn event_source_mappings(template: &Template) -> Vec<(&str, &Value)> {
+    template
+        .resources_of_type("AWS::Lambda::EventSourceMapping")
+        .map(|(name, mapping)| (name, &mapping["Properties"]))
+        .collect()
+}
+
+/// The function an event source mapping invokes (`FunctionName: !Ref XFunction`).
+fn mapped_function<'t>(template: &'t Template, name: &str, mapping: &Value) -> Function<'t> {
+    let function = reference(&mapping["FunctionName"])
+        .unwrap_or_else(|| panic!("{name}: FunctionName is not a !Ref to a function"));
+    template
+        .functions()
+        .into_iter()
+        .find(|candidate| candidate.name == function)
+        .unwrap_or_else(|| panic!("{name}: {function} is not a function of the template"))
+}
+
 #[test]
 fn queue_consumers_report_partial_failures_within_the_visibility_timeout() {
     let template = Template::load();
@@ -564,45 +583,89 @@ fn queue_consumers_report_partial_failures_within_the_visibility_timeout() {
     // A consumer that sets no Timeout of its own gets the default one.
     assert!(visibility_of("DeliveryQueue") >= 6 * default_timeout);
 
-    for function in template.functions() {
-        let timeout = number(function.setting(&template, "Timeout"), "Timeout");
-        for (event, kind, properties) in function.events() {
-            if kind != "SQS" {
-                continue;
-            }
-            let (queue, attribute) = get_att(&properties["Queue"])
-                .unwrap_or_else(|| panic!("{}.{event}: Queue is not a GetAtt", function.name));
+    let mappings = event_source_mappings(&template);
+    let consumers: Vec<(String, String)> = mappings
+        .iter()
+        .map(|(name, mapping)| {
+            let function = mapped_function(&template, name, mapping);
+            let timeout = number(function.setting(&template, "Timeout"), "Timeout");
+            let (queue, attribute) = get_att(&mapping["EventSourceArn"])
+                .unwrap_or_else(|| panic!("{name}: EventSourceArn is not a GetAtt"));
             assert_eq!(attribute, "Arn");
             assert!(
                 visibility_of(&queue) >= 6 * timeout,
                 "{queue}'s visibility timeout must be at least 6x {}'s timeout ({timeout} s)",
                 function.name
             );
-            let response_types: Vec<&str> = properties["FunctionResponseTypes"]
+            let response_types: Vec<&str> = mapping["FunctionResponseTypes"]
                 .as_sequence()
                 .map(|types| types.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             assert_eq!(
                 response_types,
                 ["ReportBatchItemFailures"],
-                "{}.{event}: without it one failed message retries the whole batch",
-                function.name
+                "{name}: without it one failed message retries the whole batch"
             );
-            let batch = number(&properties["BatchSize"], "BatchSize");
-            assert!((1..=10).contains(&batch), "{}.{event}", function.name);
-        }
+            let batch = number(&mapping["BatchSize"], "BatchSize");
+            assert!((1..=10).contains(&batch), "{name}");
+            // The mapping polls with the function's role.
+            let granted = granted(&template, &function);
+            for action in POLLING {
+                assert!(
+                    granted.contains(&(action.to_owned(), Target::Queue(queue.clone()))),
+                    "{}: the mapping {name} needs {action} on {queue}",
+                    function.name
+                );
+            }
+            (function.name.to_owned(), queue)
+        })
+        .collect();
+    assert_eq!(
+        consumers,
+        [("WorkerFunction".to_owned(), "DeliveryQueue".to_owned())]
+    );
+}
+
+#[test]
+fn the_worker_runs_at_most_worker_max_concurrency_instances() {
+    let template = Template::load();
+    let mappings = event_source_mappings(&template);
+    for (name, mapping) in &mappings {
+        assert_eq!(
+            reference(&mapping["ScalingConfig"]["MaximumConcurrency"]),
+            Some("WorkerMaxConcurrency"),
+            "{name}: without a bound, a burst of deliveries takes the account's Lambda \
+             concurrency"
+        );
     }
+    assert!(!mappings.is_empty());
+    let parameter = &template.0["Parameters"]["WorkerMaxConcurrency"];
+    assert_eq!(parameter["Type"].as_str(), Some("Number"));
+    // What SQS event sources accept.
+    let (low, high) = (
+        number(&parameter["MinValue"], "MinValue"),
+        number(&parameter["MaxValue"], "MaxValue"),
+    );
+    assert_eq!((low, high), (2, 1000));
+    let default = number(&parameter["Default"], "Default");
+    assert!((low..=high).contains(&default), "default {default}");
 }
 
 #[test]
 fn functions_without_routes_run_from_the_queue_or_every_minute() {
     let template = Template::load();
+    let mapped: Vec<String> = event_source_mappings(&template)
+        .iter()
+        .map(|(name, mapping)| mapped_function(&template, name, mapping).name.to_owned())
+        .collect();
     for function in template.functions() {
         let events = function.events();
         for (event, kind, properties) in &events {
+            // Not `SQS`: SAM attaches AWSLambdaSQSQueueExecutionRole for it, which may receive
+            // and delete on every queue of the account. Queues are event source mappings.
             assert!(
-                ["HttpApi", "SQS", "ScheduleV2"].contains(kind),
-                "{}.{event}: unexpected event type {kind}",
+                ["HttpApi", "ScheduleV2"].contains(kind),
+                "{}.{event}: event type {kind} is not allowed",
                 function.name
             );
             if *kind == "ScheduleV2" {
@@ -615,7 +678,7 @@ fn functions_without_routes_run_from_the_queue_or_every_minute() {
             }
         }
         assert!(
-            !events.is_empty(),
+            !events.is_empty() || mapped.iter().any(|name| name == function.name),
             "{} has no event source: nothing would ever run it",
             function.name
         );
@@ -812,89 +875,253 @@ fn the_api_writes_json_access_logs_to_a_log_group_of_its_own() {
     }
 }
 
-/// The SAM policy templates a function may use, each scoped to one resource of this template.
-const POLICY_TEMPLATES: [(&str, &str); 4] = [
-    ("DynamoDBReadPolicy", "TableName"),
-    ("DynamoDBCrudPolicy", "TableName"),
-    ("SQSSendMessagePolicy", "QueueName"),
-    ("SQSPollerPolicy", "QueueName"),
-];
+/// What an IAM statement of a function may name: the table, one of its indexes, or a queue of
+/// this template. Anything else (`*`, a wildcard index, another stack's ARN) fails the tests.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Table,
+    Index(String),
+    Queue(String),
+}
 
-#[test]
-fn every_function_may_touch_only_its_own_table_and_queue() {
-    let template = Template::load();
+fn target(owner: &str, resource: &Value, queues: &BTreeSet<&str>) -> Target {
+    if let Some((name, attribute)) = get_att(resource) {
+        if attribute == "Arn" && name == "Table" {
+            return Target::Table;
+        }
+        if attribute == "Arn" && queues.contains(name.as_str()) {
+            return Target::Queue(name);
+        }
+    }
+    let index = sub_text(resource).and_then(|text| text.strip_prefix("${Table.Arn}/index/"));
+    match index {
+        Some(index) if !index.is_empty() && !index.contains(['*', '$', '/']) => {
+            Target::Index(index.to_owned())
+        }
+        _ => panic!(
+            "{owner}: {resource:?} is not the table (!GetAtt Table.Arn), one of its indexes by \
+             name (!Sub ${{Table.Arn}}/index/<name>) or a queue of this template"
+        ),
+    }
+}
+
+/// Every (action, target) that a function's `Policies` grant. Only policy documents are
+/// allowed: SAM's policy templates grant more than their names say (DynamoDBReadPolicy and
+/// DynamoDBCrudPolicy include Scan and every index), and managed policies are not scoped to
+/// this stack.
+fn granted(template: &Template, function: &Function) -> BTreeSet<(String, Target)> {
     let queues: BTreeSet<&str> = template
         .resources_of_type("AWS::SQS::Queue")
         .map(|(name, _)| name)
         .collect();
-    for function in template.functions() {
-        // No Policies: the basic execution role only (logs), for a function that needs no data.
-        let policies = match &function.properties()["Policies"] {
-            Value::Null => &Vec::new(),
-            policies => policies.as_sequence().unwrap_or_else(|| {
-                panic!(
-                    "{}: Policies must be a list of policy templates",
+    let mut granted = BTreeSet::new();
+    for policy in one_or_many(&function.properties()["Policies"]) {
+        let is_document = policy.as_mapping().is_some_and(|document| {
+            document
+                .keys()
+                .all(|key| matches!(key.as_str(), Some("Version" | "Statement")))
+        });
+        assert!(
+            is_document,
+            "{}: {policy:?} is not a policy document with statements",
+            function.name
+        );
+        for statement in one_or_many(&policy["Statement"]) {
+            let keys_allowed = statement.as_mapping().is_some_and(|statement| {
+                statement.keys().all(|key| {
+                    matches!(key.as_str(), Some("Sid" | "Effect" | "Action" | "Resource"))
+                })
+            });
+            assert!(
+                keys_allowed,
+                "{}: only Sid, Effect, Action and Resource: {statement:?}",
+                function.name
+            );
+            assert_eq!(
+                statement["Effect"].as_str(),
+                Some("Allow"),
+                "{}",
+                function.name
+            );
+            let targets: Vec<Target> = one_or_many(&statement["Resource"])
+                .into_iter()
+                .map(|resource| target(function.name, resource, &queues))
+                .collect();
+            for action in one_or_many(&statement["Action"]) {
+                let action = action.as_str().unwrap();
+                assert!(
+                    !action.contains('*'),
+                    "{}: {action}: name each action",
                     function.name
-                )
-            }),
-        };
-        let mut granted = Vec::new();
-        for policy in policies {
-            let (policy_name, parameters) = policy
-                .as_mapping()
-                .filter(|map| map.len() == 1)
-                .and_then(|map| map.iter().next())
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{}: {policy:?} is not a scoped SAM policy template (no managed or \
-                         inline policies)",
-                        function.name
-                    )
-                });
-            let policy_name = policy_name.as_str().unwrap();
-            let (_, parameter) = POLICY_TEMPLATES
-                .iter()
-                .find(|(name, _)| *name == policy_name)
-                .unwrap_or_else(|| panic!("{}: policy {policy_name} not allowed", function.name));
-            let target = &parameters[*parameter];
-            match *parameter {
-                "TableName" => assert_eq!(reference(target), Some("Table"), "{}", function.name),
-                _ => {
-                    let (queue, attribute) = get_att(target).unwrap_or_else(|| {
-                        panic!(
-                            "{}: {policy_name} names no queue of the stack",
-                            function.name
-                        )
-                    });
-                    assert!(
-                        queues.contains(queue.as_str()),
-                        "{}: {queue}",
-                        function.name
-                    );
-                    assert_eq!(attribute, "QueueName");
+                );
+                for target in &targets {
+                    granted.insert((action.to_owned(), target.clone()));
                 }
             }
-            granted.push(policy_name);
         }
-        let routes: Vec<_> = ROUTES
-            .iter()
-            .filter(|route| route.function == function.dir)
-            .collect();
-        if !routes.is_empty() && routes.iter().all(|route| route.method == "GET") {
+    }
+    granted
+}
+
+/// One function's grants: DynamoDB actions on the table, the indexes it queries, SQS actions on
+/// the delivery queue.
+struct Grant {
+    function: &'static str,
+    table: &'static [&'static str],
+    indexes: &'static [&'static str],
+    queue: &'static [&'static str],
+}
+
+const fn grant(
+    function: &'static str,
+    table: &'static [&'static str],
+    indexes: &'static [&'static str],
+    queue: &'static [&'static str],
+) -> Grant {
+    Grant {
+        function,
+        table,
+        indexes,
+        queue,
+    }
+}
+
+/// What a queue's event source mapping does with the consumer's role.
+const POLLING: [&str; 3] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
+/// Exactly what each function's code calls: DynamoDB actions on the table, the indexes it
+/// queries (Query is the only call on an index), SQS actions on the delivery queue.
+///
+/// Derived by reading the code: `functions/<name>/src/main.rs` serves its rows of the route
+/// table (`common/src/http/handlers.rs`; GraphQL's resolvers in `common/src/graphql/`) through
+/// the use cases in `common/src/service/`, which call these `Store` methods of `DynamoStore`
+/// (`common/src/adapters/dynamodb/`) and `Queue::send` (SendMessageBatch: `sqs:SendMessage`):
+///
+/// - `find_api_key` (authentication, every route but the public ones), `get_client`,
+///   `get_webhook`, `sync_counts`: GetItem;
+/// - `list_api_keys`, `list_clients`, `list_webhooks`, `get_delivery`, `list_attempts`,
+///   `delivery_counts`: Query on the table; `list_clients` by status: Query on gsi1;
+/// - `put_api_key`, `create_webhook`, `update_webhook`: PutItem (a transaction's Put needs
+///   PutItem: IAM has no TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
+///   `delete_webhook`: DeleteItem;
+/// - `write_client`: PutItem or DeleteItem (the client), UpdateItem (counters), PutItem (events);
+/// - fan-out (`dispatch_events`, `notify`, the sweeper): `list_webhooks`, then
+///   `create_deliveries`: BatchWriteItem (payloads), PutItem and UpdateItem; then send, and
+///   `mark_event_dispatched`: UpdateItem;
+/// - `write_delivery`: UpdateItem, with PutItem (the attempt) in a transaction;
+/// - `list_deliveries`: Query on gsi2; `undispatched_events`, `due_deliveries`,
+///   `failed_deliveries`: Query on gsi1; `list_deliveries` and `due_deliveries` read payloads by
+///   key with BatchGetItem.
+///
+/// A change to what a use case or a Store method calls changes rows here and the template.
+#[rustfmt::skip]
+const GRANTS: &[Grant] = &[
+    // function                    dynamodb: on the table                                                                          Query on   sqs: on the queue
+    grant("sync-status",           &["GetItem"],                                                                                   &[],       &[]),
+    grant("update-sync-status",    &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &["SendMessage"]),
+    grant("clients",               &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &["gsi1"], &["SendMessage"]),
+    grant("client",                &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchWriteItem"],                 &[],       &["SendMessage"]),
+    grant("keys",                  &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
+    grant("key",                   &["GetItem", "DeleteItem"],                                                                     &[],       &[]),
+    grant("notify",                &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &["SendMessage"]),
+    grant("retry",                 &["GetItem", "Query"],                                                                          &[],       &["SendMessage"]),
+    grant("webhook-events",        &["GetItem"],                                                                                   &[],       &[]),
+    grant("openapi",               &[],                                                                                            &[],       &[]),
+    grant("webhook-stats",         &["GetItem", "Query"],                                                                          &[],       &[]),
+    grant("delivery",              &["GetItem", "Query"],                                                                          &[],       &[]),
+    grant("webhooks",              &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
+    grant("webhook",               &["GetItem", "PutItem", "DeleteItem"],                                                          &[],       &[]),
+    grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &[]),
+    grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
+    grant("webhook-deliveries",    &["GetItem", "BatchGetItem"],                                                                   &["gsi2"], &[]),
+    grant("graphql",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem", "BatchWriteItem"], &["gsi2"], &["SendMessage"]),
+    grant("worker",                &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &["gsi1"], &["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]),
+    grant("sweeper",               &["PutItem", "UpdateItem", "Query", "BatchGetItem", "BatchWriteItem"],                          &["gsi1"], &["SendMessage"]),
+];
+
+fn expected_grants(grant: &Grant) -> BTreeSet<(String, Target)> {
+    let table = grant
+        .table
+        .iter()
+        .map(|action| (format!("dynamodb:{action}"), Target::Table));
+    let indexes = grant.indexes.iter().map(|index| {
+        (
+            "dynamodb:Query".to_owned(),
+            Target::Index((*index).to_owned()),
+        )
+    });
+    let queue = grant.queue.iter().map(|action| {
+        (
+            format!("sqs:{action}"),
+            Target::Queue("DeliveryQueue".to_owned()),
+        )
+    });
+    table.chain(indexes).chain(queue).collect()
+}
+
+#[test]
+fn each_function_is_granted_exactly_what_its_code_calls() {
+    let template = Template::load();
+    let functions = template.functions();
+    let in_table: BTreeSet<&str> = GRANTS.iter().map(|grant| grant.function).collect();
+    let in_template: BTreeSet<&str> = functions.iter().map(|f| f.dir.as_str()).collect();
+    assert_eq!(in_table, in_template, "GRANTS has a row per function");
+    let indexes: BTreeSet<&str> = main_table()
+        .indexes
+        .iter()
+        .map(|(name, ..)| *name)
+        .collect();
+
+    for grant in GRANTS {
+        for index in grant.indexes {
             assert!(
-                granted.iter().all(|policy| *policy == "DynamoDBReadPolicy"),
-                "{} only reads: it gets read access at most, not {granted:?}",
-                function.name
+                indexes.contains(index),
+                "{}: no index {index}",
+                grant.function
             );
         }
-        if function.events().iter().any(|(_, kind, _)| *kind == "SQS") {
-            assert!(granted.contains(&"SQSPollerPolicy"), "{}", function.name);
-        } else {
-            assert!(
-                !granted.contains(&"SQSPollerPolicy"),
-                "{} consumes no queue",
-                function.name
-            );
+        let function = functions.iter().find(|f| f.dir == grant.function).unwrap();
+        // With a Role of its own, SAM would ignore the Policies checked here.
+        assert!(
+            function.properties()["Role"].is_null(),
+            "{}: no Role of its own",
+            function.name
+        );
+        let expected = expected_grants(grant);
+        let actual = granted(&template, function);
+        assert_eq!(
+            expected,
+            actual,
+            "{}: {}",
+            function.name,
+            diff(&expected, &actual)
+        );
+    }
+}
+
+#[test]
+fn no_function_may_scan_or_touch_sqs_beyond_the_delivery_queue() {
+    let template = Template::load();
+    assert!(
+        template.globals()["Policies"].is_null() && template.globals()["Role"].is_null(),
+        "grants are per function"
+    );
+    for function in template.functions() {
+        for (action, target) in granted(&template, &function) {
+            // A Scan reads every tenant's items: no request path needs one.
+            assert_ne!(action, "dynamodb:Scan", "{}", function.name);
+            if action.starts_with("sqs:") {
+                assert_eq!(
+                    target,
+                    Target::Queue("DeliveryQueue".to_owned()),
+                    "{}: {action}",
+                    function.name
+                );
+            }
         }
     }
 }
