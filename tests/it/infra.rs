@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use common::adapters::dynamodb::tables::{main_table, TableSpec};
+use common::adapters::sqs::DELIVERY_QUEUE_VISIBILITY;
 use common::domain::delivery::RetrySchedule;
 use common::http::routes::ROUTES;
 use serde_norway::Value;
@@ -102,6 +103,55 @@ fn number(value: &Value, what: &str) -> u64 {
         .as_u64()
         .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
         .unwrap_or_else(|| panic!("{what} is not a number: {value:?}"))
+}
+
+/// `!Sub text` or `{Fn::Sub: text}` (the form without variables of its own).
+fn sub_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str(),
+        Value::Mapping(map) if map.len() == 1 => map.get("Fn::Sub").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// A value or each value of a list, as IAM's `Action` and `Resource` are written either way.
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        single => vec![single],
+    }
+}
+
+/// The tags of a CloudFormation resource (`[{Key, Value}]`) or of a SAM one (a map).
+fn tags(value: &Value) -> Vec<(&str, &Value)> {
+    match value {
+        Value::Sequence(tags) => tags
+            .iter()
+            .map(|tag| (tag["Key"].as_str().unwrap_or_default(), &tag["Value"]))
+            .collect(),
+        Value::Mapping(tags) => tags
+            .iter()
+            .map(|(key, value)| (key.as_str().unwrap_or_default(), value))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Tagged `app: crm-webhooks` and `stage: <Stage>`, as cost reports and clean-ups select them.
+fn assert_service_tags(owner: &str, value: &Value) {
+    let tags = tags(value);
+    let tag = |key: &str| tags.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    assert_eq!(
+        tag("app").and_then(Value::as_str),
+        Some("crm-webhooks"),
+        "{owner}: tag app"
+    );
+    assert_eq!(
+        tag("stage").and_then(reference),
+        Some("Stage"),
+        "{owner}: tag stage"
+    );
 }
 
 struct Function<'a> {
@@ -426,9 +476,6 @@ fn the_table_is_the_one_the_adapter_creates() {
         properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
         Some(true)
     );
-    // Stack deletion or replacement must not take the data with it.
-    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
-    assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
 }
 
 #[test]
@@ -477,6 +524,52 @@ fn the_delivery_queue_redrives_to_a_watched_dead_letter_queue() {
     assert_eq!(number(&alarm["Threshold"], "threshold"), 0);
 }
 
+/// API Gateway ends an integration after 30 s whatever the function does; a function behind it
+/// that may run longer works on for nobody.
+const API_GATEWAY_TIMEOUT_SECONDS: u64 = 30;
+
+#[test]
+fn functions_behind_the_api_give_up_before_api_gateway_does() {
+    let template = Template::load();
+    let mut behind_the_api = 0;
+    for function in template.functions() {
+        let routed = function
+            .events()
+            .iter()
+            .any(|(_, kind, _)| ["Api", "HttpApi"].contains(kind));
+        if !routed {
+            continue;
+        }
+        behind_the_api += 1;
+        let timeout = number(function.setting(&template, "Timeout"), "Timeout");
+        assert!(
+            timeout < API_GATEWAY_TIMEOUT_SECONDS,
+            "{}: a timeout of {timeout} s outlasts API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s",
+            function.name
+        );
+    }
+    assert!(behind_the_api > 0);
+}
+
+/// The template's event source mappings, as (name, properties).
+fn event_source_mappings(template: &Template) -> Vec<(&str, &Value)> {
+    template
+        .resources_of_type("AWS::Lambda::EventSourceMapping")
+        .map(|(name, mapping)| (name, &mapping["Properties"]))
+        .collect()
+}
+
+/// The function an event source mapping invokes (`FunctionName: !Ref XFunction`).
+fn mapped_function<'t>(template: &'t Template, name: &str, mapping: &Value) -> Function<'t> {
+    let function = reference(&mapping["FunctionName"])
+        .unwrap_or_else(|| panic!("{name}: FunctionName is not a !Ref to a function"));
+    template
+        .functions()
+        .into_iter()
+        .find(|candidate| candidate.name == function)
+        .unwrap_or_else(|| panic!("{name}: {function} is not a function of the template"))
+}
+
 #[test]
 fn queue_consumers_report_partial_failures_within_the_visibility_timeout() {
     let template = Template::load();
@@ -490,45 +583,89 @@ fn queue_consumers_report_partial_failures_within_the_visibility_timeout() {
     // A consumer that sets no Timeout of its own gets the default one.
     assert!(visibility_of("DeliveryQueue") >= 6 * default_timeout);
 
-    for function in template.functions() {
-        let timeout = number(function.setting(&template, "Timeout"), "Timeout");
-        for (event, kind, properties) in function.events() {
-            if kind != "SQS" {
-                continue;
-            }
-            let (queue, attribute) = get_att(&properties["Queue"])
-                .unwrap_or_else(|| panic!("{}.{event}: Queue is not a GetAtt", function.name));
+    let mappings = event_source_mappings(&template);
+    let consumers: Vec<(String, String)> = mappings
+        .iter()
+        .map(|(name, mapping)| {
+            let function = mapped_function(&template, name, mapping);
+            let timeout = number(function.setting(&template, "Timeout"), "Timeout");
+            let (queue, attribute) = get_att(&mapping["EventSourceArn"])
+                .unwrap_or_else(|| panic!("{name}: EventSourceArn is not a GetAtt"));
             assert_eq!(attribute, "Arn");
             assert!(
                 visibility_of(&queue) >= 6 * timeout,
                 "{queue}'s visibility timeout must be at least 6x {}'s timeout ({timeout} s)",
                 function.name
             );
-            let response_types: Vec<&str> = properties["FunctionResponseTypes"]
+            let response_types: Vec<&str> = mapping["FunctionResponseTypes"]
                 .as_sequence()
                 .map(|types| types.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             assert_eq!(
                 response_types,
                 ["ReportBatchItemFailures"],
-                "{}.{event}: without it one failed message retries the whole batch",
-                function.name
+                "{name}: without it one failed message retries the whole batch"
             );
-            let batch = number(&properties["BatchSize"], "BatchSize");
-            assert!((1..=10).contains(&batch), "{}.{event}", function.name);
-        }
+            let batch = number(&mapping["BatchSize"], "BatchSize");
+            assert!((1..=10).contains(&batch), "{name}");
+            // The mapping polls with the function's role.
+            let granted = granted(&template, &function);
+            for action in POLLING {
+                assert!(
+                    granted.contains(&(action.to_owned(), Target::Queue(queue.clone()))),
+                    "{}: the mapping {name} needs {action} on {queue}",
+                    function.name
+                );
+            }
+            (function.name.to_owned(), queue)
+        })
+        .collect();
+    assert_eq!(
+        consumers,
+        [("WorkerFunction".to_owned(), "DeliveryQueue".to_owned())]
+    );
+}
+
+#[test]
+fn the_worker_runs_at_most_worker_max_concurrency_instances() {
+    let template = Template::load();
+    let mappings = event_source_mappings(&template);
+    for (name, mapping) in &mappings {
+        assert_eq!(
+            reference(&mapping["ScalingConfig"]["MaximumConcurrency"]),
+            Some("WorkerMaxConcurrency"),
+            "{name}: without a bound, a burst of deliveries takes the account's Lambda \
+             concurrency"
+        );
     }
+    assert!(!mappings.is_empty());
+    let parameter = &template.0["Parameters"]["WorkerMaxConcurrency"];
+    assert_eq!(parameter["Type"].as_str(), Some("Number"));
+    // What SQS event sources accept.
+    let (low, high) = (
+        number(&parameter["MinValue"], "MinValue"),
+        number(&parameter["MaxValue"], "MaxValue"),
+    );
+    assert_eq!((low, high), (2, 1000));
+    let default = number(&parameter["Default"], "Default");
+    assert!((low..=high).contains(&default), "default {default}");
 }
 
 #[test]
 fn functions_without_routes_run_from_the_queue_or_every_minute() {
     let template = Template::load();
+    let mapped: Vec<String> = event_source_mappings(&template)
+        .iter()
+        .map(|(name, mapping)| mapped_function(&template, name, mapping).name.to_owned())
+        .collect();
     for function in template.functions() {
         let events = function.events();
         for (event, kind, properties) in &events {
+            // Not `SQS`: SAM attaches AWSLambdaSQSQueueExecutionRole for it, which may receive
+            // and delete on every queue of the account. Queues are event source mappings.
             assert!(
-                ["HttpApi", "SQS", "ScheduleV2"].contains(kind),
-                "{}.{event}: unexpected event type {kind}",
+                ["HttpApi", "ScheduleV2"].contains(kind),
+                "{}.{event}: event type {kind} is not allowed",
                 function.name
             );
             if *kind == "ScheduleV2" {
@@ -541,98 +678,578 @@ fn functions_without_routes_run_from_the_queue_or_every_minute() {
             }
         }
         assert!(
-            !events.is_empty(),
+            !events.is_empty() || mapped.iter().any(|name| name == function.name),
             "{} has no event source: nothing would ever run it",
             function.name
         );
     }
 }
 
-/// The SAM policy templates a function may use, each scoped to one resource of this template.
-const POLICY_TEMPLATES: [(&str, &str); 4] = [
-    ("DynamoDBReadPolicy", "TableName"),
-    ("DynamoDBCrudPolicy", "TableName"),
-    ("SQSSendMessagePolicy", "QueueName"),
-    ("SQSPollerPolicy", "QueueName"),
-];
-
 #[test]
-fn every_function_may_touch_only_its_own_table_and_queue() {
+fn the_sweeper_schedule_is_named_per_stack_and_never_retried() {
     let template = Template::load();
-    let queues: BTreeSet<&str> = template
-        .resources_of_type("AWS::SQS::Queue")
-        .map(|(name, _)| name)
-        .collect();
+    let mut schedules = 0;
     for function in template.functions() {
-        // No Policies: the basic execution role only (logs), for a function that needs no data.
-        let policies = match &function.properties()["Policies"] {
-            Value::Null => &Vec::new(),
-            policies => policies.as_sequence().unwrap_or_else(|| {
-                panic!(
-                    "{}: Policies must be a list of policy templates",
-                    function.name
-                )
-            }),
-        };
-        let mut granted = Vec::new();
-        for policy in policies {
-            let (policy_name, parameters) = policy
-                .as_mapping()
-                .filter(|map| map.len() == 1)
-                .and_then(|map| map.iter().next())
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{}: {policy:?} is not a scoped SAM policy template (no managed or \
-                         inline policies)",
-                        function.name
-                    )
-                });
-            let policy_name = policy_name.as_str().unwrap();
-            let (_, parameter) = POLICY_TEMPLATES
-                .iter()
-                .find(|(name, _)| *name == policy_name)
-                .unwrap_or_else(|| panic!("{}: policy {policy_name} not allowed", function.name));
-            let target = &parameters[*parameter];
-            match *parameter {
-                "TableName" => assert_eq!(reference(target), Some("Table"), "{}", function.name),
-                _ => {
-                    let (queue, attribute) = get_att(target).unwrap_or_else(|| {
-                        panic!(
-                            "{}: {policy_name} names no queue of the stack",
-                            function.name
-                        )
-                    });
-                    assert!(
-                        queues.contains(queue.as_str()),
-                        "{}: {queue}",
-                        function.name
-                    );
-                    assert_eq!(attribute, "QueueName");
-                }
+        for (event, kind, properties) in function.events() {
+            if kind != "ScheduleV2" {
+                continue;
             }
-            granted.push(policy_name);
-        }
-        let routes: Vec<_> = ROUTES
-            .iter()
-            .filter(|route| route.function == function.dir)
-            .collect();
-        if !routes.is_empty() && routes.iter().all(|route| route.method == "GET") {
+            schedules += 1;
+            // SAM names a schedule after its logical id when it has no Name, and schedule names
+            // are unique per account and Region: a second stack would fail to deploy.
+            let name = sub_text(&properties["Name"]);
             assert!(
-                granted.iter().all(|policy| *policy == "DynamoDBReadPolicy"),
-                "{} only reads: it gets read access at most, not {granted:?}",
+                name.is_some_and(|name| name.contains("${AWS::StackName}")),
+                "{}.{event}: Name must be a !Sub with ${{AWS::StackName}}, not {:?}",
+                function.name,
+                properties["Name"]
+            );
+            // A sweep that failed or came late is not made up for: the next minute's does it.
+            let retry = &properties["RetryPolicy"];
+            assert_eq!(
+                number(&retry["MaximumRetryAttempts"], "MaximumRetryAttempts"),
+                0,
+                "{}.{event}",
                 function.name
             );
-        }
-        if function.events().iter().any(|(_, kind, _)| *kind == "SQS") {
-            assert!(granted.contains(&"SQSPollerPolicy"), "{}", function.name);
-        } else {
-            assert!(
-                !granted.contains(&"SQSPollerPolicy"),
-                "{} consumes no queue",
+            assert_eq!(
+                number(
+                    &retry["MaximumEventAgeInSeconds"],
+                    "MaximumEventAgeInSeconds"
+                ),
+                60,
+                "{}.{event}",
+                function.name
+            );
+            // The schedule invokes asynchronously; Lambda would retry a failed sweep twice.
+            let invoke = &function.properties()["EventInvokeConfig"];
+            assert_eq!(
+                number(&invoke["MaximumRetryAttempts"], "MaximumRetryAttempts"),
+                0,
+                "{}: EventInvokeConfig",
+                function.name
+            );
+            assert_eq!(
+                number(
+                    &invoke["MaximumEventAgeInSeconds"],
+                    "MaximumEventAgeInSeconds"
+                ),
+                60,
+                "{}: EventInvokeConfig",
                 function.name
             );
         }
     }
+    assert_eq!(schedules, 1);
+}
+
+/// Properties that name a resource. Names are unique per account and Region, and two stacks of
+/// this template live in one account (`crm-webhooks` and `crm-webhooks-dev`): a name given here
+/// must carry the stack's name; without one, CloudFormation makes a unique one.
+const NAME_PROPERTIES: [(&str, &str); 6] = [
+    ("AWS::Serverless::Function", "FunctionName"),
+    ("AWS::DynamoDB::Table", "TableName"),
+    ("AWS::SQS::Queue", "QueueName"),
+    ("AWS::SNS::Topic", "TopicName"),
+    ("AWS::Logs::LogGroup", "LogGroupName"),
+    ("AWS::CloudWatch::Alarm", "AlarmName"),
+];
+
+#[test]
+fn every_name_given_in_the_template_carries_the_stack_name() {
+    let template = Template::load();
+    for (kind, property) in NAME_PROPERTIES {
+        for (name, resource) in template.resources_of_type(kind) {
+            let value = &resource["Properties"][property];
+            if value.is_null() {
+                continue;
+            }
+            assert!(
+                sub_text(value).is_some_and(|text| text.contains("${AWS::StackName}")),
+                "{name}.{property} must be a !Sub with ${{AWS::StackName}}, not {value:?}"
+            );
+        }
+    }
+}
+
+/// Retention values CloudWatch Logs accepts.
+const LOG_RETENTION_DAYS: [u64; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+#[test]
+fn every_log_group_keeps_logs_for_the_retention_parameter() {
+    let template = Template::load();
+    let parameter = &template.0["Parameters"]["LogRetentionDays"];
+    assert_eq!(parameter["Type"].as_str(), Some("Number"));
+    let allowed: Vec<u64> = parameter["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|value| number(value, "AllowedValues"))
+        .collect();
+    assert_eq!(allowed, LOG_RETENTION_DAYS);
+    assert_eq!(number(&parameter["Default"], "Default"), 30);
+
+    let groups: Vec<(&str, &Value)> = template.resources_of_type("AWS::Logs::LogGroup").collect();
+    assert!(!groups.is_empty());
+    for (name, group) in groups {
+        assert_eq!(
+            reference(&group["Properties"]["RetentionInDays"]),
+            Some("LogRetentionDays"),
+            "{name}: without a retention, logs are kept (and paid for) forever"
+        );
+    }
+}
+
+#[test]
+fn every_function_logs_json_to_a_log_group_of_its_own() {
+    let template = Template::load();
+    let mut used = BTreeSet::new();
+    for function in template.functions() {
+        let own = &function.properties()["LoggingConfig"];
+        let group = reference(&own["LogGroup"]).unwrap_or_else(|| {
+            panic!(
+                "{}: LoggingConfig.LogGroup must be a !Ref to a log group of the template \
+                 (Lambda's own group has no retention)",
+                function.name
+            )
+        });
+        assert_eq!(
+            template.resource(group)["Type"].as_str(),
+            Some("AWS::Logs::LogGroup"),
+            "{}: {group}",
+            function.name
+        );
+        assert!(used.insert(group), "{group} is shared by two functions");
+        // SAM merges the function's LoggingConfig over the Globals one.
+        let format = match &own["LogFormat"] {
+            Value::Null => &template.globals()["LoggingConfig"]["LogFormat"],
+            format => format,
+        };
+        assert_eq!(format.as_str(), Some("JSON"), "{}", function.name);
+    }
+}
+
+#[test]
+fn the_api_writes_json_access_logs_to_a_log_group_of_its_own() {
+    let template = Template::load();
+    let settings = &template.resource("HttpApi")["Properties"]["AccessLogSettings"];
+    let (group, attribute) = get_att(&settings["DestinationArn"])
+        .expect("HttpApi.AccessLogSettings.DestinationArn is a !GetAtt of a log group");
+    assert_eq!(attribute, "Arn");
+    assert_eq!(
+        template.resource(&group)["Type"].as_str(),
+        Some("AWS::Logs::LogGroup")
+    );
+    let functions_groups: Vec<String> = template
+        .functions()
+        .iter()
+        .filter_map(|f| reference(&f.properties()["LoggingConfig"]["LogGroup"]).map(str::to_owned))
+        .collect();
+    assert!(
+        !functions_groups.contains(&group),
+        "{group} is a function's"
+    );
+
+    let format = settings["Format"].as_str().expect("a Format string");
+    let line: serde_json::Value = serde_json::from_str(format)
+        .unwrap_or_else(|error| panic!("the access log Format is not JSON ({error}): {format}"));
+    for (field, variable) in [
+        ("requestId", "$context.requestId"),
+        ("ip", "$context.identity.sourceIp"),
+        ("routeKey", "$context.routeKey"),
+        ("status", "$context.status"),
+        ("responseLength", "$context.responseLength"),
+        (
+            "integrationErrorMessage",
+            "$context.integrationErrorMessage",
+        ),
+    ] {
+        assert_eq!(
+            line[field].as_str(),
+            Some(variable),
+            "access log field {field}"
+        );
+    }
+}
+
+/// What an IAM statement of a function may name: the table, one of its indexes, or a queue of
+/// this template. Anything else (`*`, a wildcard index, another stack's ARN) fails the tests.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Table,
+    Index(String),
+    Queue(String),
+}
+
+fn target(owner: &str, resource: &Value, queues: &BTreeSet<&str>) -> Target {
+    if let Some((name, attribute)) = get_att(resource) {
+        if attribute == "Arn" && name == "Table" {
+            return Target::Table;
+        }
+        if attribute == "Arn" && queues.contains(name.as_str()) {
+            return Target::Queue(name);
+        }
+    }
+    let index = sub_text(resource).and_then(|text| text.strip_prefix("${Table.Arn}/index/"));
+    match index {
+        Some(index) if !index.is_empty() && !index.contains(['*', '$', '/']) => {
+            Target::Index(index.to_owned())
+        }
+        _ => panic!(
+            "{owner}: {resource:?} is not the table (!GetAtt Table.Arn), one of its indexes by \
+             name (!Sub ${{Table.Arn}}/index/<name>) or a queue of this template"
+        ),
+    }
+}
+
+/// Every (action, target) that a function's `Policies` grant. Only policy documents are
+/// allowed: SAM's policy templates grant more than their names say (DynamoDBReadPolicy and
+/// DynamoDBCrudPolicy include Scan and every index), and managed policies are not scoped to
+/// this stack.
+fn granted(template: &Template, function: &Function) -> BTreeSet<(String, Target)> {
+    let queues: BTreeSet<&str> = template
+        .resources_of_type("AWS::SQS::Queue")
+        .map(|(name, _)| name)
+        .collect();
+    let mut granted = BTreeSet::new();
+    for policy in one_or_many(&function.properties()["Policies"]) {
+        let is_document = policy.as_mapping().is_some_and(|document| {
+            document
+                .keys()
+                .all(|key| matches!(key.as_str(), Some("Version" | "Statement")))
+        });
+        assert!(
+            is_document,
+            "{}: {policy:?} is not a policy document with statements",
+            function.name
+        );
+        for statement in one_or_many(&policy["Statement"]) {
+            let keys_allowed = statement.as_mapping().is_some_and(|statement| {
+                statement.keys().all(|key| {
+                    matches!(key.as_str(), Some("Sid" | "Effect" | "Action" | "Resource"))
+                })
+            });
+            assert!(
+                keys_allowed,
+                "{}: only Sid, Effect, Action and Resource: {statement:?}",
+                function.name
+            );
+            assert_eq!(
+                statement["Effect"].as_str(),
+                Some("Allow"),
+                "{}",
+                function.name
+            );
+            let targets: Vec<Target> = one_or_many(&statement["Resource"])
+                .into_iter()
+                .map(|resource| target(function.name, resource, &queues))
+                .collect();
+            for action in one_or_many(&statement["Action"]) {
+                let action = action.as_str().unwrap();
+                assert!(
+                    !action.contains('*'),
+                    "{}: {action}: name each action",
+                    function.name
+                );
+                for target in &targets {
+                    granted.insert((action.to_owned(), target.clone()));
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// One function's grants: DynamoDB actions on the table, the indexes it queries, SQS actions on
+/// the delivery queue.
+struct Grant {
+    function: &'static str,
+    table: &'static [&'static str],
+    indexes: &'static [&'static str],
+    queue: &'static [&'static str],
+}
+
+const fn grant(
+    function: &'static str,
+    table: &'static [&'static str],
+    indexes: &'static [&'static str],
+    queue: &'static [&'static str],
+) -> Grant {
+    Grant {
+        function,
+        table,
+        indexes,
+        queue,
+    }
+}
+
+/// What a queue's event source mapping does with the consumer's role.
+const POLLING: [&str; 3] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
+/// Exactly what each function's code calls: DynamoDB actions on the table, the indexes it
+/// queries (Query is the only call on an index), SQS actions on the delivery queue.
+///
+/// Derived by reading the code: `functions/<name>/src/main.rs` serves its rows of the route
+/// table (`common/src/http/handlers.rs`; GraphQL's resolvers in `common/src/graphql/`) through
+/// the use cases in `common/src/service/`, which call these `Store` methods of `DynamoStore`
+/// (`common/src/adapters/dynamodb/`) and `Queue::send` (SendMessageBatch: `sqs:SendMessage`):
+///
+/// - `find_api_key` (authentication, every route but the public ones), `get_client`,
+///   `get_webhook`, `sync_counts`: GetItem;
+/// - `list_api_keys`, `list_clients`, `list_webhooks`, `get_delivery`, `list_attempts`,
+///   `delivery_counts`: Query on the table; `list_clients` by status: Query on gsi1;
+/// - `put_api_key`, `create_webhook`, `update_webhook`: PutItem (a transaction's Put needs
+///   PutItem: IAM has no TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
+///   `delete_webhook`: DeleteItem;
+/// - `write_client`: PutItem or DeleteItem (the client), UpdateItem (counters), PutItem (events);
+/// - fan-out (`dispatch_events`, `notify`, the sweeper): `list_webhooks`, then
+///   `create_deliveries`: BatchWriteItem (payloads), PutItem and UpdateItem; then send, and
+///   `mark_event_dispatched`: UpdateItem;
+/// - `write_delivery`: UpdateItem, with PutItem (the attempt) in a transaction;
+/// - `list_deliveries`: Query on gsi2; `undispatched_events`, `due_deliveries`,
+///   `failed_deliveries`: Query on gsi1; `list_deliveries` and `due_deliveries` read payloads by
+///   key with BatchGetItem.
+///
+/// A change to what a use case or a Store method calls changes rows here and the template.
+#[rustfmt::skip]
+const GRANTS: &[Grant] = &[
+    // function                    dynamodb: on the table                                                                          Query on   sqs: on the queue
+    grant("sync-status",           &["GetItem"],                                                                                   &[],       &[]),
+    grant("update-sync-status",    &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &["SendMessage"]),
+    grant("clients",               &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &["gsi1"], &["SendMessage"]),
+    grant("client",                &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchWriteItem"],                 &[],       &["SendMessage"]),
+    grant("keys",                  &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
+    grant("key",                   &["GetItem", "DeleteItem"],                                                                     &[],       &[]),
+    grant("notify",                &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &["SendMessage"]),
+    grant("retry",                 &["GetItem", "Query"],                                                                          &[],       &["SendMessage"]),
+    grant("webhook-events",        &["GetItem"],                                                                                   &[],       &[]),
+    grant("openapi",               &[],                                                                                            &[],       &[]),
+    grant("webhook-stats",         &["GetItem", "Query"],                                                                          &[],       &[]),
+    grant("delivery",              &["GetItem", "Query"],                                                                          &[],       &[]),
+    grant("webhooks",              &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
+    grant("webhook",               &["GetItem", "PutItem", "DeleteItem"],                                                          &[],       &[]),
+    grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &[]),
+    grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
+    grant("webhook-deliveries",    &["GetItem", "BatchGetItem"],                                                                   &["gsi2"], &[]),
+    grant("graphql",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem", "BatchWriteItem"], &["gsi2"], &["SendMessage"]),
+    grant("worker",                &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &["gsi1"], &["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]),
+    grant("sweeper",               &["PutItem", "UpdateItem", "Query", "BatchGetItem", "BatchWriteItem"],                          &["gsi1"], &["SendMessage"]),
+];
+
+fn expected_grants(grant: &Grant) -> BTreeSet<(String, Target)> {
+    let table = grant
+        .table
+        .iter()
+        .map(|action| (format!("dynamodb:{action}"), Target::Table));
+    let indexes = grant.indexes.iter().map(|index| {
+        (
+            "dynamodb:Query".to_owned(),
+            Target::Index((*index).to_owned()),
+        )
+    });
+    let queue = grant.queue.iter().map(|action| {
+        (
+            format!("sqs:{action}"),
+            Target::Queue("DeliveryQueue".to_owned()),
+        )
+    });
+    table.chain(indexes).chain(queue).collect()
+}
+
+#[test]
+fn each_function_is_granted_exactly_what_its_code_calls() {
+    let template = Template::load();
+    let functions = template.functions();
+    let in_table: BTreeSet<&str> = GRANTS.iter().map(|grant| grant.function).collect();
+    let in_template: BTreeSet<&str> = functions.iter().map(|f| f.dir.as_str()).collect();
+    assert_eq!(in_table, in_template, "GRANTS has a row per function");
+    let indexes: BTreeSet<&str> = main_table()
+        .indexes
+        .iter()
+        .map(|(name, ..)| *name)
+        .collect();
+
+    for grant in GRANTS {
+        for index in grant.indexes {
+            assert!(
+                indexes.contains(index),
+                "{}: no index {index}",
+                grant.function
+            );
+        }
+        let function = functions.iter().find(|f| f.dir == grant.function).unwrap();
+        // With a Role of its own, SAM would ignore the Policies checked here.
+        assert!(
+            function.properties()["Role"].is_null(),
+            "{}: no Role of its own",
+            function.name
+        );
+        let expected = expected_grants(grant);
+        let actual = granted(&template, function);
+        assert_eq!(
+            expected,
+            actual,
+            "{}: {}",
+            function.name,
+            diff(&expected, &actual)
+        );
+    }
+}
+
+#[test]
+fn no_function_may_scan_or_touch_sqs_beyond_the_delivery_queue() {
+    let template = Template::load();
+    assert!(
+        template.globals()["Policies"].is_null() && template.globals()["Role"].is_null(),
+        "grants are per function"
+    );
+    for function in template.functions() {
+        for (action, target) in granted(&template, &function) {
+            // A Scan reads every tenant's items: no request path needs one.
+            assert_ne!(action, "dynamodb:Scan", "{}", function.name);
+            if action.starts_with("sqs:") {
+                assert_eq!(
+                    target,
+                    Target::Queue("DeliveryQueue".to_owned()),
+                    "{}: {action}",
+                    function.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic() {
+    let template = Template::load();
+    let topics: Vec<&str> = template
+        .resources_of_type("AWS::SNS::Topic")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(topics, ["AlarmTopic"]);
+    let alarms: Vec<(&str, &Value)> = template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .collect();
+    assert!(!alarms.is_empty());
+    for (name, alarm) in alarms {
+        let actions = one_or_many(&alarm["Properties"]["AlarmActions"]);
+        assert!(
+            actions
+                .iter()
+                .any(|action| reference(action) == Some("AlarmTopic")),
+            "{name}: an alarm without an action tells nobody"
+        );
+    }
+
+    // An optional address: subscribed only when the parameter is given.
+    assert_eq!(
+        template.0["Parameters"]["AlarmEmail"]["Default"].as_str(),
+        Some("")
+    );
+    let subscriptions: Vec<&Value> = template
+        .resources_of_type("AWS::SNS::Subscription")
+        .map(|(_, subscription)| subscription)
+        .collect();
+    assert_eq!(subscriptions.len(), 1);
+    let subscription = subscriptions[0];
+    let condition = subscription["Condition"].as_str().expect("a Condition");
+    assert!(
+        !template.0["Conditions"][condition].is_null(),
+        "{condition}"
+    );
+    let properties = &subscription["Properties"];
+    assert_eq!(reference(&properties["TopicArn"]), Some("AlarmTopic"));
+    assert_eq!(properties["Protocol"].as_str(), Some("email"));
+    assert_eq!(reference(&properties["Endpoint"]), Some("AlarmEmail"));
+}
+
+#[test]
+fn the_table_and_the_queues_outlive_the_stack() {
+    let template = Template::load();
+    let kept: Vec<(&str, &Value)> = template
+        .resources_of_type("AWS::DynamoDB::Table")
+        .chain(template.resources_of_type("AWS::SQS::Queue"))
+        .collect();
+    assert_eq!(kept.len(), 3, "the table, the delivery queue and its DLQ");
+    for (name, resource) in kept {
+        assert_eq!(
+            resource["DeletionPolicy"].as_str(),
+            Some("Retain"),
+            "{name}"
+        );
+        assert_eq!(
+            resource["UpdateReplacePolicy"].as_str(),
+            Some("Retain"),
+            "{name}"
+        );
+    }
+    // Nor can anyone delete the table by hand, unless the stack says so.
+    let protection = &template.resource("Table")["Properties"]["DeletionProtectionEnabled"];
+    match reference(protection) {
+        Some(parameter) => assert_eq!(
+            template.0["Parameters"][parameter]["Default"].as_str(),
+            Some("true"),
+            "{parameter}"
+        ),
+        None => assert_eq!(protection.as_bool(), Some(true)),
+    }
+}
+
+/// Resource types that take no tags.
+const UNTAGGED: [&str; 1] = ["AWS::SNS::Subscription"];
+
+#[test]
+fn every_resource_is_tagged_with_the_service_and_its_stage() {
+    let template = Template::load();
+    let globals = template.globals();
+    assert_service_tags("Globals.Function", &globals["Tags"]);
+    // And on what SAM makes for each function (its role, its schedule's role).
+    assert_eq!(globals["PropagateTags"].as_bool(), Some(true));
+    for (name, resource) in template.resources() {
+        let kind = resource["Type"].as_str().unwrap();
+        let declared = &resource["Properties"]["Tags"];
+        match kind {
+            // SAM merges a function's own Tags and PropagateTags over the Globals ones.
+            "AWS::Serverless::Function" => {
+                let overridden: Vec<&str> = tags(declared)
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .filter(|key| ["app", "stage"].contains(key))
+                    .collect();
+                assert!(overridden.is_empty(), "{name} overrides {overridden:?}");
+                assert_ne!(
+                    resource["Properties"]["PropagateTags"].as_bool(),
+                    Some(false),
+                    "{name}"
+                );
+            }
+            _ if UNTAGGED.contains(&kind) => {}
+            _ => assert_service_tags(name, declared),
+        }
+    }
+}
+
+#[test]
+fn crm_admin_creates_the_delivery_queue_as_the_template_does() {
+    let template = Template::load();
+    let visibility = number(
+        &template.resource("DeliveryQueue")["Properties"]["VisibilityTimeout"],
+        "VisibilityTimeout",
+    );
+    assert_eq!(visibility, DELIVERY_QUEUE_VISIBILITY.as_secs());
+    // crm-admin is a binary: its source is the only place to see which value it passes.
+    let admin = std::fs::read_to_string(repo_root().join("functions/admin/src/main.rs")).unwrap();
+    assert!(
+        admin.contains("DELIVERY_QUEUE_VISIBILITY") && !admin.contains("from_secs("),
+        "crm-admin create-tables must create the queue with DELIVERY_QUEUE_VISIBILITY"
+    );
 }
 
 #[test]

@@ -154,6 +154,12 @@ impl Queue for SqsQueue {
     }
 }
 
+/// The delivery queue's visibility timeout in production: six times the worker Lambda's 60 s
+/// timeout, as Lambda's SQS event source asks, so that a batch still being worked on does not
+/// show again. `infra/template.yaml` sets the same and `crm-admin create-tables` creates the
+/// queue with it (`tests/it/infra.rs` checks both).
+pub const DELIVERY_QUEUE_VISIBILITY: Duration = Duration::from_secs(360);
+
 /// Creates the delivery queue and its dead-letter queue (for tests, local development and
 /// `crm-admin create-tables`); returns the queue URL. Idempotent.
 pub async fn create_queues(

@@ -1,10 +1,8 @@
 //! `crm-admin`: operator commands, on whichever store the environment selects.
 
-use std::time::Duration;
-
 use anyhow::{bail, Context as _};
 use common::adapters::dynamodb::tables::{create_table, main_table};
-use common::adapters::sqs::create_queues;
+use common::adapters::sqs::{create_queues, DELIVERY_QUEUE_VISIBILITY};
 use common::config::{aws_clients, Config, Mode, StoreConfig};
 use common::ports::SystemClock;
 use common::service::tenants::create_tenant;
@@ -17,9 +15,6 @@ const USAGE: &str = "usage:
 
 The store is DynamoDB when CRM_TABLE is set (AWS_ENDPOINT_URL for an emulator),
 otherwise the embedded SQLite store in CRM_DATA_DIR (default ./.crm-data).";
-
-/// Six times the worker's 30 s timeout, as AWS advises for SQS event sources.
-const QUEUE_VISIBILITY: Duration = Duration::from_secs(180);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -46,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
             println!("table {table} is ACTIVE");
             let queue =
                 std::env::var("CRM_QUEUE_NAME").unwrap_or_else(|_| format!("{table}-deliveries"));
-            let url = create_queues(&sqs, &queue, QUEUE_VISIBILITY).await?;
+            let url = create_queues(&sqs, &queue, DELIVERY_QUEUE_VISIBILITY).await?;
             println!("export CRM_QUEUE_URL={url}");
         }
         _ => {
