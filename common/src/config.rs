@@ -17,6 +17,7 @@ use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
 use crate::ports::{Queue, Store};
+use crate::service::fairness::FairShare;
 
 pub const DEFAULT_DATA_DIR: &str = ".crm-data";
 /// How long a received embedded-queue message stays hidden: above the longest attempt (30 s).
@@ -59,6 +60,19 @@ fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> 
     }
 }
 
+/// A positive count, or `default` when unset.
+fn count(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: usize) -> Result<usize> {
+    match lookup(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(Error::invalid(format!(
+                "{name}={text}: expected a whole number above 0"
+            ))),
+        },
+    }
+}
+
 impl Config {
     pub fn from_env(mode: Mode) -> Result<Config> {
         Config::from_lookup(mode, |name| std::env::var(name).ok())
@@ -85,8 +99,18 @@ impl Config {
             })?),
             None => DeliverySettings::default().sweep_grace,
         };
+        let defaults = FairShare::default();
+        let fair_share = FairShare {
+            per_tenant: count(&lookup, "CRM_MAX_IN_FLIGHT_PER_TENANT", defaults.per_tenant)?,
+            per_endpoint: count(
+                &lookup,
+                "CRM_MAX_IN_FLIGHT_PER_ENDPOINT",
+                defaults.per_endpoint,
+            )?,
+        };
         let delivery = DeliverySettings {
             retry_schedule,
+            fair_share,
             targets: TargetPolicy {
                 allow_http: flag(&lookup, "WEBHOOK_ALLOW_HTTP", local)?,
                 allow_private: flag(&lookup, "WEBHOOK_ALLOW_PRIVATE_TARGETS", local)?,

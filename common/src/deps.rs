@@ -7,6 +7,7 @@ use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::auth::{KeyCache, KEY_CACHE_TTL};
+use crate::service::fairness::{FairShare, InFlight};
 
 /// The operator's delivery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct DeliverySettings {
     /// `WEBHOOK_SWEEP_GRACE_SECONDS`: how long past due a delivery (or an event not fanned out)
     /// must be before the sweeper takes it as lost.
     pub sweep_grace: Duration,
+    /// The attempts one tenant, and one endpoint, may run at once in one process.
+    pub fair_share: FairShare,
 }
 
 impl Default for DeliverySettings {
@@ -26,6 +29,7 @@ impl Default for DeliverySettings {
             retry_schedule: RetrySchedule::default(),
             targets: TargetPolicy::default(),
             sweep_grace: Duration::from_secs(60),
+            fair_share: FairShare::default(),
         }
     }
 }
@@ -39,6 +43,8 @@ pub struct Deps {
     pub settings: Arc<DeliverySettings>,
     /// Keys this process has verified lately (service::auth).
     pub keys: Arc<KeyCache>,
+    /// The attempts this process runs, by tenant and endpoint (service::fairness).
+    pub in_flight: Arc<InFlight>,
 }
 
 impl Deps {
@@ -53,6 +59,7 @@ impl Deps {
             queue,
             sender,
             clock: Arc::new(SystemClock),
+            in_flight: Arc::new(InFlight::new(settings.fair_share)),
             settings: Arc::new(settings),
             keys: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
         }

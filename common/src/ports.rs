@@ -144,6 +144,10 @@ pub struct DeliveryCounts {
 pub struct DeliveryMessage {
     pub tenant_id: Uuid,
     pub delivery_id: Uuid,
+    /// The delivery's webhook, so that a consumer can set aside a delivery to a busy endpoint
+    /// without reading it. Absent from messages written before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<Uuid>,
     /// A user's retry of a FAILED delivery: the worker reopens it (if it is still FAILED) and
     /// attempts it once more. Absent from ordinary messages.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -177,6 +181,16 @@ pub struct RetryScope {
 pub enum QueueMessage {
     Delivery(DeliveryMessage),
     RetryFailed(RetryFailedMessage),
+}
+
+impl QueueMessage {
+    /// Whose work the message is.
+    pub fn tenant_id(&self) -> Uuid {
+        match self {
+            QueueMessage::Delivery(message) => message.tenant_id,
+            QueueMessage::RetryFailed(message) => message.tenant_id,
+        }
+    }
 }
 
 impl From<DeliveryMessage> for QueueMessage {

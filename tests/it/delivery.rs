@@ -407,6 +407,7 @@ async fn a_duplicated_queue_message_is_delivered_once(backend: Backend) {
     let message = DeliveryMessage {
         tenant_id: s.tenant,
         delivery_id: ids[0],
+        webhook_id: None,
         retry: false,
     };
     let copies = vec![(QueueMessage::from(message), Duration::ZERO); 3];
@@ -554,6 +555,7 @@ async fn the_worker_lambda_reports_exactly_the_failed_records(backend: Backend) 
         let body = serde_json::to_string(&DeliveryMessage {
             tenant_id: s.tenant,
             delivery_id: id,
+            webhook_id: None,
             retry: false,
         })
         .unwrap();

@@ -10,6 +10,7 @@ mod conflicts;
 mod conformance;
 mod crm_local;
 mod delivery;
+mod fairness;
 mod graphql;
 mod infra;
 mod invariant;

@@ -18,6 +18,7 @@ fn message() -> QueueMessage {
     QueueMessage::Delivery(DeliveryMessage {
         tenant_id: Uuid::now_v7(),
         delivery_id: Uuid::now_v7(),
+        webhook_id: None,
         retry: false,
     })
 }
@@ -30,6 +31,7 @@ fn message_of_kind(n: usize) -> QueueMessage {
         1 => QueueMessage::Delivery(DeliveryMessage {
             tenant_id,
             delivery_id: Uuid::now_v7(),
+            webhook_id: None,
             retry: true,
         }),
         2 => QueueMessage::RetryFailed(RetryFailedMessage {

@@ -112,6 +112,7 @@ pub fn test_settings() -> DeliverySettings {
             allow_private: true,
         },
         sweep_grace: Duration::from_secs(2),
+        ..DeliverySettings::default()
     }
 }
 

@@ -50,6 +50,9 @@ impl SqsQueue {
                     .id(index.to_string())
                     .message_body(serde_json::to_string(message).map_err(Error::internal)?)
                     .delay_seconds(delay)
+                    // SQS fair queues: a tenant with a backlog in flight does not hold back
+                    // the others' messages, across every consumer.
+                    .message_group_id(message.tenant_id().to_string())
                     .build()
                     .map_err(Error::internal)?,
             );

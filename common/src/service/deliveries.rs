@@ -92,6 +92,7 @@ pub(crate) fn message_for(delivery: &Delivery) -> QueueMessage {
     QueueMessage::Delivery(DeliveryMessage {
         tenant_id: delivery.tenant_id,
         delivery_id: delivery.id,
+        webhook_id: Some(delivery.webhook_id),
         retry: false,
     })
 }
@@ -360,6 +361,7 @@ async fn enqueue_retries(deps: &Deps, tenant_id: Uuid, delivery_ids: &[Uuid]) ->
             let message = DeliveryMessage {
                 tenant_id,
                 delivery_id: *delivery_id,
+                webhook_id: None,
                 retry: true,
             };
             (message.into(), Duration::ZERO)

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod clients;
 pub mod deliveries;
+pub mod fairness;
 pub mod keys;
 pub mod sweeper;
 pub mod sync;

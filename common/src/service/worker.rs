@@ -66,6 +66,14 @@ async fn deliver(
     message: &DeliveryMessage,
     deadline: Option<Instant>,
 ) -> Result<MessageOutcome> {
+    // A busy tenant or endpoint: set aside before any read, when the message names it.
+    let early_slot = match message.webhook_id {
+        Some(webhook_id) => match deps.in_flight.take(message.tenant_id, webhook_id) {
+            Ok(slot) => Some(slot),
+            Err(wait) => return set_aside(deps, message, wait).await,
+        },
+        None => None,
+    };
     let Some(stored) = deps
         .store
         .get_delivery(message.tenant_id, message.delivery_id)
@@ -100,6 +108,14 @@ async fn deliver(
             .await?;
         return Ok(MessageOutcome::Done);
     }
+    // Held until the attempt is recorded.
+    let _slot = match early_slot {
+        Some(slot) => slot,
+        None => match deps.in_flight.take(message.tenant_id, delivery.webhook_id) {
+            Ok(slot) => slot,
+            Err(wait) => return set_aside(deps, message, wait).await,
+        },
+    };
     let webhook = deps
         .store
         .get_webhook(message.tenant_id, delivery.webhook_id)
@@ -152,6 +168,22 @@ async fn deliver(
         webhook.max_retries
     };
     attempt(deps, &webhook, claimed, retries_allowed).await?;
+    Ok(MessageOutcome::Done)
+}
+
+/// Queues the message again after `wait`, so that the messages behind it reach the slots that
+/// are free (service::fairness); a new message, not a visibility change, so that being set aside
+/// never counts towards the dead-letter queue's receive limit.
+async fn set_aside(
+    deps: &Deps,
+    message: &DeliveryMessage,
+    wait: Duration,
+) -> Result<MessageOutcome> {
+    let again = QueueMessage::Delivery(message.clone());
+    deps.queue
+        .send(&[(again, wait.min(MAX_QUEUE_DELAY))])
+        .await?;
+    tracing::debug!(delivery_id = %message.delivery_id, ?wait, "set aside: its tenant or endpoint is busy");
     Ok(MessageOutcome::Done)
 }
 

@@ -1,0 +1,204 @@
+//! Fair shares of a consumer's attempts. The consumer runs a bounded number of attempts at once
+//! (crm-local: `local::CONCURRENCY`; a Lambda container: one batch); without shares, one
+//! tenant's slow or hanging receivers fill every slot and every other tenant waits behind them.
+//! Each attempt holds a slot of its tenant and one of its endpoint (the webhook); a delivery
+//! whose tenant or endpoint has no slot free is set aside: queued again with a delay that
+//! follows how long that endpoint's attempts take, and its message handled at once, so the
+//! messages behind it reach a free slot.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use uuid::Uuid;
+
+/// How many attempts of one tenant, and of one endpoint, run at once in one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FairShare {
+    /// `CRM_MAX_IN_FLIGHT_PER_TENANT`.
+    pub per_tenant: usize,
+    /// `CRM_MAX_IN_FLIGHT_PER_ENDPOINT`.
+    pub per_endpoint: usize,
+}
+
+impl Default for FairShare {
+    /// Half of crm-local's 64 slots for one tenant, a quarter for one endpoint: a busy
+    /// endpoint still has room for hundreds of fast attempts a second, and others keep half.
+    fn default() -> FairShare {
+        FairShare {
+            per_tenant: 32,
+            per_endpoint: 16,
+        }
+    }
+}
+
+/// The shortest and longest a set-aside delivery waits before it is tried again.
+const SET_ASIDE_MIN: Duration = Duration::from_secs(1);
+const SET_ASIDE_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+struct Holder {
+    in_flight: usize,
+    /// When each attempt in flight began, oldest first.
+    started: Vec<Instant>,
+    /// How long this endpoint's recent attempts took (a moving average).
+    typical: Option<Duration>,
+}
+
+/// The slots taken in this process, by tenant and by endpoint (tenant and webhook ids are
+/// distinct UUIDs: one map holds both).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    share: FairShare,
+    holders: Mutex<HashMap<Uuid, Holder>>,
+}
+
+/// A tenant's and an endpoint's slot, given back when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    registry: Arc<InFlight>,
+    tenant_id: Uuid,
+    webhook_id: Uuid,
+    started: Instant,
+}
+
+impl InFlight {
+    pub fn new(share: FairShare) -> InFlight {
+        InFlight {
+            share,
+            holders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for an attempt of this tenant to this endpoint, or how long to set the delivery
+    /// aside when either has none free.
+    pub fn take(
+        self: &Arc<InFlight>,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+    ) -> std::result::Result<Slot, Duration> {
+        let mut holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+        let tenant_full = holders
+            .get(&tenant_id)
+            .is_some_and(|h| h.in_flight >= self.share.per_tenant);
+        let endpoint_full = holders
+            .get(&webhook_id)
+            .is_some_and(|h| h.in_flight >= self.share.per_endpoint);
+        if tenant_full || endpoint_full {
+            let key = if endpoint_full { webhook_id } else { tenant_id };
+            return Err(set_aside_for(&holders[&key]));
+        }
+        let now = Instant::now();
+        for key in [tenant_id, webhook_id] {
+            let holder = holders.entry(key).or_default();
+            holder.in_flight += 1;
+            holder.started.push(now);
+        }
+        Ok(Slot {
+            registry: Arc::clone(self),
+            tenant_id,
+            webhook_id,
+            started: now,
+        })
+    }
+
+    fn give_back(&self, slot: &Slot) {
+        let mut holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+        let took = slot.started.elapsed();
+        for key in [slot.tenant_id, slot.webhook_id] {
+            let Some(holder) = holders.get_mut(&key) else {
+                continue;
+            };
+            holder.in_flight = holder.in_flight.saturating_sub(1);
+            if let Some(index) = holder.started.iter().position(|s| *s == slot.started) {
+                holder.started.remove(index);
+            }
+            holder.typical = Some(match holder.typical {
+                Some(typical) => (typical * 3 + took) / 4,
+                None => took,
+            });
+            if holder.in_flight == 0 && holder.typical.is_some_and(|t| t < SET_ASIDE_MIN) {
+                // Nothing to remember about a fast endpoint at rest: keep the map small.
+                holders.remove(&key);
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.registry.give_back(self);
+    }
+}
+
+/// About as long as a slot of this holder takes to come free: its attempts' typical time, or
+/// the age of its oldest attempt in flight if longer (a receiver that hangs), with jitter so
+/// that the deliveries set aside together do not all come back together.
+fn set_aside_for(holder: &Holder) -> Duration {
+    let oldest = holder
+        .started
+        .first()
+        .map(Instant::elapsed)
+        .unwrap_or_default();
+    let expected = holder.typical.unwrap_or_default().max(oldest);
+    let base = expected.clamp(SET_ASIDE_MIN, SET_ASIDE_MAX);
+    let jitter = rand::rng().random_range(0..=base.as_millis() as u64 / 2);
+    base + Duration::from_millis(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(per_tenant: usize, per_endpoint: usize) -> Arc<InFlight> {
+        Arc::new(InFlight::new(FairShare {
+            per_tenant,
+            per_endpoint,
+        }))
+    }
+
+    #[test]
+    fn an_endpoint_holds_at_most_its_share() {
+        let in_flight = registry(10, 2);
+        let (tenant, endpoint, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let first = in_flight.take(tenant, endpoint).unwrap();
+        let _second = in_flight.take(tenant, endpoint).unwrap();
+        let wait = in_flight.take(tenant, endpoint).unwrap_err();
+        assert!(
+            (SET_ASIDE_MIN..=SET_ASIDE_MAX * 2).contains(&wait),
+            "{wait:?}"
+        );
+        assert!(
+            in_flight.take(tenant, other).is_ok(),
+            "another endpoint has room"
+        );
+        drop(first);
+        assert!(in_flight.take(tenant, endpoint).is_ok(), "a slot came free");
+    }
+
+    #[test]
+    fn a_tenant_holds_at_most_its_share_across_endpoints() {
+        let in_flight = registry(2, 10);
+        let tenant = Uuid::now_v7();
+        let _a = in_flight.take(tenant, Uuid::now_v7()).unwrap();
+        let _b = in_flight.take(tenant, Uuid::now_v7()).unwrap();
+        assert!(in_flight.take(tenant, Uuid::now_v7()).is_err());
+        assert!(
+            in_flight.take(Uuid::now_v7(), Uuid::now_v7()).is_ok(),
+            "another tenant has room"
+        );
+    }
+
+    #[test]
+    fn a_hanging_endpoint_sets_deliveries_aside_for_longer() {
+        let in_flight = registry(10, 1);
+        let (tenant, endpoint) = (Uuid::now_v7(), Uuid::now_v7());
+        let _hanging = in_flight.take(tenant, endpoint).unwrap();
+        let mut holders = in_flight.holders.lock().unwrap();
+        holders.get_mut(&endpoint).unwrap().started[0] = Instant::now() - Duration::from_secs(8);
+        drop(holders);
+        let wait = in_flight.take(tenant, endpoint).unwrap_err();
+        assert!(wait >= Duration::from_secs(8), "{wait:?}");
+    }
+}
