@@ -25,6 +25,7 @@ crate::on_both_stores!(
     counters_and_last_sync_time_follow_client_writes,
     events_are_written_with_their_change_in_order,
     clients_page_in_creation_order_and_filter_by_status,
+    a_page_of_clients_larger_than_a_query_response_is_full,
     an_unknown_tenant_has_zero_counts,
 );
 
@@ -389,6 +390,85 @@ async fn clients_page_in_creation_order_and_filter_by_status(backend: Backend) {
     assert_eq!(pages, 1);
 }
 
+/// Every page of a list, by the cursor each page gives, until one has none: the ids in order.
+/// Checks that no page is longer than `limit`.
+pub(crate) async fn walk_pages<F, Fut>(limit: usize, mut page_of: F) -> Vec<Uuid>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = (Vec<Uuid>, Option<String>)>,
+{
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (ids, next) = page_of(PageRequest { limit, after }).await;
+        assert!(ids.len() <= limit, "a page of {} for {limit}", ids.len());
+        seen.extend(ids);
+        match next {
+            Some(cursor) => after = Some(common::domain::page::decode_cursor(&cursor).unwrap()),
+            None => return seen,
+        }
+    }
+}
+
+/// DynamoDB ends a Query response after 1 MB read: a page of clients bigger than that is still
+/// full, with or without a status filter, and paging returns every client once.
+async fn a_page_of_clients_larger_than_a_query_response_is_full(backend: Backend) {
+    let fixture = fresh_store(backend).await;
+    let store = std::sync::Arc::clone(&fixture.store);
+    let tenant = Uuid::now_v7();
+    // 40 clients of 60 KB: 2.4 MB, and 1.2 MB for each status.
+    let filler = "x".repeat(60_000);
+    let mut created = Vec::new();
+    for i in 0..40 {
+        let mut client = new_client(tenant, &format!("client {i} {filler}"));
+        client.sync_status = if i % 2 == 0 {
+            SyncStatus::Synced
+        } else {
+            SyncStatus::Pending
+        };
+        store.write_client(&creation(&client)).await.unwrap();
+        created.push(client.id);
+    }
+    let list = |status: Option<SyncStatus>, page: PageRequest| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let page = store
+                .list_clients(tenant, &ClientQuery { status, page })
+                .await
+                .unwrap();
+            (
+                page.items.iter().map(|c| c.id).collect::<Vec<_>>(),
+                page.next_cursor,
+            )
+        }
+    };
+    let (whole, next) = list(
+        None,
+        PageRequest {
+            limit: 50,
+            after: None,
+        },
+    )
+    .await;
+    assert_eq!((whole, next), (created.clone(), None), "one full page");
+    let synced: Vec<Uuid> = created.iter().copied().step_by(2).collect();
+    let (first, next) = list(
+        Some(SyncStatus::Synced),
+        PageRequest {
+            limit: 15,
+            after: None,
+        },
+    )
+    .await;
+    assert_eq!(first, synced[..15], "a full page of one status");
+    assert!(next.is_some());
+    for limit in [7, 100] {
+        assert_eq!(walk_pages(limit, |page| list(None, page)).await, created);
+        let walked = walk_pages(limit, |page| list(Some(SyncStatus::Synced), page)).await;
+        assert_eq!(walked, synced, "pages of {limit}");
+    }
+}
+
 async fn an_unknown_tenant_has_zero_counts(backend: Backend) {
     let fixture = fresh_store(backend).await;
     let store = std::sync::Arc::clone(&fixture.store);
@@ -421,6 +501,7 @@ mod deliveries {
         every_read_returns_the_payload_after_every_transition,
         failed_deliveries_page_by_webhook_without_payloads,
         a_large_fan_out_is_written_whole_and_a_rerun_adds_only_what_is_missing,
+        a_page_of_webhooks_larger_than_a_query_response_is_full,
     );
 
     /// Writes a new delivery of `webhook` and takes it through one failed attempt to FAILED.
@@ -575,6 +656,52 @@ mod deliveries {
         assert!(!store.delete_webhook(Uuid::now_v7(), hook.id).await.unwrap());
         assert!(store.delete_webhook(tenant, hook.id).await.unwrap());
         assert!(!store.delete_webhook(tenant, hook.id).await.unwrap());
+    }
+
+    /// Webhooks with long headers and descriptions run to tens of KB: a page of them may be more
+    /// than one DynamoDB response (1 MB), and is still full.
+    async fn a_page_of_webhooks_larger_than_a_query_response_is_full(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
+        let tenant = Uuid::now_v7();
+        let mut created = Vec::new();
+        // 30 webhooks of 60 KB: 1.8 MB.
+        for i in 0..30 {
+            let mut hook = webhook(tenant);
+            hook.description = Some(format!("{i} {}", "d".repeat(60_000)));
+            store.create_webhook(&hook).await.unwrap();
+            created.push(hook.id);
+        }
+        let list = |page: PageRequest| {
+            let store = std::sync::Arc::clone(&store);
+            async move {
+                let page = store.list_webhooks(tenant, page).await.unwrap();
+                (
+                    page.items.iter().map(|w| w.id).collect::<Vec<_>>(),
+                    page.next_cursor,
+                )
+            }
+        };
+        let limit = 50;
+        assert_eq!(
+            list(PageRequest { limit, after: None }).await,
+            (created.clone(), None),
+            "one full page"
+        );
+        let (first, next) = list(PageRequest {
+            limit: 25,
+            after: None,
+        })
+        .await;
+        assert_eq!(first, created[..25]);
+        assert!(next.is_some());
+        for limit in [4, 100] {
+            assert_eq!(
+                super::walk_pages(limit, list).await,
+                created,
+                "pages of {limit}"
+            );
+        }
     }
 
     async fn creating_a_delivery_twice_writes_it_once(backend: Backend) {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, Select, TransactWriteItem, Update,
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use super::delivery_items::*;
 use super::items::*;
+use super::paging::{read_query, Reading};
 use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
 use super::{build_error, sdk_error, Condition, DynamoStore};
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
@@ -218,64 +220,37 @@ impl DynamoStore {
             .collect()
     }
 
-    async fn query_index(
-        &self,
-        index: &str,
-        key_condition: &str,
-        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
-        limit: usize,
-    ) -> Result<Vec<Item>> {
-        let (pk_name, sk_name) = if index == GSI1 {
-            (GSI1_PK, GSI1_SK)
-        } else {
-            (GSI2_PK, GSI2_SK)
-        };
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(key_condition)
-                .expression_attribute_names("#ipk", pk_name)
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
-            if key_condition.contains("#isk") {
-                query = query.expression_attribute_names("#isk", sk_name);
-            }
-            for (name, value) in &values {
-                query = query.expression_attribute_values(*name, value.clone());
-            }
-            let output = query.send().await.map_err(sdk_error)?;
-            found.extend(output.items.unwrap_or_default());
-            match output.last_evaluated_key {
-                Some(next) if found.len() < limit => start = Some(next),
-                _ => return Ok(found),
-            }
-        }
+    /// A Query of one partition of an index (`index_pk`, the value of its partition key,
+    /// `#ipk`). A caller that names the sort key adds `#isk` (DynamoDB refuses a name unused).
+    fn index_query(&self, index: &str, index_pk: String) -> QueryFluentBuilder {
+        let pk_name = if index == GSI1 { GSI1_PK } else { GSI2_PK };
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#ipk = :ipk")
+            .expression_attribute_names("#ipk", pk_name)
+            .expression_attribute_values(":ipk", text(index_pk))
     }
 
-    /// The items of every shard of a sweeper index whose sort key is before `before`.
+    /// The first `limit` items of every shard of a sweeper index whose sort key is before
+    /// `before`; the shards are read at once.
     async fn query_shards_before(
         &self,
         index_pk: fn(u8) -> String,
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        for shard in 0..SHARDS {
-            let values = vec![
-                (":pk", text(index_pk(shard))),
-                (":before", text(rfc3339(before))),
-            ];
-            items.extend(
-                self.query_index(GSI1, "#ipk = :pk AND #isk < :before", values, limit)
-                    .await?,
-            );
-        }
-        Ok(items)
+        let reads = (0..SHARDS).map(|shard| {
+            let query = self
+                .index_query(GSI1, index_pk(shard))
+                .key_condition_expression("#ipk = :ipk AND #isk < :before")
+                .expression_attribute_names("#isk", GSI1_SK)
+                .expression_attribute_values(":before", text(rfc3339(before)));
+            async move { read_query(&query, None, Reading::first(limit)).await }
+        });
+        let reads = futures_util::future::try_join_all(reads).await?;
+        Ok(reads.into_iter().flat_map(|read| read.items).collect())
     }
 
     pub(super) async fn undispatched_events_impl(
@@ -372,11 +347,11 @@ impl DynamoStore {
         let start = page
             .after
             .map(|after| key(tenant_pk(tenant_id), webhook_sk(after)));
-        let limit = i32::try_from(page.limit + 1).unwrap_or(i32::MAX);
-        let (items, _) = self
-            .query_prefix(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX, start, Some(limit))
-            .await?;
-        let webhooks = items
+        let query = self.prefix_query(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX);
+        // A webhook with many long headers is tens of KB: a page may take several responses.
+        let read = read_query(&query, start, Reading::first(page.limit + 1)).await?;
+        let webhooks = read
+            .items
             .iter()
             .map(webhook_from_item)
             .collect::<Result<Vec<_>>>()?;
@@ -513,25 +488,9 @@ impl DynamoStore {
         tenant_id: Uuid,
         delivery_id: Uuid,
     ) -> Result<Vec<Attempt>> {
-        let mut attempts = Vec::new();
-        let mut start = None;
-        loop {
-            let (items, next) = self
-                .query_prefix(
-                    tenant_pk(tenant_id),
-                    &attempt_prefix(delivery_id),
-                    start,
-                    None,
-                )
-                .await?;
-            for item in &items {
-                attempts.push(attempt_from_item(item)?);
-            }
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(attempts),
-            }
-        }
+        let query = self.prefix_query(tenant_pk(tenant_id), &attempt_prefix(delivery_id));
+        let read = read_query(&query, None, Reading::all()).await?;
+        read.items.iter().map(attempt_from_item).collect()
     }
 
     pub(super) async fn write_delivery_impl(&self, change: &DeliveryChange) -> Result<()> {
@@ -635,76 +594,49 @@ impl DynamoStore {
         limit: usize,
     ) -> Result<Vec<DeliveryRef>> {
         let index_pk = failed_index_pk(tenant_id);
-        let mut start = after.map(|after| {
+        let start = after.map(|after| {
             let mut start = key(tenant_pk(tenant_id), delivery_sk(after.delivery_id));
             start.insert(GSI1_PK.to_owned(), text(index_pk.clone()));
             let sort = failed_index_sk(after.webhook_id, after.delivery_id);
             start.insert(GSI1_SK.to_owned(), text(sort));
             start
         });
-        let mut found = Vec::new();
-        while found.len() < limit {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("#ipk = :ipk")
-                .expression_attribute_names("#ipk", GSI1_PK)
-                .expression_attribute_values(":ipk", text(index_pk.clone()))
-                // The references only: the rest of the item is not needed.
-                .projection_expression("#isk")
-                .expression_attribute_names("#isk", GSI1_SK)
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
-            if let Some(webhook_id) = webhook_id {
-                query = query
-                    .key_condition_expression("#ipk = :ipk AND begins_with(#isk, :webhook)")
-                    .expression_attribute_values(":webhook", text(format!("{webhook_id}#")));
-            }
-            let output = query.send().await.map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                found.push(failed_ref_from_item(&item)?);
-            }
-            match output.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => break,
-            }
+        // The references only: the rest of the item is not needed.
+        let mut query = self
+            .index_query(GSI1, index_pk)
+            .projection_expression("#isk")
+            .expression_attribute_names("#isk", GSI1_SK);
+        if let Some(webhook_id) = webhook_id {
+            query = query
+                .key_condition_expression("#ipk = :ipk AND begins_with(#isk, :webhook)")
+                .expression_attribute_values(":webhook", text(format!("{webhook_id}#")));
         }
-        Ok(found)
+        let read = read_query(&query, start, Reading::first(limit)).await?;
+        read.items.iter().map(failed_ref_from_item).collect()
     }
 
     pub(super) async fn delivery_counts_impl(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
         let mut counts = DeliveryCounts::default();
-        let mut start = None;
-        loop {
-            let (items, next) = self
-                .query_prefix(tenant_pk(tenant_id), COUNTS_SK_PREFIX, start, None)
-                .await?;
-            for item in &items {
-                let sk = match item.get(SK) {
-                    Some(aws_sdk_dynamodb::types::AttributeValue::S(sk)) => sk.as_str(),
-                    _ => continue,
-                };
-                // Written by earlier versions; the sum of the webhooks' counts equals it.
-                if sk == COUNTS_ALL {
-                    continue;
-                }
-                let item_counts = delivery_counts_from_item(item)?;
-                for (status, n) in &item_counts.0 {
-                    *counts.overall.0.entry(*status).or_default() += n;
-                }
-                if let Some(id) = sk
-                    .strip_prefix(COUNTS_SK_PREFIX)
-                    .and_then(|id| Uuid::parse_str(id).ok())
-                {
-                    counts.per_webhook.push((id, item_counts));
-                }
+        let query = self.prefix_query(tenant_pk(tenant_id), COUNTS_SK_PREFIX);
+        for item in &read_query(&query, None, Reading::all()).await?.items {
+            let Some(sk) = sk_of(item) else {
+                continue;
+            };
+            // Written by earlier versions; the sum of the webhooks' counts equals it.
+            if sk == COUNTS_ALL {
+                continue;
             }
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(counts),
+            let item_counts = delivery_counts_from_item(item)?;
+            for (status, n) in &item_counts.0 {
+                *counts.overall.0.entry(*status).or_default() += n;
+            }
+            if let Some(id) = sk
+                .strip_prefix(COUNTS_SK_PREFIX)
+                .and_then(|id| Uuid::parse_str(id).ok())
+            {
+                counts.per_webhook.push((id, item_counts));
             }
         }
+        Ok(counts)
     }
 }
