@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::domain::auth::ApiKey;
 use common::domain::client::Client;
-use common::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use common::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
 use common::domain::event::OutboxEvent;
 use common::domain::page::{Page, PageRequest};
 use common::domain::sync_status::SyncCounts;
@@ -188,6 +188,16 @@ impl Store for CountingStore {
         self.count("get_delivery");
         self.inner.get_delivery(tenant_id, delivery_id).await
     }
+    async fn get_delivery_summary(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        self.count("get_delivery_summary");
+        self.inner
+            .get_delivery_summary(tenant_id, delivery_id)
+            .await
+    }
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
         self.count("list_attempts");
         self.inner.list_attempts(tenant_id, delivery_id).await
@@ -202,7 +212,7 @@ impl Store for CountingStore {
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>> {
+    ) -> Result<Page<DeliverySummary>> {
         self.count("list_deliveries");
         self.inner
             .list_deliveries(tenant_id, webhook_id, status, page)

@@ -23,7 +23,7 @@ use super::sqlite_webhooks as rows;
 use super::sqlite_writer::Writer;
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
@@ -781,6 +781,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn get_delivery_summary(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        self.read(move |conn| rows::get_delivery_summary(conn, tenant_id, delivery_id))
+            .await
+    }
+
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
         self.read(move |conn| rows::list_attempts(conn, tenant_id, delivery_id))
             .await
@@ -798,7 +807,7 @@ impl Store for SqliteStore {
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>> {
+    ) -> Result<Page<DeliverySummary>> {
         self.read(move |conn| rows::list_deliveries(conn, tenant_id, webhook_id, status, page))
             .await
     }

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::sqlite::{bad_text, optional_time_column, time_column, uuid_column};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
@@ -144,24 +144,35 @@ const DELIVERY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, payl
      attempt_count, last_status_code, last_error, next_attempt_at, lease_until, created_at, \
      updated_at, version";
 
+/// The columns of a delivery but its payload, for the reads that do not send it; a read that
+/// does selects them and then `payload`.
+const SUMMARY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, status, \
+     attempt_count, last_status_code, last_error, next_attempt_at, lease_until, created_at, \
+     updated_at, version";
+
+/// A delivery from a row of `SUMMARY_COLUMNS` followed by `payload`.
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let status: String = row.get(6)?;
-    Ok(Delivery {
+    let payload: String = row.get(14)?;
+    Ok(summary_from_row(row)?.with_payload(payload))
+}
+
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
+    let status: String = row.get(5)?;
+    Ok(DeliverySummary {
         tenant_id: uuid_column(row, 0)?,
         id: uuid_column(row, 1)?,
         webhook_id: uuid_column(row, 2)?,
         event_id: uuid_column(row, 3)?,
         event: row.get(4)?,
-        payload: row.get(5)?,
-        status: DeliveryStatus::parse(&status).ok_or_else(|| bad_text(6, "a delivery status"))?,
-        attempt_count: row.get(7)?,
-        last_status_code: row.get(8)?,
-        last_error: row.get(9)?,
-        next_attempt_at: optional_time_column(row, 10)?,
-        lease_until: optional_time_column(row, 11)?,
-        created_at: time_column(row, 12)?,
-        updated_at: time_column(row, 13)?,
-        version: row.get(14)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| bad_text(5, "a delivery status"))?,
+        attempt_count: row.get(6)?,
+        last_status_code: row.get(7)?,
+        last_error: row.get(8)?,
+        next_attempt_at: optional_time_column(row, 9)?,
+        lease_until: optional_time_column(row, 10)?,
+        created_at: time_column(row, 11)?,
+        updated_at: time_column(row, 12)?,
+        version: row.get(13)?,
     })
 }
 
@@ -228,12 +239,28 @@ pub(super) fn get_delivery(
     id: Uuid,
 ) -> Result<Option<Delivery>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
+        "SELECT {SUMMARY_COLUMNS}, payload FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
     ))?;
     Ok(query
         .query_row(
             params![tenant_id.to_string(), id.to_string()],
             delivery_from_row,
+        )
+        .optional()?)
+}
+
+pub(super) fn get_delivery_summary(
+    conn: &mut Connection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<DeliverySummary>> {
+    let mut query = conn.prepare_cached(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
+    ))?;
+    Ok(query
+        .query_row(
+            params![tenant_id.to_string(), id.to_string()],
+            summary_from_row,
         )
         .optional()?)
 }
@@ -320,9 +347,9 @@ pub(super) fn list_deliveries(
     webhook_id: Uuid,
     status: Option<DeliveryStatus>,
     page: PageRequest,
-) -> Result<Page<Delivery>> {
+) -> Result<Page<DeliverySummary>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries
          WHERE tenant_id = ?1 AND webhook_id = ?2 AND (?3 IS NULL OR id < ?3)
            AND (?4 IS NULL OR status = ?4)
          ORDER BY id DESC LIMIT ?5"
@@ -336,7 +363,7 @@ pub(super) fn list_deliveries(
                 status.map(DeliveryStatus::as_str),
                 (page.limit + 1) as i64
             ],
-            delivery_from_row,
+            summary_from_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Page::from_overfetch(rows, page.limit, |d| d.id))
@@ -348,7 +375,7 @@ pub(super) fn due_deliveries(
     limit: usize,
 ) -> Result<Vec<Delivery>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries
+        "SELECT {SUMMARY_COLUMNS}, payload FROM deliveries
          WHERE status IN ('PENDING', 'RETRYING') AND next_attempt_at < ?1
          ORDER BY next_attempt_at LIMIT ?2"
     ))?;

@@ -63,9 +63,36 @@ impl DeliveryStatus {
     }
 }
 
+/// A delivery with its payload: what the worker reads to send it. The API shows its summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    /// The payload's `id` and the Standard Webhooks `webhook-id`: the same on every attempt.
+    pub event_id: Uuid,
+    pub event: String,
+    /// The exact body sent, byte for byte, on every attempt.
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// While set and in the future, a worker owns the attempt in progress.
+    pub lease_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+// What lists, the API and the sweeper read of a delivery: everything but the payload (up to
+// 256 KiB), so that a page or a sweep never reads one, and a type that cannot be sent. In the
+// OpenAPI document it is the `Delivery` (no payload was ever shown).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Delivery {
+#[schema(as = Delivery)]
+pub struct DeliverySummary {
     pub id: Uuid,
     #[serde(skip)]
     pub tenant_id: Uuid,
@@ -73,9 +100,6 @@ pub struct Delivery {
     /// The payload's `id` and the Standard Webhooks `webhook-id`: the same on every attempt.
     pub event_id: Uuid,
     pub event: String,
-    /// The exact body sent, byte for byte, on every attempt.
-    #[serde(skip)]
-    pub payload: String,
     pub status: DeliveryStatus,
     pub attempt_count: u32,
     pub last_status_code: Option<u16>,
@@ -91,6 +115,29 @@ pub struct Delivery {
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
     pub version: i64,
+}
+
+impl DeliverySummary {
+    /// The delivery this summary is of, with its payload.
+    pub fn with_payload(self, payload: String) -> Delivery {
+        Delivery {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            webhook_id: self.webhook_id,
+            event_id: self.event_id,
+            event: self.event,
+            payload,
+            status: self.status,
+            attempt_count: self.attempt_count,
+            last_status_code: self.last_status_code,
+            last_error: self.last_error,
+            next_attempt_at: self.next_attempt_at,
+            lease_until: self.lease_until,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -209,6 +256,26 @@ impl Delivery {
             created_at: now,
             updated_at: now,
             version: 1,
+        }
+    }
+
+    /// Everything but the payload.
+    pub fn summary(&self) -> DeliverySummary {
+        DeliverySummary {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            webhook_id: self.webhook_id,
+            event_id: self.event_id,
+            event: self.event.clone(),
+            status: self.status,
+            attempt_count: self.attempt_count,
+            last_status_code: self.last_status_code,
+            last_error: self.last_error.clone(),
+            next_attempt_at: self.next_attempt_at,
+            lease_until: self.lease_until,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
         }
     }
 

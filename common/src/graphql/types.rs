@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::OrFieldError;
 use super::scope;
 use crate::domain::catalogue::EventType;
-use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::delivery::{Attempt, DeliverySummary};
 use crate::domain::page::{encode_cursor, Page};
 use crate::domain::sync_status::SyncCounts;
 use crate::domain::webhook::Webhook;
@@ -167,7 +167,7 @@ pub struct DeliveryNode {
 }
 
 impl DeliveryNode {
-    pub fn new(delivery: Delivery, attempts: Option<Vec<Attempt>>) -> DeliveryNode {
+    pub fn new(delivery: DeliverySummary, attempts: Option<Vec<Attempt>>) -> DeliveryNode {
         DeliveryNode {
             id: ID(delivery.id.to_string()),
             webhook_id: ID(delivery.webhook_id.to_string()),
@@ -281,7 +281,7 @@ impl WebhookConnection {
 }
 
 impl WebhookDeliveryConnection {
-    pub fn new(page: Page<Delivery>, asked_after: bool) -> WebhookDeliveryConnection {
+    pub fn new(page: Page<DeliverySummary>, asked_after: bool) -> WebhookDeliveryConnection {
         let (edges, page_info) = edges(page, asked_after, |d| d.id, |d| DeliveryNode::new(d, None));
         WebhookDeliveryConnection {
             edges: edges

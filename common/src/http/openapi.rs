@@ -24,7 +24,7 @@ use super::error::ErrorEnvelope;
 use super::routes::{Operation, ROUTES};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::{Client, CreateClientRequest, UpdateClientRequest};
-use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::delivery::{DeliveryStatus, DeliverySummary};
 use crate::domain::page::{Page, MAX_LIMIT};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::webhook::{CreateWebhookRequest, UpdateWebhookRequest, Webhook};
@@ -545,12 +545,12 @@ fn operation_of(
         }
         O::ListWebhookDeliveries => {
             let status = s.of::<DeliveryStatus>();
-            s.of::<Delivery>();
+            s.of::<DeliverySummary>();
             spec("listWebhookDeliveries", "webhooks", "A webhook's deliveries, newest first, optionally of one status.")
                 .path_id("webhook")
                 .paginated()
                 .query("status", "Only deliveries in this status.", status)
-                .answers(200, json_response("A page of deliveries.", s.page_of::<Delivery>(), None), s)
+                .answers(200, json_response("A page of deliveries.", s.page_of::<DeliverySummary>(), None), s)
         }
         O::OpenApi => spec("getOpenApi", "meta", "This OpenAPI document.")
             .public()

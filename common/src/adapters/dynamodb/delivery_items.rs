@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::items::*;
 use super::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::DeliveryRef;
@@ -295,19 +295,48 @@ pub(super) fn sk_of(item: &Item) -> Option<&str> {
     }
 }
 
-/// A delivery from its item and, unless the item holds it inline (written before the split),
-/// its payload item's `payload`.
-pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<Delivery> {
-    let payload = opt_s(item, PAYLOAD)
-        .or_else(|| payload.and_then(|p| opt_s(p, PAYLOAD)))
-        .ok_or_else(|| corrupt(PAYLOAD))?;
-    Ok(Delivery {
+/// The attributes of a delivery item that make its summary: a read that projects these never
+/// returns a payload, not even one kept inline by a delivery written before the split.
+const SUMMARY: &[&str] = &[
+    "id",
+    "tenant_id",
+    "webhook_id",
+    "event_id",
+    "event",
+    "status",
+    "attempt_count",
+    "last_status_code",
+    "last_error",
+    "next_attempt_at",
+    "lease_until",
+    "created_at",
+    "updated_at",
+    VERSION,
+];
+
+/// A `ProjectionExpression` of the summary's attributes and the names it uses (`#d0`, …).
+pub(super) fn summary_projection() -> (String, Vec<(String, &'static str)>) {
+    let names: Vec<(String, &str)> = SUMMARY
+        .iter()
+        .enumerate()
+        .map(|(index, name)| (format!("#d{index}"), *name))
+        .collect();
+    let expression = names
+        .iter()
+        .map(|(placeholder, _)| placeholder.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    (expression, names)
+}
+
+/// A delivery's summary from its item (whatever else the item holds).
+pub(super) fn summary_from_item(item: &Item) -> Result<DeliverySummary> {
+    Ok(DeliverySummary {
         id: uuid(item, "id")?,
         tenant_id: uuid(item, "tenant_id")?,
         webhook_id: uuid(item, "webhook_id")?,
         event_id: uuid(item, "event_id")?,
         event: s(item, "event")?.to_owned(),
-        payload,
         status: DeliveryStatus::parse(s(item, "status")?).ok_or_else(|| corrupt("status"))?,
         attempt_count: n(item, "attempt_count")?,
         last_status_code: opt_n(item, "last_status_code")?,
@@ -318,6 +347,15 @@ pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<
         updated_at: time(item, "updated_at")?,
         version: n(item, VERSION)?,
     })
+}
+
+/// A delivery from its item and, unless the item holds it inline (written before the split),
+/// its payload item's `payload`.
+pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<Delivery> {
+    let payload = opt_s(item, PAYLOAD)
+        .or_else(|| payload.and_then(|p| opt_s(p, PAYLOAD)))
+        .ok_or_else(|| corrupt(PAYLOAD))?;
+    Ok(summary_from_item(item)?.with_payload(payload))
 }
 
 pub(super) fn attempt_item(d: &Delivery, a: &Attempt) -> Item {

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, Select, TransactWriteItem, Update,
+    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, TransactWriteItem, Update,
     WriteRequest,
 };
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use super::items::*;
 use super::paging::{read_query, Reading};
 use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
 use super::{build_error, sdk_error, Condition, DynamoStore};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
@@ -527,48 +527,62 @@ impl DynamoStore {
         self.transact(items, "write delivery").await
     }
 
+    pub(super) async fn get_delivery_summary_impl(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        let (projection, names) = summary_projection();
+        let mut request = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), delivery_sk(delivery_id))))
+            .projection_expression(projection)
+            .consistent_read(true);
+        for (placeholder, name) in names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        let output = request.send().await.map_err(sdk_error)?;
+        output.item.as_ref().map(summary_from_item).transpose()
+    }
+
     pub(super) async fn list_deliveries_impl(
         &self,
         tenant_id: Uuid,
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>> {
+    ) -> Result<Page<DeliverySummary>> {
         let index_pk = webhook_index_pk(tenant_id, webhook_id);
-        let mut start = page.after.map(|after| {
+        let start = page.after.map(|after| {
             let mut start = key(tenant_pk(tenant_id), delivery_sk(after));
             start.insert(GSI2_PK.to_owned(), text(index_pk.clone()));
             start.insert(GSI2_SK.to_owned(), text(after.to_string()));
             start
         });
-        let mut found = Vec::new();
-        // A status filter applies after `Limit`, so keep reading until the page is full.
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI2)
-                .key_condition_expression("#ipk = :ipk")
-                .expression_attribute_names("#ipk", GSI2_PK)
-                .expression_attribute_values(":ipk", text(index_pk.clone()))
-                .scan_index_forward(false)
-                .select(Select::AllAttributes)
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX));
-            if let Some(status) = status {
-                query = query
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", text(status.as_str()));
-            }
-            let output = query.send().await.map_err(sdk_error)?;
-            found.extend(self.with_payloads(output.items.unwrap_or_default()).await?);
-            match output.last_evaluated_key {
-                Some(next) if found.len() <= page.limit => start = Some(next),
-                _ => break,
-            }
+        // Summaries only: no list shows a payload.
+        let (projection, names) = summary_projection();
+        let mut query = self
+            .index_query(GSI2, index_pk)
+            .scan_index_forward(false)
+            .projection_expression(projection);
+        for (placeholder, name) in names {
+            query = query.expression_attribute_names(placeholder, name);
         }
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", text(status.as_str()));
+        }
+        // A status filter applies after `Limit`: keep reading until the page is full.
+        let read = read_query(&query, start, Reading::first(page.limit + 1)).await?;
+        let found = read
+            .items
+            .iter()
+            .map(summary_from_item)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(found, page.limit, |d| d.id))
     }
 

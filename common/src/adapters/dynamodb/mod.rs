@@ -32,7 +32,7 @@ use self::paging::{read_query, Reading};
 use self::tables::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts};
@@ -394,6 +394,14 @@ impl Store for DynamoStore {
         self.get_delivery_impl(tenant_id, delivery_id).await
     }
 
+    async fn get_delivery_summary(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        self.get_delivery_summary_impl(tenant_id, delivery_id).await
+    }
+
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
         self.list_attempts_impl(tenant_id, delivery_id).await
     }
@@ -408,7 +416,7 @@ impl Store for DynamoStore {
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>> {
+    ) -> Result<Page<DeliverySummary>> {
         self.list_deliveries_impl(tenant_id, webhook_id, status, page)
             .await
     }
