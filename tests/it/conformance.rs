@@ -390,24 +390,33 @@ async fn clients_page_in_creation_order_and_filter_by_status(backend: Backend) {
     assert_eq!(pages, 1);
 }
 
-/// Every page of a list, by the cursor each page gives, until one has none: the ids in order.
+/// Every page of a list, by the cursor each page gives, until one has none: each page's ids.
 /// Checks that no page is longer than `limit`.
-pub(crate) async fn walk_pages<F, Fut>(limit: usize, mut page_of: F) -> Vec<Uuid>
+pub(crate) async fn pages_of<F, Fut>(limit: usize, mut page_of: F) -> Vec<Vec<Uuid>>
 where
     F: FnMut(PageRequest) -> Fut,
     Fut: std::future::Future<Output = (Vec<Uuid>, Option<String>)>,
 {
-    let mut seen = Vec::new();
+    let mut pages = Vec::new();
     let mut after = None;
     loop {
         let (ids, next) = page_of(PageRequest { limit, after }).await;
         assert!(ids.len() <= limit, "a page of {} for {limit}", ids.len());
-        seen.extend(ids);
+        pages.push(ids);
         match next {
             Some(cursor) => after = Some(common::domain::page::decode_cursor(&cursor).unwrap()),
-            None => return seen,
+            None => return pages,
         }
     }
+}
+
+/// The ids of every page of a list, in order.
+pub(crate) async fn walk_pages<F, Fut>(limit: usize, page_of: F) -> Vec<Uuid>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = (Vec<Uuid>, Option<String>)>,
+{
+    pages_of(limit, page_of).await.concat()
 }
 
 /// DynamoDB ends a Query response after 1 MB read: a page of clients bigger than that is still
@@ -483,7 +492,7 @@ mod deliveries {
 
     use common::domain::delivery::{payload, Delivery, DeliveryStatus, RetrySchedule};
     use common::domain::event::OutboxEvent;
-    use common::domain::page::PageRequest;
+    use common::domain::page::{PageRequest, FILTER_SCAN_LIMIT};
     use common::domain::webhook::{TargetPolicy, Webhook};
     use common::error::Error;
     use common::ports::{DeliveryChange, DeliveryRef, SendOutcome, Store};
@@ -502,6 +511,7 @@ mod deliveries {
         failed_deliveries_page_by_webhook_without_payloads,
         a_large_fan_out_is_written_whole_and_a_rerun_adds_only_what_is_missing,
         a_page_of_webhooks_larger_than_a_query_response_is_full,
+        a_rare_status_pages_to_the_end_in_bounded_reads,
     );
 
     /// Writes a new delivery of `webhook` and takes it through one failed attempt to FAILED.
@@ -701,6 +711,93 @@ mod deliveries {
                 created,
                 "pages of {limit}"
             );
+        }
+    }
+
+    /// A status filter reads at most `FILTER_SCAN_LIMIT` deliveries per request: a rare status
+    /// among many comes in short (even empty) pages with a cursor, and paging on reaches every
+    /// one, newest first, once; a common status still comes in full pages.
+    async fn a_rare_status_pages_to_the_end_in_bounded_reads(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
+        let tenant = Uuid::now_v7();
+        let hook = Uuid::now_v7();
+        let total = 2 * FILTER_SCAN_LIMIT + 500;
+        let all: Vec<Delivery> = (0..total).map(|_| delivery(tenant, hook)).collect();
+        store.create_deliveries(&all).await.unwrap();
+        // Every 400th FAILED: 7 of 2,500, three of them in the first thousand read.
+        let mut failed = Vec::new();
+        for created in all.iter().step_by(400) {
+            fail(store.as_ref(), created).await;
+            failed.push(created.id);
+        }
+        let newest_first = |mut ids: Vec<Uuid>| {
+            ids.sort_by(|a, b| b.cmp(a));
+            ids
+        };
+        let failed = newest_first(failed);
+        let pending = newest_first(
+            all.iter()
+                .map(|d| d.id)
+                .filter(|id| !failed.contains(id))
+                .collect(),
+        );
+
+        let list = |status: DeliveryStatus, page: PageRequest| {
+            let store = std::sync::Arc::clone(&store);
+            async move {
+                let page = store
+                    .list_deliveries(tenant, hook, Some(status), page)
+                    .await
+                    .unwrap();
+                assert!(page.items.iter().all(|d| d.status == status));
+                (
+                    page.items.iter().map(|d| d.id).collect::<Vec<_>>(),
+                    page.next_cursor,
+                )
+            }
+        };
+        let pages = super::pages_of(5, |page| list(DeliveryStatus::Failed, page)).await;
+        assert_eq!(
+            pages.concat(),
+            failed,
+            "every FAILED delivery once, newest first"
+        );
+        let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+        assert!(
+            sizes.len() >= total / FILTER_SCAN_LIMIT,
+            "no request read more than its budget: pages of {sizes:?}"
+        );
+        assert!(
+            sizes[..sizes.len() - 1].iter().any(|n| *n < 5),
+            "short pages before the end: {sizes:?}"
+        );
+
+        let pages = super::pages_of(100, |page| list(DeliveryStatus::Pending, page)).await;
+        assert_eq!(pages.concat(), pending);
+        assert!(
+            pages[..pages.len() - 1].iter().all(|ids| ids.len() == 100),
+            "a common status fills its pages"
+        );
+    }
+
+    /// Takes a new delivery through one failed attempt to FAILED.
+    async fn fail(store: &dyn Store, created: &Delivery) {
+        let claimed = created.claimed(now(), Duration::from_secs(5)).unwrap();
+        let (failed, attempt, _) =
+            claimed.after_attempt(&failure(), 0, &RetrySchedule::default(), now());
+        for (before, after, attempt) in [
+            (created.clone(), claimed.clone(), None),
+            (claimed, failed, Some(attempt)),
+        ] {
+            store
+                .write_delivery(&DeliveryChange {
+                    before,
+                    after,
+                    attempt,
+                })
+                .await
+                .unwrap();
         }
     }
 

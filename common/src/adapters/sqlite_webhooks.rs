@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::sqlite::{bad_text, optional_time_column, time_column, uuid_column};
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts};
 use crate::domain::event::OutboxEvent;
-use crate::domain::page::{Page, PageRequest};
+use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
@@ -351,22 +351,38 @@ pub(super) fn list_deliveries(
     let mut query = conn.prepare_cached(&format!(
         "SELECT {SUMMARY_COLUMNS} FROM deliveries
          WHERE tenant_id = ?1 AND webhook_id = ?2 AND (?3 IS NULL OR id < ?3)
-           AND (?4 IS NULL OR status = ?4)
-         ORDER BY id DESC LIMIT ?5"
+         ORDER BY id DESC LIMIT ?4"
     ))?;
-    let rows = query
-        .query_map(
-            params![
-                tenant_id.to_string(),
-                webhook_id.to_string(),
-                page.after.map(|id| id.to_string()),
-                status.map(DeliveryStatus::as_str),
-                (page.limit + 1) as i64
-            ],
-            summary_from_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_overfetch(rows, page.limit, |d| d.id))
+    // With a status, the same bound as DynamoDB's filter: at most FILTER_SCAN_LIMIT deliveries
+    // read, then the page resumes after the last one, so that both stores page alike.
+    let read_at_most = match status {
+        Some(_) => FILTER_SCAN_LIMIT,
+        None => page.limit + 1,
+    };
+    let mut rows = query.query(params![
+        tenant_id.to_string(),
+        webhook_id.to_string(),
+        page.after.map(|id| id.to_string()),
+        read_at_most as i64
+    ])?;
+    let (mut found, mut read, mut last_read) = (Vec::new(), 0, None);
+    while let Some(row) = rows.next()? {
+        let delivery = summary_from_row(row)?;
+        read += 1;
+        last_read = Some(delivery.id);
+        if status.is_none_or(|status| delivery.status == status) {
+            found.push(delivery);
+            if found.len() > page.limit {
+                break;
+            }
+        }
+    }
+    let stopped_after = if status.is_some() && read == FILTER_SCAN_LIMIT {
+        last_read
+    } else {
+        None
+    };
+    Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
 }
 
 pub(super) fn due_deliveries(

@@ -96,6 +96,11 @@ pub(super) fn webhook_index_pk(tenant_id: Uuid, webhook_id: Uuid) -> String {
     format!("TENANT#{tenant_id}#WEBHOOK#{webhook_id}")
 }
 
+/// The delivery id of a key (or item) of the webhook index, its sort key.
+pub(super) fn index_delivery_id(key: &Item) -> Result<Uuid> {
+    uuid(key, GSI2_SK)
+}
+
 pub(super) fn status_counter_name(status: DeliveryStatus) -> &'static str {
     match status {
         DeliveryStatus::Pending => "pending",

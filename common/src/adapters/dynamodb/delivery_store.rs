@@ -20,7 +20,7 @@ use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL}
 use super::{build_error, sdk_error, Condition, DynamoStore};
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts};
 use crate::domain::event::OutboxEvent;
-use crate::domain::page::{Page, PageRequest};
+use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
@@ -576,14 +576,24 @@ impl DynamoStore {
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":status", text(status.as_str()));
         }
-        // A status filter applies after `Limit`: keep reading until the page is full.
-        let read = read_query(&query, start, Reading::first(page.limit + 1)).await?;
+        // A status filter applies after `Limit`: read on until the page is full, but no further
+        // than the filter's budget, and resume after the last delivery read.
+        let reading = match status {
+            Some(_) => Reading::first_among(page.limit + 1, FILTER_SCAN_LIMIT),
+            None => Reading::first(page.limit + 1),
+        };
+        let read = read_query(&query, start, reading).await?;
         let found = read
             .items
             .iter()
             .map(summary_from_item)
             .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(found, page.limit, |d| d.id))
+        // The index's sort key is the delivery id.
+        let stopped_after = match &read.stopped_at {
+            Some(key) => Some(index_delivery_id(key)?),
+            None => None,
+        };
+        Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
     }
 
     pub(super) async fn due_deliveries_impl(

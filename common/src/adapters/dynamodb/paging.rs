@@ -36,6 +36,14 @@ impl Reading {
         }
     }
 
+    /// The first `n` items that pass the filter among at most `evaluated` items read.
+    pub(super) fn first_among(n: usize, evaluated: usize) -> Reading {
+        Reading {
+            want: Some(n),
+            evaluate_at_most: Some(evaluated),
+        }
+    }
+
     /// The `Limit` of request number `round` (from 0). A filtered read starts with a page of
     /// what it wants and doubles it each round, so a common status costs about one page and a
     /// rare one a few requests up to the evaluation budget.
@@ -116,5 +124,21 @@ mod tests {
         assert!(first.satisfied(51, 51));
         assert_eq!(Reading::all().limit(10, 10, 3), None);
         assert!(!Reading::all().satisfied(usize::MAX, usize::MAX));
+    }
+
+    #[test]
+    fn a_filtered_read_grows_its_pages_within_its_budget() {
+        let rare = Reading::first_among(51, 1_000);
+        let limits: Vec<Option<i32>> = [(0, 0), (0, 51), (1, 153), (1, 357), (2, 765)]
+            .iter()
+            .enumerate()
+            .map(|(round, (found, evaluated))| rare.limit(*found, *evaluated, round as u32))
+            .collect();
+        assert_eq!(
+            limits,
+            [Some(51), Some(102), Some(204), Some(408), Some(235)]
+        );
+        assert!(rare.satisfied(3, 1_000), "the budget ends the read");
+        assert!(rare.satisfied(51, 200), "so does a full page");
     }
 }
