@@ -102,8 +102,18 @@ pub trait Store: Send + Sync {
         status: Option<DeliveryStatus>,
         page: PageRequest,
     ) -> Result<Page<DeliverySummary>>;
-    /// Open deliveries of any tenant whose next attempt was due before `before`.
-    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>>;
+    /// Open deliveries of any tenant whose next attempt was due before `before`, without their
+    /// payloads: at most `limit`, from where `after` (a cursor from an earlier page) left off,
+    /// in no particular order.
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage>;
+    /// The sweeper's requeue: writes `after`'s schedule (next attempt, lease, `updated_at`,
+    /// version) and nothing else, conditional on `before_version`; `Conflict` otherwise.
+    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()>;
     /// Up to `limit` of the tenant's FAILED deliveries (only `webhook_id`'s, when given), in
     /// (webhook, delivery) id order after `after`; fewer than `limit` means there are no more.
     /// References only: no payload is read.
@@ -117,6 +127,19 @@ pub trait Store: Send + Sync {
     /// Counts per status: the tenant's and each webhook's.
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts>;
 }
+
+/// A page of due deliveries and where the next one starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DuePage {
+    pub deliveries: Vec<DeliverySummary>,
+    /// `None`: no due delivery is left after this page.
+    pub next: Option<DueCursor>,
+}
+
+/// Where a read of due deliveries stopped: only the store that made it reads it (DynamoDB
+/// keeps one position per index shard, SQLite the last due time and id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor(pub(crate) String);
 
 /// Which delivery of which webhook, without the delivery itself.
 #[derive(

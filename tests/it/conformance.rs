@@ -490,7 +490,9 @@ mod deliveries {
 
     use std::time::Duration;
 
-    use common::domain::delivery::{payload, Delivery, DeliveryStatus, RetrySchedule};
+    use common::domain::delivery::{
+        payload, Delivery, DeliveryStatus, DeliverySummary, RetrySchedule,
+    };
     use common::domain::event::OutboxEvent;
     use common::domain::page::{PageRequest, FILTER_SCAN_LIMIT};
     use common::domain::webhook::{TargetPolicy, Webhook};
@@ -512,6 +514,8 @@ mod deliveries {
         a_large_fan_out_is_written_whole_and_a_rerun_adds_only_what_is_missing,
         a_page_of_webhooks_larger_than_a_query_response_is_full,
         a_rare_status_pages_to_the_end_in_bounded_reads,
+        due_deliveries_page_to_the_end_without_payloads,
+        a_requeue_is_conditional_and_moves_only_the_schedule,
     );
 
     /// Writes a new delivery of `webhook` and takes it through one failed attempt to FAILED.
@@ -781,6 +785,121 @@ mod deliveries {
         );
     }
 
+    /// Every due delivery before `before`, a page of at most `limit` at a time.
+    async fn all_due(
+        store: &dyn Store,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Vec<DeliverySummary> {
+        let mut found = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .due_deliveries(before, cursor.as_ref(), limit)
+                .await
+                .unwrap();
+            assert!(page.deliveries.len() <= limit);
+            found.extend(page.deliveries);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return found,
+            }
+        }
+    }
+
+    /// The sweeper pages through due deliveries: however the pages fall, every one due before
+    /// the time is read once, of every tenant, and nothing due later or finished; a page is a
+    /// summary, which has no payload to read.
+    async fn due_deliveries_page_to_the_end_without_payloads(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
+        let long_ago = now() - chrono::Duration::minutes(10);
+        let due_at = |minutes| long_ago + chrono::Duration::minutes(minutes);
+        let mut due = Vec::new();
+        for n in 0..37 {
+            let tenant = Uuid::now_v7();
+            let body = payload(Uuid::now_v7(), "lead.created", &json!({}), now()).unwrap();
+            // Some share a due time, so that a page may end between them.
+            let created = Delivery::new(
+                tenant,
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                "lead.created",
+                body,
+                due_at(n % 5),
+            );
+            due.push(created);
+        }
+        let later = delivery(Uuid::now_v7(), Uuid::now_v7());
+        store.create_deliveries(&due).await.unwrap();
+        store
+            .create_deliveries(std::slice::from_ref(&later))
+            .await
+            .unwrap();
+        let mut expected: Vec<Uuid> = due.iter().map(|d| d.id).collect();
+        expected.sort();
+        for limit in [1, 4, 10, 1_000] {
+            let mut read: Vec<Uuid> = all_due(store.as_ref(), due_at(5), limit)
+                .await
+                .iter()
+                .map(|d| d.id)
+                .collect();
+            read.sort();
+            assert_eq!(read, expected, "pages of {limit}");
+        }
+        let first = all_due(store.as_ref(), due_at(5), 1_000).await;
+        let summaries: Vec<DeliverySummary> = due.iter().map(Delivery::summary).collect();
+        assert!(first.iter().all(|d| summaries.contains(d)));
+    }
+
+    /// A requeue writes the new schedule on condition that the version is the one read; the
+    /// payload, status and attempts are left as they were, and the delivery leaves the due
+    /// range it was read from.
+    async fn a_requeue_is_conditional_and_moves_only_the_schedule(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
+        let tenant = Uuid::now_v7();
+        let long_ago = now() - chrono::Duration::minutes(10);
+        let body = payload(Uuid::now_v7(), "lead.created", &json!({}), long_ago).unwrap();
+        let stuck = Delivery::new(
+            tenant,
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            "lead.created",
+            body,
+            long_ago,
+        );
+        store
+            .create_deliveries(std::slice::from_ref(&stuck))
+            .await
+            .unwrap();
+        let cutoff = now() - chrono::Duration::minutes(1);
+        let read = all_due(store.as_ref(), cutoff, 10).await;
+        assert_eq!(read, vec![stuck.summary()]);
+
+        let requeued = read[0].requeued(now());
+        store
+            .requeue_delivery(read[0].version, &requeued)
+            .await
+            .unwrap();
+        // A second sweeper that read the same version loses.
+        let rival = read[0].requeued(now());
+        let error = store
+            .requeue_delivery(read[0].version, &rival)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+        assert!(all_due(store.as_ref(), cutoff, 10).await.is_empty());
+
+        let stored = store.get_delivery(tenant, stuck.id).await.unwrap().unwrap();
+        assert_eq!(stored.summary(), requeued);
+        assert_eq!(stored.payload, stuck.payload);
+        let later = now() + chrono::Duration::minutes(1);
+        assert_eq!(all_due(store.as_ref(), later, 10).await, vec![requeued]);
+        let counts = store.delivery_counts(tenant).await.unwrap().overall;
+        assert_eq!(counts.get(DeliveryStatus::Pending), 1);
+    }
+
     /// Takes a new delivery through one failed attempt to FAILED.
     async fn fail(store: &dyn Store, created: &Delivery) {
         let claimed = created.claimed(now(), Duration::from_secs(5)).unwrap();
@@ -972,10 +1091,8 @@ mod deliveries {
             .unwrap();
 
         let later = now() + chrono::Duration::seconds(5);
-        let mut due: Vec<Uuid> = store
-            .due_deliveries(later, 100)
+        let mut due: Vec<Uuid> = all_due(store.as_ref(), later, 100)
             .await
-            .unwrap()
             .iter()
             .map(|d| d.id)
             .collect();
@@ -987,7 +1104,7 @@ mod deliveries {
             "open deliveries of every tenant, not finished ones"
         );
         let earlier = now() - chrono::Duration::seconds(5);
-        assert!(store.due_deliveries(earlier, 100).await.unwrap().is_empty());
+        assert!(all_due(store.as_ref(), earlier, 100).await.is_empty());
         let failed: Vec<Uuid> = store
             .failed_deliveries(a, None, None, 10)
             .await
@@ -1114,9 +1231,9 @@ mod deliveries {
             Some(retried.clone())
         );
         let later = now() + chrono::Duration::minutes(1);
-        let mut due = store.due_deliveries(later, 10).await.unwrap();
+        let mut due = all_due(store.as_ref(), later, 10).await;
         due.sort_by_key(|d| d.id);
-        let mut expected = vec![retried, other];
+        let mut expected = vec![retried.summary(), other.summary()];
         expected.sort_by_key(|d| d.id);
         assert_eq!(due, expected);
 

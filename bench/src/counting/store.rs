@@ -16,7 +16,8 @@ use common::domain::tenant::Tenant;
 use common::domain::webhook::Webhook;
 use common::error::Result;
 use common::ports::{
-    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store,
+    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
+    Store,
 };
 use uuid::Uuid;
 
@@ -32,6 +33,7 @@ const WRITES: &[&str] = &[
     "delete_webhook",
     "create_deliveries",
     "write_delivery",
+    "requeue_delivery",
 ];
 
 pub struct CountingStore {
@@ -218,9 +220,18 @@ impl Store for CountingStore {
             .list_deliveries(tenant_id, webhook_id, status, page)
             .await
     }
-    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage> {
         self.count("due_deliveries");
-        self.inner.due_deliveries(before, limit).await
+        self.inner.due_deliveries(before, after, limit).await
+    }
+    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
+        self.count("requeue_delivery");
+        self.inner.requeue_delivery(before_version, after).await
     }
     async fn failed_deliveries(
         &self,

@@ -30,7 +30,10 @@ use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store};
+use crate::ports::{
+    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
+    Store,
+};
 use crate::time::{parse_rfc3339, rfc3339};
 
 pub const DB_FILE: &str = "crm.sqlite3";
@@ -812,8 +815,20 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
-        self.read(move |conn| rows::due_deliveries(conn, before, limit))
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage> {
+        let after = after.cloned();
+        self.read(move |conn| rows::due_deliveries(conn, before, after.as_ref(), limit))
+            .await
+    }
+
+    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
+        let after = after.clone();
+        self.call(move |conn| rows::requeue_delivery(conn, before_version, &after))
             .await
     }
 

@@ -14,7 +14,7 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage};
 use crate::time::rfc3339;
 
 const WEBHOOK_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
@@ -385,20 +385,72 @@ pub(super) fn list_deliveries(
     Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
 }
 
+/// Due deliveries in (due time, id) order from where `after` stopped, without payloads; the
+/// cursor is the last one's due time and id.
 pub(super) fn due_deliveries(
     conn: &mut Connection,
     before: DateTime<Utc>,
+    after: Option<&DueCursor>,
     limit: usize,
-) -> Result<Vec<Delivery>> {
+) -> Result<DuePage> {
+    // An empty text sorts before every time and id: no `after` starts at the beginning.
+    let (after_due, after_id) = match after {
+        Some(cursor) => cursor
+            .0
+            .split_once(' ')
+            .ok_or_else(|| Error::internal("not a due-deliveries cursor of this store"))?,
+        None => ("", ""),
+    };
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {SUMMARY_COLUMNS}, payload FROM deliveries
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries
          WHERE status IN ('PENDING', 'RETRYING') AND next_attempt_at < ?1
-         ORDER BY next_attempt_at LIMIT ?2"
+           AND next_attempt_at >= ?2 AND (next_attempt_at > ?2 OR id > ?3)
+         ORDER BY next_attempt_at, id LIMIT ?4"
     ))?;
-    let rows = query
-        .query_map(params![rfc3339(before), limit as i64], delivery_from_row)?
+    let deliveries = query
+        .query_map(
+            params![rfc3339(before), after_due, after_id, limit as i64],
+            summary_from_row,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    let next = match deliveries.last() {
+        Some(last) if deliveries.len() == limit => {
+            let due = last.next_attempt_at.map(rfc3339).unwrap_or_default();
+            Some(DueCursor(format!("{due} {}", last.id)))
+        }
+        _ => None,
+    };
+    Ok(DuePage { deliveries, next })
+}
+
+/// The sweeper's requeue: the schedule columns only, conditional on the version read.
+pub(super) fn requeue_delivery(
+    conn: &mut Connection,
+    before_version: i64,
+    d: &DeliverySummary,
+) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?3, lease_until = ?4, updated_at = ?5,
+                 version = ?6
+             WHERE tenant_id = ?1 AND id = ?2 AND version = ?7",
+        )?
+        .execute(params![
+            d.tenant_id.to_string(),
+            d.id.to_string(),
+            d.next_attempt_at.map(rfc3339),
+            d.lease_until.map(rfc3339),
+            rfc3339(d.updated_at),
+            d.version,
+            before_version,
+        ])?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(Error::Conflict(
+            "The delivery was changed by another worker.".into(),
+        ))
+    }
 }
 
 pub(super) fn failed_deliveries(

@@ -118,6 +118,21 @@ pub struct DeliverySummary {
 }
 
 impl DeliverySummary {
+    pub fn is_leased(&self, now: DateTime<Utc>) -> bool {
+        self.lease_until.is_some_and(|until| until > now)
+    }
+
+    /// The sweeper's claim on a stuck delivery (due long ago and not in flight): due now again.
+    /// Only the schedule changes, so the sweeper never needs the payload.
+    pub fn requeued(&self, now: DateTime<Utc>) -> DeliverySummary {
+        let mut next = self.clone();
+        next.next_attempt_at = Some(now);
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        next
+    }
+
     /// The delivery this summary is of, with its payload.
     pub fn with_payload(self, payload: String) -> Delivery {
         Delivery {
@@ -301,16 +316,6 @@ impl Delivery {
         next.updated_at = now;
         next.version += 1;
         Some(next)
-    }
-
-    /// The sweeper's claim on a stuck delivery: due long ago and not in flight.
-    pub fn requeued(&self, now: DateTime<Utc>) -> Delivery {
-        let mut next = self.clone();
-        next.next_attempt_at = Some(now);
-        next.lease_until = None;
-        next.updated_at = now;
-        next.version += 1;
-        next
     }
 
     pub fn cancelled(&self, reason: &str, now: DateTime<Utc>) -> Delivery {

@@ -69,6 +69,11 @@ pub(super) fn due_index_pk(shard: u8) -> String {
     format!("DUE#{shard}")
 }
 
+/// Sorted by due time: the sweeper reads those due before a time as one key range.
+pub(super) fn due_index_sk(due: DateTime<Utc>, delivery_id: Uuid) -> String {
+    format!("{}#{delivery_id}", rfc3339(due))
+}
+
 pub(super) fn failed_index_pk(tenant_id: Uuid) -> String {
     format!("TENANT#{tenant_id}#FAILED")
 }
@@ -224,7 +229,7 @@ pub(super) fn delivery_item(d: &Delivery) -> Item {
         status if status.is_open() => {
             let due = d.next_attempt_at.unwrap_or(d.updated_at);
             item.insert(GSI1_PK.into(), text(due_index_pk(shard_of(d.id))));
-            item.insert(GSI1_SK.into(), text(format!("{}#{}", rfc3339(due), d.id)));
+            item.insert(GSI1_SK.into(), text(due_index_sk(due, d.id)));
         }
         DeliveryStatus::Failed => {
             item.insert(GSI1_PK.into(), text(failed_index_pk(d.tenant_id)));

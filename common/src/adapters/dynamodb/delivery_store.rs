@@ -1,14 +1,13 @@
 //! The delivery half of `DynamoStore`: webhooks, deliveries, attempts, counters, the outbox's
 //! sweeper index. Every read is a GetItem or a Query; every transition a conditional write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -23,7 +22,7 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage};
 use crate::time::rfc3339;
 
 /// BatchWriteItem's limit.
@@ -64,15 +63,6 @@ fn transaction_chunks(deliveries: &[Delivery]) -> Vec<&[Delivery]> {
         chunks.push(&deliveries[start..]);
     }
     chunks
-}
-
-/// The key (partition, sort) of the payload item that belongs to a delivery item.
-fn payload_key_of(delivery: &Item) -> Option<(String, String)> {
-    let Some(AttributeValue::S(pk)) = delivery.get(PK) else {
-        return None;
-    };
-    let id = sk_of(delivery)?.strip_prefix(DELIVERY_SK_PREFIX)?;
-    Some((pk.clone(), payload_sk(Uuid::parse_str(id).ok()?)))
 }
 
 /// Whether an UpdateItem was refused on its condition (the item changed or is gone), as
@@ -169,55 +159,6 @@ impl DynamoStore {
             ))),
             Err(error) => Err(sdk_error(error)),
         }
-    }
-
-    /// Fills in the payloads of deliveries read from an index (which holds the delivery items
-    /// only) with BatchGetItem; payloads never change, so an eventually consistent read will do.
-    async fn with_payloads(&self, items: Vec<Item>) -> Result<Vec<Delivery>> {
-        let missing: Vec<Item> = items
-            .iter()
-            .filter(|item| !item.contains_key(PAYLOAD))
-            .filter_map(payload_key_of)
-            .map(|(pk, sk)| key(pk, sk))
-            .collect();
-        let mut payloads: HashMap<(String, String), Item> = HashMap::new();
-        for chunk in missing.chunks(100) {
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .build()
-                    .map_err(build_error)?,
-            );
-            while let Some(keys) = request.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    if let (Some(AttributeValue::S(pk)), Some(sk)) = (item.get(PK), sk_of(&item)) {
-                        payloads.insert((pk.clone(), sk.to_owned()), item.clone());
-                    }
-                }
-                request = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-            }
-        }
-        items
-            .iter()
-            .map(|item| {
-                let payload = payload_key_of(item).and_then(|k| payloads.get(&k));
-                delivery_from_item(item, payload)
-            })
-            .collect()
     }
 
     /// A Query of one partition of an index (`index_pk`, the value of its partition key,
@@ -596,18 +537,109 @@ impl DynamoStore {
         Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
     }
 
+    /// A page of due deliveries: up to a share of `limit` from each shard of the due index, the
+    /// shards read at once, each from where the cursor left it.
     pub(super) async fn due_deliveries_impl(
         &self,
         before: DateTime<Utc>,
+        after: Option<&DueCursor>,
         limit: usize,
-    ) -> Result<Vec<Delivery>> {
-        let items = self
-            .query_shards_before(due_index_pk, before, limit)
-            .await?;
-        let mut due = self.with_payloads(items).await?;
-        due.sort_by_key(|d| d.next_attempt_at);
-        due.truncate(limit);
-        Ok(due)
+    ) -> Result<DuePage> {
+        let positions = match after {
+            None => vec![ShardPosition::Start; usize::from(SHARDS)],
+            Some(cursor) => ShardPosition::decode(cursor)?,
+        };
+        // `limit` shared among the shards not done, the first ones taking what does not divide.
+        let open = positions
+            .iter()
+            .filter(|p| **p != ShardPosition::Done)
+            .count()
+            .max(1);
+        let mut shares = (0..open).map(|n| limit / open + usize::from(n < limit % open));
+        let (projection, names) = summary_projection();
+        let reads = (0..SHARDS).zip(positions).map(|(shard, position)| {
+            let share = match position {
+                ShardPosition::Done => 0,
+                _ => shares.next().unwrap_or(0),
+            };
+            let start = match position {
+                ShardPosition::Start if share > 0 => None,
+                ShardPosition::After(key) if share > 0 => Some(key_item(key)),
+                // Done, or no share of this page: it stays where it was.
+                unread => {
+                    return futures_util::future::Either::Left(async { Ok((Vec::new(), unread)) })
+                }
+            };
+            // Summaries only: the sweeper never needs a payload.
+            let mut query = self
+                .index_query(GSI1, due_index_pk(shard))
+                .key_condition_expression("#ipk = :ipk AND #isk < :before")
+                .expression_attribute_names("#isk", GSI1_SK)
+                .expression_attribute_values(":before", text(rfc3339(before)))
+                .projection_expression(projection.clone());
+            for (placeholder, name) in &names {
+                query = query.expression_attribute_names(placeholder, *name);
+            }
+            futures_util::future::Either::Right(async move {
+                let read = read_query(&query, start, Reading::first(share)).await?;
+                let position = match read.stopped_at {
+                    Some(key) => ShardPosition::After(key_text(&key)?),
+                    None => ShardPosition::Done,
+                };
+                Ok::<_, Error>((read.items, position))
+            })
+        });
+        let mut deliveries = Vec::new();
+        let mut positions = Vec::new();
+        for (items, position) in futures_util::future::try_join_all(reads).await? {
+            for item in &items {
+                deliveries.push(summary_from_item(item)?);
+            }
+            positions.push(position);
+        }
+        let next = positions
+            .iter()
+            .any(|p| *p != ShardPosition::Done)
+            .then(|| ShardPosition::encode(&positions));
+        Ok(DuePage { deliveries, next })
+    }
+
+    /// The sweeper's requeue: the schedule attributes and the due index's sort key, conditional
+    /// on the version read; one small write, the payload untouched.
+    pub(super) async fn requeue_delivery_impl(
+        &self,
+        before_version: i64,
+        after: &DeliverySummary,
+    ) -> Result<()> {
+        let due = after.next_attempt_at.unwrap_or(after.updated_at);
+        let mut expression =
+            "SET #isk = :isk, #next = :next, #updated = :updated, #version = :version".to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(after.tenant_id), delivery_sk(after.id))))
+            .condition_expression("#version = :read")
+            .expression_attribute_names("#isk", GSI1_SK)
+            .expression_attribute_names("#next", "next_attempt_at")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#lease", "lease_until")
+            .expression_attribute_values(":isk", text(due_index_sk(due, after.id)))
+            .expression_attribute_values(":next", text(rfc3339(due)))
+            .expression_attribute_values(":updated", text(rfc3339(after.updated_at)))
+            .expression_attribute_values(":version", number(after.version))
+            .expression_attribute_values(":read", number(before_version));
+        match after.lease_until {
+            Some(until) => {
+                expression.push_str(", #lease = :lease");
+                update = update.expression_attribute_values(":lease", text(rfc3339(until)));
+            }
+            None => expression.push_str(" REMOVE #lease"),
+        }
+        let update = update
+            .update_expression(expression)
+            .build()
+            .map_err(build_error)?;
+        self.update_alone(update, "requeue delivery").await
     }
 
     pub(super) async fn failed_deliveries_impl(
@@ -663,4 +695,44 @@ impl DynamoStore {
         }
         Ok(counts)
     }
+}
+
+/// Where one shard of the due index stands in a read that goes on over several calls.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum ShardPosition {
+    Start,
+    /// After this key (the index's and the table's, all strings).
+    After(BTreeMap<String, String>),
+    Done,
+}
+
+impl ShardPosition {
+    fn encode(positions: &[ShardPosition]) -> DueCursor {
+        DueCursor(serde_json::to_string(positions).unwrap_or_default())
+    }
+
+    fn decode(cursor: &DueCursor) -> Result<Vec<ShardPosition>> {
+        serde_json::from_str::<Vec<ShardPosition>>(&cursor.0)
+            .ok()
+            .filter(|positions| positions.len() == usize::from(SHARDS))
+            .ok_or_else(|| Error::internal("not a due-deliveries cursor of this store"))
+    }
+}
+
+/// A key's attributes as text (every key attribute of the table is a string).
+fn key_text(key: &Item) -> Result<BTreeMap<String, String>> {
+    key.iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(text) => Ok((name.clone(), text.clone())),
+            _ => Err(Error::internal(format!(
+                "key attribute `{name}` is not a string"
+            ))),
+        })
+        .collect()
+}
+
+fn key_item(key: BTreeMap<String, String>) -> Item {
+    key.into_iter()
+        .map(|(name, value)| (name, AttributeValue::S(value)))
+        .collect()
 }

@@ -39,7 +39,10 @@ use crate::domain::sync_status::{CounterDelta, SyncCounts};
 use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store};
+use crate::ports::{
+    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
+    Store,
+};
 use crate::time::rfc3339;
 use chrono::{DateTime, Utc};
 
@@ -421,8 +424,17 @@ impl Store for DynamoStore {
             .await
     }
 
-    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
-        self.due_deliveries_impl(before, limit).await
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage> {
+        self.due_deliveries_impl(before, after, limit).await
+    }
+
+    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
+        self.requeue_delivery_impl(before_version, after).await
     }
 
     async fn failed_deliveries(
