@@ -485,6 +485,115 @@ async fn an_unknown_tenant_has_zero_counts(backend: Backend) {
     assert_eq!(counts, SyncCounts::default());
 }
 
+mod outbox_retention {
+    //! How long a dispatched outbox event is kept: as long as its deliveries' payloads. Each
+    //! store's own way (DynamoDB's TTL, which moto does not run; SQLite's delete), so one test
+    //! per store rather than one through the port.
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use common::domain::delivery::PAYLOAD_RETENTION;
+    use common::domain::event::OutboxEvent;
+    use common::ports::ClientChange;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::{new_client, now};
+    use crate::support::{fresh_store, Backend};
+
+    /// The client's creation with `events` in its outbox.
+    fn change_with(events: Vec<OutboxEvent>) -> ClientChange {
+        let tenant_id = events[0].tenant_id;
+        ClientChange {
+            tenant_id,
+            before: None,
+            after: Some(new_client(tenant_id, "Ada")),
+            events,
+            now: now(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb_a_dispatched_event_expires_with_the_payloads() {
+        let fixture = fresh_store(Backend::DynamoDb).await;
+        let (client, table) = fixture.dynamodb.clone().unwrap();
+        let event = OutboxEvent::new(Uuid::now_v7(), "client.created", json!({}), now());
+        fixture
+            .store
+            .write_client(&change_with(vec![event.clone()]))
+            .await
+            .unwrap();
+        // The item's key, as `adapters/dynamodb/mod.rs` lays it out.
+        let read = || {
+            client
+                .get_item()
+                .table_name(&table)
+                .key(
+                    "pk",
+                    AttributeValue::S(format!("TENANT#{}", event.tenant_id)),
+                )
+                .key("sk", AttributeValue::S(format!("EVENT#{}", event.id)))
+                .consistent_read(true)
+                .send()
+        };
+        let undispatched = read().await.unwrap().item.unwrap();
+        assert!(
+            !undispatched.contains_key("expires_at"),
+            "kept until fanned out"
+        );
+
+        fixture
+            .store
+            .mark_event_dispatched(event.tenant_id, event.id)
+            .await
+            .unwrap();
+        let dispatched = read().await.unwrap().item.unwrap();
+        let Some(AttributeValue::N(expiry)) = dispatched.get("expires_at") else {
+            panic!("no expiry: {dispatched:?}");
+        };
+        let expected = (now() + PAYLOAD_RETENTION).timestamp();
+        let expiry: i64 = expiry.parse().unwrap();
+        assert!((expected - expiry).abs() < 60, "{expiry} vs {expected}");
+        assert!(
+            !dispatched.contains_key("gsi1pk"),
+            "out of the sweeper's index"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_events_dispatched_longer_than_the_retention_ago_are_removed() {
+        let fixture = fresh_store(Backend::Sqlite).await;
+        let store = &fixture.store;
+        let tenant = Uuid::now_v7();
+        let long_ago = now() - PAYLOAD_RETENTION - chrono::Duration::days(1);
+        let old = |name: &str| {
+            let millis = u64::try_from(long_ago.timestamp_millis()).unwrap();
+            OutboxEvent {
+                id: uuid::Builder::from_unix_timestamp_millis(millis, &rand::random()).into_uuid(),
+                ..OutboxEvent::new(tenant, name, json!({}), long_ago)
+            }
+        };
+        let (old_dispatched, old_stuck) = (old("client.created"), old("client.updated"));
+        let recent = OutboxEvent::new(tenant, "client.deleted", json!({}), now());
+        let events = vec![old_dispatched.clone(), old_stuck.clone(), recent.clone()];
+        store.write_client(&change_with(events)).await.unwrap();
+        for event in [&old_dispatched, &recent] {
+            store.mark_event_dispatched(tenant, event.id).await.unwrap();
+        }
+        let kept: Vec<Uuid> = store
+            .list_outbox_events(tenant, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            kept,
+            [old_stuck.id, recent.id],
+            "an old event not yet fanned out stays, and so does a recent one"
+        );
+    }
+}
+
 mod deliveries {
     //! The delivery half of the store conformance suite.
 

@@ -39,9 +39,9 @@ pub(super) const COUNTS_ALL: &str = "DELIVERY_COUNTS#ALL";
 /// Finished deliveries are kept this long, then DynamoDB's TTL removes them.
 pub(super) const RETENTION: Duration = Duration::days(30);
 /// A payload's item is never rewritten by a transition, so it cannot take the finished
-/// delivery's expiry: it lives this long from creation (or from a manual retry, which extends
-/// it), longer than any delivery that finishes its automatic retries within 30 days.
-pub(super) const PAYLOAD_RETENTION: Duration = Duration::days(60);
+/// delivery's expiry: it lives `PAYLOAD_RETENTION` from creation (or from a manual retry, which
+/// extends it). A dispatched outbox event, which holds the same data, lives as long.
+pub(super) use crate::domain::delivery::PAYLOAD_RETENTION;
 
 pub(super) fn webhook_sk(id: Uuid) -> String {
     format!("{WEBHOOK_SK_PREFIX}{id}")

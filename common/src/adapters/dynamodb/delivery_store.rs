@@ -216,16 +216,21 @@ impl DynamoStore {
         tenant_id: Uuid,
         event_id: Uuid,
     ) -> Result<()> {
+        // Out of the sweeper's index, and removed by DynamoDB's TTL once its deliveries' payloads
+        // (the same data) are: an outbox that kept every event would only grow.
+        let expiry = (Utc::now() + PAYLOAD_RETENTION).timestamp();
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(tenant_pk(tenant_id), event_sk(event_id))))
-            .update_expression("REMOVE #ipk, #isk")
+            .update_expression("REMOVE #ipk, #isk SET #ttl = :ttl")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#ipk", GSI1_PK)
             .expression_attribute_names("#isk", GSI1_SK)
             .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":ttl", number(expiry))
             .send()
             .await;
         match result {
