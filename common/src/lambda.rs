@@ -47,11 +47,13 @@ pub async fn handle_sqs_event(
 /// The sweeper's invocation: EventBridge Scheduler's default notification ("Scheduled Event",
 /// source `aws.scheduler`) once a minute. Typed, so that anything else invoking the function is
 /// refused by the runtime instead of being taken for a tick; the sweep itself does not depend
-/// on the event's time, only on the store's clock.
+/// on the event's time, only on the store's clock. It works until its budget or shortly before
+/// the invocation's `deadline`.
 pub async fn handle_scheduled_event(
     deps: &Deps,
     event: EventBridgeEvent<serde_json::Value>,
+    deadline: Option<Instant>,
 ) -> Result<SweepReport> {
     tracing::debug!(source = %event.source, time = ?event.time, "scheduled sweep");
-    sweep(deps).await
+    sweep(deps, deadline).await
 }

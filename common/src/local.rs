@@ -66,7 +66,7 @@ pub async fn run_sweeper(deps: Deps, interval: Duration, mut stop: watch::Receiv
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(error) = sweep(&deps).await {
+                if let Err(error) = sweep(&deps, None).await {
                     tracing::error!(%error, "sweep failed");
                 }
             }

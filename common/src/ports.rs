@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts};
 use crate::domain::event::OutboxEvent;
 // The values of an attempt belong to the domain; the sender port speaks in them.
 pub use crate::domain::outbound::{OutboundRequest, SendOutcome, RESPONSE_BODY_LIMIT};
@@ -85,21 +85,38 @@ pub trait Store: Send + Sync {
     /// Writes new PENDING deliveries; one that exists already is left as it is (fan-out may run
     /// twice). Counters move only for those really created.
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()>;
+    /// With its payload: for sending it.
     async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>>;
+    /// Without its payload: for showing it or deciding about it.
+    async fn get_delivery_summary(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>>;
     /// Oldest first.
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>>;
     /// A state transition, conditional on `before.version`, with its attempt and counter moves.
     async fn write_delivery(&self, change: &DeliveryChange) -> Result<()>;
-    /// A webhook's deliveries, newest first, optionally of one status.
+    /// A webhook's deliveries, newest first, optionally of one status; payloads are not read.
     async fn list_deliveries(
         &self,
         tenant_id: Uuid,
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>>;
-    /// Open deliveries of any tenant whose next attempt was due before `before`.
-    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>>;
+    ) -> Result<Page<DeliverySummary>>;
+    /// Open deliveries of any tenant whose next attempt was due before `before`, without their
+    /// payloads: at most `limit`, from where `after` (a cursor from an earlier page) left off,
+    /// in no particular order.
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage>;
+    /// The sweeper's requeue: writes `after`'s schedule (next attempt, lease, `updated_at`,
+    /// version) and nothing else, conditional on `before_version`; `Conflict` otherwise.
+    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()>;
     /// Up to `limit` of the tenant's FAILED deliveries (only `webhook_id`'s, when given), in
     /// (webhook, delivery) id order after `after`; fewer than `limit` means there are no more.
     /// References only: no payload is read.
@@ -113,6 +130,19 @@ pub trait Store: Send + Sync {
     /// Counts per status: the tenant's and each webhook's.
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts>;
 }
+
+/// A page of due deliveries and where the next one starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DuePage {
+    pub deliveries: Vec<DeliverySummary>,
+    /// `None`: no due delivery is left after this page.
+    pub next: Option<DueCursor>,
+}
+
+/// Where a read of due deliveries stopped: only the store that made it reads it (DynamoDB
+/// keeps one position per index shard, SQLite the last due time and id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor(pub(crate) String);
 
 /// Which delivery of which webhook, without the delivery itself.
 #[derive(

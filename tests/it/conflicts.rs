@@ -471,7 +471,9 @@ async fn a_notify_whose_fan_out_stops_part_way_is_finished_by_the_sweeper() {
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let worker = s.app.start_worker();
     let report = eventually(WAIT, "a sweep to fan the event out", || async {
-        let report = common::service::sweeper::sweep(&s.app.deps).await.unwrap();
+        let report = common::service::sweeper::sweep(&s.app.deps, None)
+            .await
+            .unwrap();
         (report.events_fanned_out == 1).then_some(report)
     })
     .await;

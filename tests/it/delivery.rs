@@ -455,10 +455,10 @@ async fn the_sweeper_recovers_a_crash_between_write_and_enqueue(backend: Backend
 
     let worker = s.app.start_worker();
     // Within the grace period nothing is touched.
-    let early = sweep(&s.app.deps).await.unwrap();
+    let early = sweep(&s.app.deps, None).await.unwrap();
     assert_eq!((early.events_fanned_out, early.deliveries_requeued), (0, 0));
     tokio::time::sleep(s.app.deps.settings.sweep_grace + Duration::from_millis(500)).await;
-    let report = sweep(&s.app.deps).await.unwrap();
+    let report = sweep(&s.app.deps, None).await.unwrap();
     assert_eq!(report.events_fanned_out, 1);
     assert!(report.deliveries_requeued >= 1, "{report:?}");
     s.delivery_in(stranded.id, "SUCCESS").await;
@@ -476,7 +476,7 @@ async fn the_sweeper_recovers_a_crash_between_write_and_enqueue(backend: Backend
     worker.stop().await;
     assert_eq!(events.iter().filter(|e| *e == "lead.created").count(), 1);
     assert_eq!(events.iter().filter(|e| *e == "client.updated").count(), 1);
-    let again = sweep(&s.app.deps).await.unwrap();
+    let again = sweep(&s.app.deps, None).await.unwrap();
     assert_eq!((again.events_fanned_out, again.deliveries_requeued), (0, 0));
 }
 
@@ -494,7 +494,9 @@ async fn the_sweeper_lambda_sweeps_on_its_scheduled_event(backend: Backend) {
     let event: EventBridgeEvent<Value> =
         serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
     assert_eq!(event.detail_type, "Scheduled Event");
-    let report = handle_scheduled_event(&s.app.deps, event).await.unwrap();
+    let report = handle_scheduled_event(&s.app.deps, event, None)
+        .await
+        .unwrap();
     assert_eq!(report.deliveries_requeued, 1, "{report:?}");
 
     let worker = s.app.start_worker();
@@ -510,7 +512,7 @@ async fn two_sweepers_at_once_enqueue_each_due_delivery_once(backend: Backend) {
     let stranded = s.stranded_deliveries(webhook_id, 5).await;
     tokio::time::sleep(s.app.deps.settings.sweep_grace + Duration::from_millis(500)).await;
 
-    let (a, b) = tokio::join!(sweep(&s.app.deps), sweep(&s.app.deps));
+    let (a, b) = tokio::join!(sweep(&s.app.deps, None), sweep(&s.app.deps, None));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
         a.deliveries_requeued + b.deliveries_requeued,

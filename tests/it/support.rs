@@ -58,6 +58,8 @@ macro_rules! on_both_stores {
 pub struct TestStore {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
+    /// On DynamoDB: the client and the table, for tests that look at the items themselves.
+    pub dynamodb: Option<(aws_sdk_dynamodb::Client, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -73,6 +75,7 @@ pub async fn fresh_store(backend: Backend) -> TestStore {
             TestStore {
                 store: Arc::new(store),
                 queue: Arc::new(queue),
+                dynamodb: None,
                 _dir: Some(dir),
             }
         }
@@ -97,8 +100,9 @@ pub async fn fresh_dynamodb(client: aws_sdk_dynamodb::Client) -> TestStore {
         .await
         .expect("create the test queue");
     TestStore {
-        store: Arc::new(DynamoStore::new(client, name)),
+        store: Arc::new(DynamoStore::new(client, name.clone())),
         queue: Arc::new(SqsQueue::new(sqs, url)),
+        dynamodb: Some((plain, name)),
         _dir: None,
     }
 }

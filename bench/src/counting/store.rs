@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::domain::auth::ApiKey;
 use common::domain::client::Client;
-use common::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use common::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
 use common::domain::event::OutboxEvent;
 use common::domain::page::{Page, PageRequest};
 use common::domain::sync_status::SyncCounts;
@@ -16,7 +16,8 @@ use common::domain::tenant::Tenant;
 use common::domain::webhook::Webhook;
 use common::error::Result;
 use common::ports::{
-    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store,
+    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
+    Store,
 };
 use uuid::Uuid;
 
@@ -33,6 +34,7 @@ const WRITES: &[&str] = &[
     "delete_webhook",
     "create_deliveries",
     "write_delivery",
+    "requeue_delivery",
 ];
 
 pub struct CountingStore {
@@ -193,6 +195,16 @@ impl Store for CountingStore {
         self.count("get_delivery");
         self.inner.get_delivery(tenant_id, delivery_id).await
     }
+    async fn get_delivery_summary(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        self.count("get_delivery_summary");
+        self.inner
+            .get_delivery_summary(tenant_id, delivery_id)
+            .await
+    }
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
         self.count("list_attempts");
         self.inner.list_attempts(tenant_id, delivery_id).await
@@ -207,15 +219,24 @@ impl Store for CountingStore {
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>> {
+    ) -> Result<Page<DeliverySummary>> {
         self.count("list_deliveries");
         self.inner
             .list_deliveries(tenant_id, webhook_id, status, page)
             .await
     }
-    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage> {
         self.count("due_deliveries");
-        self.inner.due_deliveries(before, limit).await
+        self.inner.due_deliveries(before, after, limit).await
+    }
+    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
+        self.count("requeue_delivery");
+        self.inner.requeue_delivery(before_version, after).await
     }
     async fn failed_deliveries(
         &self,

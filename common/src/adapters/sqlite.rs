@@ -23,14 +23,17 @@ use super::sqlite_webhooks as rows;
 use super::sqlite_writer::Writer;
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store};
+use crate::ports::{
+    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
+    Store,
+};
 use crate::time::{parse_rfc3339, rfc3339};
 
 pub const DB_FILE: &str = "crm.sqlite3";
@@ -795,6 +798,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn get_delivery_summary(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        self.read(move |conn| rows::get_delivery_summary(conn, tenant_id, delivery_id))
+            .await
+    }
+
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
         self.read(move |conn| rows::list_attempts(conn, tenant_id, delivery_id))
             .await
@@ -812,13 +824,25 @@ impl Store for SqliteStore {
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>> {
+    ) -> Result<Page<DeliverySummary>> {
         self.read(move |conn| rows::list_deliveries(conn, tenant_id, webhook_id, status, page))
             .await
     }
 
-    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
-        self.read(move |conn| rows::due_deliveries(conn, before, limit))
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage> {
+        let after = after.cloned();
+        self.read(move |conn| rows::due_deliveries(conn, before, after.as_ref(), limit))
+            .await
+    }
+
+    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
+        let after = after.clone();
+        self.call(move |conn| rows::requeue_delivery(conn, before_version, &after))
             .await
     }
 

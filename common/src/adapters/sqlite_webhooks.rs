@@ -9,12 +9,14 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::sqlite::{bad_text, optional_time_column, time_column, uuid_column};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
+use crate::domain::delivery::{
+    Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts, PAYLOAD_RETENTION,
+};
 use crate::domain::event::OutboxEvent;
-use crate::domain::page::{Page, PageRequest};
+use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage};
 use crate::time::rfc3339;
 
 const WEBHOOK_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
@@ -144,24 +146,35 @@ const DELIVERY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, payl
      attempt_count, last_status_code, last_error, next_attempt_at, lease_until, created_at, \
      updated_at, version";
 
+/// The columns of a delivery but its payload, for the reads that do not send it; a read that
+/// does selects them and then `payload`.
+const SUMMARY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, status, \
+     attempt_count, last_status_code, last_error, next_attempt_at, lease_until, created_at, \
+     updated_at, version";
+
+/// A delivery from a row of `SUMMARY_COLUMNS` followed by `payload`.
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let status: String = row.get(6)?;
-    Ok(Delivery {
+    let payload: String = row.get(14)?;
+    Ok(summary_from_row(row)?.with_payload(payload))
+}
+
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
+    let status: String = row.get(5)?;
+    Ok(DeliverySummary {
         tenant_id: uuid_column(row, 0)?,
         id: uuid_column(row, 1)?,
         webhook_id: uuid_column(row, 2)?,
         event_id: uuid_column(row, 3)?,
         event: row.get(4)?,
-        payload: row.get(5)?,
-        status: DeliveryStatus::parse(&status).ok_or_else(|| bad_text(6, "a delivery status"))?,
-        attempt_count: row.get(7)?,
-        last_status_code: row.get(8)?,
-        last_error: row.get(9)?,
-        next_attempt_at: optional_time_column(row, 10)?,
-        lease_until: optional_time_column(row, 11)?,
-        created_at: time_column(row, 12)?,
-        updated_at: time_column(row, 13)?,
-        version: row.get(14)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| bad_text(5, "a delivery status"))?,
+        attempt_count: row.get(6)?,
+        last_status_code: row.get(7)?,
+        last_error: row.get(8)?,
+        next_attempt_at: optional_time_column(row, 9)?,
+        lease_until: optional_time_column(row, 10)?,
+        created_at: time_column(row, 11)?,
+        updated_at: time_column(row, 12)?,
+        version: row.get(13)?,
     })
 }
 
@@ -228,12 +241,28 @@ pub(super) fn get_delivery(
     id: Uuid,
 ) -> Result<Option<Delivery>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
+        "SELECT {SUMMARY_COLUMNS}, payload FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
     ))?;
     Ok(query
         .query_row(
             params![tenant_id.to_string(), id.to_string()],
             delivery_from_row,
+        )
+        .optional()?)
+}
+
+pub(super) fn get_delivery_summary(
+    conn: &mut Connection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<DeliverySummary>> {
+    let mut query = conn.prepare_cached(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
+    ))?;
+    Ok(query
+        .query_row(
+            params![tenant_id.to_string(), id.to_string()],
+            summary_from_row,
         )
         .optional()?)
 }
@@ -320,42 +349,110 @@ pub(super) fn list_deliveries(
     webhook_id: Uuid,
     status: Option<DeliveryStatus>,
     page: PageRequest,
-) -> Result<Page<Delivery>> {
+) -> Result<Page<DeliverySummary>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries
          WHERE tenant_id = ?1 AND webhook_id = ?2 AND (?3 IS NULL OR id < ?3)
-           AND (?4 IS NULL OR status = ?4)
-         ORDER BY id DESC LIMIT ?5"
+         ORDER BY id DESC LIMIT ?4"
     ))?;
-    let rows = query
-        .query_map(
-            params![
-                tenant_id.to_string(),
-                webhook_id.to_string(),
-                page.after.map(|id| id.to_string()),
-                status.map(DeliveryStatus::as_str),
-                (page.limit + 1) as i64
-            ],
-            delivery_from_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_overfetch(rows, page.limit, |d| d.id))
+    // With a status, the same bound as DynamoDB's filter: at most FILTER_SCAN_LIMIT deliveries
+    // read, then the page resumes after the last one, so that both stores page alike.
+    let read_at_most = match status {
+        Some(_) => FILTER_SCAN_LIMIT,
+        None => page.limit + 1,
+    };
+    let mut rows = query.query(params![
+        tenant_id.to_string(),
+        webhook_id.to_string(),
+        page.after.map(|id| id.to_string()),
+        read_at_most as i64
+    ])?;
+    let (mut found, mut read, mut last_read) = (Vec::new(), 0, None);
+    while let Some(row) = rows.next()? {
+        let delivery = summary_from_row(row)?;
+        read += 1;
+        last_read = Some(delivery.id);
+        if status.is_none_or(|status| delivery.status == status) {
+            found.push(delivery);
+            if found.len() > page.limit {
+                break;
+            }
+        }
+    }
+    let stopped_after = if status.is_some() && read == FILTER_SCAN_LIMIT {
+        last_read
+    } else {
+        None
+    };
+    Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
 }
 
+/// Due deliveries in (due time, id) order from where `after` stopped, without payloads; the
+/// cursor is the last one's due time and id.
 pub(super) fn due_deliveries(
     conn: &mut Connection,
     before: DateTime<Utc>,
+    after: Option<&DueCursor>,
     limit: usize,
-) -> Result<Vec<Delivery>> {
+) -> Result<DuePage> {
+    // An empty text sorts before every time and id: no `after` starts at the beginning.
+    let (after_due, after_id) = match after {
+        Some(cursor) => cursor
+            .0
+            .split_once(' ')
+            .ok_or_else(|| Error::internal("not a due-deliveries cursor of this store"))?,
+        None => ("", ""),
+    };
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries
          WHERE status IN ('PENDING', 'RETRYING') AND next_attempt_at < ?1
-         ORDER BY next_attempt_at LIMIT ?2"
+           AND next_attempt_at >= ?2 AND (next_attempt_at > ?2 OR id > ?3)
+         ORDER BY next_attempt_at, id LIMIT ?4"
     ))?;
-    let rows = query
-        .query_map(params![rfc3339(before), limit as i64], delivery_from_row)?
+    let deliveries = query
+        .query_map(
+            params![rfc3339(before), after_due, after_id, limit as i64],
+            summary_from_row,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    let next = match deliveries.last() {
+        Some(last) if deliveries.len() == limit => {
+            let due = last.next_attempt_at.map(rfc3339).unwrap_or_default();
+            Some(DueCursor(format!("{due} {}", last.id)))
+        }
+        _ => None,
+    };
+    Ok(DuePage { deliveries, next })
+}
+
+/// The sweeper's requeue: the schedule columns only, conditional on the version read.
+pub(super) fn requeue_delivery(
+    conn: &mut Connection,
+    before_version: i64,
+    d: &DeliverySummary,
+) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?3, lease_until = ?4, updated_at = ?5,
+                 version = ?6
+             WHERE tenant_id = ?1 AND id = ?2 AND version = ?7",
+        )?
+        .execute(params![
+            d.tenant_id.to_string(),
+            d.id.to_string(),
+            d.next_attempt_at.map(rfc3339),
+            d.lease_until.map(rfc3339),
+            rfc3339(d.updated_at),
+            d.version,
+            before_version,
+        ])?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(Error::Conflict(
+            "The delivery was changed by another worker.".into(),
+        ))
+    }
 }
 
 pub(super) fn failed_deliveries(
@@ -444,14 +541,27 @@ pub(super) fn undispatched_events(
     Ok(rows)
 }
 
+/// Dispatched events removed per event marked: more than are written, so the outbox keeps up.
+const OUTBOX_DELETES_PER_MARK: i64 = 16;
+
+/// Marks the event dispatched, and removes a few events dispatched longer than
+/// `PAYLOAD_RETENTION` ago, as DynamoDB's TTL does. Event ids are UUIDv7, so the oldest are the
+/// first of the primary key's index: the delete reads only them.
 pub(super) fn mark_event_dispatched(
     conn: &mut Connection,
     tenant_id: Uuid,
     id: Uuid,
 ) -> Result<()> {
-    conn.execute(
-        "UPDATE outbox SET dispatched = 1 WHERE tenant_id = ?1 AND id = ?2",
-        params![tenant_id.to_string(), id.to_string()],
-    )?;
+    conn.prepare_cached("UPDATE outbox SET dispatched = 1 WHERE tenant_id = ?1 AND id = ?2")?
+        .execute(params![tenant_id.to_string(), id.to_string()])?;
+    let cutoff = (Utc::now() - PAYLOAD_RETENTION).timestamp_millis();
+    let first_kept =
+        uuid::Builder::from_unix_timestamp_millis(u64::try_from(cutoff).unwrap_or(0), &[0; 10])
+            .into_uuid();
+    conn.prepare_cached(
+        "DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox WHERE id < ?1 AND dispatched = 1 ORDER BY id LIMIT ?2)",
+    )?
+    .execute(params![first_kept.to_string(), OUTBOX_DELETES_PER_MARK])?;
     Ok(())
 }

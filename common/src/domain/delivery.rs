@@ -21,6 +21,10 @@ use crate::time::rfc3339;
 pub const API_VERSION: &str = "2026-11-01";
 /// docs/architecture.md §Limits: a payload is at most 256 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// docs/architecture.md §Retention: how long a payload is kept after its delivery was created
+/// (or manually retried), and an outbox event after it was dispatched: longer than any delivery
+/// that finishes its automatic retries within 30 days.
+pub const PAYLOAD_RETENTION: chrono::Duration = chrono::Duration::days(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -63,9 +67,36 @@ impl DeliveryStatus {
     }
 }
 
+/// A delivery with its payload: what the worker reads to send it. The API shows its summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    /// The payload's `id` and the Standard Webhooks `webhook-id`: the same on every attempt.
+    pub event_id: Uuid,
+    pub event: String,
+    /// The exact body sent, byte for byte, on every attempt.
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// While set and in the future, a worker owns the attempt in progress.
+    pub lease_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+// What lists, the API and the sweeper read of a delivery: everything but the payload (up to
+// 256 KiB), so that a page or a sweep never reads one, and a type that cannot be sent. In the
+// OpenAPI document it is the `Delivery` (no payload was ever shown).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Delivery {
+#[schema(as = Delivery)]
+pub struct DeliverySummary {
     pub id: Uuid,
     #[serde(skip)]
     pub tenant_id: Uuid,
@@ -73,9 +104,6 @@ pub struct Delivery {
     /// The payload's `id` and the Standard Webhooks `webhook-id`: the same on every attempt.
     pub event_id: Uuid,
     pub event: String,
-    /// The exact body sent, byte for byte, on every attempt.
-    #[serde(skip)]
-    pub payload: String,
     pub status: DeliveryStatus,
     pub attempt_count: u32,
     pub last_status_code: Option<u16>,
@@ -91,6 +119,44 @@ pub struct Delivery {
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
     pub version: i64,
+}
+
+impl DeliverySummary {
+    pub fn is_leased(&self, now: DateTime<Utc>) -> bool {
+        self.lease_until.is_some_and(|until| until > now)
+    }
+
+    /// The sweeper's claim on a stuck delivery (due long ago and not in flight): due now again.
+    /// Only the schedule changes, so the sweeper never needs the payload.
+    pub fn requeued(&self, now: DateTime<Utc>) -> DeliverySummary {
+        let mut next = self.clone();
+        next.next_attempt_at = Some(now);
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        next
+    }
+
+    /// The delivery this summary is of, with its payload.
+    pub fn with_payload(self, payload: String) -> Delivery {
+        Delivery {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            webhook_id: self.webhook_id,
+            event_id: self.event_id,
+            event: self.event,
+            payload,
+            status: self.status,
+            attempt_count: self.attempt_count,
+            last_status_code: self.last_status_code,
+            last_error: self.last_error,
+            next_attempt_at: self.next_attempt_at,
+            lease_until: self.lease_until,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -212,6 +278,26 @@ impl Delivery {
         }
     }
 
+    /// Everything but the payload.
+    pub fn summary(&self) -> DeliverySummary {
+        DeliverySummary {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            webhook_id: self.webhook_id,
+            event_id: self.event_id,
+            event: self.event.clone(),
+            status: self.status,
+            attempt_count: self.attempt_count,
+            last_status_code: self.last_status_code,
+            last_error: self.last_error.clone(),
+            next_attempt_at: self.next_attempt_at,
+            lease_until: self.lease_until,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
+
     pub fn is_leased(&self, now: DateTime<Utc>) -> bool {
         self.lease_until.is_some_and(|until| until > now)
     }
@@ -234,16 +320,6 @@ impl Delivery {
         next.updated_at = now;
         next.version += 1;
         Some(next)
-    }
-
-    /// The sweeper's claim on a stuck delivery: due long ago and not in flight.
-    pub fn requeued(&self, now: DateTime<Utc>) -> Delivery {
-        let mut next = self.clone();
-        next.next_attempt_at = Some(now);
-        next.lease_until = None;
-        next.updated_at = now;
-        next.version += 1;
-        next
     }
 
     pub fn cancelled(&self, reason: &str, now: DateTime<Utc>) -> Delivery {

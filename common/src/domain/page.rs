@@ -9,6 +9,11 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
+/// A list with a filter reads at most this many items per request, matching or not, so that a
+/// rare status among many deliveries costs a few bounded requests instead of one that reads a
+/// webhook's whole history: its page may then be short, even empty, and still have a next
+/// cursor. Both stores stop at the same item, so their pages agree.
+pub const FILTER_SCAN_LIMIT: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -27,6 +32,23 @@ impl<T> Page<T> {
             None
         };
         Page { items, next_cursor }
+    }
+
+    /// A page from a read that may have stopped before the end: `items` are those it found
+    /// (one more than `limit` when there is a next page after them), `stopped_after` the last
+    /// item it read when it stopped with items possibly left (a filtered read at
+    /// `FILTER_SCAN_LIMIT`). A page with fewer than `limit` items then resumes after it.
+    pub fn from_read(
+        items: Vec<T>,
+        limit: usize,
+        id_of: impl Fn(&T) -> Uuid,
+        stopped_after: Option<Uuid>,
+    ) -> Page<T> {
+        let mut page = Page::from_overfetch(items, limit, id_of);
+        if page.next_cursor.is_none() {
+            page.next_cursor = stopped_after.map(encode_cursor);
+        }
+        page
     }
 }
 
@@ -88,6 +110,25 @@ mod tests {
         for bad in ["0", "101", "-1", "ten", ""] {
             assert!(PageRequest::parse(Some(bad), None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_read_cut_short_resumes_after_the_last_item_read() {
+        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+        let read_on = Uuid::now_v7();
+        let short = Page::from_read(ids[..1].to_vec(), 2, |id| *id, Some(read_on));
+        assert_eq!(short.items, ids[..1]);
+        assert_eq!(short.next_cursor, Some(encode_cursor(read_on)));
+        let empty = Page::from_read(Vec::new(), 2, |id: &Uuid| *id, Some(read_on));
+        assert_eq!(empty.next_cursor, Some(encode_cursor(read_on)));
+        let full = Page::from_read(ids[..3].to_vec(), 2, |id| *id, Some(read_on));
+        assert_eq!(
+            full.next_cursor,
+            Some(encode_cursor(ids[1])),
+            "the page's own end"
+        );
+        let end = Page::from_read(ids[..2].to_vec(), 2, |id| *id, None);
+        assert_eq!(end.next_cursor, None);
     }
 
     #[test]

@@ -45,7 +45,9 @@ impl Query {
         Ok(WebhookConnection::new(page, asked_after))
     }
 
-    /// A webhook's deliveries, newest first, optionally only those in one status.
+    /// A webhook's deliveries, newest first, optionally only those in one status. With a status,
+    /// one request reads at most 1,000 deliveries: a page of a rare status may hold fewer than
+    /// `first` (even none) with `hasNextPage` true; go on from `endCursor`.
     #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn webhook_deliveries(
         &self,

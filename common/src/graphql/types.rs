@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::OrFieldError;
 use super::scope;
 use crate::domain::catalogue::EventType;
-use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::delivery::{Attempt, DeliverySummary};
 use crate::domain::page::{encode_cursor, Page};
 use crate::domain::sync_status::SyncCounts;
 use crate::domain::webhook::Webhook;
@@ -167,7 +167,7 @@ pub struct DeliveryNode {
 }
 
 impl DeliveryNode {
-    pub fn new(delivery: Delivery, attempts: Option<Vec<Attempt>>) -> DeliveryNode {
+    pub fn new(delivery: DeliverySummary, attempts: Option<Vec<Attempt>>) -> DeliveryNode {
         DeliveryNode {
             id: ID(delivery.id.to_string()),
             webhook_id: ID(delivery.webhook_id.to_string()),
@@ -212,6 +212,8 @@ impl DeliveryNode {
 pub struct PageInfo {
     /// Pass `endCursor` as `after` for the next page.
     pub has_next_page: bool,
+    /// Where the next page starts: the last edge's cursor, or, when a filter's read stopped
+    /// before the page was full (it may even be empty), the last item read.
     pub end_cursor: Option<String>,
     /// True when this page was asked for with `after`.
     pub has_previous_page: bool,
@@ -258,9 +260,15 @@ fn edges<T, N>(
         .into_iter()
         .map(|item| (encode_cursor(id_of(&item)), node(item)))
         .collect();
+    // A page cut short by a filter's read budget goes on after the last item read, which may
+    // be past its last edge: `next_cursor` says where.
+    let end_cursor = page
+        .next_cursor
+        .clone()
+        .or_else(|| edges.last().map(|(cursor, _)| cursor.clone()));
     let info = PageInfo {
         has_next_page: page.next_cursor.is_some(),
-        end_cursor: edges.last().map(|(cursor, _)| cursor.clone()),
+        end_cursor,
         has_previous_page: asked_after,
         start_cursor: edges.first().map(|(cursor, _)| cursor.clone()),
     };
@@ -281,7 +289,7 @@ impl WebhookConnection {
 }
 
 impl WebhookDeliveryConnection {
-    pub fn new(page: Page<Delivery>, asked_after: bool) -> WebhookDeliveryConnection {
+    pub fn new(page: Page<DeliverySummary>, asked_after: bool) -> WebhookDeliveryConnection {
         let (edges, page_info) = edges(page, asked_after, |d| d.id, |d| DeliveryNode::new(d, None));
         WebhookDeliveryConnection {
             edges: edges
@@ -486,5 +494,31 @@ mod tests {
             assert_eq!(status.as_str(), item.name);
             assert_eq!(DeliveryStatusValue::from(status), item.value);
         }
+    }
+
+    /// A page a filter's read cut short goes on after the last item read, even with no edge.
+    #[test]
+    fn the_end_cursor_of_a_short_page_is_where_the_read_stopped() {
+        let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
+        let read_on = uuid::Uuid::now_v7();
+        let info = |items: &[uuid::Uuid], limit, stopped| {
+            edges(
+                Page::from_read(items.to_vec(), limit, |id| *id, stopped),
+                false,
+                |id| *id,
+                |id| id,
+            )
+            .1
+        };
+        let empty = info(&[], 2, Some(read_on));
+        assert!(empty.has_next_page);
+        assert_eq!(empty.end_cursor, Some(encode_cursor(read_on)));
+        let short = info(&ids[..1], 2, Some(read_on));
+        assert_eq!(short.end_cursor, Some(encode_cursor(read_on)));
+        let full = info(&ids, 2, None);
+        assert_eq!(full.end_cursor, Some(encode_cursor(ids[1])));
+        let last = info(&ids[..1], 2, None);
+        assert!(!last.has_next_page);
+        assert_eq!(last.end_cursor, Some(encode_cursor(ids[0])));
     }
 }

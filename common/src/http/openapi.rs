@@ -24,8 +24,8 @@ use super::error::ErrorEnvelope;
 use super::routes::{Operation, ROUTES};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::{Client, CreateClientRequest, UpdateClientRequest};
-use crate::domain::delivery::{Delivery, DeliveryStatus};
-use crate::domain::page::{Page, MAX_LIMIT};
+use crate::domain::delivery::{DeliveryStatus, DeliverySummary};
+use crate::domain::page::{Page, FILTER_SCAN_LIMIT, MAX_LIMIT};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::webhook::{CreateWebhookRequest, UpdateWebhookRequest, Webhook};
 use crate::service::deliveries::{
@@ -545,12 +545,21 @@ fn operation_of(
         }
         O::ListWebhookDeliveries => {
             let status = s.of::<DeliveryStatus>();
-            s.of::<Delivery>();
+            s.of::<DeliverySummary>();
             spec("listWebhookDeliveries", "webhooks", "A webhook's deliveries, newest first, optionally of one status.")
                 .path_id("webhook")
                 .paginated()
-                .query("status", "Only deliveries in this status.", status)
-                .answers(200, json_response("A page of deliveries.", s.page_of::<Delivery>(), None), s)
+                .query(
+                    "status",
+                    &format!(
+                        "Only deliveries in this status. One request reads at most \
+                         {FILTER_SCAN_LIMIT} deliveries: a page of a rare status may hold fewer \
+                         than `limit` (even none) and still have a `nextCursor`; the list ends \
+                         when `nextCursor` is null."
+                    ),
+                    status,
+                )
+                .answers(200, json_response("A page of deliveries.", s.page_of::<DeliverySummary>(), None), s)
         }
         O::OpenApi => spec("getOpenApi", "meta", "This OpenAPI document.")
             .public()

@@ -11,7 +11,7 @@ use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::is_known_event;
 use crate::domain::delivery::{
-    payload, Attempt, CountSummary, Delivery, DeliveryStatus, StatusCounts,
+    payload, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, StatusCounts,
 };
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
@@ -262,9 +262,10 @@ async fn retry_listed(
     webhook_id: Option<Uuid>,
     ids: &[Uuid],
 ) -> Result<u64> {
+    // Summaries: the decision needs the status, not the payload.
     let reads = ids
         .iter()
-        .map(|id| deps.store.get_delivery(caller.tenant_id, *id));
+        .map(|id| deps.store.get_delivery_summary(caller.tenant_id, *id));
     let mut failed = Vec::new();
     for delivery in futures_util::future::try_join_all(reads)
         .await?
@@ -376,7 +377,7 @@ async fn enqueue_retries(deps: &Deps, tenant_id: Uuid, delivery_ids: &[Uuid]) ->
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
-    pub delivery: Delivery,
+    pub delivery: DeliverySummary,
     pub attempts: Vec<Attempt>,
 }
 
@@ -384,7 +385,7 @@ pub async fn get_delivery(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Deli
     caller.require(Permission::WebhookRead)?;
     let delivery = deps
         .store
-        .get_delivery(caller.tenant_id, id)
+        .get_delivery_summary(caller.tenant_id, id)
         .await?
         .ok_or(Error::NotFound("Delivery"))?;
     let attempts = deps.store.list_attempts(caller.tenant_id, id).await?;
@@ -397,7 +398,7 @@ pub async fn list_deliveries(
     webhook_id: Uuid,
     status: Option<DeliveryStatus>,
     page: PageRequest,
-) -> Result<Page<Delivery>> {
+) -> Result<Page<DeliverySummary>> {
     caller.require(Permission::WebhookRead)?;
     load_webhook(deps, caller.tenant_id, webhook_id).await?;
     deps.store

@@ -1,14 +1,39 @@
 //! The sweeper: finishes what a crash interrupted. Runs every minute (EventBridge in AWS, a
 //! timer in crm-local); any number may run at once.
+//!
+//! One run works until its work is done or its time is up, whichever comes first, so that a
+//! backlog (a minute of SQS outage at 1,000 deliveries/s is 60,000 stranded deliveries) drains
+//! in a few runs rather than 500 deliveries a minute.
 
+use std::future::ready;
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::deliveries::{fan_out, message_for};
+use super::deliveries::fan_out;
 use crate::deps::Deps;
+use crate::domain::delivery::DeliverySummary;
 use crate::error::{Error, Result};
-use crate::ports::DeliveryChange;
+use crate::ports::{DeliveryMessage, DueCursor, QueueMessage};
 
-const BATCH: usize = 500;
+/// Outbox events read at a time.
+const EVENT_PAGE: usize = 100;
+/// Fan-outs of stuck events in flight at once.
+const FAN_OUTS_IN_FLIGHT: usize = 8;
+/// Due deliveries read at a time (all of the store's index shards together).
+const DUE_PAGE: usize = 1_000;
+/// Requeue writes in flight at once: each is one conditional write of a small item.
+const CLAIMS_IN_FLIGHT: usize = 32;
+/// Messages per queue send: one SQS `SendMessageBatch`.
+const SEND_BATCH: usize = 10;
+/// Queue sends in flight at once, while the claims go on.
+const SENDS_IN_FLIGHT: usize = 8;
+/// How long one run works at most: well inside the Lambda's 60 s timeout, and most of the minute
+/// before the next run.
+pub const BUDGET: Duration = Duration::from_secs(45);
+/// Kept free before the invocation's deadline, for the writes and sends in flight to finish.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,50 +42,151 @@ pub struct SweepReport {
     pub events_fanned_out: usize,
     /// Deliveries due for longer than the grace period and not in flight, enqueued again.
     pub deliveries_requeued: usize,
+    /// The run stopped at its time budget with work possibly left, for the next run.
+    pub unfinished: bool,
 }
 
-pub async fn sweep(deps: &Deps) -> Result<SweepReport> {
-    let mut report = SweepReport::default();
-    let now = deps.clock.now();
+/// When a run that starts at `start` stops: after `BUDGET`, or `DEADLINE_MARGIN` before the
+/// invocation's `deadline`, whichever comes first.
+pub fn stop_time(start: Instant, deadline: Option<Instant>) -> Instant {
+    let budget = start + BUDGET;
+    match deadline {
+        Some(deadline) => budget.min(deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline)),
+        None => budget,
+    }
+}
+
+/// One run: stuck outbox events, then stuck deliveries, until done or `stop_time(now, deadline)`.
+pub async fn sweep(deps: &Deps, deadline: Option<Instant>) -> Result<SweepReport> {
+    let stop_at = stop_time(Instant::now(), deadline);
     let grace = chrono::Duration::from_std(deps.settings.sweep_grace).unwrap_or_default();
-    let cutoff = now - grace;
-
-    for event in deps.store.undispatched_events(cutoff, BATCH).await? {
-        fan_out(deps, &event).await?;
-        deps.store
-            .mark_event_dispatched(event.tenant_id, event.id)
-            .await?;
-        report.events_fanned_out += 1;
-    }
-
-    let mut requeued = Vec::new();
-    for delivery in deps.store.due_deliveries(cutoff, BATCH).await? {
-        if delivery.is_leased(now) || !delivery.status.is_open() {
-            continue;
-        }
-        // The claim: of two sweepers reading the same delivery, one write wins; the other
-        // skips it, so each stuck delivery is enqueued once.
-        let change = DeliveryChange {
-            after: delivery.requeued(now),
-            before: delivery,
-            attempt: None,
-        };
-        match deps.store.write_delivery(&change).await {
-            Ok(()) => requeued.push(change.after),
-            Err(Error::Conflict(_)) => {}
-            Err(error) => return Err(error),
-        }
-    }
-    if !requeued.is_empty() {
-        let messages: Vec<_> = requeued
-            .iter()
-            .map(|d| (message_for(d), std::time::Duration::ZERO))
-            .collect();
-        deps.queue.send(&messages).await?;
-    }
-    report.deliveries_requeued = requeued.len();
+    let cutoff = deps.clock.now() - grace;
+    let mut report = SweepReport::default();
+    fan_out_stuck_events(deps, cutoff, stop_at, &mut report).await?;
+    requeue_stuck_deliveries(deps, cutoff, stop_at, &mut report).await?;
     if report != SweepReport::default() {
         tracing::info!(?report, "sweep finished work left behind");
     }
     Ok(report)
+}
+
+/// Fans out events not marked dispatched and older than `cutoff`, a page at a time.
+async fn fan_out_stuck_events(
+    deps: &Deps,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    stop_at: Instant,
+    report: &mut SweepReport,
+) -> Result<()> {
+    loop {
+        let events = deps.store.undispatched_events(cutoff, EVENT_PAGE).await?;
+        let last_page = events.len() < EVENT_PAGE;
+        report.events_fanned_out += stream::iter(events)
+            .take_while(|_| ready(Instant::now() < stop_at))
+            .map(|event| async move {
+                fan_out(deps, &event).await?;
+                deps.store
+                    .mark_event_dispatched(event.tenant_id, event.id)
+                    .await
+            })
+            .buffer_unordered(FAN_OUTS_IN_FLIGHT)
+            .try_fold(0, |sum, ()| ready(Ok(sum + 1)))
+            .await?;
+        if Instant::now() >= stop_at {
+            report.unfinished = true;
+            return Ok(());
+        }
+        // A marked event leaves the index, so the next read starts with those not yet read.
+        if last_page {
+            return Ok(());
+        }
+    }
+}
+
+/// Requeues open deliveries due before `cutoff` and not leased, a page at a time: each is
+/// claimed by a write conditional on its version (of two sweepers, one wins it, so each is
+/// enqueued once), and enqueued in batches while the claims go on.
+async fn requeue_stuck_deliveries(
+    deps: &Deps,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    stop_at: Instant,
+    report: &mut SweepReport,
+) -> Result<()> {
+    let mut cursor: Option<DueCursor> = None;
+    loop {
+        let page = deps
+            .store
+            .due_deliveries(cutoff, cursor.as_ref(), DUE_PAGE)
+            .await?;
+        let now = deps.clock.now();
+        let stuck = page
+            .deliveries
+            .into_iter()
+            .filter(|d| d.status.is_open() && !d.is_leased(now));
+        report.deliveries_requeued += stream::iter(stuck)
+            .take_while(|_| ready(Instant::now() < stop_at))
+            .map(|delivery| claim(deps, delivery, now))
+            .buffer_unordered(CLAIMS_IN_FLIGHT)
+            .chunks(SEND_BATCH)
+            .map(|claims| enqueue(deps, claims))
+            .buffer_unordered(SENDS_IN_FLIGHT)
+            .try_fold(0, |sum, sent| ready(Ok(sum + sent)))
+            .await?;
+        if Instant::now() >= stop_at {
+            report.unfinished = true;
+            return Ok(());
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The requeue write: `None` when another sweeper (or a worker) changed the delivery first.
+async fn claim(
+    deps: &Deps,
+    delivery: DeliverySummary,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<DeliverySummary>> {
+    let after = delivery.requeued(now);
+    match deps.store.requeue_delivery(delivery.version, &after).await {
+        Ok(()) => Ok(Some(after)),
+        Err(Error::Conflict(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Sends one message per delivery claimed; the number sent.
+async fn enqueue(deps: &Deps, claims: Vec<Result<Option<DeliverySummary>>>) -> Result<usize> {
+    let mut messages = Vec::with_capacity(claims.len());
+    for claimed in claims {
+        if let Some(delivery) = claimed? {
+            let message = DeliveryMessage {
+                tenant_id: delivery.tenant_id,
+                delivery_id: delivery.id,
+                webhook_id: Some(delivery.webhook_id),
+                retry: false,
+            };
+            messages.push((QueueMessage::from(message), Duration::ZERO));
+        }
+    }
+    if !messages.is_empty() {
+        deps.queue.send(&messages).await?;
+    }
+    Ok(messages.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_stops_at_its_budget_or_before_the_deadline() {
+        let start = Instant::now();
+        assert_eq!(stop_time(start, None), start + BUDGET);
+        let far = start + Duration::from_secs(900);
+        assert_eq!(stop_time(start, Some(far)), start + BUDGET);
+        let near = start + Duration::from_secs(20);
+        assert_eq!(stop_time(start, Some(near)), near - DEADLINE_MARGIN);
+    }
 }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::items::*;
 use super::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::DeliveryRef;
@@ -39,9 +39,9 @@ pub(super) const COUNTS_ALL: &str = "DELIVERY_COUNTS#ALL";
 /// Finished deliveries are kept this long, then DynamoDB's TTL removes them.
 pub(super) const RETENTION: Duration = Duration::days(30);
 /// A payload's item is never rewritten by a transition, so it cannot take the finished
-/// delivery's expiry: it lives this long from creation (or from a manual retry, which extends
-/// it), longer than any delivery that finishes its automatic retries within 30 days.
-pub(super) const PAYLOAD_RETENTION: Duration = Duration::days(60);
+/// delivery's expiry: it lives `PAYLOAD_RETENTION` from creation (or from a manual retry, which
+/// extends it). A dispatched outbox event, which holds the same data, lives as long.
+pub(super) use crate::domain::delivery::PAYLOAD_RETENTION;
 
 pub(super) fn webhook_sk(id: Uuid) -> String {
     format!("{WEBHOOK_SK_PREFIX}{id}")
@@ -69,6 +69,11 @@ pub(super) fn due_index_pk(shard: u8) -> String {
     format!("DUE#{shard}")
 }
 
+/// Sorted by due time: the sweeper reads those due before a time as one key range.
+pub(super) fn due_index_sk(due: DateTime<Utc>, delivery_id: Uuid) -> String {
+    format!("{}#{delivery_id}", rfc3339(due))
+}
+
 pub(super) fn failed_index_pk(tenant_id: Uuid) -> String {
     format!("TENANT#{tenant_id}#FAILED")
 }
@@ -94,6 +99,11 @@ pub(super) fn failed_ref_from_item(item: &Item) -> Result<DeliveryRef> {
 
 pub(super) fn webhook_index_pk(tenant_id: Uuid, webhook_id: Uuid) -> String {
     format!("TENANT#{tenant_id}#WEBHOOK#{webhook_id}")
+}
+
+/// The delivery id of a key (or item) of the webhook index, its sort key.
+pub(super) fn index_delivery_id(key: &Item) -> Result<Uuid> {
+    uuid(key, GSI2_SK)
 }
 
 pub(super) fn status_counter_name(status: DeliveryStatus) -> &'static str {
@@ -219,7 +229,7 @@ pub(super) fn delivery_item(d: &Delivery) -> Item {
         status if status.is_open() => {
             let due = d.next_attempt_at.unwrap_or(d.updated_at);
             item.insert(GSI1_PK.into(), text(due_index_pk(shard_of(d.id))));
-            item.insert(GSI1_SK.into(), text(format!("{}#{}", rfc3339(due), d.id)));
+            item.insert(GSI1_SK.into(), text(due_index_sk(due, d.id)));
         }
         DeliveryStatus::Failed => {
             item.insert(GSI1_PK.into(), text(failed_index_pk(d.tenant_id)));
@@ -295,19 +305,48 @@ pub(super) fn sk_of(item: &Item) -> Option<&str> {
     }
 }
 
-/// A delivery from its item and, unless the item holds it inline (written before the split),
-/// its payload item's `payload`.
-pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<Delivery> {
-    let payload = opt_s(item, PAYLOAD)
-        .or_else(|| payload.and_then(|p| opt_s(p, PAYLOAD)))
-        .ok_or_else(|| corrupt(PAYLOAD))?;
-    Ok(Delivery {
+/// The attributes of a delivery item that make its summary: a read that projects these never
+/// returns a payload, not even one kept inline by a delivery written before the split.
+const SUMMARY: &[&str] = &[
+    "id",
+    "tenant_id",
+    "webhook_id",
+    "event_id",
+    "event",
+    "status",
+    "attempt_count",
+    "last_status_code",
+    "last_error",
+    "next_attempt_at",
+    "lease_until",
+    "created_at",
+    "updated_at",
+    VERSION,
+];
+
+/// A `ProjectionExpression` of the summary's attributes and the names it uses (`#d0`, …).
+pub(super) fn summary_projection() -> (String, Vec<(String, &'static str)>) {
+    let names: Vec<(String, &str)> = SUMMARY
+        .iter()
+        .enumerate()
+        .map(|(index, name)| (format!("#d{index}"), *name))
+        .collect();
+    let expression = names
+        .iter()
+        .map(|(placeholder, _)| placeholder.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    (expression, names)
+}
+
+/// A delivery's summary from its item (whatever else the item holds).
+pub(super) fn summary_from_item(item: &Item) -> Result<DeliverySummary> {
+    Ok(DeliverySummary {
         id: uuid(item, "id")?,
         tenant_id: uuid(item, "tenant_id")?,
         webhook_id: uuid(item, "webhook_id")?,
         event_id: uuid(item, "event_id")?,
         event: s(item, "event")?.to_owned(),
-        payload,
         status: DeliveryStatus::parse(s(item, "status")?).ok_or_else(|| corrupt("status"))?,
         attempt_count: n(item, "attempt_count")?,
         last_status_code: opt_n(item, "last_status_code")?,
@@ -318,6 +357,15 @@ pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<
         updated_at: time(item, "updated_at")?,
         version: n(item, VERSION)?,
     })
+}
+
+/// A delivery from its item and, unless the item holds it inline (written before the split),
+/// its payload item's `payload`.
+pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<Delivery> {
+    let payload = opt_s(item, PAYLOAD)
+        .or_else(|| payload.and_then(|p| opt_s(p, PAYLOAD)))
+        .ok_or_else(|| corrupt(PAYLOAD))?;
+    Ok(summary_from_item(item)?.with_payload(payload))
 }
 
 pub(super) fn attempt_item(d: &Delivery, a: &Attempt) -> Item {

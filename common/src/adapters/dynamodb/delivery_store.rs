@@ -1,14 +1,14 @@
 //! The delivery half of `DynamoStore`: webhooks, deliveries, attempts, counters, the outbox's
 //! sweeper index. Every read is a GetItem or a Query; every transition a conditional write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, Select, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -17,14 +17,15 @@ use uuid::Uuid;
 use super::contention::{backoff, until_done, Sent};
 use super::delivery_items::*;
 use super::items::*;
+use super::paging::{read_query, Reading};
 use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
 use super::{build_error, sdk_error, Condition, DynamoStore};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, StatusCounts};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts};
 use crate::domain::event::OutboxEvent;
-use crate::domain::page::{Page, PageRequest};
+use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage};
 use crate::time::rfc3339;
 
 /// BatchWriteItem's limit.
@@ -59,15 +60,6 @@ fn transaction_chunks(deliveries: &[Delivery]) -> Vec<&[Delivery]> {
         chunks.push(&deliveries[start..]);
     }
     chunks
-}
-
-/// The key (partition, sort) of the payload item that belongs to a delivery item.
-fn payload_key_of(delivery: &Item) -> Option<(String, String)> {
-    let Some(AttributeValue::S(pk)) = delivery.get(PK) else {
-        return None;
-    };
-    let id = sk_of(delivery)?.strip_prefix(DELIVERY_SK_PREFIX)?;
-    Some((pk.clone(), payload_sk(Uuid::parse_str(id).ok()?)))
 }
 
 /// Whether an UpdateItem was refused because a concurrent transaction held its item.
@@ -210,113 +202,37 @@ impl DynamoStore {
         .await
     }
 
-    /// Fills in the payloads of deliveries read from an index (which holds the delivery items
-    /// only) with BatchGetItem; payloads never change, so an eventually consistent read will do.
-    async fn with_payloads(&self, items: Vec<Item>) -> Result<Vec<Delivery>> {
-        let missing: Vec<Item> = items
-            .iter()
-            .filter(|item| !item.contains_key(PAYLOAD))
-            .filter_map(payload_key_of)
-            .map(|(pk, sk)| key(pk, sk))
-            .collect();
-        let mut payloads: HashMap<(String, String), Item> = HashMap::new();
-        for chunk in missing.chunks(100) {
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .build()
-                    .map_err(build_error)?,
-            );
-            while let Some(keys) = request.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    if let (Some(AttributeValue::S(pk)), Some(sk)) = (item.get(PK), sk_of(&item)) {
-                        payloads.insert((pk.clone(), sk.to_owned()), item.clone());
-                    }
-                }
-                request = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-            }
-        }
-        items
-            .iter()
-            .map(|item| {
-                let payload = payload_key_of(item).and_then(|k| payloads.get(&k));
-                delivery_from_item(item, payload)
-            })
-            .collect()
+    /// A Query of one partition of an index (`index_pk`, the value of its partition key,
+    /// `#ipk`). A caller that names the sort key adds `#isk` (DynamoDB refuses a name unused).
+    fn index_query(&self, index: &str, index_pk: String) -> QueryFluentBuilder {
+        let pk_name = if index == GSI1 { GSI1_PK } else { GSI2_PK };
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#ipk = :ipk")
+            .expression_attribute_names("#ipk", pk_name)
+            .expression_attribute_values(":ipk", text(index_pk))
     }
 
-    async fn query_index(
-        &self,
-        index: &str,
-        key_condition: &str,
-        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
-        limit: usize,
-    ) -> Result<Vec<Item>> {
-        let (pk_name, sk_name) = if index == GSI1 {
-            (GSI1_PK, GSI1_SK)
-        } else {
-            (GSI2_PK, GSI2_SK)
-        };
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(key_condition)
-                .expression_attribute_names("#ipk", pk_name)
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
-            if key_condition.contains("#isk") {
-                query = query.expression_attribute_names("#isk", sk_name);
-            }
-            for (name, value) in &values {
-                query = query.expression_attribute_values(*name, value.clone());
-            }
-            let output = query.send().await.map_err(sdk_error)?;
-            found.extend(output.items.unwrap_or_default());
-            match output.last_evaluated_key {
-                Some(next) if found.len() < limit => start = Some(next),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    /// The items of every shard of a sweeper index whose sort key is before `before`.
+    /// The first `limit` items of every shard of a sweeper index whose sort key is before
+    /// `before`; the shards are read at once.
     async fn query_shards_before(
         &self,
         index_pk: fn(u8) -> String,
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        for shard in 0..SHARDS {
-            let values = vec![
-                (":pk", text(index_pk(shard))),
-                (":before", text(rfc3339(before))),
-            ];
-            items.extend(
-                self.query_index(GSI1, "#ipk = :pk AND #isk < :before", values, limit)
-                    .await?,
-            );
-        }
-        Ok(items)
+        let reads = (0..SHARDS).map(|shard| {
+            let query = self
+                .index_query(GSI1, index_pk(shard))
+                .key_condition_expression("#ipk = :ipk AND #isk < :before")
+                .expression_attribute_names("#isk", GSI1_SK)
+                .expression_attribute_values(":before", text(rfc3339(before)));
+            async move { read_query(&query, None, Reading::first(limit)).await }
+        });
+        let reads = futures_util::future::try_join_all(reads).await?;
+        Ok(reads.into_iter().flat_map(|read| read.items).collect())
     }
 
     pub(super) async fn undispatched_events_impl(
@@ -341,17 +257,22 @@ impl DynamoStore {
         tenant_id: Uuid,
         event_id: Uuid,
     ) -> Result<()> {
+        // Out of the sweeper's index, and removed by DynamoDB's TTL once its deliveries' payloads
+        // (the same data) are: an outbox that kept every event would only grow.
+        let expiry = (Utc::now() + PAYLOAD_RETENTION).timestamp();
         until_done("mark event dispatched", |_| async {
             let result = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(tenant_pk(tenant_id), event_sk(event_id))))
-                .update_expression("REMOVE #ipk, #isk")
+                .update_expression("REMOVE #ipk, #isk SET #ttl = :ttl")
                 .condition_expression("attribute_exists(#pk)")
                 .expression_attribute_names("#ipk", GSI1_PK)
                 .expression_attribute_names("#isk", GSI1_SK)
                 .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":ttl", number(expiry))
                 .send()
                 .await;
             match result {
@@ -422,11 +343,11 @@ impl DynamoStore {
         let start = page
             .after
             .map(|after| key(tenant_pk(tenant_id), webhook_sk(after)));
-        let limit = i32::try_from(page.limit + 1).unwrap_or(i32::MAX);
-        let (items, _) = self
-            .query_prefix(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX, start, Some(limit))
-            .await?;
-        let webhooks = items
+        let query = self.prefix_query(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX);
+        // A webhook with many long headers is tens of KB: a page may take several responses.
+        let read = read_query(&query, start, Reading::first(page.limit + 1)).await?;
+        let webhooks = read
+            .items
             .iter()
             .map(webhook_from_item)
             .collect::<Result<Vec<_>>>()?;
@@ -581,25 +502,9 @@ impl DynamoStore {
         tenant_id: Uuid,
         delivery_id: Uuid,
     ) -> Result<Vec<Attempt>> {
-        let mut attempts = Vec::new();
-        let mut start = None;
-        loop {
-            let (items, next) = self
-                .query_prefix(
-                    tenant_pk(tenant_id),
-                    &attempt_prefix(delivery_id),
-                    start,
-                    None,
-                )
-                .await?;
-            for item in &items {
-                attempts.push(attempt_from_item(item)?);
-            }
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(attempts),
-            }
-        }
+        let query = self.prefix_query(tenant_pk(tenant_id), &attempt_prefix(delivery_id));
+        let read = read_query(&query, None, Reading::all()).await?;
+        read.items.iter().map(attempt_from_item).collect()
     }
 
     pub(super) async fn write_delivery_impl(&self, change: &DeliveryChange) -> Result<()> {
@@ -636,63 +541,178 @@ impl DynamoStore {
         self.transact(items, "write delivery").await
     }
 
+    pub(super) async fn get_delivery_summary_impl(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        let (projection, names) = summary_projection();
+        let mut request = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), delivery_sk(delivery_id))))
+            .projection_expression(projection)
+            .consistent_read(true);
+        for (placeholder, name) in names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        let output = request.send().await.map_err(sdk_error)?;
+        output.item.as_ref().map(summary_from_item).transpose()
+    }
+
     pub(super) async fn list_deliveries_impl(
         &self,
         tenant_id: Uuid,
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>> {
+    ) -> Result<Page<DeliverySummary>> {
         let index_pk = webhook_index_pk(tenant_id, webhook_id);
-        let mut start = page.after.map(|after| {
+        let start = page.after.map(|after| {
             let mut start = key(tenant_pk(tenant_id), delivery_sk(after));
             start.insert(GSI2_PK.to_owned(), text(index_pk.clone()));
             start.insert(GSI2_SK.to_owned(), text(after.to_string()));
             start
         });
-        let mut found = Vec::new();
-        // A status filter applies after `Limit`, so keep reading until the page is full.
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI2)
-                .key_condition_expression("#ipk = :ipk")
-                .expression_attribute_names("#ipk", GSI2_PK)
-                .expression_attribute_values(":ipk", text(index_pk.clone()))
-                .scan_index_forward(false)
-                .select(Select::AllAttributes)
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX));
-            if let Some(status) = status {
-                query = query
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", text(status.as_str()));
-            }
-            let output = query.send().await.map_err(sdk_error)?;
-            found.extend(self.with_payloads(output.items.unwrap_or_default()).await?);
-            match output.last_evaluated_key {
-                Some(next) if found.len() <= page.limit => start = Some(next),
-                _ => break,
-            }
+        // Summaries only: no list shows a payload.
+        let (projection, names) = summary_projection();
+        let mut query = self
+            .index_query(GSI2, index_pk)
+            .scan_index_forward(false)
+            .projection_expression(projection);
+        for (placeholder, name) in names {
+            query = query.expression_attribute_names(placeholder, name);
         }
-        Ok(Page::from_overfetch(found, page.limit, |d| d.id))
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", text(status.as_str()));
+        }
+        // A status filter applies after `Limit`: read on until the page is full, but no further
+        // than the filter's budget, and resume after the last delivery read.
+        let reading = match status {
+            Some(_) => Reading::first_among(page.limit + 1, FILTER_SCAN_LIMIT),
+            None => Reading::first(page.limit + 1),
+        };
+        let read = read_query(&query, start, reading).await?;
+        let found = read
+            .items
+            .iter()
+            .map(summary_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        // The index's sort key is the delivery id.
+        let stopped_after = match &read.stopped_at {
+            Some(key) => Some(index_delivery_id(key)?),
+            None => None,
+        };
+        Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
     }
 
+    /// A page of due deliveries: up to a share of `limit` from each shard of the due index, the
+    /// shards read at once, each from where the cursor left it.
     pub(super) async fn due_deliveries_impl(
         &self,
         before: DateTime<Utc>,
+        after: Option<&DueCursor>,
         limit: usize,
-    ) -> Result<Vec<Delivery>> {
-        let items = self
-            .query_shards_before(due_index_pk, before, limit)
-            .await?;
-        let mut due = self.with_payloads(items).await?;
-        due.sort_by_key(|d| d.next_attempt_at);
-        due.truncate(limit);
-        Ok(due)
+    ) -> Result<DuePage> {
+        let positions = match after {
+            None => vec![ShardPosition::Start; usize::from(SHARDS)],
+            Some(cursor) => ShardPosition::decode(cursor)?,
+        };
+        // `limit` shared among the shards not done, the first ones taking what does not divide.
+        let open = positions
+            .iter()
+            .filter(|p| **p != ShardPosition::Done)
+            .count()
+            .max(1);
+        let mut shares = (0..open).map(|n| limit / open + usize::from(n < limit % open));
+        let (projection, names) = summary_projection();
+        let reads = (0..SHARDS).zip(positions).map(|(shard, position)| {
+            let share = match position {
+                ShardPosition::Done => 0,
+                _ => shares.next().unwrap_or(0),
+            };
+            let start = match position {
+                ShardPosition::Start if share > 0 => None,
+                ShardPosition::After(key) if share > 0 => Some(key_item(key)),
+                // Done, or no share of this page: it stays where it was.
+                unread => {
+                    return futures_util::future::Either::Left(async { Ok((Vec::new(), unread)) })
+                }
+            };
+            // Summaries only: the sweeper never needs a payload.
+            let mut query = self
+                .index_query(GSI1, due_index_pk(shard))
+                .key_condition_expression("#ipk = :ipk AND #isk < :before")
+                .expression_attribute_names("#isk", GSI1_SK)
+                .expression_attribute_values(":before", text(rfc3339(before)))
+                .projection_expression(projection.clone());
+            for (placeholder, name) in &names {
+                query = query.expression_attribute_names(placeholder, *name);
+            }
+            futures_util::future::Either::Right(async move {
+                let read = read_query(&query, start, Reading::first(share)).await?;
+                let position = match read.stopped_at {
+                    Some(key) => ShardPosition::After(key_text(&key)?),
+                    None => ShardPosition::Done,
+                };
+                Ok::<_, Error>((read.items, position))
+            })
+        });
+        let mut deliveries = Vec::new();
+        let mut positions = Vec::new();
+        for (items, position) in futures_util::future::try_join_all(reads).await? {
+            for item in &items {
+                deliveries.push(summary_from_item(item)?);
+            }
+            positions.push(position);
+        }
+        let next = positions
+            .iter()
+            .any(|p| *p != ShardPosition::Done)
+            .then(|| ShardPosition::encode(&positions));
+        Ok(DuePage { deliveries, next })
+    }
+
+    /// The sweeper's requeue: the schedule attributes and the due index's sort key, conditional
+    /// on the version read; one small write, the payload untouched.
+    pub(super) async fn requeue_delivery_impl(
+        &self,
+        before_version: i64,
+        after: &DeliverySummary,
+    ) -> Result<()> {
+        let due = after.next_attempt_at.unwrap_or(after.updated_at);
+        let mut expression =
+            "SET #isk = :isk, #next = :next, #updated = :updated, #version = :version".to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(after.tenant_id), delivery_sk(after.id))))
+            .condition_expression("#version = :read")
+            .expression_attribute_names("#isk", GSI1_SK)
+            .expression_attribute_names("#next", "next_attempt_at")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#lease", "lease_until")
+            .expression_attribute_values(":isk", text(due_index_sk(due, after.id)))
+            .expression_attribute_values(":next", text(rfc3339(due)))
+            .expression_attribute_values(":updated", text(rfc3339(after.updated_at)))
+            .expression_attribute_values(":version", number(after.version))
+            .expression_attribute_values(":read", number(before_version));
+        match after.lease_until {
+            Some(until) => {
+                expression.push_str(", #lease = :lease");
+                update = update.expression_attribute_values(":lease", text(rfc3339(until)));
+            }
+            None => expression.push_str(" REMOVE #lease"),
+        }
+        let update = update
+            .update_expression(expression)
+            .build()
+            .map_err(build_error)?;
+        self.update_alone(update, "requeue delivery").await
     }
 
     pub(super) async fn failed_deliveries_impl(
@@ -703,76 +723,89 @@ impl DynamoStore {
         limit: usize,
     ) -> Result<Vec<DeliveryRef>> {
         let index_pk = failed_index_pk(tenant_id);
-        let mut start = after.map(|after| {
+        let start = after.map(|after| {
             let mut start = key(tenant_pk(tenant_id), delivery_sk(after.delivery_id));
             start.insert(GSI1_PK.to_owned(), text(index_pk.clone()));
             let sort = failed_index_sk(after.webhook_id, after.delivery_id);
             start.insert(GSI1_SK.to_owned(), text(sort));
             start
         });
-        let mut found = Vec::new();
-        while found.len() < limit {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("#ipk = :ipk")
-                .expression_attribute_names("#ipk", GSI1_PK)
-                .expression_attribute_values(":ipk", text(index_pk.clone()))
-                // The references only: the rest of the item is not needed.
-                .projection_expression("#isk")
-                .expression_attribute_names("#isk", GSI1_SK)
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
-            if let Some(webhook_id) = webhook_id {
-                query = query
-                    .key_condition_expression("#ipk = :ipk AND begins_with(#isk, :webhook)")
-                    .expression_attribute_values(":webhook", text(format!("{webhook_id}#")));
-            }
-            let output = query.send().await.map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                found.push(failed_ref_from_item(&item)?);
-            }
-            match output.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => break,
-            }
+        // The references only: the rest of the item is not needed.
+        let mut query = self
+            .index_query(GSI1, index_pk)
+            .projection_expression("#isk")
+            .expression_attribute_names("#isk", GSI1_SK);
+        if let Some(webhook_id) = webhook_id {
+            query = query
+                .key_condition_expression("#ipk = :ipk AND begins_with(#isk, :webhook)")
+                .expression_attribute_values(":webhook", text(format!("{webhook_id}#")));
         }
-        Ok(found)
+        let read = read_query(&query, start, Reading::first(limit)).await?;
+        read.items.iter().map(failed_ref_from_item).collect()
     }
 
     pub(super) async fn delivery_counts_impl(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
         let mut counts = DeliveryCounts::default();
-        let mut start = None;
-        loop {
-            let (items, next) = self
-                .query_prefix(tenant_pk(tenant_id), COUNTS_SK_PREFIX, start, None)
-                .await?;
-            for item in &items {
-                let sk = match item.get(SK) {
-                    Some(aws_sdk_dynamodb::types::AttributeValue::S(sk)) => sk.as_str(),
-                    _ => continue,
-                };
-                // Written by earlier versions; the sum of the webhooks' counts equals it.
-                if sk == COUNTS_ALL {
-                    continue;
-                }
-                let item_counts = delivery_counts_from_item(item)?;
-                for (status, n) in &item_counts.0 {
-                    *counts.overall.0.entry(*status).or_default() += n;
-                }
-                if let Some(id) = sk
-                    .strip_prefix(COUNTS_SK_PREFIX)
-                    .and_then(|id| Uuid::parse_str(id).ok())
-                {
-                    counts.per_webhook.push((id, item_counts));
-                }
+        let query = self.prefix_query(tenant_pk(tenant_id), COUNTS_SK_PREFIX);
+        for item in &read_query(&query, None, Reading::all()).await?.items {
+            let Some(sk) = sk_of(item) else {
+                continue;
+            };
+            // Written by earlier versions; the sum of the webhooks' counts equals it.
+            if sk == COUNTS_ALL {
+                continue;
             }
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(counts),
+            let item_counts = delivery_counts_from_item(item)?;
+            for (status, n) in &item_counts.0 {
+                *counts.overall.0.entry(*status).or_default() += n;
+            }
+            if let Some(id) = sk
+                .strip_prefix(COUNTS_SK_PREFIX)
+                .and_then(|id| Uuid::parse_str(id).ok())
+            {
+                counts.per_webhook.push((id, item_counts));
             }
         }
+        Ok(counts)
     }
+}
+
+/// Where one shard of the due index stands in a read that goes on over several calls.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum ShardPosition {
+    Start,
+    /// After this key (the index's and the table's, all strings).
+    After(BTreeMap<String, String>),
+    Done,
+}
+
+impl ShardPosition {
+    fn encode(positions: &[ShardPosition]) -> DueCursor {
+        DueCursor(serde_json::to_string(positions).unwrap_or_default())
+    }
+
+    fn decode(cursor: &DueCursor) -> Result<Vec<ShardPosition>> {
+        serde_json::from_str::<Vec<ShardPosition>>(&cursor.0)
+            .ok()
+            .filter(|positions| positions.len() == usize::from(SHARDS))
+            .ok_or_else(|| Error::internal("not a due-deliveries cursor of this store"))
+    }
+}
+
+/// A key's attributes as text (every key attribute of the table is a string).
+fn key_text(key: &Item) -> Result<BTreeMap<String, String>> {
+    key.iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(text) => Ok((name.clone(), text.clone())),
+            _ => Err(Error::internal(format!(
+                "key attribute `{name}` is not a string"
+            ))),
+        })
+        .collect()
+}
+
+fn key_item(key: BTreeMap<String, String>) -> Item {
+    key.into_iter()
+        .map(|(name, value)| (name, AttributeValue::S(value)))
+        .collect()
 }

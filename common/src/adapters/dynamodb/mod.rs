@@ -15,6 +15,7 @@ mod contention;
 mod delivery_items;
 mod delivery_store;
 mod items;
+mod paging;
 pub mod tables;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client as DynamoClient;
@@ -29,17 +31,21 @@ use uuid::Uuid;
 
 use self::contention::{until_done, Sent};
 use self::items::*;
+use self::paging::{read_query, Reading};
 use self::tables::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts};
 use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, Store};
+use crate::ports::{
+    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
+    Store,
+};
 use crate::time::rfc3339;
 use chrono::{DateTime, Utc};
 
@@ -206,16 +212,10 @@ impl DynamoStore {
         Ok(output.item)
     }
 
-    /// One page of a partition's items whose sort key starts with `prefix`.
-    pub(super) async fn query_prefix(
-        &self,
-        pk: String,
-        prefix: &str,
-        start: Option<Item>,
-        limit: Option<i32>,
-    ) -> Result<(Vec<Item>, Option<Item>)> {
-        let output = self
-            .client
+    /// A strongly consistent Query of a partition's items whose sort key starts with `prefix`,
+    /// for `paging::read_query`.
+    pub(super) fn prefix_query(&self, pk: String, prefix: &str) -> QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
@@ -223,13 +223,7 @@ impl DynamoStore {
             .expression_attribute_names("#sk", SK)
             .expression_attribute_values(":pk", text(pk))
             .expression_attribute_values(":prefix", text(prefix))
-            .set_exclusive_start_key(start)
-            .set_limit(limit)
             .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
     }
 }
 
@@ -275,20 +269,9 @@ impl Store for DynamoStore {
     }
 
     async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let (items, next) = self
-                .query_prefix(tenant_pk(tenant_id), KEY_SK_PREFIX, start, None)
-                .await?;
-            for item in &items {
-                keys.push(api_key_from_item(item)?);
-            }
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(keys),
-            }
-        }
+        let query = self.prefix_query(tenant_pk(tenant_id), KEY_SK_PREFIX);
+        let read = read_query(&query, None, Reading::all()).await?;
+        read.items.iter().map(api_key_from_item).collect()
     }
 
     async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
@@ -321,42 +304,35 @@ impl Store for DynamoStore {
     }
 
     async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>> {
-        let limit = i32::try_from(query.page.limit + 1).unwrap_or(i32::MAX);
-        let items = match query.status {
-            None => {
-                let start = query
-                    .page
-                    .after
-                    .map(|after| key(tenant_pk(tenant_id), client_sk(after)));
-                self.query_prefix(tenant_pk(tenant_id), CLIENT_SK_PREFIX, start, Some(limit))
-                    .await?
-                    .0
-            }
+        let after = query.page.after;
+        let (request, start) = match query.status {
+            None => (
+                self.prefix_query(tenant_pk(tenant_id), CLIENT_SK_PREFIX),
+                after.map(|after| key(tenant_pk(tenant_id), client_sk(after))),
+            ),
             Some(status) => {
                 let index_pk = status_index_pk(tenant_id, status);
-                let start = query.page.after.map(|after| {
+                let start = after.map(|after| {
                     let mut start = key(tenant_pk(tenant_id), client_sk(after));
                     start.insert(GSI1_PK.to_owned(), text(index_pk.clone()));
                     start.insert(GSI1_SK.to_owned(), text(client_sk(after)));
                     start
                 });
-                self.client
+                let request = self
+                    .client
                     .query()
                     .table_name(&self.table)
                     .index_name(GSI1)
                     .key_condition_expression("#ipk = :ipk")
                     .expression_attribute_names("#ipk", GSI1_PK)
-                    .expression_attribute_values(":ipk", text(index_pk))
-                    .set_exclusive_start_key(start)
-                    .limit(limit)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?
-                    .items
-                    .unwrap_or_default()
+                    .expression_attribute_values(":ipk", text(index_pk));
+                (request, start)
             }
         };
-        let clients = items
+        // Up to 1 MB of clients per response: a page of big clients takes several.
+        let read = read_query(&request, start, Reading::first(query.page.limit + 1)).await?;
+        let clients = read
+            .items
             .iter()
             .map(client_from_item)
             .collect::<Result<Vec<_>>>()?;
@@ -397,11 +373,9 @@ impl Store for DynamoStore {
     }
 
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
-        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
-        let (items, _) = self
-            .query_prefix(tenant_pk(tenant_id), EVENT_SK_PREFIX, None, Some(limit))
-            .await?;
-        items.iter().map(event_from_item).collect()
+        let query = self.prefix_query(tenant_pk(tenant_id), EVENT_SK_PREFIX);
+        let read = read_query(&query, None, Reading::first(limit)).await?;
+        read.items.iter().map(event_from_item).collect()
     }
 
     async fn undispatched_events(
@@ -449,6 +423,14 @@ impl Store for DynamoStore {
         self.get_delivery_impl(tenant_id, delivery_id).await
     }
 
+    async fn get_delivery_summary(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        self.get_delivery_summary_impl(tenant_id, delivery_id).await
+    }
+
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
         self.list_attempts_impl(tenant_id, delivery_id).await
     }
@@ -463,13 +445,22 @@ impl Store for DynamoStore {
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
         page: PageRequest,
-    ) -> Result<Page<Delivery>> {
+    ) -> Result<Page<DeliverySummary>> {
         self.list_deliveries_impl(tenant_id, webhook_id, status, page)
             .await
     }
 
-    async fn due_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
-        self.due_deliveries_impl(before, limit).await
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage> {
+        self.due_deliveries_impl(before, after, limit).await
+    }
+
+    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
+        self.requeue_delivery_impl(before_version, after).await
     }
 
     async fn failed_deliveries(
