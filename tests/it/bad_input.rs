@@ -200,3 +200,100 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED);
     }
 }
+
+#[tokio::test]
+async fn a_key_twice_in_one_object_is_400_naming_it_at_any_depth() {
+    let (app, key) = app_with_admin().await;
+    let cases = [
+        ("/api/clients", r#"{"name":"A","name":"B"}"#, "name"),
+        (
+            "/api/webhooks",
+            r#"{"url":"https://example.com/h","events":["*"],"headers":{"X-Team":"a","X-Team":"b"}}"#,
+            "headers.X-Team",
+        ),
+        (
+            "/api/webhooks/notify",
+            r#"{"event":"lead.created","data":{"lead":{"id":1,"id":2}}}"#,
+            "data.lead.id",
+        ),
+        (
+            "/graphql",
+            r#"{"query":"{ __typename }","variables":{"a":1,"a":2}}"#,
+            "variables.a",
+        ),
+    ];
+    for (path, body, named) in cases {
+        let (status, reply) = app.call(Method::POST, path, Some(&key), Some(body)).await;
+        assert_error(status, &reply, StatusCode::BAD_REQUEST);
+        assert_eq!(reply["details"][named], "appears twice", "{path}: {reply}");
+    }
+    let (_, counts) = app.get("/api/crm/sync-status", &key).await;
+    assert_eq!(counts["totalClients"], 0);
+    let (_, webhooks) = app.get("/api/webhooks", &key).await;
+    assert_eq!(webhooks["items"], json!([]));
+}
+
+/// Blank to the eye: white space, zero-width and joining characters, the byte-order mark,
+/// accents with no letter, a Hangul filler, the blank Braille pattern.
+const INVISIBLE_NAMES: [&str; 7] = [
+    "\u{200b}",
+    " \u{200b}\u{200c}\u{200d} ",
+    "\u{feff}\u{2060}",
+    "\u{301}\u{301}",
+    "\u{3164}",
+    "\u{2800}",
+    "\u{202e}\u{2066}\u{fe0f}",
+];
+
+#[tokio::test]
+async fn names_of_invisible_characters_only_are_400_on_every_text_field() {
+    let (app, key) = app_with_admin().await;
+    let id = app.create_client(&key, "A").await;
+    for name in INVISIBLE_NAMES {
+        for (method, path, body, field) in [
+            (
+                Method::POST,
+                "/api/clients".to_owned(),
+                json!({"name": name}),
+                "name",
+            ),
+            (
+                Method::PATCH,
+                format!("/api/clients/{id}"),
+                json!({"name": name}),
+                "name",
+            ),
+            (
+                Method::POST,
+                "/api/clients".to_owned(),
+                json!({"name": "A", "company": name}),
+                "company",
+            ),
+            (
+                Method::POST,
+                "/api/keys".to_owned(),
+                json!({"name": name, "role": "READ_ONLY"}),
+                "name",
+            ),
+            (
+                Method::POST,
+                "/api/webhooks".to_owned(),
+                json!({"url": "https://example.com/h", "events": ["*"], "description": name}),
+                "description",
+            ),
+        ] {
+            let body = body.to_string();
+            let (status, reply) = app.call(method, &path, Some(&key), Some(&body)).await;
+            assert_error(status, &reply, StatusCode::BAD_REQUEST);
+            assert_eq!(
+                reply["details"][field], "must have a visible character",
+                "{path} {body}: {reply}"
+            );
+        }
+    }
+    // A visible character among invisible ones is a name.
+    let (status, reply) = app
+        .post("/api/clients", &key, &json!({"name": "\u{200b}e\u{301}"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+}
