@@ -1,7 +1,7 @@
 //! Bad input of every kind gets the right 4xx and the seed's envelope, never a 500.
 
 use common::domain::auth::Role;
-use common::http::routes::ROUTES;
+use common::http::routes::{RequestBody, ROUTES};
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -296,4 +296,79 @@ async fn names_of_invisible_characters_only_are_400_on_every_text_field() {
         .post("/api/clients", &key, &json!({"name": "\u{200b}e\u{301}"}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
+}
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_415_on_every_route_that_reads_one() {
+    let (app, key) = app_with_admin().await;
+    let id = "01a20e5a-b0d3-7590-af84-920f2e4295fe";
+    let body_routes = ROUTES
+        .iter()
+        .filter(|route| route.operation.request_body() != RequestBody::None);
+    for route in body_routes {
+        let path = route.path.replace("{id}", id);
+        for content_type in [
+            None,
+            Some("application/x-www-form-urlencoded"),
+            Some("text/plain;charset=UTF-8"),
+            Some("text/json"),
+            Some("application/json; charset=iso-8859-1"),
+            Some("multipart/form-data; boundary=x"),
+        ] {
+            let (status, reply) = app
+                .call_as(
+                    route.method.clone(),
+                    &path,
+                    Some(&key),
+                    content_type,
+                    Some("{}"),
+                )
+                .await;
+            assert_error(status, &reply, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert_eq!(
+                reply["error"],
+                "Request body must be JSON, sent with Content-Type: application/json.",
+                "{} {path} {content_type:?}",
+                route.method
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_types_with_parameters_are_accepted_and_bodiless_calls_need_none() {
+    let (app, key) = app_with_admin().await;
+    let id = app.create_client(&key, "A").await;
+    for content_type in [
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=\"UTF-8\"",
+        "application/merge-patch+json",
+    ] {
+        let (status, reply) = app
+            .call_as(
+                Method::PATCH,
+                &format!("/api/clients/{id}"),
+                Some(&key),
+                Some(content_type),
+                Some(r#"{"company":"Engines"}"#),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{content_type}: {reply}");
+    }
+    // A route whose body may be left out needs no type without one; a route that reads no
+    // body ignores the header.
+    let (status, reply) = app
+        .call_as(Method::POST, "/api/webhooks/retry", Some(&key), None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = app
+        .call_as(
+            Method::GET,
+            "/api/crm/sync-status",
+            Some(&key),
+            Some("text/plain"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
 }

@@ -7,7 +7,7 @@ use chrono::Utc;
 use common::domain::validation::{check_text, INVISIBLE};
 use common::domain::webhook::{TargetPolicy, Webhook};
 use common::http::openapi::{document, is_documented, DOCUMENT};
-use common::http::routes::ROUTES;
+use common::http::routes::{RequestBody, ROUTES};
 use lambda_http::http::{Method, StatusCode};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -321,6 +321,38 @@ fn the_webhook_url_schema_is_exactly_what_the_service_accepts() {
         (1_500..=8_500).contains(&accepted),
         "{accepted} of 10000 accepted"
     );
+}
+
+/// A request body is described exactly where the route table says one is read, with the
+/// `required` it has, and every operation that reads one documents the 415 it can answer.
+#[test]
+fn request_bodies_and_their_415_follow_the_route_table() {
+    let doc = serde_json::to_value(document()).unwrap();
+    for route in ROUTES.iter().filter(|route| is_documented(route.operation)) {
+        let method = route.method.to_string().to_lowercase();
+        let operation = &doc["paths"][route.path][&method];
+        let body = operation.get("requestBody");
+        let expected = route.operation.request_body();
+        let what = format!("{method} {}", route.path);
+        match expected {
+            RequestBody::None => assert!(body.is_none(), "{what}"),
+            RequestBody::Optional | RequestBody::Required => {
+                let body = body.unwrap_or_else(|| panic!("{what} has no requestBody"));
+                assert_eq!(
+                    body["required"],
+                    expected == RequestBody::Required,
+                    "{what}"
+                );
+                let types: Vec<&String> = body["content"].as_object().unwrap().keys().collect();
+                assert_eq!(types, ["application/json"], "{what}");
+            }
+        }
+        assert_eq!(
+            operation["responses"].get("415").is_some(),
+            expected != RequestBody::None,
+            "{what}"
+        );
+    }
 }
 
 /// The text pattern of the document (client name, key name, description, …), read by
