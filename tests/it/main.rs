@@ -17,6 +17,7 @@ mod lambda_events;
 mod layers;
 mod local;
 mod local_delivery;
+mod local_edges;
 mod openapi;
 mod permissions;
 mod queue;
