@@ -28,6 +28,18 @@ pub enum Error {
     MethodNotAllowed { allow: Vec<String> },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A body that is not declared as JSON (`Content-Type`) on a route that reads JSON.
+    #[error("request body not declared as JSON")]
+    UnsupportedMediaType,
+    /// The request target (path and query) is longer than the server reads.
+    #[error("request target too long")]
+    UriTooLong,
+    /// The request line and header fields are larger than the server reads.
+    #[error("request header fields too large")]
+    HeadersTooLarge,
+    /// The body did not arrive in time (crm-local; API Gateway has its own limits).
+    #[error("request body not received in time")]
+    RequestTimeout,
     /// A conditional write lost to a concurrent one; the use case may retry.
     #[error("{0}")]
     Conflict(String),

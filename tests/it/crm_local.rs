@@ -255,6 +255,6 @@ pub async fn call(
 }
 
 /// A client for calls to crm-local, with the process's TLS provider (common's only builder).
-fn http_client() -> reqwest::Client {
+pub fn http_client() -> reqwest::Client {
     common::adapters::tls::client_builder().build().unwrap()
 }

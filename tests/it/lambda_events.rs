@@ -214,8 +214,14 @@ async fn update_sync_status_function_serves_its_event(backend: Backend) {
 async fn clients_function_serves_its_events(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (_, key) = app.tenant_with(Role::Manager).await;
-    // The body arrives base64-encoded, as API Gateway sends what `curl -d` posts.
-    let (status, created) = invoke(&app, "create-client", &key, &[]).await;
+    // The body arrives base64-encoded, as API Gateway sends what `curl -d` posts; without
+    // `-H 'Content-Type: application/json'` curl declares a form, which is refused.
+    let (status, refused) = invoke(&app, "create-client", &key, &[]).await;
+    assert_error(status, &refused, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mut event: Value = serde_json::from_str(&read_event("create-client")).unwrap();
+    event["headers"]["authorization"] = json!(format!("Bearer {key}"));
+    event["headers"]["content-type"] = json!("application/json");
+    let (status, created) = call(&app, "clients", &event).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["name"], "Ada Lovelace");
     assert_eq!(created["email"], "ada@example.com");

@@ -110,6 +110,11 @@ async fn crm_admin_creates_a_tenant_on_the_embedded_store() {
 
     let (ok, _) = crm_admin(&[("CRM_DATA_DIR", &data_dir)], &["create-tenant", ""]);
     assert!(!ok, "an empty tenant name is refused");
+    let (ok, _) = crm_admin(
+        &[("CRM_DATA_DIR", &data_dir)],
+        &["create-tenant", " \u{200b}\u{feff} "],
+    );
+    assert!(!ok, "a tenant name of invisible characters only is refused");
     let (ok, _) = crm_admin(&[("CRM_DATA_DIR", &data_dir)], &["no-such-command"]);
     assert!(!ok);
 }

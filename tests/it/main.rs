@@ -18,6 +18,7 @@ mod lambda_events;
 mod layers;
 mod local;
 mod local_delivery;
+mod local_edges;
 mod openapi;
 mod permissions;
 mod queue;

@@ -4,9 +4,10 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
+use common::domain::validation::{check_text, INVISIBLE};
 use common::domain::webhook::{TargetPolicy, Webhook};
 use common::http::openapi::{document, is_documented, DOCUMENT};
-use common::http::routes::ROUTES;
+use common::http::routes::{RequestBody, ROUTES};
 use lambda_http::http::{Method, StatusCode};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -319,5 +320,91 @@ fn the_webhook_url_schema_is_exactly_what_the_service_accepts() {
     assert!(
         (1_500..=8_500).contains(&accepted),
         "{accepted} of 10000 accepted"
+    );
+}
+
+/// A request body is described exactly where the route table says one is read, with the
+/// `required` it has, and every operation that reads one documents the 415 it can answer.
+#[test]
+fn request_bodies_and_their_415_follow_the_route_table() {
+    let doc = serde_json::to_value(document()).unwrap();
+    for route in ROUTES.iter().filter(|route| is_documented(route.operation)) {
+        let method = route.method.to_string().to_lowercase();
+        let operation = &doc["paths"][route.path][&method];
+        let body = operation.get("requestBody");
+        let expected = route.operation.request_body();
+        let what = format!("{method} {}", route.path);
+        match expected {
+            RequestBody::None => assert!(body.is_none(), "{what}"),
+            RequestBody::Optional | RequestBody::Required => {
+                let body = body.unwrap_or_else(|| panic!("{what} has no requestBody"));
+                assert_eq!(
+                    body["required"],
+                    expected == RequestBody::Required,
+                    "{what}"
+                );
+                let types: Vec<&String> = body["content"].as_object().unwrap().keys().collect();
+                assert_eq!(types, ["application/json"], "{what}");
+            }
+        }
+        assert_eq!(
+            operation["responses"].get("415").is_some(),
+            expected != RequestBody::None,
+            "{what}"
+        );
+    }
+}
+
+/// The text pattern of the document (client name, key name, description, …), read by
+/// fancy-regex as schemathesis's validator reads it, against `check_text` on every character
+/// the rule names and its neighbours, alone, around a letter, and in blanks.
+#[test]
+fn the_text_pattern_is_exactly_what_check_text_accepts() {
+    let doc: Value = serde_json::from_str(&DOCUMENT).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let name = &schemas["CreateClientRequest"]["properties"]["name"];
+    let pattern = fancy_regex::Regex::new(name["pattern"].as_str().unwrap()).unwrap();
+    let max = usize::try_from(name["maxLength"].as_u64().unwrap()).unwrap();
+    let mut chars: Vec<char> = (0..0x300u32).filter_map(char::from_u32).collect();
+    for &(first, last) in INVISIBLE {
+        chars.extend(first..=last);
+        chars.extend(char::from_u32(u32::from(first) - 1));
+        chars.extend(char::from_u32(u32::from(last) + 1));
+    }
+    chars.extend([
+        '\u{1680}',
+        '\u{2028}',
+        '\u{3000}',
+        '\u{93f}',
+        '\u{10ffff}',
+        'é',
+    ]);
+    let mut disagreements = Vec::new();
+    for c in chars {
+        for text in [
+            c.to_string(),
+            format!("a{c}"),
+            format!("{c}a"),
+            format!(" {c} "),
+            format!("{c}{c}"),
+            format!("\u{200b}{c}\u{301}"),
+            format!("\u{200b}{c}a"),
+            format!("a\u{301}{c}\u{200b}b"),
+            format!("\u{2003}{c}\u{2003}a\u{2003}"),
+        ] {
+            let described = pattern.is_match(&text).unwrap();
+            let accepted = check_text(&text, max).is_ok();
+            if described != accepted {
+                disagreements.push(format!(
+                    "{text:?}: document {described}, check_text {accepted}"
+                ));
+            }
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} texts where the document and check_text disagree, e.g.:\n{}",
+        disagreements.len(),
+        disagreements[..disagreements.len().min(10)].join("\n")
     );
 }

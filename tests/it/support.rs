@@ -183,7 +183,7 @@ impl TestApp {
     }
 
     /// Calls the route table the way API Gateway and crm-local do; returns status and JSON body
-    /// (`Value::Null` for an empty body).
+    /// (`Value::Null` for an empty body). A body goes as `application/json`.
     pub async fn call(
         &self,
         method: Method,
@@ -191,9 +191,25 @@ impl TestApp {
         key: Option<&str>,
         body: Option<&str>,
     ) -> (StatusCode, Value) {
+        let content_type = body.map(|_| "application/json");
+        self.call_as(method, path, key, content_type, body).await
+    }
+
+    /// `call` with the `Content-Type` given (`None`: no such header).
+    pub async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut builder = HttpRequest::builder().method(method).uri(path);
         if let Some(key) = key {
             builder = builder.header("authorization", format!("Bearer {key}"));
+        }
+        if let Some(content_type) = content_type {
+            builder = builder.header("content-type", content_type);
         }
         let body = body.map_or(Body::Empty, |text| Body::Text(text.to_owned()));
         let request = builder.body(body).expect("request");

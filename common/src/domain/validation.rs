@@ -88,21 +88,12 @@ impl<'a> Fields<'a> {
             self.fail(name, "must be a string");
             return None;
         };
-        // The limit holds for what was sent, white space included, as a JSON Schema
-        // `maxLength` says: a long string is not made acceptable by trailing blanks.
-        let too_long = text.chars().count() > max;
-        let text = text.trim();
-        if text.is_empty() {
-            self.fail(name, "must not be empty");
-            None
-        } else if too_long {
-            self.fail(name, format!("must be at most {max} characters"));
-            None
-        } else if text.chars().any(char::is_control) {
-            self.fail(name, "must not contain control characters");
-            None
-        } else {
-            Some(text.to_owned())
+        match check_text(text, max) {
+            Ok(text) => Some(text.to_owned()),
+            Err(message) => {
+                self.fail(name, message);
+                None
+            }
         }
     }
 
@@ -249,6 +240,70 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Characters that show nothing on their own, besides white space (which `str::trim` strips)
+/// and control characters (refused anywhere in a string): Unicode's Default_Ignorable_Code_Point
+/// (zero-width space and joiners, bidirectional marks, the word joiner, variation selectors, the
+/// byte-order mark, Hangul fillers, tags, …), the blocks of generic combining marks (accents
+/// with no letter under them), the interlinear annotation controls and the blank Braille
+/// pattern. A script's own vowel signs are left out: alone, they are drawn on a dotted circle.
+/// A text made only of these (and white space) looks empty, so `check_text` refuses it as
+/// empty; the OpenAPI pattern (`schema::text_pattern`) is written from this same table.
+pub const INVISIBLE: &[(char, char)] = &[
+    ('\u{00ad}', '\u{00ad}'),
+    ('\u{0300}', '\u{036f}'),
+    ('\u{061c}', '\u{061c}'),
+    ('\u{115f}', '\u{1160}'),
+    ('\u{17b4}', '\u{17b5}'),
+    ('\u{180b}', '\u{180f}'),
+    ('\u{1ab0}', '\u{1aff}'),
+    ('\u{1dc0}', '\u{1dff}'),
+    ('\u{200b}', '\u{200f}'),
+    ('\u{202a}', '\u{202e}'),
+    ('\u{2060}', '\u{206f}'),
+    ('\u{20d0}', '\u{20ff}'),
+    ('\u{2800}', '\u{2800}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{fe00}', '\u{fe0f}'),
+    ('\u{fe20}', '\u{fe2f}'),
+    ('\u{feff}', '\u{feff}'),
+    ('\u{ffa0}', '\u{ffa0}'),
+    ('\u{fff0}', '\u{fffb}'),
+    ('\u{1bca0}', '\u{1bca3}'),
+    ('\u{1d173}', '\u{1d17a}'),
+    ('\u{e0000}', '\u{e0fff}'),
+];
+
+/// Whether `c` shows nothing on its own: white space, a control character, or one of
+/// `INVISIBLE`.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || INVISIBLE
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&c))
+}
+
+/// The one rule for a text field (a name, a description, …): trimmed of white space, at least
+/// one visible character, at most `max` characters as sent, no control character. Returns the
+/// trimmed text, or the message for the field.
+pub fn check_text(text: &str, max: usize) -> Result<&str, String> {
+    // The limit holds for what was sent, white space included, as a JSON Schema
+    // `maxLength` says: a long string is not made acceptable by trailing blanks.
+    let too_long = text.chars().count() > max;
+    let text = text.trim();
+    if text.is_empty() {
+        Err("must not be empty".to_owned())
+    } else if too_long {
+        Err(format!("must be at most {max} characters"))
+    } else if text.chars().any(char::is_control) {
+        Err("must not contain control characters".to_owned())
+    } else if text.chars().all(is_invisible) {
+        Err("must have a visible character".to_owned())
+    } else {
+        Ok(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +353,50 @@ mod tests {
     }
 
     #[test]
+    fn a_text_of_invisible_characters_only_is_refused() {
+        for text in [
+            "\u{200b}",
+            " \u{200b}\u{200c}\u{200d} ",
+            "\u{2060}\u{feff}",
+            "\u{301}\u{301}",
+            "\u{3164}",
+            "\u{2800}",
+            "\u{ad}",
+            "\u{202e}\u{2066}",
+            "\u{e0041}\u{e007f}",
+            "\u{fe0f}",
+        ] {
+            assert_eq!(
+                check_text(text, 100),
+                Err("must have a visible character".to_owned()),
+                "{text:?}"
+            );
+        }
+        for (text, kept) in [
+            ("e\u{301}", "e\u{301}"),
+            ("\u{200b}Ada", "\u{200b}Ada"),
+            (" Ada\u{200d} ", "Ada\u{200d}"),
+            ("\u{93f}", "\u{93f}"),
+        ] {
+            assert_eq!(check_text(text, 100), Ok(kept), "{text:?}");
+        }
+    }
+
+    /// The pattern's classes are written as disjoint: blanks, controls and `INVISIBLE`.
+    #[test]
+    fn invisible_ranges_are_ordered_and_hold_no_blank_or_control() {
+        for pair in INVISIBLE.windows(2) {
+            assert!(pair[0].1 < pair[1].0, "{pair:?}");
+        }
+        for &(first, last) in INVISIBLE {
+            assert!(first <= last);
+            for c in first..=last {
+                assert!(!c.is_whitespace() && !c.is_control(), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
     fn null_clears_an_optional_field() {
         let body = json!({"phone": null});
         let mut fields = Fields::of(&body).unwrap();
@@ -315,13 +414,145 @@ mod tests {
     }
 }
 
-/// Parses a request body as JSON; malformed or empty bodies are the caller's 400.
+/// Parses a request body as JSON; malformed or empty bodies are the caller's 400, and so is an
+/// object that names a key twice, at any depth: JSON leaves its meaning open (serde_json keeps
+/// the last, other parsers the first), so a proxy or receiver could read another body than the
+/// one validated here. `details` names the key by its path, e.g. `data.items[0].id`.
 pub fn parse_json(body: &[u8]) -> Result<Value, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::invalid("Request body is required: a JSON object."));
     }
-    serde_json::from_slice(body)
-        .map_err(|error| Error::invalid(format!("Request body is not valid JSON: {error}.")))
+    let mut repeated = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = serde::de::DeserializeSeed::deserialize(
+        UniqueKeys {
+            repeated: &mut repeated,
+        },
+        &mut deserializer,
+    )
+    .and_then(|value| deserializer.end().map(|()| value));
+    match (parsed, repeated) {
+        (Ok(value), _) => Ok(value),
+        (Err(_), Some(path)) => Err(Error::Invalid {
+            message: "Request body names a key twice in one object.".to_owned(),
+            details: BTreeMap::from([(path.into_string(), "appears twice".to_owned())]),
+        }),
+        (Err(error), None) => Err(Error::invalid(format!(
+            "Request body is not valid JSON: {error}."
+        ))),
+    }
+}
+
+/// Where a repeated key was found, built from the inside out as the parse unwinds.
+struct KeyPath(Vec<String>);
+
+impl KeyPath {
+    fn into_string(self) -> String {
+        let mut path = String::new();
+        for step in self.0.into_iter().rev() {
+            if !path.is_empty() && !step.starts_with('[') {
+                path.push('.');
+            }
+            path.push_str(&step);
+        }
+        path
+    }
+}
+
+/// A `serde_json::Value` that refuses an object with a key twice (serde_json's own keeps the
+/// last). serde_json's depth limit (128) still holds: it is the deserializer's.
+struct UniqueKeys<'a> {
+    repeated: &'a mut Option<KeyPath>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(value)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
+        let mut list = Vec::new();
+        loop {
+            let item = items.next_element_seed(UniqueKeys {
+                repeated: &mut *self.repeated,
+            });
+            match item {
+                Ok(Some(value)) => list.push(value),
+                Ok(None) => return Ok(Value::Array(list)),
+                Err(error) => {
+                    if let Some(path) = self.repeated.as_mut() {
+                        path.0.push(format!("[{}]", list.len()));
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = entries.next_key::<String>()? {
+            if object.contains_key(&key) {
+                *self.repeated = Some(KeyPath(vec![key]));
+                return Err(serde::de::Error::custom("a key appears twice"));
+            }
+            let value = entries.next_value_seed(UniqueKeys {
+                repeated: &mut *self.repeated,
+            });
+            match value {
+                Ok(value) => {
+                    object.insert(key, value);
+                }
+                Err(error) => {
+                    if let Some(path) = self.repeated.as_mut() {
+                        path.0.push(key);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// `parse_json` for a route whose body may be left out: no body reads as `{}`.
@@ -346,6 +577,49 @@ mod parse_tests {
         }
         assert_eq!(parse_json(b"{\"a\":1}").unwrap()["a"], 1);
     }
+
+    fn repeated(body: &str) -> BTreeMap<String, String> {
+        match parse_json(body.as_bytes()) {
+            Err(Error::Invalid { details, .. }) => details,
+            other => panic!("expected a 400 for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_twice_in_one_object_is_refused_at_any_depth() {
+        assert_eq!(
+            repeated(r#"{"name":"a","name":"b"}"#)["name"],
+            "appears twice"
+        );
+        // The same key once decoded: an escape does not make it another key.
+        assert!(repeated(r#"{"name":"a","n\u0061me":"b"}"#).contains_key("name"));
+        assert!(
+            repeated(r#"{"event":"x","data":{"a":1,"b":{"c":1,"c":2}}}"#).contains_key("data.b.c")
+        );
+        assert!(
+            repeated(r#"{"headers":{"X-Team":"a","X-Team":"b"}}"#).contains_key("headers.X-Team")
+        );
+        assert!(repeated(r#"{"data":[{"id":1},{"id":2,"id":3}]}"#).contains_key("data[1].id"));
+        assert!(repeated(r#"[[{"a":1,"a":1}]]"#).contains_key("[0][0].a"));
+    }
+
+    #[test]
+    fn parses_what_serde_json_parses() {
+        let body = r#"{"a":[1,-2,3.5,1e300,18446744073709551615,true,null,"x\u00e9"],"b":{},"a2":{"a":{"a":1}}}"#;
+        let ours = parse_json(body.as_bytes()).unwrap();
+        let theirs: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(ours, theirs);
+        // The same keys in different objects are not repeats.
+        parse_json(br#"{"a":{"a":1},"b":{"a":2}}"#).unwrap();
+        // Trailing text, too deep a nesting and numbers out of range stay malformed JSON.
+        for body in ["{} {}", &"[".repeat(200), "[1e400]"] {
+            let error = parse_json(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&error, Error::Invalid { message, details } if message.contains("not valid JSON") && details.is_empty()),
+                "{body}: {error:?}"
+            );
+        }
+    }
 }
 
 /// JSON Schema pieces that say exactly what `Fields` accepts, for the request types of the
@@ -361,12 +635,38 @@ pub mod schema {
         r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
     /// `char::is_control`, refused inside a string, as a regex class body.
     const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+    /// White space that is not a control character: what may stand inside a string.
+    const BLANK: &str = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
-    /// A string `Fields` accepts: after trimming white space, at least one character and no
-    /// control character.
+    /// A string `Fields` accepts (`check_text`): after trimming white space, no control
+    /// character and at least one visible character. Read as: white space; invisible
+    /// characters (and blanks among them); the first visible character; anything but a control
+    /// character up to the last character that is not white space; white space.
     pub fn text_pattern() -> String {
-        let (ws, cc) = (WHITE_SPACE, CONTROL);
-        format!("^[{ws}]*[^{ws}{cc}](?:[^{cc}]*[^{ws}{cc}])?[{ws}]*$")
+        let (ws, cc, bl, inv) = (WHITE_SPACE, CONTROL, BLANK, invisible_class());
+        format!("^[{ws}]*(?:[{inv}][{bl}{inv}]*)?[^{ws}{cc}{inv}](?:[^{cc}]*[^{ws}{cc}])?[{ws}]*$")
+    }
+
+    /// `INVISIBLE` as a regex class body. Characters beyond the BMP are written as themselves:
+    /// Python's `\U0001bca0` and ECMAScript's `\u{1bca0}` have no spelling in common.
+    fn invisible_class() -> String {
+        let one = |c: char| {
+            if u32::from(c) <= 0xffff {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        };
+        super::INVISIBLE
+            .iter()
+            .map(|&(first, last)| {
+                if first == last {
+                    one(first)
+                } else {
+                    format!("{}-{}", one(first), one(last))
+                }
+            })
+            .collect()
     }
 
     /// `required_string(name, max)` / `optional_string(name, max)`: at most `max` characters.
@@ -462,6 +762,11 @@ pub mod schema {
                 (" \t ", false),
                 ("a\tb", false),
                 ("a\u{85}b", false),
+                ("\u{200b}", false),
+                (" \u{200b} \u{301} ", false),
+                ("\u{200b}x\u{200b}", true),
+                ("\u{200b}\u{85}x", false),
+                ("\u{200b}\u{2003}x", true),
             ] {
                 let body = json!({ "name": text });
                 let mut fields = Fields::of(&body).expect("an object");

@@ -51,6 +51,11 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
         Error::Unauthorized => coded(public_message(&error), UNAUTHENTICATED),
         Error::MethodNotAllowed { .. } => coded(public_message(&error), BAD_USER_INPUT),
         Error::PayloadTooLarge => coded(public_message(&error), PAYLOAD_TOO_LARGE),
+        // Refusals of the HTTP request itself, made before any resolver runs.
+        Error::UnsupportedMediaType
+        | Error::UriTooLong
+        | Error::HeadersTooLarge
+        | Error::RequestTimeout => coded(public_message(&error), BAD_USER_INPUT),
         Error::Conflict(_) => coded(public_message(&error), CONFLICT),
         Error::Internal(ref cause) => {
             tracing::error!(error = %cause, "internal error in a GraphQL resolver");

@@ -18,6 +18,10 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NotFound(_) | Error::NoRoute => StatusCode::NOT_FOUND,
         Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::UriTooLong => StatusCode::URI_TOO_LONG,
+        Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -56,6 +60,21 @@ pub fn public_message(error: &Error) -> String {
         Error::PayloadTooLarge => {
             format!("Request body exceeds {} KiB.", super::MAX_BODY_BYTES / 1024)
         }
+        Error::UnsupportedMediaType => {
+            "Request body must be JSON, sent with Content-Type: application/json.".to_owned()
+        }
+        Error::UriTooLong => format!(
+            "Request target (path and query) exceeds {} KiB.",
+            super::MAX_URI_BYTES / 1024
+        ),
+        Error::HeadersTooLarge => format!(
+            "Request line and header fields exceed {} KiB.",
+            super::MAX_HEAD_BYTES / 1024
+        ),
+        Error::RequestTimeout => format!(
+            "Request body was not received within {} s.",
+            super::BODY_READ_TIMEOUT.as_secs()
+        ),
         Error::Conflict(message) => message.clone(),
         Error::Internal(_) => "Internal server error.".to_owned(),
     }

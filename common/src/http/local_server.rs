@@ -8,17 +8,28 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONNECTION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::{Body, Request, Response};
 use tokio::net::TcpListener;
+use uuid::Uuid;
 
 use super::routes::Route;
-use super::{error, handle, MAX_BODY_BYTES};
+use super::{
+    handle, refuse, RequestId, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_BODY_BYTES,
+    MAX_HEAD_BYTES, MAX_URI_BYTES,
+};
 use crate::deps::Deps;
 use crate::error::Error;
+
+/// hyper's read buffer, and so the largest head hyper parses. Above our own limits
+/// (`MAX_URI_BYTES`, `MAX_HEAD_BYTES`), so that a head between them and this is answered by
+/// `answer`, with the envelope and a request id; only a larger one gets hyper's own bare 431.
+/// Smaller than hyper's default (about 400 KiB): a slow client holds less memory.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Serves until `shutdown` completes, then lets open requests finish (up to 10 s).
 pub async fn serve(
@@ -29,6 +40,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let state = Arc::new((deps, routes));
     let graceful = GracefulShutdown::new();
+    let mut http1 = http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(READ_BUFFER_BYTES);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -45,7 +61,7 @@ pub async fn serve(
                     let state = Arc::clone(&state);
                     async move { Ok::<_, Infallible>(answer(&state.0, &state.1, request).await) }
                 });
-                let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let connection = http1.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(error) = connection.await {
@@ -66,23 +82,35 @@ pub async fn serve(
     Ok(())
 }
 
+/// Refuses what hyper let through but API Gateway would not (a long target, a large head),
+/// reads the body within its limits, and hands the request to `handle`. Every answer carries
+/// the envelope and an `x-request-id`, made here so that a refusal before `handle` has one too.
 async fn answer(
     deps: &Deps,
     routes: &[Route],
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
-    let (parts, body) = request.into_parts();
-    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => {
+    let request_id = Uuid::new_v4().to_string();
+    let (mut parts, body) = request.into_parts();
+    if let Err(error) = check_head(&parts) {
+        return into_hyper(refuse(error, &request_id));
+    }
+    let read = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    );
+    let response = match read.await {
+        Ok(Ok(collected)) => {
             let bytes = collected.to_bytes();
             let body = if bytes.is_empty() {
                 Body::Empty
             } else {
                 Body::Binary(bytes.to_vec())
             };
+            parts.extensions.insert(RequestId(request_id));
             handle(deps, routes, Request::from_parts(parts, body)).await
         }
-        Err(cause) => {
+        Ok(Err(cause)) => {
             let error = if cause
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
@@ -91,10 +119,37 @@ async fn answer(
             } else {
                 Error::invalid("The request body could not be read.")
             };
-            error::into_response(error, "local")
+            refuse(error, &request_id)
+        }
+        Err(_) => {
+            // The rest of the body may still come: the connection cannot carry another request.
+            let mut response = refuse(Error::RequestTimeout, &request_id);
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
         }
     };
     into_hyper(response)
+}
+
+/// The request line and header fields against `MAX_URI_BYTES` and `MAX_HEAD_BYTES`.
+fn check_head(parts: &hyper::http::request::Parts) -> Result<(), Error> {
+    let target = parts.uri.to_string().len();
+    if target > MAX_URI_BYTES {
+        return Err(Error::UriTooLong);
+    }
+    // `METHOD target HTTP/1.1`, then each `name: value`.
+    let line = parts.method.as_str().len() + target + " HTTP/1.1".len() + 1;
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if line + fields > MAX_HEAD_BYTES {
+        return Err(Error::HeadersTooLarge);
+    }
+    Ok(())
 }
 
 fn into_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {

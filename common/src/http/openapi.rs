@@ -149,7 +149,9 @@ pub fn document() -> OpenApi {
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
                     "Tracks the CRM sync status of a tenant's clients and delivers signed \
-                     webhooks for CRM events. Every error is `{success:false, error, details?}`.",
+                     webhooks for CRM events. Every error is `{success:false, error, details?}`. \
+                     A request body is JSON (UTF-8, no key twice in one object), sent with \
+                     `Content-Type: application/json`.",
                 ))
                 .build(),
         )
@@ -229,7 +231,7 @@ impl Spec {
                 )
                 .build(),
         ));
-        self.errors(&[400, 413])
+        self.errors(&[400, 413, 415])
     }
 
     fn path_id(mut self, what: &str) -> Spec {
@@ -327,6 +329,7 @@ fn error_description(status: u16) -> &'static str {
         404 => "Not found (another tenant's ids are not found either).",
         409 => "A concurrent change kept winning; try again.",
         413 => "The request body is over 256 KiB, or the payload it makes is.",
+        415 => "The request has a body that is not declared as JSON: send `Content-Type: application/json`.",
         _ => "Internal error: nothing internal is shown; `requestId` identifies it in the logs.",
     }
 }

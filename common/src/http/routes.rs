@@ -38,6 +38,50 @@ pub enum Operation {
     OpenApi,
 }
 
+/// Whether an operation reads a JSON body. A body it reads must be declared as JSON
+/// (`http::is_json_media_type`); the OpenAPI document describes the same bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestBody {
+    /// No body is read (one sent is ignored).
+    None,
+    /// A body may be left out: no body reads as `{}`.
+    Optional,
+    Required,
+}
+
+impl Operation {
+    pub fn request_body(self) -> RequestBody {
+        use Operation as O;
+        match self {
+            O::UpdateSyncStatus
+            | O::CreateClient
+            | O::UpdateClient
+            | O::CreateKey
+            | O::Notify
+            | O::CreateWebhook
+            | O::UpdateWebhook
+            | O::GraphQl => RequestBody::Required,
+            O::RetryDeliveries | O::RotateWebhookSecret => RequestBody::Optional,
+            O::GetSyncStatus
+            | O::ListClients
+            | O::GetClient
+            | O::DeleteClient
+            | O::ListKeys
+            | O::DeleteKey
+            | O::ListEventTypes
+            | O::WebhookStats
+            | O::GetDelivery
+            | O::ListWebhooks
+            | O::GetWebhook
+            | O::DeleteWebhook
+            | O::TestWebhook
+            | O::ListWebhookDeliveries
+            | O::GraphiQl
+            | O::OpenApi => RequestBody::None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub method: Method,

@@ -2,8 +2,11 @@
 
 use crate::domain::auth::{generate_key, hash_key, ApiKey, Role};
 use crate::domain::tenant::Tenant;
+use crate::domain::validation::check_text;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Store};
+
+const TENANT_NAME_MAX: usize = 100;
 
 /// A new tenant and its first ADMIN key (the key is returned once, here).
 pub async fn create_tenant(
@@ -11,10 +14,8 @@ pub async fn create_tenant(
     clock: &dyn Clock,
     name: &str,
 ) -> Result<(Tenant, String)> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::invalid_field("name", "must be 1 to 100 characters"));
-    }
+    let name = check_text(name, TENANT_NAME_MAX)
+        .map_err(|message| Error::invalid_field("name", message))?;
     let now = clock.now();
     let tenant = Tenant::new(name.to_owned(), now);
     let key = generate_key();
