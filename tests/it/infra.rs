@@ -1014,8 +1014,7 @@ const POLLING: [&str; 3] = [
 ///   `mark_event_dispatched`: UpdateItem;
 /// - `write_delivery`: UpdateItem, with PutItem (the attempt) in a transaction;
 /// - `list_deliveries`: Query on gsi2; `undispatched_events`, `due_deliveries`,
-///   `failed_deliveries`: Query on gsi1; `list_deliveries` and `due_deliveries` read payloads by
-///   key with BatchGetItem.
+///   `failed_deliveries`: Query on gsi1; none of them reads a payload.
 ///
 /// A change to what a use case or a Store method calls changes rows here and the template.
 #[rustfmt::skip]
@@ -1037,10 +1036,10 @@ const GRANTS: &[Grant] = &[
     grant("webhook",               &["GetItem", "PutItem", "DeleteItem"],                                                          &[],       &[]),
     grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &[]),
     grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
-    grant("webhook-deliveries",    &["GetItem", "BatchGetItem"],                                                                   &["gsi2"], &[]),
-    grant("graphql",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem", "BatchWriteItem"], &["gsi2"], &["SendMessage"]),
+    grant("webhook-deliveries",    &["GetItem"],                                                                                   &["gsi2"], &[]),
+    grant("graphql",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchWriteItem"],                 &["gsi2"], &["SendMessage"]),
     grant("worker",                &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &["gsi1"], &["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]),
-    grant("sweeper",               &["PutItem", "UpdateItem", "Query", "BatchGetItem", "BatchWriteItem"],                          &["gsi1"], &["SendMessage"]),
+    grant("sweeper",               &["PutItem", "UpdateItem", "Query", "BatchWriteItem"],                                          &["gsi1"], &["SendMessage"]),
 ];
 
 fn expected_grants(grant: &Grant) -> BTreeSet<(String, Target)> {
