@@ -204,6 +204,36 @@ mod tests {
     }
 
     #[test]
+    fn fair_shares_are_positive_counts_with_defaults() {
+        let c = with_table(Mode::Production, &[]).unwrap();
+        assert_eq!(c.delivery.fair_share, FairShare::default());
+        let c = with_table(
+            Mode::Production,
+            &[
+                ("CRM_MAX_IN_FLIGHT_PER_TENANT", "8"),
+                ("CRM_MAX_IN_FLIGHT_PER_ENDPOINT", " 2 "),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.delivery.fair_share,
+            FairShare {
+                per_tenant: 8,
+                per_endpoint: 2
+            }
+        );
+        for bad in ["0", "-1", "many"] {
+            let error = with_table(Mode::Production, &[("CRM_MAX_IN_FLIGHT_PER_TENANT", bad)])
+                .map(|_| ())
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("CRM_MAX_IN_FLIGHT_PER_TENANT"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn picks_aws_only_when_a_table_is_named() {
         let c = config(
             Mode::Production,
