@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admission::Admission;
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
@@ -39,6 +40,8 @@ pub struct Deps {
     pub settings: Arc<DeliverySettings>,
     /// Keys this process has verified lately (service::auth).
     pub keys: Arc<KeyCache>,
+    /// Places for GraphQL requests running at once, in all and per tenant.
+    pub admission: Arc<Admission>,
 }
 
 impl Deps {
@@ -55,6 +58,7 @@ impl Deps {
             clock: Arc::new(SystemClock),
             settings: Arc::new(settings),
             keys: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
+            admission: Arc::new(Admission::default()),
         }
     }
 }

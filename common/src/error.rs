@@ -28,6 +28,10 @@ pub enum Error {
     MethodNotAllowed { allow: Vec<String> },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// More requests are running than this process (or the caller's tenant) may run at once,
+    /// and none ended within a short wait: try again after `retry_after_secs`.
+    #[error("too many requests at once")]
+    TooManyRequests { retry_after_secs: u64 },
     /// A conditional write lost to a concurrent one; the use case may retry.
     #[error("{0}")]
     Conflict(String),

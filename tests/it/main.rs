@@ -13,6 +13,7 @@ mod delivery;
 mod graphql;
 mod infra;
 mod invariant;
+mod isolation;
 mod lambda_events;
 mod layers;
 mod local;

@@ -193,7 +193,7 @@ impl DeliveryNode {
         let attempts = match &self.loaded_attempts {
             Some(attempts) => attempts.clone(),
             None => {
-                let (deps, caller) = scope(ctx)?;
+                let (deps, caller, _slot) = scope(ctx).await?;
                 let id = self.id.parse().map_err(|_| {
                     super::error::field_error(ctx, crate::error::Error::internal("delivery id"))
                 })?;
@@ -260,7 +260,11 @@ fn edges<T, N>(
         .collect();
     let info = PageInfo {
         has_next_page: page.next_cursor.is_some(),
-        end_cursor: edges.last().map(|(cursor, _)| cursor.clone()),
+        // A filtered page may be empty and still have a next one: it continues where it looked.
+        end_cursor: edges
+            .last()
+            .map(|(cursor, _)| cursor.clone())
+            .or(page.next_cursor),
         has_previous_page: asked_after,
         start_cursor: edges.first().map(|(cursor, _)| cursor.clone()),
     };

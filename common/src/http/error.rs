@@ -1,6 +1,6 @@
 //! The one place where errors become HTTP: `{success:false, error, details?}` with the right status.
 
-use lambda_http::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use lambda_http::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use std::collections::BTreeMap;
@@ -18,6 +18,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NotFound(_) | Error::NoRoute => StatusCode::NOT_FOUND,
         Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -55,6 +56,9 @@ pub fn public_message(error: &Error) -> String {
         Error::MethodNotAllowed { .. } => "Method not allowed for this path.".to_owned(),
         Error::PayloadTooLarge => {
             format!("Request body exceeds {} KiB.", super::MAX_BODY_BYTES / 1024)
+        }
+        Error::TooManyRequests { retry_after_secs } => {
+            format!("Too many requests are running at once; retry in {retry_after_secs} s.")
         }
         Error::Conflict(message) => message.clone(),
         Error::Internal(_) => "Internal server error.".to_owned(),
@@ -100,6 +104,11 @@ pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
             if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
                 response.headers_mut().insert(ALLOW, value);
             }
+        }
+        Error::TooManyRequests { retry_after_secs } => {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         _ => {}
     }
