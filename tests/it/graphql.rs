@@ -25,6 +25,7 @@ crate::on_both_stores!(
     a_filtered_list_looks_at_one_store_page_and_pays_for_it,
     a_tenant_over_its_share_waits_then_gets_429_while_others_are_served,
     a_request_past_its_time_budget_is_stopped_with_timeout,
+    header_values_are_masked_for_keys_that_may_not_change_webhooks,
 );
 
 const WEBHOOK_FIELDS: &str = "id url description events headers { name value } active maxRetries \
@@ -1200,6 +1201,56 @@ async fn a_request_past_its_time_budget_is_stopped_with_timeout(backend: Backend
         error_codes(&reply),
         [("TIMEOUT".to_owned(), None)],
         "{reply}"
+    );
+}
+
+async fn header_values_are_masked_for_keys_that_may_not_change_webhooks(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (tenant, admin) = app.tenant_with(Role::Admin).await;
+    let created = data(
+        &app,
+        &admin,
+        CREATE,
+        json!({"input": {"url": "https://example.com/h", "events": ["*"],
+            "headers": [{"name": "Authorization", "value": "Bearer receiver-token"}]}}),
+    )
+    .await;
+    let id = created["createWebhook"]["webhook"]["id"].clone();
+    let one = "query W($id: ID!) { webhook(id: $id) { headers { name value } } }";
+    let list = "{ webhooks { edges { node { headers { name value } } } } }";
+    let filtered =
+        "{ webhooks(filter: {active: true}) { edges { node { headers { name value } } } } }";
+    for role in Role::ALL {
+        let key = app.key_for(tenant, role).await;
+        let expected = if role.can(common::domain::auth::Permission::WebhookUpdate) {
+            "Bearer receiver-token"
+        } else {
+            "********"
+        };
+        let shown = json!([{"name": "authorization", "value": expected}]);
+        let got = data(&app, &key, one, json!({ "id": id })).await;
+        assert_eq!(got["webhook"]["headers"], shown, "{role:?}");
+        for query in [list, filtered] {
+            let got = data(&app, &key, query, json!({})).await;
+            assert_eq!(
+                got["webhooks"]["edges"][0]["node"]["headers"], shown,
+                "{role:?}"
+            );
+        }
+    }
+    // A manager who sends the masked list back keeps the value.
+    let manager = app.key_for(tenant, Role::Manager).await;
+    data(
+        &app,
+        &manager,
+        "mutation U($id: ID!) { updateWebhook(id: $id, input: {headers: [{name: \"authorization\", value: \"********\"}]}) { webhook { id } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let got = data(&app, &manager, one, json!({ "id": id })).await;
+    assert_eq!(
+        got["webhook"]["headers"][0]["value"],
+        "Bearer receiver-token"
     );
 }
 

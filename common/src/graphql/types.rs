@@ -47,6 +47,8 @@ impl ScalarType for DateTime {
 pub struct WebhookHeader {
     /// Lowercase header name.
     pub name: String,
+    /// `********` for keys whose role lacks WEBHOOK_UPDATE. Sent back as is in
+    /// `updateWebhook`, it keeps the value.
     pub value: String,
 }
 

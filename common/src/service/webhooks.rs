@@ -33,13 +33,19 @@ pub async fn create_webhook(deps: &Deps, caller: &Caller, body: &[u8]) -> Result
     deps.store.create_webhook(&webhook).await?;
     Ok(WithSecret {
         secret: webhook.secret.clone(),
-        webhook,
+        webhook: shown_to(caller, webhook),
     })
+}
+
+/// Every webhook a use case answers goes through here: header values are write-only for roles
+/// that may not change webhooks (`Webhook::as_seen_by`).
+fn shown_to(caller: &Caller, webhook: Webhook) -> Webhook {
+    webhook.as_seen_by(caller.role)
 }
 
 pub async fn get_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Webhook> {
     caller.require(Permission::WebhookRead)?;
-    load(deps, caller.tenant_id, id).await
+    Ok(shown_to(caller, load(deps, caller.tenant_id, id).await?))
 }
 
 pub async fn list_webhooks(
@@ -48,7 +54,15 @@ pub async fn list_webhooks(
     page: PageRequest,
 ) -> Result<Page<Webhook>> {
     caller.require(Permission::WebhookRead)?;
-    deps.store.list_webhooks(caller.tenant_id, page).await
+    let page = deps.store.list_webhooks(caller.tenant_id, page).await?;
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|w| shown_to(caller, w))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
 }
 
 /// Narrows a listing: by `active`, and to the webhooks that receive `event`; with `*` or
@@ -114,7 +128,7 @@ pub async fn list_filtered_webhooks(
         None
     };
     Ok(Page {
-        items: found,
+        items: found.into_iter().map(|w| shown_to(caller, w)).collect(),
         next_cursor: next.map(encode_cursor),
     })
 }
@@ -133,7 +147,7 @@ pub async fn update_webhook(
         if after != before {
             deps.store.update_webhook(before.version, &after).await?;
         }
-        Ok(after)
+        Ok(shown_to(caller, after))
     })
     .await
 }
@@ -201,7 +215,7 @@ pub async fn rotate_secret(
         Ok(RotatedSecret {
             secret: after.secret.clone(),
             previous_secret_expires_at: after.overlap_ends_at(now).unwrap_or(now),
-            webhook: after,
+            webhook: shown_to(caller, after),
         })
     })
     .await
