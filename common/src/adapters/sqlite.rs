@@ -300,7 +300,7 @@ const STATEMENT_CACHE: usize = 128;
 impl SqliteStore {
     /// Opens (creating if needed) the store file in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir).map_err(Error::internal)?;
+        create_private(dir).map_err(Error::internal)?;
         let mut conn = Connection::open(dir.join(DB_FILE))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL with NORMAL survives a killed process; only an OS crash can lose the last commits.
@@ -356,6 +356,43 @@ impl SqliteStore {
         visibility_timeout: std::time::Duration,
     ) -> super::sqlite_queue::SqliteQueue {
         super::sqlite_queue::SqliteQueue::new(Arc::clone(&self.writer), visibility_timeout)
+    }
+}
+
+/// The store's files hold every tenant's data, webhook secrets and header values: they are the
+/// owner's only (0600), and so is a directory made for them (0700). SQLite makes the `-wal` and
+/// `-shm` files with the database file's mode, so the database file is made first, with 0600; a
+/// file an earlier version made is narrowed to it. A directory that exists is left as it is:
+/// the operator chose it (`CRM_DATA_DIR`), and the files in it are closed anyway.
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(dir.join(DB_FILE))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.join(format!("{DB_FILE}{suffix}"));
+            match std::fs::metadata(&file) {
+                Ok(found) if found.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
     }
 }
 
