@@ -180,3 +180,19 @@ fn opening_the_store_narrows_files_an_earlier_version_made() {
     drop(common::adapters::sqlite::SqliteStore::open(dir.path()).unwrap());
     assert_eq!(mode_of(&file), 0o600);
 }
+
+/// A dev key a person chose is short: `GET /api/keys` shows at most four of its characters.
+#[tokio::test]
+async fn a_short_dev_key_is_not_told_by_its_prefix() {
+    let store = LocalStore::sqlite();
+    let key = "dev-secret";
+    let mut running = store.start(&[("CRM_DEV_API_KEY", key)]).await;
+    let (status, body) = running.get("/api/keys", key).await;
+    assert_eq!(status, 200, "{body}");
+    let prefix = body["items"][0]["prefix"].as_str().unwrap();
+    assert!(
+        prefix.len() <= 4 && key.starts_with(prefix),
+        "prefix {prefix:?}"
+    );
+    assert!(running.interrupt());
+}
