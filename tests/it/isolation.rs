@@ -1,5 +1,6 @@
 //! One tenant cannot hurt another: while a key sends the most expensive GraphQL documents it
-//! can, another tenant's `GET /api/crm/sync-status` stays fast.
+//! can, another tenant's `GET /api/crm/sync-status` stays fast. Run with `--nocapture` for the
+//! figures; those measured before and after the limits are in docs/architecture.md §Limits.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
