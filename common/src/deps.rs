@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admission::Admission;
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
@@ -45,6 +46,8 @@ pub struct Deps {
     pub keys: Arc<KeyCache>,
     /// The attempts this process runs, by tenant and endpoint (service::fairness).
     pub in_flight: Arc<InFlight>,
+    /// Places for GraphQL requests running at once, in all and per tenant.
+    pub admission: Arc<Admission>,
 }
 
 impl Deps {
@@ -62,6 +65,7 @@ impl Deps {
             in_flight: Arc::new(InFlight::new(settings.fair_share)),
             settings: Arc::new(settings),
             keys: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
+            admission: Arc::new(Admission::default()),
         }
     }
 }

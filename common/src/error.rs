@@ -40,6 +40,10 @@ pub enum Error {
     /// The body did not arrive in time (crm-local; API Gateway has its own limits).
     #[error("request body not received in time")]
     RequestTimeout,
+    /// More requests are running than this process (or the caller's tenant) may run at once,
+    /// and none ended within a short wait: try again after `retry_after_secs`.
+    #[error("too many requests at once")]
+    TooManyRequests { retry_after_secs: u64 },
     /// A conditional write lost to a concurrent one; the use case may retry.
     #[error("{0}")]
     Conflict(String),

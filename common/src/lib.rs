@@ -1,6 +1,7 @@
 //! The CRM sync-status and webhook service: everything but the thin Lambda `main`s.
 
 pub mod adapters;
+pub mod admission;
 pub mod config;
 pub mod deps;
 pub mod domain;

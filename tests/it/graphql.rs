@@ -2,7 +2,10 @@
 //! the role × operation matrix, tenant isolation, pagination, a signed test delivery to a real
 //! receiver, validation errors, limits, and the SDL kept in `infra/schema.graphql`.
 
-use common::domain::auth::Role;
+use std::time::Duration;
+
+use common::domain::auth::{Caller, Role};
+use common::graphql::limits::TimeBudgets;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -18,6 +21,11 @@ crate::on_both_stores!(
     test_webhook_reaches_a_receiver_that_verifies_both_signatures,
     invalid_input_is_bad_user_input_naming_the_field,
     deep_huge_batched_and_malformed_requests_are_refused,
+    root_fields_are_bounded_in_all_and_per_field,
+    a_filtered_list_looks_at_one_store_page_and_pays_for_it,
+    a_tenant_over_its_share_waits_then_gets_429_while_others_are_served,
+    a_request_past_its_time_budget_is_stopped_with_timeout,
+    header_values_are_masked_for_keys_that_may_not_change_webhooks,
 );
 
 const WEBHOOK_FIELDS: &str = "id url description events headers { name value } active maxRetries \
@@ -876,7 +884,7 @@ async fn deep_huge_batched_and_malformed_requests_are_refused(backend: Backend) 
     );
 
     // Too costly: many aliases of full pages.
-    let huge: String = (0..60)
+    let huge: String = (0..20)
         .map(|n| format!("a{n}: webhooks(first: 100) {{ edges {{ node {{ id url events }} }} }} "))
         .collect();
     let error = only_error(
@@ -981,6 +989,269 @@ async fn deep_huge_batched_and_malformed_requests_are_refused(backend: Backend) 
             .await;
         assert_error(status, &reply, StatusCode::UNAUTHORIZED);
     }
+}
+
+/// `n` aliases `a0`, `a1`, … of `field`.
+fn aliases(field: &str, n: usize) -> String {
+    named_aliases("a", field, n)
+}
+
+/// `n` aliases `<prefix>0`, `<prefix>1`, … of `field`.
+fn named_aliases(prefix: &str, field: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{prefix}{i}: {field} ")).collect()
+}
+
+async fn root_fields_are_bounded_in_all_and_per_field(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::ReadOnly).await;
+    let sync = "syncStatus { totalClients }";
+
+    let twenty = data(
+        &app,
+        &key,
+        &format!("{{ {} }}", aliases(sync, 20)),
+        json!({}),
+    )
+    .await;
+    assert_eq!(twenty.as_object().unwrap().len(), 20);
+    let error = only_error(
+        &app,
+        &key,
+        &format!("{{ {} }}", aliases(sync, 21)),
+        json!({}),
+        "GRAPHQL_VALIDATION_FAILED",
+    )
+    .await;
+    assert!(
+        error["message"].as_str().unwrap().contains("`syncStatus`"),
+        "{error}"
+    );
+
+    // The report's documents: 1,600 filtered lists, 2,400 `syncStatus`.
+    let filtered = r#"webhooks(first: 1, filter: {event: "lead.created"}) { edges { cursor } }"#;
+    for (field, n) in [(filtered, 1600), (sync, 2400)] {
+        let document = format!("{{ {} }}", aliases(field, n));
+        only_error(
+            &app,
+            &key,
+            &document,
+            json!({}),
+            "GRAPHQL_VALIDATION_FAILED",
+        )
+        .await;
+    }
+
+    // Fifty in all run; one more is refused, and so are repeats through fragments.
+    let fifty = format!(
+        "{} {} {}",
+        aliases(sync, 20),
+        named_aliases("e", "webhookEvents { name }", 20),
+        named_aliases("t", "webhookStats { total }", 10),
+    );
+    data(&app, &key, &format!("{{ {fifty} }}"), json!({})).await;
+    let error = only_error(
+        &app,
+        &key,
+        &format!("{{ {fifty} __typename }}"),
+        json!({}),
+        "GRAPHQL_VALIDATION_FAILED",
+    )
+    .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("50 root fields"),
+        "{error}"
+    );
+    let spread = format!(
+        "query {{ ...F ...F ...F }} fragment F on Query {{ {} }}",
+        aliases(sync, 7)
+    );
+    only_error(&app, &key, &spread, json!({}), "GRAPHQL_VALIDATION_FAILED").await;
+}
+
+async fn a_filtered_list_looks_at_one_store_page_and_pays_for_it(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    // 120 webhooks; only the last receives `lead.created`.
+    let mut last = String::new();
+    for n in 0..120 {
+        let events = if n == 119 {
+            "lead.created"
+        } else {
+            "client.created"
+        };
+        let (status, created) = app
+            .post(
+                "/api/webhooks",
+                &key,
+                &json!({"url": format!("https://example.com/{n}"), "events": [events]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        last = created["id"].as_str().unwrap().to_owned();
+    }
+    // The first page looks at 100, finds none, and says where the next look starts.
+    let first = data(
+        &app,
+        &key,
+        PAGE,
+        json!({"first": 10, "filter": {"event": "lead.created"}}),
+    )
+    .await["webhooks"]
+        .clone();
+    assert_eq!(first["edges"], json!([]), "{first}");
+    assert_eq!(first["pageInfo"]["hasNextPage"], true, "{first}");
+    assert!(first["pageInfo"]["endCursor"].is_string(), "{first}");
+    let (ids, sizes) = walk(&app, &key, 10, json!({"event": "lead.created"})).await;
+    assert_eq!((ids, sizes), (vec![last], vec![0, 1]));
+
+    // Nine full pages are within the complexity limit; nine filtered ones are not: each also
+    // pays for the 100 webhooks it may look at.
+    let pages = |filter: &str| -> String {
+        let page =
+            format!("webhooks(first: 100{filter}) {{ edges {{ node {{ id url events }} }} }}");
+        format!("{{ {} }}", aliases(&page, 9))
+    };
+    data(&app, &key, &pages(""), json!({})).await;
+    let error = only_error(
+        &app,
+        &key,
+        &pages(", filter: {active: true}"),
+        json!({}),
+        "GRAPHQL_VALIDATION_FAILED",
+    )
+    .await;
+    assert!(
+        error["message"].as_str().unwrap().contains("complex"),
+        "{error}"
+    );
+}
+
+/// A GraphQL request as `handle` answers it, headers included.
+async fn graphql_response(
+    app: &TestApp,
+    key: &str,
+    query: &str,
+) -> lambda_http::Response<lambda_http::Body> {
+    let request = lambda_http::http::Request::builder()
+        .method(Method::POST)
+        .uri("/graphql")
+        .header("authorization", format!("Bearer {key}"))
+        .body(lambda_http::Body::Text(
+            json!({ "query": query }).to_string(),
+        ))
+        .unwrap();
+    common::http::handle(&app.deps, common::http::routes::ROUTES, request).await
+}
+
+async fn a_tenant_over_its_share_waits_then_gets_429_while_others_are_served(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (tenant, key) = app.tenant_with(Role::ReadOnly).await;
+    let (_, other) = app.tenant_with(Role::ReadOnly).await;
+    let query = "{ syncStatus { totalClients } }";
+    let mut held = Vec::new();
+    for _ in 0..common::admission::TENANT_LIMIT {
+        held.push(app.deps.admission.admit(tenant).await.unwrap());
+    }
+
+    let response = graphql_response(&app, &key, query).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_error(response.status(), &body, StatusCode::TOO_MANY_REQUESTS);
+
+    data(&app, &other, query, json!({})).await;
+    drop(held);
+    data(&app, &key, query, json!({})).await;
+}
+
+async fn a_request_past_its_time_budget_is_stopped_with_timeout(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (tenant, key) = app.tenant_with(Role::Admin).await;
+    let silent = Receiver::start(Reply::Hang).await;
+    let (webhook, _) = create(&app, &key, &silent.url, &["client.created"]).await;
+    let caller = Caller {
+        tenant_id: tenant,
+        key_id: uuid::Uuid::now_v7(),
+        role: Role::Admin,
+    };
+    let budgets = TimeBudgets {
+        query: Duration::from_secs(10),
+        mutation: Duration::from_millis(300),
+    };
+    let body = json!({
+        "query": "mutation T($id: ID!) { testWebhook(id: $id) { success } }",
+        "variables": {"id": webhook},
+    })
+    .to_string();
+    let started = std::time::Instant::now();
+    let response = common::graphql::execute_within(&app.deps, &caller, body.as_bytes(), budgets)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "stopped at its budget"
+    );
+    assert_eq!(response.status(), StatusCode::OK);
+    let reply: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(reply["data"], Value::Null, "{reply}");
+    assert_eq!(
+        error_codes(&reply),
+        [("TIMEOUT".to_owned(), None)],
+        "{reply}"
+    );
+}
+
+async fn header_values_are_masked_for_keys_that_may_not_change_webhooks(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (tenant, admin) = app.tenant_with(Role::Admin).await;
+    let created = data(
+        &app,
+        &admin,
+        CREATE,
+        json!({"input": {"url": "https://example.com/h", "events": ["*"],
+            "headers": [{"name": "Authorization", "value": "Bearer receiver-token"}]}}),
+    )
+    .await;
+    let id = created["createWebhook"]["webhook"]["id"].clone();
+    let one = "query W($id: ID!) { webhook(id: $id) { headers { name value } } }";
+    let list = "{ webhooks { edges { node { headers { name value } } } } }";
+    let filtered =
+        "{ webhooks(filter: {active: true}) { edges { node { headers { name value } } } } }";
+    for role in Role::ALL {
+        let key = app.key_for(tenant, role).await;
+        let expected = if role.can(common::domain::auth::Permission::WebhookUpdate) {
+            "Bearer receiver-token"
+        } else {
+            "********"
+        };
+        let shown = json!([{"name": "authorization", "value": expected}]);
+        let got = data(&app, &key, one, json!({ "id": id })).await;
+        assert_eq!(got["webhook"]["headers"], shown, "{role:?}");
+        for query in [list, filtered] {
+            let got = data(&app, &key, query, json!({})).await;
+            assert_eq!(
+                got["webhooks"]["edges"][0]["node"]["headers"], shown,
+                "{role:?}"
+            );
+        }
+    }
+    // A manager who sends the masked list back keeps the value.
+    let manager = app.key_for(tenant, Role::Manager).await;
+    data(
+        &app,
+        &manager,
+        "mutation U($id: ID!) { updateWebhook(id: $id, input: {headers: [{name: \"authorization\", value: \"********\"}]}) { webhook { id } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let got = data(&app, &manager, one, json!({ "id": id })).await;
+    assert_eq!(
+        got["webhook"]["headers"][0]["value"],
+        "Bearer receiver-token"
+    );
 }
 
 /// GraphiQL needs no key: it is a page that asks for one.

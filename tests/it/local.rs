@@ -143,3 +143,61 @@ async fn crm_admin_creates_tables_and_a_tenant_on_dynamodb() {
         .expect("the printed key authenticates");
     assert_eq!(found.role, common::domain::auth::Role::Admin);
 }
+
+/// The mode bits of a path.
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The store holds every tenant's data, webhook secrets and header values: a data directory
+/// crm-local makes is its owner's only, and so are the database, WAL and shared-memory files.
+#[tokio::test]
+async fn a_new_data_dir_and_its_files_are_the_owners_only() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("new").join("crm-data");
+    let data_dir = dir.to_str().unwrap().to_owned();
+    let store = LocalStore::sqlite();
+    let key = "files-test-key-0123456789abcdef0123";
+    let mut running = store
+        .start(&[("CRM_DATA_DIR", &data_dir), ("CRM_DEV_API_KEY", key)])
+        .await;
+    let (status, body) = running
+        .post("/api/clients", key, &json!({"name": "Ada"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(mode_of(&dir), 0o700);
+    assert_eq!(mode_of(&parent.path().join("new")), 0o700);
+    for file in ["crm.sqlite3", "crm.sqlite3-wal", "crm.sqlite3-shm"] {
+        assert_eq!(mode_of(&dir.join(file)), 0o600, "{file}");
+    }
+    assert!(running.interrupt());
+}
+
+/// An earlier version made the files with the umask's mode: opening the store narrows them.
+#[test]
+fn opening_the_store_narrows_files_an_earlier_version_made() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    drop(common::adapters::sqlite::SqliteStore::open(dir.path()).unwrap());
+    let file = dir.path().join("crm.sqlite3");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(common::adapters::sqlite::SqliteStore::open(dir.path()).unwrap());
+    assert_eq!(mode_of(&file), 0o600);
+}
+
+/// A dev key a person chose is short: `GET /api/keys` shows at most four of its characters.
+#[tokio::test]
+async fn a_short_dev_key_is_not_told_by_its_prefix() {
+    let store = LocalStore::sqlite();
+    let key = "dev-secret";
+    let mut running = store.start(&[("CRM_DEV_API_KEY", key)]).await;
+    let (status, body) = running.get("/api/keys", key).await;
+    assert_eq!(status, 200, "{body}");
+    let prefix = body["items"][0]["prefix"].as_str().unwrap();
+    assert!(
+        prefix.len() <= 4 && key.starts_with(prefix),
+        "prefix {prefix:?}"
+    );
+    assert!(running.interrupt());
+}

@@ -14,6 +14,7 @@ mod fairness;
 mod graphql;
 mod infra;
 mod invariant;
+mod isolation;
 mod lambda_events;
 mod layers;
 mod local;

@@ -1,7 +1,10 @@
 //! The embedded store: one SQLite file (WAL) under `CRM_DATA_DIR`, for `crm-local`.
 //!
 //! rusqlite is synchronous: reads run on the blocking pool on a few reader connections, writes
-//! on the one writer thread (`sqlite_writer`), each atomic in its own savepoint.
+//! on the one writer thread (`sqlite_writer`), each atomic in its own savepoint. A read waits for
+//! a free reader connection before it takes a blocking-pool thread, so however many reads are
+//! asked for at once, at most `READERS` threads run them (2,400 `syncStatus` aliases in one
+//! GraphQL document used to park one thread each on a connection's lock: 512 threads).
 //!
 //! Except the worker's two reads per delivery (the delivery, its webhook): they run on the writer
 //! too. Every commit invalidates a reader connection's whole page cache (WAL), so while
@@ -11,12 +14,12 @@
 //! largest cost).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::sqlite_webhooks as rows;
@@ -228,13 +231,64 @@ ALTER TABLE outbox ADD COLUMN occurred_at TEXT;
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: Arc<Writer>,
-    readers: Arc<Vec<SharedConnection>>,
-    next_reader: Arc<AtomicUsize>,
+    readers: Arc<Readers>,
 }
 
 const READERS: usize = 4;
 
-type SharedConnection = Arc<Mutex<Connection>>;
+/// The reader connections not in use, and one permit for each.
+struct Readers {
+    free: Mutex<Vec<Connection>>,
+    available: Arc<Semaphore>,
+}
+
+/// A reader connection taken for one read; it goes back to the pool when dropped, even when the
+/// read panicked, and only then is its permit released.
+struct Lease {
+    conn: Option<Connection>,
+    readers: Arc<Readers>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Readers {
+    fn new(connections: Vec<Connection>) -> Readers {
+        Readers {
+            available: Arc::new(Semaphore::new(connections.len())),
+            free: Mutex::new(connections),
+        }
+    }
+
+    /// Waits (asynchronously) for a free connection.
+    async fn lease(self: &Arc<Readers>) -> Result<Lease> {
+        let permit = Arc::clone(&self.available)
+            .acquire_owned()
+            .await
+            .map_err(Error::internal)?;
+        let conn = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .ok_or_else(|| Error::internal("a reader permit without a free connection"))?;
+        Ok(Lease {
+            conn: Some(conn),
+            readers: Arc::clone(self),
+            _permit: permit,
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.readers
+                .free
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+}
 
 impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Error {
@@ -249,7 +303,7 @@ const STATEMENT_CACHE: usize = 128;
 impl SqliteStore {
     /// Opens (creating if needed) the store file in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir).map_err(Error::internal)?;
+        create_private(dir).map_err(Error::internal)?;
         let mut conn = Connection::open(dir.join(DB_FILE))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL with NORMAL survives a killed process; only an OS crash can lose the last commits.
@@ -266,24 +320,28 @@ impl SqliteStore {
                 )?;
                 reader.busy_timeout(std::time::Duration::from_secs(5))?;
                 reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                Ok(Arc::new(Mutex::new(reader)))
+                Ok(reader)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(SqliteStore {
             writer: Arc::new(Writer::start(conn, &dir.join(DB_FILE))?),
-            readers: Arc::new(readers),
-            next_reader: Arc::new(AtomicUsize::new(0)),
+            readers: Arc::new(Readers::new(readers)),
         })
     }
 
-    /// Runs a read on one of the reader connections, in turn.
+    /// Runs a read on a free reader connection, on the blocking pool.
     async fn read<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        run_blocking(&self.readers[index], work).await
+        let mut lease = self.readers.lease().await?;
+        tokio::task::spawn_blocking(move || match lease.conn.as_mut() {
+            Some(conn) => work(conn),
+            None => Err(Error::internal("a reader lease without its connection")),
+        })
+        .await
+        .map_err(Error::internal)?
     }
 
     /// Runs a write on the writer thread; it is atomic and committed when this returns.
@@ -304,21 +362,41 @@ impl SqliteStore {
     }
 }
 
-/// Runs a read on the blocking pool with its connection locked.
-async fn run_blocking<T, F>(conn: &SharedConnection, work: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-{
-    let conn = Arc::clone(conn);
-    tokio::task::spawn_blocking(move || {
-        let mut guard = conn
-            .lock()
-            .map_err(|_| Error::internal("the SQLite connection lock is poisoned"))?;
-        work(&mut guard)
-    })
-    .await
-    .map_err(Error::internal)?
+/// The store's files hold every tenant's data, webhook secrets and header values: they are the
+/// owner's only (0600), and so is a directory made for them (0700). SQLite makes the `-wal` and
+/// `-shm` files with the database file's mode, so the database file is made first, with 0600; a
+/// file an earlier version made is narrowed to it. A directory that exists is left as it is:
+/// the operator chose it (`CRM_DATA_DIR`), and the files in it are closed anyway.
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(dir.join(DB_FILE))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.join(format!("{DB_FILE}{suffix}"));
+            match std::fs::metadata(&file) {
+                Ok(found) if found.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {

@@ -115,7 +115,8 @@ pub struct ApiKey {
     pub tenant_id: Uuid,
     pub name: String,
     pub role: Role,
-    /// The first characters of the key, so a person can tell keys apart.
+    /// The first characters of the key, so a person can tell keys apart: 12 of a generated
+    /// key, at most 4 of a key shorter than 32 characters (a dev key a person chose).
     pub prefix: String,
     #[serde(skip)]
     pub key_hash: String,
@@ -143,6 +144,11 @@ impl Caller {
 
 const KEY_PREFIX: &str = "crm_";
 const PREFIX_SHOWN: usize = KEY_PREFIX.len() + 8;
+/// Keys shorter than this were chosen by a person (`CRM_DEV_API_KEY`, e.g. `dev-secret`), not
+/// generated (47 characters): their stored prefix shows at most [`SHORT_KEY_PREFIX_SHOWN`]
+/// characters, and never more than a quarter of the key, so listing keys does not tell them.
+const SHORT_KEY: usize = 32;
+const SHORT_KEY_PREFIX_SHOWN: usize = 4;
 
 /// A new random key (256 bits), as shown once to its owner.
 pub fn generate_key() -> String {
@@ -156,8 +162,15 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// The first characters of a key, stored so a person can tell keys apart.
 pub fn key_prefix(key: &str) -> String {
-    key.chars().take(PREFIX_SHOWN).collect()
+    let length = key.chars().count();
+    let shown = if length < SHORT_KEY {
+        SHORT_KEY_PREFIX_SHOWN.min(length / 4)
+    } else {
+        PREFIX_SHOWN
+    };
+    key.chars().take(shown).collect()
 }
 
 impl ApiKey {
@@ -240,5 +253,19 @@ mod tests {
         assert_ne!(stored.key_hash, hash_key(&second));
         assert!(!stored.key_hash.contains(&first[4..]));
         assert_eq!(stored.prefix, first[..12]);
+    }
+
+    #[test]
+    fn a_short_key_chosen_by_a_person_keeps_all_but_a_few_characters_to_itself() {
+        for (key, prefix) in [
+            ("dev-secret", "de"),
+            ("dev-key-for-scripts", "dev-"),
+            ("abc", ""),
+            ("0123456789abcdef0123456789abcde", "0123"),
+        ] {
+            assert_eq!(key_prefix(key), prefix, "{key}");
+        }
+        let chosen = "0123456789abcdef0123456789abcdef";
+        assert_eq!(key_prefix(chosen), chosen[..12], "32 characters and more");
     }
 }

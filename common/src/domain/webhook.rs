@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::auth::{Permission, Role};
 use super::catalogue::{is_valid_pattern, pattern_matches, WEBHOOK_TEST};
 use super::signature::{secret_key_bytes, SECRET_PREFIX};
 use super::target::{check_url, url_pattern, MAX_URL_LEN};
@@ -39,6 +40,8 @@ pub struct Webhook {
     pub url: String,
     pub description: Option<String>,
     pub events: Vec<String>,
+    /// Custom headers sent with every delivery. Their values read `********` for keys whose
+    /// role lacks WEBHOOK_UPDATE; sent back in a PATCH, `********` keeps the value.
     pub headers: BTreeMap<String, String>,
     pub active: bool,
     pub max_retries: u32,
@@ -262,6 +265,11 @@ fn is_reserved_header(name: &str) -> bool {
 
 const HEADER_VALUE_MAX: usize = 1024;
 
+/// A custom header's value as a key whose role may not change webhooks (no `WEBHOOK_UPDATE`)
+/// reads it: header values often carry the receiver's credentials, which the README tells
+/// users to put there. Sent back in a PATCH, it keeps the value the header has.
+pub const MASKED_HEADER_VALUE: &str = "********";
+
 /// Headers the service sets or that would break the request; never taken from the config.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
@@ -287,13 +295,33 @@ fn is_token(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// The headers of a body, checked. `kept`: the headers of the webhook a PATCH changes, whose
+/// values a masked value keeps (a client may send back the list it was shown).
 fn check_headers(
     fields: &mut Fields<'_>,
     headers: &BTreeMap<String, String>,
+    kept: Option<&BTreeMap<String, String>>,
 ) -> BTreeMap<String, String> {
     let mut clean = BTreeMap::new();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
+        let value = if value == MASKED_HEADER_VALUE {
+            match kept.and_then(|kept| kept.get(&lower)) {
+                Some(kept) => kept,
+                None => {
+                    fields.fail(
+                        "headers",
+                        format!(
+                            "`{MASKED_HEADER_VALUE}` stands for a hidden value, and `{name}` has \
+                             none to keep: send its real value"
+                        ),
+                    );
+                    continue;
+                }
+            }
+        } else {
+            value
+        };
         if !is_token(&lower) {
             fields.fail("headers", format!("`{name}` is not a valid header name"));
         } else if is_reserved_header(&lower) {
@@ -373,7 +401,7 @@ impl Webhook {
         let headers = fields
             .optional_string_map("headers", MAX_HEADERS)
             .unwrap_or_default();
-        let headers = check_headers(&mut fields, &headers);
+        let headers = check_headers(&mut fields, &headers, None);
         let description = fields.optional_string("description", DESCRIPTION_MAX);
         let active = fields.optional_bool("active").unwrap_or(true);
         let max_retries = fields.optional_int("maxRetries", MAX_RETRIES);
@@ -424,7 +452,7 @@ impl Webhook {
             next.events = check_events(&mut fields, events);
         }
         if let Some(headers) = fields.optional_string_map("headers", MAX_HEADERS) {
-            next.headers = check_headers(&mut fields, &headers);
+            next.headers = check_headers(&mut fields, &headers, Some(&self.headers));
         }
         if let Some(description) = fields.nullable_string("description", DESCRIPTION_MAX) {
             next.description = description;
@@ -496,6 +524,17 @@ impl Webhook {
                 .events
                 .iter()
                 .any(|pattern| pattern_matches(pattern, event))
+    }
+
+    /// The webhook as a key of `role` may read it: header values masked unless the role may
+    /// change webhooks (and so set them anyway).
+    pub fn as_seen_by(mut self, role: Role) -> Webhook {
+        if !role.can(Permission::WebhookUpdate) {
+            for value in self.headers.values_mut() {
+                MASKED_HEADER_VALUE.clone_into(value);
+            }
+        }
+        self
     }
 
     pub fn deactivated(&self, now: DateTime<Utc>) -> Webhook {
@@ -607,6 +646,57 @@ mod tests {
             json!({"url": "http://localhost:9/x", "events": ["*"], "headers": {"X-Team": "crm"}});
         let webhook = Webhook::create(Uuid::now_v7(), &body, OPEN, Utc::now()).unwrap();
         assert_eq!(webhook.headers["x-team"], "crm");
+    }
+
+    #[test]
+    fn header_values_are_masked_for_roles_that_may_not_change_webhooks() {
+        let body = json!({"url": "https://example.com/h", "events": ["*"],
+            "headers": {"authorization": "Bearer receiver-token", "x-team": "crm"}});
+        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()).unwrap();
+        for role in Role::ALL {
+            let seen = webhook.clone().as_seen_by(role);
+            let names: Vec<&String> = seen.headers.keys().collect();
+            assert_eq!(names, ["authorization", "x-team"], "{role:?}");
+            if role.can(Permission::WebhookUpdate) {
+                assert_eq!(seen, webhook, "{role:?}");
+            } else {
+                assert!(
+                    seen.headers.values().all(|v| v == MASKED_HEADER_VALUE),
+                    "{role:?}"
+                );
+                let text = serde_json::to_string(&seen).unwrap();
+                assert!(!text.contains("receiver-token") && !text.contains("\"crm\""));
+            }
+        }
+    }
+
+    /// A client that shows the masked list and sends it back, changed or not, never
+    /// overwrites a value with the mask.
+    #[test]
+    fn a_masked_value_sent_back_keeps_the_value_it_stands_for() {
+        let now = Utc::now();
+        let body = json!({"url": "https://example.com/h", "events": ["*"],
+            "headers": {"authorization": "Bearer receiver-token", "x-team": "crm"}});
+        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, now).unwrap();
+        let patched = webhook
+            .patched(
+                &json!({"headers": {"Authorization": MASKED_HEADER_VALUE, "x-team": "sales"}}),
+                STRICT,
+                now,
+            )
+            .unwrap();
+        assert_eq!(patched.headers["authorization"], "Bearer receiver-token");
+        assert_eq!(patched.headers["x-team"], "sales");
+        let found = details(webhook.patched(
+            &json!({"headers": {"x-new": MASKED_HEADER_VALUE}}),
+            STRICT,
+            now,
+        ));
+        assert!(found["headers"].contains("x-new"), "{found:?}");
+        let body = json!({"url": "https://example.com/h", "events": ["*"],
+            "headers": {"x-new": MASKED_HEADER_VALUE}});
+        let found = details(Webhook::create(Uuid::now_v7(), &body, STRICT, now));
+        assert!(found["headers"].contains("real value"), "{found:?}");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub const NOT_FOUND: &str = "NOT_FOUND";
 pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
 pub const CONFLICT: &str = "CONFLICT";
 pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+pub const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
+/// The request ran out of its time budget (`graphql::limits`) and was stopped.
+pub const TIMEOUT: &str = "TIMEOUT";
 pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 /// The document did not parse or validate (syntax, unknown field, limits): nothing ran.
 pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
@@ -56,6 +59,7 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
         | Error::UriTooLong
         | Error::HeadersTooLarge
         | Error::RequestTimeout => coded(public_message(&error), BAD_USER_INPUT),
+        Error::TooManyRequests { .. } => coded(public_message(&error), TOO_MANY_REQUESTS),
         Error::Conflict(_) => coded(public_message(&error), CONFLICT),
         Error::Internal(ref cause) => {
             tracing::error!(error = %cause, "internal error in a GraphQL resolver");

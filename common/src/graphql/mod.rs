@@ -5,13 +5,14 @@
 //! `sdl()` and rewrites it with `UPDATE_SCHEMA=1`.
 
 pub mod error;
+pub mod limits;
 mod mutation;
 mod query;
 mod types;
 
 use std::sync::OnceLock;
 
-use async_graphql::{Context, EmptySubscription, SDLExportOptions, Schema, ID};
+use async_graphql::{Context, EmptySubscription, SDLExportOptions, Schema, ServerError, ID};
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
@@ -52,14 +53,87 @@ pub fn sdl() -> String {
     schema().sdl_with_options(SDLExportOptions::new().include_specified_by())
 }
 
-/// Runs one GraphQL request for an authenticated caller. A body that is not one request object
-/// is the REST 400; everything after that is a GraphQL response with `extensions.code` on
-/// each error.
+/// Runs one GraphQL request for an authenticated caller. A request that finds no place to run
+/// (`admission`) is the REST 429, a body that is not one request object the REST 400;
+/// everything after that is a GraphQL response with `extensions.code` on each error.
+///
+/// The request runs on a blocking-pool thread, from reading the body to writing the answer: a
+/// body of 256 KiB is milliseconds of CPU, and on the async workers it would hold up every other
+/// request of the process meanwhile (another tenant's `GET /api/crm/sync-status` among them).
+/// Such threads are as many as the admission allows.
 pub async fn execute(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<Response<Body>> {
-    let request = parse_request(body)?.data(deps.clone()).data(*caller);
-    let mut response = schema().execute(request).await;
-    error::label_uncoded(&mut response.errors);
-    Ok(json_response(StatusCode::OK, &response))
+    execute_within(deps, caller, body, limits::TimeBudgets::DEFAULT).await
+}
+
+/// `execute` with other time budgets (tests use short ones).
+pub async fn execute_within(
+    deps: &Deps,
+    caller: &Caller,
+    body: &[u8],
+    budgets: limits::TimeBudgets,
+) -> Result<Response<Body>> {
+    let admitted = deps.admission.admit(caller.tenant_id).await?;
+    let (deps, caller, body) = (deps.clone(), *caller, body.to_vec());
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
+        let request = parse_request(&body)?;
+        let response = runtime.block_on(run(deps, caller, request, budgets));
+        Ok(json_response(StatusCode::OK, &response))
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+/// Parses, checks the root fields (`limits`), then validates and executes within the
+/// operation's time budget.
+async fn run(
+    deps: Deps,
+    caller: Caller,
+    mut request: async_graphql::Request,
+    budgets: limits::TimeBudgets,
+) -> async_graphql::Response {
+    let operation_name = request.operation_name.clone();
+    let budget = match request.parsed_query() {
+        Ok(document) => match limits::check_root_fields(document) {
+            Ok(()) => budgets.of(document, operation_name.as_deref()),
+            Err(refusal) => {
+                return refused(
+                    ServerError::new(refusal, None),
+                    error::GRAPHQL_VALIDATION_FAILED,
+                )
+            }
+        },
+        Err(parse_error) => return refused(parse_error, error::GRAPHQL_VALIDATION_FAILED),
+    };
+    let slots = ResolverSlots(tokio::sync::Semaphore::new(RESOLVERS_AT_ONCE));
+    let request = request.data(deps).data(caller).data(slots);
+    match tokio::time::timeout(budget, schema().execute(request)).await {
+        Ok(mut response) => {
+            error::label_uncoded(&mut response.errors);
+            response
+        }
+        Err(_) => refused(
+            ServerError::new(
+                format!(
+                    "The request ran out of its time budget ({} s) and was stopped; a \
+                     mutation's writes made before then stay made. Ask for less in one request.",
+                    budget.as_secs()
+                ),
+                None,
+            ),
+            error::TIMEOUT,
+        ),
+    }
+}
+
+/// A response of one error and no data.
+fn refused(mut error: ServerError, code: &'static str) -> async_graphql::Response {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    async_graphql::Response::from_errors(vec![error])
 }
 
 fn parse_request(body: &[u8]) -> Result<async_graphql::Request> {
@@ -95,14 +169,37 @@ pub fn graphiql_page() -> Response<Body> {
     response
 }
 
-/// The deps and caller put into every request by `execute`.
-fn scope<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Deps, &'a Caller)> {
-    match (ctx.data::<Deps>(), ctx.data::<Caller>()) {
-        (Ok(deps), Ok(caller)) => Ok((deps, caller)),
-        _ => Err(error::field_error(
+/// Resolvers of one request that work at once. async-graphql resolves a query's root fields,
+/// and a list's items, concurrently: unbounded, one document of 50 root fields was 50 store
+/// calls at once, queued ahead of every other request's (the SQLite readers, or the requests to
+/// DynamoDB).
+pub const RESOLVERS_AT_ONCE: usize = 4;
+
+/// The places of one request's resolvers (`RESOLVERS_AT_ONCE`).
+struct ResolverSlots(tokio::sync::Semaphore);
+
+/// What a resolver works with: the deps and caller `execute` put into the request, and one of
+/// its resolver slots, held until the resolver returns (before the fields of its answer are
+/// resolved, so a field never waits for its parent's slot).
+async fn scope<'a>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<(&'a Deps, &'a Caller, tokio::sync::SemaphorePermit<'a>)> {
+    let missing = || {
+        error::field_error(
             ctx,
-            Error::internal("a GraphQL request ran without deps or caller"),
-        )),
+            Error::internal("a GraphQL request ran without deps, caller or slots"),
+        )
+    };
+    match (
+        ctx.data::<Deps>(),
+        ctx.data::<Caller>(),
+        ctx.data::<ResolverSlots>(),
+    ) {
+        (Ok(deps), Ok(caller), Ok(slots)) => {
+            let slot = slots.0.acquire().await.map_err(|_| missing())?;
+            Ok((deps, caller, slot))
+        }
+        _ => Err(missing()),
     }
 }
 
@@ -137,6 +234,17 @@ fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageRequest
 fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
     let size = first.map_or(DEFAULT_LIMIT, |n| n.clamp(1, MAX_LIMIT as i32) as usize);
     1 + size * child_complexity
+}
+
+/// Complexity of `webhooks`: a filtered page also pays one for each webhook it may look at,
+/// whatever it returns (`service::webhooks::FILTER_SCAN`).
+fn webhooks_cost(first: Option<i32>, filtered: bool, child_complexity: usize) -> usize {
+    let scan = if filtered {
+        crate::service::webhooks::FILTER_SCAN
+    } else {
+        0
+    };
+    page_cost(first, child_complexity) + scan
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: CreateWebhookInput,
     ) -> Result<CreateWebhookPayload> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let body = create_body(&input).or_field_error(ctx)?;
         let created = webhooks::create_webhook(deps, caller, &body)
             .await
@@ -128,7 +128,7 @@ impl Mutation {
         id: ID,
         input: UpdateWebhookInput,
     ) -> Result<UpdateWebhookPayload> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
         let body = update_body(&input).or_field_error(ctx)?;
         let webhook = webhooks::update_webhook(deps, caller, id, &body)
@@ -142,7 +142,7 @@ impl Mutation {
     /// Deletes a webhook; its pending deliveries are cancelled.
     #[graphql(complexity = "MUTATION_COST + child_complexity")]
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteWebhookPayload> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let uuid = parse_id("id", &id).or_field_error(ctx)?;
         webhooks::delete_webhook(deps, caller, uuid)
             .await
@@ -156,7 +156,7 @@ impl Mutation {
     /// Sends one signed `webhook.test` delivery now and waits for the answer.
     #[graphql(complexity = "OUTBOUND_COST + child_complexity")]
     async fn test_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<TestWebhookPayload> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
         let result = worker::test_webhook(deps, caller, id)
             .await
@@ -174,7 +174,7 @@ impl Mutation {
         id: ID,
         overlap_seconds: Option<i32>,
     ) -> Result<RotateWebhookSecretPayload> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
         let body = match overlap_seconds {
             Some(seconds) => json!({ "overlapSeconds": seconds })
@@ -202,7 +202,7 @@ impl Mutation {
         data: Json<Value>,
         timestamp: Option<DateTime>,
     ) -> Result<NotifyWebhooksPayload> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let mut body = json!({ "event": event, "data": data.0 });
         if let Some(timestamp) = timestamp {
             body["timestamp"] = json!(rfc3339(timestamp.0));
@@ -230,7 +230,7 @@ impl Mutation {
         webhook_id: Option<ID>,
         delivery_ids: Option<Vec<ID>>,
     ) -> Result<RetryWebhookDeliveriesPayload> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let mut body = Map::new();
         if let Some(id) = webhook_id {
             body.insert("webhookId".into(), json!(id.0));

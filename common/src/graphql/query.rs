@@ -7,7 +7,7 @@ use super::types::{
     DeliveryNode, DeliveryStatusValue, SyncStatusNode, WebhookConnection,
     WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput, WebhookNode, WebhookStats,
 };
-use super::{page_cost, page_request, parse_id, scope};
+use super::{page_cost, page_request, parse_id, scope, webhooks_cost};
 use crate::error::Error;
 use crate::service::webhooks::WebhookFilter;
 use crate::service::{deliveries, sync, webhooks};
@@ -18,13 +18,15 @@ pub struct Query;
 impl Query {
     /// One webhook of the tenant (NOT_FOUND for an unknown id or another tenant's).
     async fn webhook(&self, ctx: &Context<'_>, id: ID) -> Result<Option<WebhookNode>> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let found = async { webhooks::get_webhook(deps, caller, parse_id("id", &id)?).await };
         Ok(found.await.or_null(ctx).map(WebhookNode::from))
     }
 
     /// The tenant's webhooks in creation order, `first` (default 50, at most 100) at a time.
-    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    /// With a `filter`, a page looks at no more than 100 webhooks: it may hold fewer than
+    /// `first` (none, even) and still have `hasNextPage`; `endCursor` continues the look.
+    #[graphql(complexity = "webhooks_cost(first, filter.is_some(), child_complexity)")]
     async fn webhooks(
         &self,
         ctx: &Context<'_>,
@@ -32,7 +34,7 @@ impl Query {
         after: Option<String>,
         filter: Option<WebhookFilterInput>,
     ) -> Result<WebhookConnection> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let asked_after = after.is_some();
         let page = page_request(first, after).or_field_error(ctx)?;
         let filter = filter.map_or_else(WebhookFilter::default, |f| WebhookFilter {
@@ -57,7 +59,7 @@ impl Query {
         after: Option<String>,
         status: Option<DeliveryStatusValue>,
     ) -> Result<WebhookDeliveryConnection> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let webhook_id = parse_id("webhookId", &webhook_id).or_field_error(ctx)?;
         let asked_after = after.is_some();
         let page = page_request(first, after).or_field_error(ctx)?;
@@ -70,7 +72,7 @@ impl Query {
 
     /// One delivery with every attempt.
     async fn webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Option<DeliveryNode>> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let found = async { deliveries::get_delivery(deps, caller, parse_id("id", &id)?).await };
         Ok(found
             .await
@@ -80,7 +82,7 @@ impl Query {
 
     /// Every event a webhook can subscribe to.
     async fn webhook_events(&self, ctx: &Context<'_>) -> Result<Vec<WebhookEventType>> {
-        let (_, caller) = scope(ctx)?;
+        let (_, caller, _) = scope(ctx).await?;
         let catalogue = webhooks::event_catalogue(caller).or_field_error(ctx)?;
         Ok(catalogue
             .events
@@ -95,7 +97,7 @@ impl Query {
         ctx: &Context<'_>,
         webhook_id: Option<ID>,
     ) -> Result<WebhookStats> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let stats = match webhook_id {
             Some(id) => {
                 let id = parse_id("webhookId", &id).or_field_error(ctx)?;
@@ -111,7 +113,7 @@ impl Query {
 
     /// The tenant's clients per CRM sync status.
     async fn sync_status(&self, ctx: &Context<'_>) -> Result<SyncStatusNode> {
-        let (deps, caller) = scope(ctx)?;
+        let (deps, caller, _slot) = scope(ctx).await?;
         let counts = sync::sync_status(deps, caller).await.or_field_error(ctx)?;
         Ok(counts.into())
     }

@@ -47,6 +47,8 @@ impl ScalarType for DateTime {
 pub struct WebhookHeader {
     /// Lowercase header name.
     pub name: String,
+    /// `********` for keys whose role lacks WEBHOOK_UPDATE. Sent back as is in
+    /// `updateWebhook`, it keeps the value.
     pub value: String,
 }
 
@@ -193,7 +195,7 @@ impl DeliveryNode {
         let attempts = match &self.loaded_attempts {
             Some(attempts) => attempts.clone(),
             None => {
-                let (deps, caller) = scope(ctx)?;
+                let (deps, caller, _slot) = scope(ctx).await?;
                 let id = self.id.parse().map_err(|_| {
                     super::error::field_error(ctx, crate::error::Error::internal("delivery id"))
                 })?;

@@ -1,6 +1,6 @@
 //! The one place where errors become HTTP: `{success:false, error, details?}` with the right status.
 
-use lambda_http::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use lambda_http::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use std::collections::BTreeMap;
@@ -22,6 +22,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::UriTooLong => StatusCode::URI_TOO_LONG,
         Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -75,6 +76,9 @@ pub fn public_message(error: &Error) -> String {
             "Request body was not received within {} s.",
             super::BODY_READ_TIMEOUT.as_secs()
         ),
+        Error::TooManyRequests { retry_after_secs } => {
+            format!("Too many requests are running at once; retry in {retry_after_secs} s.")
+        }
         Error::Conflict(message) => message.clone(),
         Error::Internal(_) => "Internal server error.".to_owned(),
     }
@@ -119,6 +123,11 @@ pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
             if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
                 response.headers_mut().insert(ALLOW, value);
             }
+        }
+        Error::TooManyRequests { retry_after_secs } => {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         _ => {}
     }
