@@ -1139,6 +1139,7 @@ async fn graphql_response(
         .method(Method::POST)
         .uri("/graphql")
         .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
         .body(lambda_http::Body::Text(
             json!({ "query": query }).to_string(),
         ))
