@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
@@ -22,7 +23,7 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage, Requeue};
 use crate::time::rfc3339;
 
 /// BatchWriteItem's limit.
@@ -31,6 +32,8 @@ const BATCH_WRITE_MAX: usize = 25;
 const TRANSACTION_MAX: usize = 100;
 /// How often unprocessed batch items are sent again before the write fails.
 const UNPROCESSED_ROUNDS: u32 = 8;
+/// How often a requeue transaction is sent again without the writes that lost their condition.
+const REQUEUE_ROUNDS: u32 = 5;
 
 /// A pause before resending unprocessed items: 25 ms doubling each round, with full jitter.
 async fn backoff(round: u32) {
@@ -63,6 +66,23 @@ fn transaction_chunks(deliveries: &[Delivery]) -> Vec<&[Delivery]> {
         chunks.push(&deliveries[start..]);
     }
     chunks
+}
+
+/// The code of each action of a cancelled transaction, in order (`"None"` for those that did
+/// not fail); `None` when the transaction failed otherwise.
+fn cancellation_codes<R>(
+    error: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<Option<String>>> {
+    match error.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
+            cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|reason| reason.code().map(str::to_owned))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// Whether an UpdateItem was refused on its condition (the item changed or is gone), as
@@ -561,7 +581,7 @@ impl DynamoStore {
             .count()
             .max(1);
         let mut shares = (0..open).map(|n| limit / open + usize::from(n < limit % open));
-        let (projection, names) = summary_projection();
+        let (projection, names) = due_projection();
         let reads = (0..SHARDS).zip(positions).map(|(shard, position)| {
             let share = match position {
                 ShardPosition::Done => 0,
@@ -575,7 +595,7 @@ impl DynamoStore {
                     return futures_util::future::Either::Left(async { Ok((Vec::new(), unread)) })
                 }
             };
-            // Summaries only: the sweeper never needs a payload.
+            // What the sweeper decides on, no more: it reads thousands, never a payload.
             let mut query = self
                 .index_query(GSI1, due_index_pk(shard))
                 .key_condition_expression("#ipk = :ipk AND #isk < :before")
@@ -598,7 +618,7 @@ impl DynamoStore {
         let mut positions = Vec::new();
         for (items, position) in futures_util::future::try_join_all(reads).await? {
             for item in &items {
-                deliveries.push(summary_from_item(item)?);
+                deliveries.push(due_from_item(item)?);
             }
             positions.push(position);
         }
@@ -609,13 +629,75 @@ impl DynamoStore {
         Ok(DuePage { deliveries, next })
     }
 
-    /// The sweeper's requeue: the schedule attributes and the due index's sort key, conditional
-    /// on the version read; one small write, the payload untouched.
-    pub(super) async fn requeue_delivery_impl(
-        &self,
-        before_version: i64,
-        after: &DeliverySummary,
-    ) -> Result<()> {
+    /// The sweeper's requeues, up to 100 to a TransactWriteItems: one request and one round trip
+    /// for a hundred conditional writes (at twice a single write's units), where a sweep has
+    /// thousands to make from one small function. A transaction is all or nothing, so one whose
+    /// delivery changed since it was read (another sweeper or a worker won it) is cancelled:
+    /// DynamoDB says which writes failed their condition, and the rest go again without them.
+    /// Writes that keep meeting concurrent transactions are left for the next sweep.
+    pub(super) async fn requeue_deliveries_impl(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
+        let mut written = vec![false; requeues.len()];
+        let indices: Vec<usize> = (0..requeues.len()).collect();
+        for chunk in indices.chunks(TRANSACTION_MAX) {
+            let mut pending = chunk.to_vec();
+            for round in 0..REQUEUE_ROUNDS {
+                if pending.is_empty() {
+                    break;
+                }
+                if round > 0 {
+                    backoff(round).await;
+                }
+                let items = pending
+                    .iter()
+                    .map(|i| {
+                        let update = self.requeue_update(&requeues[*i])?;
+                        Ok(TransactWriteItem::builder().update(update).build())
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let result = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await;
+                let reasons = match result {
+                    Ok(_) => {
+                        for i in pending.drain(..) {
+                            written[i] = true;
+                        }
+                        break;
+                    }
+                    Err(error) => match cancellation_codes(&error) {
+                        Some(codes) if codes.len() == pending.len() => codes,
+                        _ => return Err(sdk_error(error)),
+                    },
+                };
+                let mut retry = Vec::new();
+                for (i, code) in pending.iter().zip(reasons) {
+                    match code.as_deref() {
+                        // Changed since it was read: not this sweeper's to requeue.
+                        Some("ConditionalCheckFailed") => {}
+                        // Cancelled with the others, or met a concurrent write: again.
+                        None | Some("None" | "TransactionConflict" | "ThrottlingError") => {
+                            retry.push(*i)
+                        }
+                        Some(other) => {
+                            return Err(Error::internal(format!(
+                                "requeue transaction cancelled: {other}"
+                            )))
+                        }
+                    }
+                }
+                pending = retry;
+            }
+        }
+        Ok(written)
+    }
+
+    /// One requeue: the schedule attributes and the due index's sort key, conditional on the
+    /// version read; the payload and the rest of the delivery are not touched.
+    fn requeue_update(&self, requeue: &Requeue) -> Result<Update> {
+        let after = &requeue.after;
         let due = after.next_attempt_at.unwrap_or(after.updated_at);
         let mut expression =
             "SET #isk = :isk, #next = :next, #updated = :updated, #version = :version".to_owned();
@@ -632,7 +714,7 @@ impl DynamoStore {
             .expression_attribute_values(":next", text(rfc3339(due)))
             .expression_attribute_values(":updated", text(rfc3339(after.updated_at)))
             .expression_attribute_values(":version", number(after.version))
-            .expression_attribute_values(":read", number(before_version));
+            .expression_attribute_values(":read", number(requeue.before_version));
         match after.lease_until {
             Some(until) => {
                 expression.push_str(", #lease = :lease");
@@ -640,11 +722,10 @@ impl DynamoStore {
             }
             None => expression.push_str(" REMOVE #lease"),
         }
-        let update = update
+        update
             .update_expression(expression)
             .build()
-            .map_err(build_error)?;
-        self.update_alone(update, "requeue delivery").await
+            .map_err(build_error)
     }
 
     pub(super) async fn failed_deliveries_impl(
