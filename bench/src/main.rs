@@ -12,6 +12,7 @@ mod init;
 mod local;
 mod receiver;
 mod stats;
+mod sweep;
 mod table;
 
 /// crm-local's allocator, so that the in-process fan-out measures the engine crm-local runs.
@@ -19,7 +20,7 @@ mod table;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Sections in the order they print.
-const SECTIONS: &[&str] = &["init", "fanout", "stats", "e2e", "cost"];
+const SECTIONS: &[&str] = &["init", "fanout", "stats", "sweep", "e2e", "cost"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -45,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
             "init" => init::run(quick).await?,
             "fanout" => fanout::run(quick).await?,
             "stats" => stats::run(quick).await?,
+            "sweep" => sweep::run(quick).await?,
             "e2e" => e2e::run(quick).await?,
             "cost" => cost::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),

@@ -6,7 +6,9 @@ use uuid::Uuid;
 
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts};
+use crate::domain::delivery::{
+    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, StatusCounts,
+};
 use crate::domain::event::OutboxEvent;
 // The values of an attempt belong to the domain; the sender port speaks in them.
 pub use crate::domain::outbound::{OutboundRequest, SendOutcome, RESPONSE_BODY_LIMIT};
@@ -114,9 +116,11 @@ pub trait Store: Send + Sync {
         after: Option<&DueCursor>,
         limit: usize,
     ) -> Result<DuePage>;
-    /// The sweeper's requeue: writes `after`'s schedule (next attempt, lease, `updated_at`,
-    /// version) and nothing else, conditional on `before_version`; `Conflict` otherwise.
-    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()>;
+    /// The sweeper's requeues: for each, writes `after`'s schedule (next attempt, lease,
+    /// `updated_at`, version) and nothing else, on condition that the stored version is still
+    /// `before_version`. Whether each was written, in order: one not written changed since it
+    /// was read (another sweeper or a worker won it).
+    async fn requeue_deliveries(&self, requeues: &[Requeue]) -> Result<Vec<bool>>;
     /// Up to `limit` of the tenant's FAILED deliveries (only `webhook_id`'s, when given), in
     /// (webhook, delivery) id order after `after`; fewer than `limit` means there are no more.
     /// References only: no payload is read.
@@ -131,10 +135,17 @@ pub trait Store: Send + Sync {
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts>;
 }
 
+/// One of the sweeper's requeues (`Store::requeue_deliveries`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requeue {
+    pub before_version: i64,
+    pub after: DueDelivery,
+}
+
 /// A page of due deliveries and where the next one starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DuePage {
-    pub deliveries: Vec<DeliverySummary>,
+    pub deliveries: Vec<DueDelivery>,
     /// `None`: no due delivery is left after this page.
     pub next: Option<DueCursor>,
 }

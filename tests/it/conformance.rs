@@ -599,14 +599,12 @@ mod deliveries {
 
     use std::time::Duration;
 
-    use common::domain::delivery::{
-        payload, Delivery, DeliveryStatus, DeliverySummary, RetrySchedule,
-    };
+    use common::domain::delivery::{payload, Delivery, DeliveryStatus, DueDelivery, RetrySchedule};
     use common::domain::event::OutboxEvent;
     use common::domain::page::{PageRequest, FILTER_SCAN_LIMIT};
     use common::domain::webhook::{TargetPolicy, Webhook};
     use common::error::Error;
-    use common::ports::{DeliveryChange, DeliveryRef, SendOutcome, Store};
+    use common::ports::{DeliveryChange, DeliveryRef, Requeue, SendOutcome, Store};
     use serde_json::json;
     use uuid::Uuid;
 
@@ -624,7 +622,7 @@ mod deliveries {
         a_page_of_webhooks_larger_than_a_query_response_is_full,
         a_rare_status_pages_to_the_end_in_bounded_reads,
         due_deliveries_page_to_the_end_without_payloads,
-        a_requeue_is_conditional_and_moves_only_the_schedule,
+        requeues_are_conditional_each_and_move_only_the_schedule,
     );
 
     /// Writes a new delivery of `webhook` and takes it through one failed attempt to FAILED.
@@ -899,7 +897,7 @@ mod deliveries {
         store: &dyn Store,
         before: chrono::DateTime<chrono::Utc>,
         limit: usize,
-    ) -> Vec<DeliverySummary> {
+    ) -> Vec<DueDelivery> {
         let mut found = Vec::new();
         let mut cursor = None;
         loop {
@@ -917,8 +915,8 @@ mod deliveries {
     }
 
     /// The sweeper pages through due deliveries: however the pages fall, every one due before
-    /// the time is read once, of every tenant, and nothing due later or finished; a page is a
-    /// summary, which has no payload to read.
+    /// the time is read once, of every tenant, and nothing due later or finished. What it reads
+    /// is a `DueDelivery`, which has no payload to read.
     async fn due_deliveries_page_to_the_end_without_payloads(backend: Backend) {
         let fixture = fresh_store(backend).await;
         let store = std::sync::Arc::clone(&fixture.store);
@@ -957,56 +955,73 @@ mod deliveries {
             assert_eq!(read, expected, "pages of {limit}");
         }
         let first = all_due(store.as_ref(), due_at(5), 1_000).await;
-        let summaries: Vec<DeliverySummary> = due.iter().map(Delivery::summary).collect();
-        assert!(first.iter().all(|d| summaries.contains(d)));
+        let written: Vec<DueDelivery> = due.iter().map(DueDelivery::from).collect();
+        assert!(first.iter().all(|d| written.contains(d)));
     }
 
-    /// A requeue writes the new schedule on condition that the version is the one read; the
-    /// payload, status and attempts are left as they were, and the delivery leaves the due
-    /// range it was read from.
-    async fn a_requeue_is_conditional_and_moves_only_the_schedule(backend: Backend) {
+    /// A requeue writes the new schedule on condition that the version is the one read: of a
+    /// batch (more than one DynamoDB transaction holds), those another sweeper won first are
+    /// refused and the others written. The payload, status and attempts are left as they were,
+    /// and a requeued delivery leaves the due range it was read from.
+    async fn requeues_are_conditional_each_and_move_only_the_schedule(backend: Backend) {
         let fixture = fresh_store(backend).await;
         let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
         let long_ago = now() - chrono::Duration::minutes(10);
-        let body = payload(Uuid::now_v7(), "lead.created", &json!({}), long_ago).unwrap();
-        let stuck = Delivery::new(
-            tenant,
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            "lead.created",
-            body,
-            long_ago,
-        );
-        store
-            .create_deliveries(std::slice::from_ref(&stuck))
-            .await
-            .unwrap();
+        let stuck: Vec<Delivery> = (0..150)
+            .map(|_| {
+                let body = payload(Uuid::now_v7(), "lead.created", &json!({}), long_ago).unwrap();
+                let (webhook, event) = (Uuid::now_v7(), Uuid::now_v7());
+                Delivery::new(tenant, webhook, event, "lead.created", body, long_ago)
+            })
+            .collect();
+        store.create_deliveries(&stuck).await.unwrap();
         let cutoff = now() - chrono::Duration::minutes(1);
-        let read = all_due(store.as_ref(), cutoff, 10).await;
-        assert_eq!(read, vec![stuck.summary()]);
+        let mut read = all_due(store.as_ref(), cutoff, 1_000).await;
+        read.sort_by_key(|d| d.id);
+        let mut expected: Vec<DueDelivery> = stuck.iter().map(DueDelivery::from).collect();
+        expected.sort_by_key(|d| d.id);
+        assert_eq!(read, expected);
 
-        let requeued = read[0].requeued(now());
-        store
-            .requeue_delivery(read[0].version, &requeued)
+        let requeue = |d: &DueDelivery| Requeue {
+            before_version: d.version,
+            after: d.requeued(now()),
+        };
+        // A rival sweeper wins every seventh first.
+        let rival: Vec<Requeue> = read.iter().step_by(7).map(requeue).collect();
+        assert!(store
+            .requeue_deliveries(&rival)
             .await
-            .unwrap();
-        // A second sweeper that read the same version loses.
-        let rival = read[0].requeued(now());
-        let error = store
-            .requeue_delivery(read[0].version, &rival)
-            .await
-            .unwrap_err();
-        assert!(matches!(error, Error::Conflict(_)), "{error:?}");
-        assert!(all_due(store.as_ref(), cutoff, 10).await.is_empty());
+            .unwrap()
+            .iter()
+            .all(|won| *won));
+        let mine: Vec<Requeue> = read.iter().map(requeue).collect();
+        let won = store.requeue_deliveries(&mine).await.unwrap();
+        let expected_wins: Vec<bool> = (0..read.len()).map(|n| n % 7 != 0).collect();
+        assert_eq!(won, expected_wins);
+        assert!(all_due(store.as_ref(), cutoff, 1_000).await.is_empty());
 
-        let stored = store.get_delivery(tenant, stuck.id).await.unwrap().unwrap();
-        assert_eq!(stored.summary(), requeued);
-        assert_eq!(stored.payload, stuck.payload);
+        let first = &stuck.iter().find(|d| d.id == read[1].id).unwrap();
+        let stored = store.get_delivery(tenant, first.id).await.unwrap().unwrap();
+        assert_eq!(DueDelivery::from(&stored), mine[1].after);
+        assert_eq!(
+            (
+                stored.payload,
+                stored.status,
+                stored.attempt_count,
+                stored.created_at
+            ),
+            (
+                first.payload.clone(),
+                first.status,
+                first.attempt_count,
+                first.created_at
+            )
+        );
         let later = now() + chrono::Duration::minutes(1);
-        assert_eq!(all_due(store.as_ref(), later, 10).await, vec![requeued]);
+        assert_eq!(all_due(store.as_ref(), later, 1_000).await.len(), 150);
         let counts = store.delivery_counts(tenant).await.unwrap().overall;
-        assert_eq!(counts.get(DeliveryStatus::Pending), 1);
+        assert_eq!(counts.get(DeliveryStatus::Pending), 150);
     }
 
     /// Takes a new delivery through one failed attempt to FAILED.
@@ -1342,7 +1357,7 @@ mod deliveries {
         let later = now() + chrono::Duration::minutes(1);
         let mut due = all_due(store.as_ref(), later, 10).await;
         due.sort_by_key(|d| d.id);
-        let mut expected = vec![retried.summary(), other.summary()];
+        let mut expected = vec![DueDelivery::from(&retried), DueDelivery::from(&other)];
         expected.sort_by_key(|d| d.id);
         assert_eq!(due, expected);
 

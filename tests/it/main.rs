@@ -25,4 +25,5 @@ mod permissions;
 mod queue;
 mod receiver;
 mod seed_contracts;
+mod sweeper;
 mod webhooks_api;

@@ -17,7 +17,7 @@ use common::domain::webhook::Webhook;
 use common::error::Result;
 use common::ports::{
     ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
-    Store,
+    Requeue, Store,
 };
 use uuid::Uuid;
 
@@ -34,7 +34,7 @@ const WRITES: &[&str] = &[
     "delete_webhook",
     "create_deliveries",
     "write_delivery",
-    "requeue_delivery",
+    "requeue_deliveries",
 ];
 
 pub struct CountingStore {
@@ -234,9 +234,9 @@ impl Store for CountingStore {
         self.count("due_deliveries");
         self.inner.due_deliveries(before, after, limit).await
     }
-    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
-        self.count("requeue_delivery");
-        self.inner.requeue_delivery(before_version, after).await
+    async fn requeue_deliveries(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
+        self.count("requeue_deliveries");
+        self.inner.requeue_deliveries(requeues).await
     }
     async fn failed_deliveries(
         &self,

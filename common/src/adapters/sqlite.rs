@@ -35,7 +35,7 @@ use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::{
     ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
-    Store,
+    Requeue, Store,
 };
 use crate::time::{parse_rfc3339, rfc3339};
 
@@ -918,9 +918,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
-        let after = after.clone();
-        self.call(move |conn| rows::requeue_delivery(conn, before_version, &after))
+    async fn requeue_deliveries(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
+        let requeues = requeues.to_vec();
+        self.call(move |conn| rows::requeue_deliveries(conn, &requeues))
             .await
     }
 

@@ -10,13 +10,14 @@ use uuid::Uuid;
 
 use super::sqlite::{bad_text, optional_time_column, time_column, uuid_column};
 use crate::domain::delivery::{
-    Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts, PAYLOAD_RETENTION,
+    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, StatusCounts,
+    PAYLOAD_RETENTION,
 };
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage, Requeue};
 use crate::time::rfc3339;
 
 const WEBHOOK_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
@@ -387,8 +388,8 @@ pub(super) fn list_deliveries(
     Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
 }
 
-/// Due deliveries in (due time, id) order from where `after` stopped, without payloads; the
-/// cursor is the last one's due time and id.
+/// Due deliveries in (due time, id) order from where `after` stopped, only the columns the
+/// sweeper needs; the cursor is the last one's due time and id.
 pub(super) fn due_deliveries(
     conn: &mut Connection,
     before: DateTime<Utc>,
@@ -403,16 +404,29 @@ pub(super) fn due_deliveries(
             .ok_or_else(|| Error::internal("not a due-deliveries cursor of this store"))?,
         None => ("", ""),
     };
-    let mut query = conn.prepare_cached(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM deliveries
+    let mut query = conn.prepare_cached(
+        "SELECT tenant_id, id, status, next_attempt_at, lease_until, updated_at, version
+         FROM deliveries
          WHERE status IN ('PENDING', 'RETRYING') AND next_attempt_at < ?1
            AND next_attempt_at >= ?2 AND (next_attempt_at > ?2 OR id > ?3)
-         ORDER BY next_attempt_at, id LIMIT ?4"
-    ))?;
+         ORDER BY next_attempt_at, id LIMIT ?4",
+    )?;
     let deliveries = query
         .query_map(
             params![rfc3339(before), after_due, after_id, limit as i64],
-            summary_from_row,
+            |row| {
+                let status: String = row.get(2)?;
+                Ok(DueDelivery {
+                    tenant_id: uuid_column(row, 0)?,
+                    id: uuid_column(row, 1)?,
+                    status: DeliveryStatus::parse(&status)
+                        .ok_or_else(|| bad_text(2, "a delivery status"))?,
+                    next_attempt_at: optional_time_column(row, 3)?,
+                    lease_until: optional_time_column(row, 4)?,
+                    updated_at: time_column(row, 5)?,
+                    version: row.get(6)?,
+                })
+            },
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let next = match deliveries.last() {
@@ -425,34 +439,30 @@ pub(super) fn due_deliveries(
     Ok(DuePage { deliveries, next })
 }
 
-/// The sweeper's requeue: the schedule columns only, conditional on the version read.
-pub(super) fn requeue_delivery(
-    conn: &mut Connection,
-    before_version: i64,
-    d: &DeliverySummary,
-) -> Result<()> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE deliveries SET next_attempt_at = ?3, lease_until = ?4, updated_at = ?5,
-                 version = ?6
-             WHERE tenant_id = ?1 AND id = ?2 AND version = ?7",
-        )?
-        .execute(params![
-            d.tenant_id.to_string(),
-            d.id.to_string(),
-            d.next_attempt_at.map(rfc3339),
-            d.lease_until.map(rfc3339),
-            rfc3339(d.updated_at),
-            d.version,
-            before_version,
-        ])?;
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(Error::Conflict(
-            "The delivery was changed by another worker.".into(),
-        ))
-    }
+/// The sweeper's requeues, in one write: the schedule columns only, each conditional on the
+/// version read.
+pub(super) fn requeue_deliveries(conn: &mut Connection, requeues: &[Requeue]) -> Result<Vec<bool>> {
+    let mut update = conn.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?3, lease_until = ?4, updated_at = ?5,
+             version = ?6
+         WHERE tenant_id = ?1 AND id = ?2 AND version = ?7",
+    )?;
+    requeues
+        .iter()
+        .map(|requeue| {
+            let d = &requeue.after;
+            let changed = update.execute(params![
+                d.tenant_id.to_string(),
+                d.id.to_string(),
+                d.next_attempt_at.map(rfc3339),
+                d.lease_until.map(rfc3339),
+                rfc3339(d.updated_at),
+                d.version,
+                requeue.before_version,
+            ])?;
+            Ok(changed == 1)
+        })
+        .collect()
 }
 
 pub(super) fn failed_deliveries(

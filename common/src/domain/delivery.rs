@@ -67,6 +67,51 @@ impl DeliveryStatus {
     }
 }
 
+/// What the sweeper reads of a due delivery: what it decides on and what its requeue writes.
+/// Small, because a sweep reads thousands, and without a payload, so it cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl DueDelivery {
+    pub fn is_leased(&self, now: DateTime<Utc>) -> bool {
+        self.lease_until.is_some_and(|until| until > now)
+    }
+
+    /// The sweeper's claim on a stuck delivery (due long ago and not in flight): due now again.
+    /// Only the schedule changes, so the sweeper never needs the rest of the delivery.
+    pub fn requeued(&self, now: DateTime<Utc>) -> DueDelivery {
+        DueDelivery {
+            next_attempt_at: Some(now),
+            lease_until: None,
+            updated_at: now,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+}
+
+impl From<&Delivery> for DueDelivery {
+    fn from(d: &Delivery) -> DueDelivery {
+        DueDelivery {
+            tenant_id: d.tenant_id,
+            id: d.id,
+            status: d.status,
+            next_attempt_at: d.next_attempt_at,
+            lease_until: d.lease_until,
+            updated_at: d.updated_at,
+            version: d.version,
+        }
+    }
+}
+
 /// A delivery with its payload: what the worker reads to send it. The API shows its summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -90,9 +135,9 @@ pub struct Delivery {
     pub version: i64,
 }
 
-// What lists, the API and the sweeper read of a delivery: everything but the payload (up to
-// 256 KiB), so that a page or a sweep never reads one, and a type that cannot be sent. In the
-// OpenAPI document it is the `Delivery` (no payload was ever shown).
+// What lists and the API read of a delivery: everything but the payload (up to 256 KiB), so
+// that a page never reads one, and a type that cannot be sent. In the OpenAPI document it is the
+// `Delivery` (no payload was ever shown).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Delivery)]
@@ -122,21 +167,6 @@ pub struct DeliverySummary {
 }
 
 impl DeliverySummary {
-    pub fn is_leased(&self, now: DateTime<Utc>) -> bool {
-        self.lease_until.is_some_and(|until| until > now)
-    }
-
-    /// The sweeper's claim on a stuck delivery (due long ago and not in flight): due now again.
-    /// Only the schedule changes, so the sweeper never needs the payload.
-    pub fn requeued(&self, now: DateTime<Utc>) -> DeliverySummary {
-        let mut next = self.clone();
-        next.next_attempt_at = Some(now);
-        next.lease_until = None;
-        next.updated_at = now;
-        next.version += 1;
-        next
-    }
-
     /// The delivery this summary is of, with its payload.
     pub fn with_payload(self, payload: String) -> Delivery {
         Delivery {

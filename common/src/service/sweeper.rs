@@ -13,25 +13,24 @@ use serde::Serialize;
 
 use super::deliveries::fan_out;
 use crate::deps::Deps;
-use crate::domain::delivery::DeliverySummary;
-use crate::error::{Error, Result};
-use crate::ports::{DeliveryMessage, DueCursor, QueueMessage};
+use crate::domain::delivery::DueDelivery;
+use crate::error::Result;
+use crate::ports::{DeliveryMessage, DueCursor, QueueMessage, Requeue};
 
 /// Outbox events read at a time.
 const EVENT_PAGE: usize = 100;
 /// Fan-outs of stuck events in flight at once.
 const FAN_OUTS_IN_FLIGHT: usize = 8;
 /// Due deliveries read at a time (all of the store's index shards together).
-const DUE_PAGE: usize = 1_000;
-/// Requeue writes in flight at once: each is one conditional write of a small item.
-const CLAIMS_IN_FLIGHT: usize = 32;
-/// Messages per queue send: one SQS `SendMessageBatch`.
-const SEND_BATCH: usize = 10;
-/// Queue sends in flight at once, while the claims go on.
-const SENDS_IN_FLIGHT: usize = 8;
-/// How long one run works at most: well inside the Lambda's 60 s timeout, and most of the minute
-/// before the next run.
-pub const BUDGET: Duration = Duration::from_secs(45);
+const DUE_PAGE: usize = 4_000;
+/// Requeues per store call: one DynamoDB transaction, one SQLite write; their messages are
+/// then sent in SQS batches of 10, 8 in flight (the queue adapter's).
+const CLAIM_BATCH: usize = 100;
+/// Batches claimed and sent at once.
+const BATCHES_IN_FLIGHT: usize = 4;
+/// How long one run works at most: most of the minute before the next run (crm-local's timer,
+/// or a Lambda given a longer timeout than the template's 60 s).
+const BUDGET: Duration = Duration::from_secs(55);
 /// Kept free before the invocation's deadline, for the writes and sends in flight to finish.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
@@ -104,7 +103,8 @@ async fn fan_out_stuck_events(
 
 /// Requeues open deliveries due before `cutoff` and not leased, a page at a time: each is
 /// claimed by a write conditional on its version (of two sweepers, one wins it, so each is
-/// enqueued once), and enqueued in batches while the claims go on.
+/// enqueued once), a batch of claims at a time, and each batch's winners are enqueued while the
+/// next batches are claimed.
 async fn requeue_stuck_deliveries(
     deps: &Deps,
     cutoff: chrono::DateTime<chrono::Utc>,
@@ -124,11 +124,9 @@ async fn requeue_stuck_deliveries(
             .filter(|d| d.status.is_open() && !d.is_leased(now));
         report.deliveries_requeued += stream::iter(stuck)
             .take_while(|_| ready(Instant::now() < stop_at))
-            .map(|delivery| claim(deps, delivery, now))
-            .buffer_unordered(CLAIMS_IN_FLIGHT)
-            .chunks(SEND_BATCH)
-            .map(|claims| enqueue(deps, claims))
-            .buffer_unordered(SENDS_IN_FLIGHT)
+            .chunks(CLAIM_BATCH)
+            .map(|batch| claim_and_enqueue(deps, batch, now))
+            .buffer_unordered(BATCHES_IN_FLIGHT)
             .try_fold(0, |sum, sent| ready(Ok(sum + sent)))
             .await?;
         if Instant::now() >= stop_at {
@@ -142,34 +140,35 @@ async fn requeue_stuck_deliveries(
     }
 }
 
-/// The requeue write: `None` when another sweeper (or a worker) changed the delivery first.
-async fn claim(
+/// Claims a batch (the requeue writes) and sends a message for each delivery won; the number
+/// sent.
+async fn claim_and_enqueue(
     deps: &Deps,
-    delivery: DeliverySummary,
+    batch: Vec<DueDelivery>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<DeliverySummary>> {
-    let after = delivery.requeued(now);
-    match deps.store.requeue_delivery(delivery.version, &after).await {
-        Ok(()) => Ok(Some(after)),
-        Err(Error::Conflict(_)) => Ok(None),
-        Err(error) => Err(error),
-    }
-}
-
-/// Sends one message per delivery claimed; the number sent.
-async fn enqueue(deps: &Deps, claims: Vec<Result<Option<DeliverySummary>>>) -> Result<usize> {
-    let mut messages = Vec::with_capacity(claims.len());
-    for claimed in claims {
-        if let Some(delivery) = claimed? {
+) -> Result<usize> {
+    let requeues: Vec<Requeue> = batch
+        .iter()
+        .map(|delivery| Requeue {
+            before_version: delivery.version,
+            after: delivery.requeued(now),
+        })
+        .collect();
+    let won = deps.store.requeue_deliveries(&requeues).await?;
+    let messages: Vec<(QueueMessage, Duration)> = requeues
+        .iter()
+        .zip(won)
+        .filter(|(_, won)| *won)
+        .map(|(requeue, _)| {
             let message = DeliveryMessage {
-                tenant_id: delivery.tenant_id,
-                delivery_id: delivery.id,
-                webhook_id: Some(delivery.webhook_id),
+                tenant_id: requeue.after.tenant_id,
+                delivery_id: requeue.after.id,
+                webhook_id: None,
                 retry: false,
             };
-            messages.push((QueueMessage::from(message), Duration::ZERO));
-        }
-    }
+            (QueueMessage::from(message), Duration::ZERO)
+        })
+        .collect();
     if !messages.is_empty() {
         deps.queue.send(&messages).await?;
     }

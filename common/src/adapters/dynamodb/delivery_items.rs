@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::items::*;
 use super::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::DeliveryRef;
@@ -324,9 +324,29 @@ const SUMMARY: &[&str] = &[
     VERSION,
 ];
 
+/// The attributes of a delivery item the sweeper reads.
+const DUE: &[&str] = &[
+    "id",
+    "tenant_id",
+    "status",
+    "next_attempt_at",
+    "lease_until",
+    "updated_at",
+    VERSION,
+];
+
 /// A `ProjectionExpression` of the summary's attributes and the names it uses (`#d0`, …).
 pub(super) fn summary_projection() -> (String, Vec<(String, &'static str)>) {
-    let names: Vec<(String, &str)> = SUMMARY
+    projection(SUMMARY)
+}
+
+/// A `ProjectionExpression` of the sweeper's attributes and the names it uses (`#d0`, …).
+pub(super) fn due_projection() -> (String, Vec<(String, &'static str)>) {
+    projection(DUE)
+}
+
+fn projection(attributes: &[&'static str]) -> (String, Vec<(String, &'static str)>) {
+    let names: Vec<(String, &str)> = attributes
         .iter()
         .enumerate()
         .map(|(index, name)| (format!("#d{index}"), *name))
@@ -354,6 +374,19 @@ pub(super) fn summary_from_item(item: &Item) -> Result<DeliverySummary> {
         next_attempt_at: opt_time(item, "next_attempt_at")?,
         lease_until: opt_time(item, "lease_until")?,
         created_at: time(item, "created_at")?,
+        updated_at: time(item, "updated_at")?,
+        version: n(item, VERSION)?,
+    })
+}
+
+/// What the sweeper reads of a delivery, from its item.
+pub(super) fn due_from_item(item: &Item) -> Result<DueDelivery> {
+    Ok(DueDelivery {
+        tenant_id: uuid(item, "tenant_id")?,
+        id: uuid(item, "id")?,
+        status: DeliveryStatus::parse(s(item, "status")?).ok_or_else(|| corrupt("status"))?,
+        next_attempt_at: opt_time(item, "next_attempt_at")?,
+        lease_until: opt_time(item, "lease_until")?,
         updated_at: time(item, "updated_at")?,
         version: n(item, VERSION)?,
     })

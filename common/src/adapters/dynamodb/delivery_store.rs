@@ -25,7 +25,7 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage};
+use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage, Requeue};
 use crate::time::rfc3339;
 
 /// BatchWriteItem's limit.
@@ -629,7 +629,7 @@ impl DynamoStore {
             .count()
             .max(1);
         let mut shares = (0..open).map(|n| limit / open + usize::from(n < limit % open));
-        let (projection, names) = summary_projection();
+        let (projection, names) = due_projection();
         let reads = (0..SHARDS).zip(positions).map(|(shard, position)| {
             let share = match position {
                 ShardPosition::Done => 0,
@@ -643,7 +643,7 @@ impl DynamoStore {
                     return futures_util::future::Either::Left(async { Ok((Vec::new(), unread)) })
                 }
             };
-            // Summaries only: the sweeper never needs a payload.
+            // What the sweeper decides on, no more: it reads thousands, never a payload.
             let mut query = self
                 .index_query(GSI1, due_index_pk(shard))
                 .key_condition_expression("#ipk = :ipk AND #isk < :before")
@@ -666,7 +666,7 @@ impl DynamoStore {
         let mut positions = Vec::new();
         for (items, position) in futures_util::future::try_join_all(reads).await? {
             for item in &items {
-                deliveries.push(summary_from_item(item)?);
+                deliveries.push(due_from_item(item)?);
             }
             positions.push(position);
         }
@@ -677,13 +677,57 @@ impl DynamoStore {
         Ok(DuePage { deliveries, next })
     }
 
-    /// The sweeper's requeue: the schedule attributes and the due index's sort key, conditional
-    /// on the version read; one small write, the payload untouched.
-    pub(super) async fn requeue_delivery_impl(
-        &self,
-        before_version: i64,
-        after: &DeliverySummary,
-    ) -> Result<()> {
+    /// The sweeper's requeues, up to 100 to a TransactWriteItems: one request and one round trip
+    /// for a hundred conditional writes (at twice a single write's units), where a sweep has
+    /// thousands to make from one small function. A transaction is all or nothing, so one whose
+    /// delivery changed since it was read (another sweeper or a worker won it) is cancelled:
+    /// DynamoDB says which writes failed their condition, and the rest go again without them.
+    /// Writes that keep meeting concurrent transactions are left for the next sweep.
+    pub(super) async fn requeue_deliveries_impl(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
+        let mut written = vec![false; requeues.len()];
+        let indices: Vec<usize> = (0..requeues.len()).collect();
+        for chunk in indices.chunks(TRANSACTION_MAX) {
+            let mut pending = chunk.to_vec();
+            // Each round drops at least one write (the ones whose condition failed), so this
+            // ends; collisions with concurrent transactions are resent by `transact_checked`.
+            while !pending.is_empty() {
+                let items = pending
+                    .iter()
+                    .map(|i| {
+                        let update = self.requeue_update(&requeues[*i])?;
+                        Ok(TransactWriteItem::builder().update(update).build())
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                match self.transact_checked(items, "requeue deliveries").await? {
+                    Ok(()) => {
+                        for i in pending.drain(..) {
+                            written[i] = true;
+                        }
+                    }
+                    // Changed since they were read: not this sweeper's to requeue.
+                    Err(failed) if !failed.is_empty() => {
+                        pending = pending
+                            .iter()
+                            .enumerate()
+                            .filter(|(position, _)| !failed.contains(position))
+                            .map(|(_, i)| *i)
+                            .collect();
+                    }
+                    Err(_) => {
+                        return Err(Error::internal(
+                            "requeue deliveries: refused without a failed condition",
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// One requeue: the schedule attributes and the due index's sort key, conditional on the
+    /// version read; the payload and the rest of the delivery are not touched.
+    fn requeue_update(&self, requeue: &Requeue) -> Result<Update> {
+        let after = &requeue.after;
         let due = after.next_attempt_at.unwrap_or(after.updated_at);
         let mut expression =
             "SET #isk = :isk, #next = :next, #updated = :updated, #version = :version".to_owned();
@@ -700,7 +744,7 @@ impl DynamoStore {
             .expression_attribute_values(":next", text(rfc3339(due)))
             .expression_attribute_values(":updated", text(rfc3339(after.updated_at)))
             .expression_attribute_values(":version", number(after.version))
-            .expression_attribute_values(":read", number(before_version));
+            .expression_attribute_values(":read", number(requeue.before_version));
         match after.lease_until {
             Some(until) => {
                 expression.push_str(", #lease = :lease");
@@ -708,11 +752,10 @@ impl DynamoStore {
             }
             None => expression.push_str(" REMOVE #lease"),
         }
-        let update = update
+        update
             .update_expression(expression)
             .build()
-            .map_err(build_error)?;
-        self.update_alone(update, "requeue delivery").await
+            .map_err(build_error)
     }
 
     pub(super) async fn failed_deliveries_impl(

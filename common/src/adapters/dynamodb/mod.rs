@@ -44,7 +44,7 @@ use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::{
     ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
-    Store,
+    Requeue, Store,
 };
 use crate::time::rfc3339;
 use chrono::{DateTime, Utc};
@@ -459,8 +459,8 @@ impl Store for DynamoStore {
         self.due_deliveries_impl(before, after, limit).await
     }
 
-    async fn requeue_delivery(&self, before_version: i64, after: &DeliverySummary) -> Result<()> {
-        self.requeue_delivery_impl(before_version, after).await
+    async fn requeue_deliveries(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
+        self.requeue_deliveries_impl(requeues).await
     }
 
     async fn failed_deliveries(
