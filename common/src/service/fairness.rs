@@ -36,6 +36,14 @@ impl Default for FairShare {
 /// The shortest and longest a set-aside delivery waits before it is tried again.
 const SET_ASIDE_MIN: Duration = Duration::from_secs(1);
 const SET_ASIDE_MAX: Duration = Duration::from_secs(30);
+/// An endpoint whose attempts take less than this is fast: a delivery that finds it full waits
+/// in the process for a slot, up to `FAST_WAIT_MAX`, instead of a queue round trip of a second
+/// or more (a burst to one quick receiver would otherwise pay that second at the tail).
+const FAST: Duration = Duration::from_millis(250);
+const FAST_WAIT_MAX: Duration = Duration::from_secs(1);
+const FAST_WAIT_STEP: Duration = Duration::from_millis(2);
+/// Tenants and endpoints remembered at rest (their typical attempt time) before forgetting.
+const REMEMBERED: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct Holder {
@@ -103,8 +111,48 @@ impl InFlight {
         })
     }
 
+    /// `take`, waiting a little while the full tenant or endpoint is a fast one: its slots come
+    /// free within milliseconds. A slow or hanging one is set aside at once.
+    pub async fn take_or_wait(
+        self: &Arc<InFlight>,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+    ) -> std::result::Result<Slot, Duration> {
+        let started = Instant::now();
+        loop {
+            match self.take(tenant_id, webhook_id) {
+                Ok(slot) => return Ok(slot),
+                Err(wait)
+                    if self.is_fast(tenant_id, webhook_id) && started.elapsed() < FAST_WAIT_MAX =>
+                {
+                    let _ = wait;
+                    tokio::time::sleep(FAST_WAIT_STEP).await;
+                }
+                Err(wait) => return Err(wait),
+            }
+        }
+    }
+
+    /// Whether the attempts of both are known to be quick, and none in flight is old.
+    fn is_fast(&self, tenant_id: Uuid, webhook_id: Uuid) -> bool {
+        let holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+        [tenant_id, webhook_id]
+            .iter()
+            .all(|key| match holders.get(key) {
+                None => true,
+                Some(holder) => {
+                    holder.typical.is_some_and(|typical| typical < FAST)
+                        && holder.started.first().is_none_or(|s| s.elapsed() < FAST)
+                }
+            })
+    }
+
     fn give_back(&self, slot: &Slot) {
         let mut holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+        if holders.len() > REMEMBERED {
+            // What is known of tenants and endpoints at rest is only a hint: keep it bounded.
+            holders.retain(|_, holder| holder.in_flight > 0);
+        }
         let took = slot.started.elapsed();
         for key in [slot.tenant_id, slot.webhook_id] {
             let Some(holder) = holders.get_mut(&key) else {
@@ -118,10 +166,6 @@ impl InFlight {
                 Some(typical) => (typical * 3 + took) / 4,
                 None => took,
             });
-            if holder.in_flight == 0 && holder.typical.is_some_and(|t| t < SET_ASIDE_MIN) {
-                // Nothing to remember about a fast endpoint at rest: keep the map small.
-                holders.remove(&key);
-            }
         }
     }
 }
@@ -187,6 +231,33 @@ mod tests {
         assert!(
             in_flight.take(Uuid::now_v7(), Uuid::now_v7()).is_ok(),
             "another tenant has room"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fast_endpoint_waits_for_a_slot_a_slow_one_is_set_aside() {
+        let in_flight = registry(10, 1);
+        let (tenant, endpoint) = (Uuid::now_v7(), Uuid::now_v7());
+        drop(in_flight.take(tenant, endpoint).unwrap()); // one quick attempt: known fast
+        let busy = in_flight.take(tenant, endpoint).unwrap();
+        let freed = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(busy);
+        });
+        let started = Instant::now();
+        let slot = in_flight.take_or_wait(tenant, endpoint).await;
+        assert!(slot.is_ok(), "waited for the fast endpoint's slot");
+        assert!(started.elapsed() < Duration::from_millis(500));
+        freed.await.unwrap();
+        drop(slot);
+
+        let (tenant, slow) = (Uuid::now_v7(), Uuid::now_v7());
+        let _hanging = in_flight.take(tenant, slow).unwrap(); // nothing known: not fast
+        let started = Instant::now();
+        assert!(in_flight.take_or_wait(tenant, slow).await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "set aside at once"
         );
     }
 

@@ -68,7 +68,11 @@ async fn deliver(
 ) -> Result<MessageOutcome> {
     // A busy tenant or endpoint: set aside before any read, when the message names it.
     let early_slot = match message.webhook_id {
-        Some(webhook_id) => match deps.in_flight.take(message.tenant_id, webhook_id) {
+        Some(webhook_id) => match deps
+            .in_flight
+            .take_or_wait(message.tenant_id, webhook_id)
+            .await
+        {
             Ok(slot) => Some(slot),
             Err(wait) => return set_aside(deps, message, wait).await,
         },
@@ -111,7 +115,11 @@ async fn deliver(
     // Held until the attempt is recorded.
     let _slot = match early_slot {
         Some(slot) => slot,
-        None => match deps.in_flight.take(message.tenant_id, delivery.webhook_id) {
+        None => match deps
+            .in_flight
+            .take_or_wait(message.tenant_id, delivery.webhook_id)
+            .await
+        {
             Ok(slot) => slot,
             Err(wait) => return set_aside(deps, message, wait).await,
         },
