@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
 use crate::domain::delivery::{
-    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, StatusCounts,
+    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
 };
 use crate::domain::event::OutboxEvent;
 // The values of an attempt belong to the domain; the sender port speaks in them.
@@ -84,8 +84,11 @@ pub trait Store: Send + Sync {
     /// In creation order.
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>>;
 
-    /// Writes new PENDING deliveries; one that exists already is left as it is (fan-out may run
-    /// twice). Counters move only for those really created.
+    /// Stores an event's payload, once for all its deliveries, before any of them is created.
+    /// A payload already stored is kept as it is (fan-out may run twice).
+    async fn put_payload(&self, payload: &EventPayload) -> Result<()>;
+    /// Writes new PENDING deliveries, whose payloads are stored; one that exists already is left
+    /// as it is (fan-out may run twice). Counters move only for those really created.
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()>;
     /// With its payload: for sending it.
     async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>>;

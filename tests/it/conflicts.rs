@@ -39,9 +39,9 @@ const WAIT: Duration = Duration::from_secs(60);
 struct Refusals {
     seen: Mutex<HashSet<u64>>,
     counts: Mutex<BTreeMap<String, usize>>,
-    /// While set, every BatchWriteItem fails with a 500, as on an outage: a fan-out stops
-    /// part-way, as if its process died there.
-    failing_batch_writes: std::sync::atomic::AtomicBool,
+    /// While set, every TransactWriteItems fails with a 500, as on an outage: a fan-out stops
+    /// before its deliveries are written, as if its process died there.
+    failing_transactions: std::sync::atomic::AtomicBool,
 }
 
 impl Refusals {
@@ -67,9 +67,9 @@ impl Refusals {
             .get("x-amz-target")?
             .strip_prefix("DynamoDB_20120810.")?
             .to_owned();
-        if operation == "BatchWriteItem"
+        if operation == "TransactWriteItems"
             && self
-                .failing_batch_writes
+                .failing_transactions
                 .load(std::sync::atomic::Ordering::SeqCst)
         {
             let error = json!({
@@ -439,7 +439,7 @@ async fn a_notify_whose_fan_out_stops_part_way_is_finished_by_the_sweeper() {
     let (second, _) = s.webhook(&receiver, json!({})).await;
 
     refusals
-        .failing_batch_writes
+        .failing_transactions
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let (status, body) = s
         .app
@@ -467,7 +467,7 @@ async fn a_notify_whose_fan_out_stops_part_way_is_finished_by_the_sweeper() {
 
     // The outage ends; the sweeper, past its grace period, finishes the fan-out.
     refusals
-        .failing_batch_writes
+        .failing_transactions
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let worker = s.app.start_worker();
     let report = eventually(WAIT, "a sweep to fan the event out", || async {

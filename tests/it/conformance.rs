@@ -599,7 +599,9 @@ mod deliveries {
 
     use std::time::Duration;
 
-    use common::domain::delivery::{payload, Delivery, DeliveryStatus, DueDelivery, RetrySchedule};
+    use common::domain::delivery::{
+        payload, Delivery, DeliveryStatus, DueDelivery, EventPayload, RetrySchedule,
+    };
     use common::domain::event::OutboxEvent;
     use common::domain::page::{PageRequest, FILTER_SCAN_LIMIT};
     use common::domain::webhook::{TargetPolicy, Webhook};
@@ -614,6 +616,7 @@ mod deliveries {
     crate::on_both_stores!(
         webhooks_are_versioned_and_scoped,
         creating_a_delivery_twice_writes_it_once,
+        an_event_payload_is_stored_once_for_all_its_deliveries,
         a_stale_delivery_write_is_a_conflict_and_writes_nothing,
         the_sweeper_indexes_find_due_failed_and_undispatched_work,
         every_read_returns_the_payload_after_every_transition,
@@ -722,6 +725,14 @@ mod deliveries {
         let event = Uuid::now_v7();
         let body = payload(event, "lead.created", &json!({"n": 1}), now()).unwrap();
         Delivery::new(tenant, webhook, event, "lead.created", body, now())
+    }
+
+    /// Stores deliveries as a fan-out does: each one's event payload first, then the deliveries.
+    async fn store_deliveries(store: &dyn Store, deliveries: &[Delivery]) {
+        for delivery in deliveries {
+            store.put_payload(&delivery.event_payload()).await.unwrap();
+        }
+        store.create_deliveries(deliveries).await.unwrap();
     }
 
     fn failure() -> SendOutcome {
@@ -975,7 +986,7 @@ mod deliveries {
                 Delivery::new(tenant, webhook, event, "lead.created", body, long_ago)
             })
             .collect();
-        store.create_deliveries(&stuck).await.unwrap();
+        store_deliveries(store.as_ref(), &stuck).await;
         let cutoff = now() - chrono::Duration::minutes(1);
         let mut read = all_due(store.as_ref(), cutoff, 1_000).await;
         read.sort_by_key(|d| d.id);
@@ -1044,20 +1055,46 @@ mod deliveries {
         }
     }
 
+    /// The deliveries of one event share its payload, stored once: each reads it back whole, and
+    /// a second write of the payload (a fan-out run again) keeps the bytes first stored.
+    async fn an_event_payload_is_stored_once_for_all_its_deliveries(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = std::sync::Arc::clone(&fixture.store);
+        let tenant = Uuid::now_v7();
+        let event = OutboxEvent::new(
+            tenant,
+            "lead.created",
+            json!({"pad": "p".repeat(300_000 / 2)}),
+            now(),
+        );
+        let payload = EventPayload::of(&event, now()).unwrap();
+        store.put_payload(&payload).await.unwrap();
+        let deliveries: Vec<Delivery> = (0..5)
+            .map(|_| payload.delivery_to(Uuid::now_v7(), now()))
+            .collect();
+        store.create_deliveries(&deliveries).await.unwrap();
+        let mut rewritten = payload.clone();
+        rewritten.body = payload.body.replace("ppp", "qqq").into();
+        store.put_payload(&rewritten).await.unwrap();
+        for delivery in &deliveries {
+            let read = store
+                .get_delivery(tenant, delivery.id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(read, *delivery);
+            assert_eq!(read.payload, payload.body);
+        }
+    }
+
     async fn creating_a_delivery_twice_writes_it_once(backend: Backend) {
         let fixture = fresh_store(backend).await;
         let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
         let hook = Uuid::now_v7();
         let first = delivery(tenant, hook);
-        store
-            .create_deliveries(std::slice::from_ref(&first))
-            .await
-            .unwrap();
-        store
-            .create_deliveries(std::slice::from_ref(&first))
-            .await
-            .unwrap();
+        store_deliveries(store.as_ref(), std::slice::from_ref(&first)).await;
+        store_deliveries(store.as_ref(), std::slice::from_ref(&first)).await;
         assert_eq!(
             store.get_delivery(tenant, first.id).await.unwrap(),
             Some(first.clone())
@@ -1087,8 +1124,8 @@ mod deliveries {
             .collect();
         // A first run that stopped part way, then the whole fan-out again.
         let early: Vec<Delivery> = all.iter().step_by(3).cloned().collect();
-        store.create_deliveries(&early).await.unwrap();
-        store.create_deliveries(&all).await.unwrap();
+        store_deliveries(store.as_ref(), &early).await;
+        store_deliveries(store.as_ref(), &all).await;
         for created in [&all[0], &all[1], &all[129], &all[259]] {
             assert_eq!(
                 store
@@ -1117,10 +1154,7 @@ mod deliveries {
         let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
         let created = delivery(tenant, Uuid::now_v7());
-        store
-            .create_deliveries(std::slice::from_ref(&created))
-            .await
-            .unwrap();
+        store_deliveries(store.as_ref(), std::slice::from_ref(&created)).await;
         let claimed = created.claimed(now(), Duration::from_secs(30)).unwrap();
         store
             .write_delivery(&DeliveryChange {
@@ -1289,10 +1323,7 @@ mod deliveries {
         let (hook, other_hook) = (Uuid::now_v7(), Uuid::now_v7());
         let created = delivery(tenant, hook);
         let other = delivery(tenant, other_hook);
-        store
-            .create_deliveries(&[created.clone(), other.clone()])
-            .await
-            .unwrap();
+        store_deliveries(store.as_ref(), &[created.clone(), other.clone()]).await;
         let claimed = created.claimed(now(), Duration::from_secs(30)).unwrap();
         let write = |before: &Delivery, after: &Delivery, attempt| DeliveryChange {
             before: before.clone(),

@@ -63,12 +63,11 @@ impl Setup {
                 Delivery::new(self.tenant, webhook_id, event_id, "lead.created", body, now)
             })
             .collect();
-        self.app
-            .deps
-            .store
-            .create_deliveries(&stranded)
-            .await
-            .unwrap();
+        let store = &self.app.deps.store;
+        for delivery in &stranded {
+            store.put_payload(&delivery.event_payload()).await.unwrap();
+        }
+        store.create_deliveries(&stranded).await.unwrap();
         stranded
     }
 

@@ -75,7 +75,12 @@ impl Setup {
         let writes = deliveries.chunks(250).map(|chunk| {
             let store = std::sync::Arc::clone(&self.app.deps.store);
             let chunk = chunk.to_vec();
-            tokio::spawn(async move { store.create_deliveries(&chunk).await })
+            tokio::spawn(async move {
+                for delivery in &chunk {
+                    store.put_payload(&delivery.event_payload()).await?;
+                }
+                store.create_deliveries(&chunk).await
+            })
         });
         for write in futures::future::join_all(writes).await {
             write.unwrap().unwrap();

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::domain::auth::ApiKey;
 use common::domain::client::Client;
-use common::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
+use common::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload};
 use common::domain::event::OutboxEvent;
 use common::domain::page::{Page, PageRequest};
 use common::domain::sync_status::SyncCounts;
@@ -32,6 +32,7 @@ const WRITES: &[&str] = &[
     "create_webhook",
     "update_webhook",
     "delete_webhook",
+    "put_payload",
     "create_deliveries",
     "write_delivery",
     "requeue_deliveries",
@@ -186,6 +187,10 @@ impl Store for CountingStore {
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
         self.count("list_webhooks");
         self.inner.list_webhooks(tenant_id, page).await
+    }
+    async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
+        self.count("put_payload");
+        self.inner.put_payload(payload).await
     }
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
         self.count("create_deliveries");

@@ -26,7 +26,7 @@ use super::sqlite_webhooks as rows;
 use super::sqlite_writer::Writer;
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
@@ -223,6 +223,20 @@ CREATE INDEX deliveries_failed ON deliveries (tenant_id, webhook_id, id) WHERE s
     // Notify's events go through the outbox too, and say when they happened.
     r#"
 ALTER TABLE outbox ADD COLUMN occurred_at TEXT;
+"#,
+    // An event's payload is stored once, shared by its deliveries: a fan-out to a thousand
+    // webhooks wrote a thousand copies.
+    r#"
+CREATE TABLE payloads (
+    tenant_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, event_id)
+);
+INSERT OR IGNORE INTO payloads (tenant_id, event_id, payload, created_at)
+SELECT tenant_id, event_id, payload, created_at FROM deliveries;
+ALTER TABLE deliveries DROP COLUMN payload;
 "#,
 ];
 
@@ -863,6 +877,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
+        let payload = payload.clone();
+        self.call(move |conn| rows::put_payload(conn, &payload))
+            .await
+    }
+
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
         let deliveries = deliveries.to_vec();
         self.call(move |conn| rows::create_deliveries(conn, &deliveries))
@@ -961,32 +981,60 @@ mod tests {
             .unwrap()
     }
 
-    /// A data directory made by the release before the rowid migration keeps its deliveries
-    /// and their attempts, and they are rowid tables afterwards.
+    /// A data directory made before payloads were shared keeps its deliveries, their payloads
+    /// and attempts; its deliveries go on working, and the tables are the current ones.
     #[tokio::test]
-    async fn deliveries_and_attempts_survive_the_rowid_migration() {
+    async fn deliveries_survive_the_shared_payload_migration() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        migrate_to(&mut conn, MIGRATIONS.len() - 1).unwrap();
+        let shared = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("CREATE TABLE payloads"))
+            .unwrap();
+        migrate_to(&mut conn, shared).unwrap();
         // Times are stored to the millisecond.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
-        let payload = format!("{{\"padding\":\"{}\"}}", "x".repeat(2_000));
+        let body = format!("{{\"padding\":\"{}\"}}", "x".repeat(2_000));
         let delivery = Delivery::new(
             Uuid::new_v4(),
             Uuid::new_v4(),
             Uuid::new_v4(),
             "lead.created",
-            payload,
+            body.clone(),
             now,
         );
-        rows::create_deliveries(&mut conn, std::slice::from_ref(&delivery)).unwrap();
+        conn.execute(
+            "INSERT INTO deliveries (tenant_id, id, webhook_id, event_id, event, payload, status,
+                 attempt_count, created_at, updated_at, version, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'PENDING', 0, ?7, ?7, 1, ?7)",
+            params![
+                delivery.tenant_id.to_string(),
+                delivery.id.to_string(),
+                delivery.webhook_id.to_string(),
+                delivery.event_id.to_string(),
+                delivery.event,
+                body,
+                rfc3339(now),
+            ],
+        )
+        .unwrap();
+        drop(conn);
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let read = store
+            .get_delivery(delivery.tenant_id, delivery.id)
+            .await
+            .unwrap();
+        assert_eq!(read.as_ref(), Some(&delivery));
         let claimed = delivery.claimed(now, Duration::from_secs(20)).unwrap();
-        let claim = DeliveryChange {
-            before: delivery,
-            after: claimed.clone(),
-            attempt: None,
-        };
-        rows::write_delivery(&mut conn, &claim).unwrap();
+        store
+            .write_delivery(&DeliveryChange {
+                before: delivery,
+                after: claimed.clone(),
+                attempt: None,
+            })
+            .await
+            .unwrap();
         let outcome = SendOutcome {
             status: Some(500),
             body: "y".repeat(3_000),
@@ -995,18 +1043,14 @@ mod tests {
         };
         let (after, attempt, _) =
             claimed.after_attempt(&outcome, 3, &RetrySchedule::default(), now);
-        rows::write_delivery(
-            &mut conn,
-            &DeliveryChange {
+        store
+            .write_delivery(&DeliveryChange {
                 before: claimed,
                 after: after.clone(),
                 attempt: Some(attempt.clone()),
-            },
-        )
-        .unwrap();
-        drop(conn);
-
-        let store = SqliteStore::open(dir.path()).unwrap();
+            })
+            .await
+            .unwrap();
         let read = store.get_delivery(after.tenant_id, after.id).await.unwrap();
         assert_eq!(read, Some(after.clone()));
         let attempts = store
@@ -1014,6 +1058,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(attempts, vec![attempt]);
+        let columns = texts(&store, "SELECT name FROM pragma_table_info('deliveries')").await;
+        assert!(!columns.iter().any(|c| c == "payload"), "{columns:?}");
         let schemas = texts(
             &store,
             "SELECT sql FROM sqlite_master WHERE name IN ('deliveries', 'delivery_attempts')",

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::sqlite::{bad_text, optional_time_column, time_column, uuid_column};
 use crate::domain::delivery::{
-    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, StatusCounts,
+    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
     PAYLOAD_RETENTION,
 };
 use crate::domain::event::OutboxEvent;
@@ -143,17 +143,12 @@ pub(super) fn list_webhooks(
     Ok(Page::from_overfetch(rows, page.limit, |w| w.id))
 }
 
-const DELIVERY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, payload, status, \
+/// The columns of a delivery; its payload is the event's, in `payloads`.
+const DELIVERY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, status, \
      attempt_count, last_status_code, last_error, next_attempt_at, lease_until, created_at, \
      updated_at, version";
 
-/// The columns of a delivery but its payload, for the reads that do not send it; a read that
-/// does selects them and then `payload`.
-const SUMMARY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, status, \
-     attempt_count, last_status_code, last_error, next_attempt_at, lease_until, created_at, \
-     updated_at, version";
-
-/// A delivery from a row of `SUMMARY_COLUMNS` followed by `payload`.
+/// A delivery from a row of `DELIVERY_COLUMNS` followed by its event's payload.
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     let payload: String = row.get(14)?;
     Ok(summary_from_row(row)?.with_payload(payload))
@@ -202,9 +197,24 @@ fn add_counts(
     Ok(())
 }
 
+/// The payload once per event: a second fan-out of the event keeps the stored bytes.
+pub(super) fn put_payload(conn: &mut Connection, payload: &EventPayload) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO payloads (tenant_id, event_id, payload, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        payload.tenant_id.to_string(),
+        payload.event_id.to_string(),
+        &*payload.body,
+        rfc3339(payload.created_at),
+    ])?;
+    Ok(())
+}
+
 pub(super) fn create_deliveries(conn: &mut Connection, deliveries: &[Delivery]) -> Result<()> {
     let mut insert = conn.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?;
     for d in deliveries {
         let inserted = insert.execute(params![
@@ -213,7 +223,6 @@ pub(super) fn create_deliveries(conn: &mut Connection, deliveries: &[Delivery]) 
             d.webhook_id.to_string(),
             d.event_id.to_string(),
             d.event,
-            d.payload,
             d.status.as_str(),
             d.attempt_count,
             d.last_status_code,
@@ -242,7 +251,9 @@ pub(super) fn get_delivery(
     id: Uuid,
 ) -> Result<Option<Delivery>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {SUMMARY_COLUMNS}, payload FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
+        "SELECT {DELIVERY_COLUMNS}, (SELECT p.payload FROM payloads p
+             WHERE p.tenant_id = deliveries.tenant_id AND p.event_id = deliveries.event_id)
+         FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
     ))?;
     Ok(query
         .query_row(
@@ -258,7 +269,7 @@ pub(super) fn get_delivery_summary(
     id: Uuid,
 ) -> Result<Option<DeliverySummary>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"
     ))?;
     Ok(query
         .query_row(
@@ -352,7 +363,7 @@ pub(super) fn list_deliveries(
     page: PageRequest,
 ) -> Result<Page<DeliverySummary>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM deliveries
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries
          WHERE tenant_id = ?1 AND webhook_id = ?2 AND (?3 IS NULL OR id < ?3)
          ORDER BY id DESC LIMIT ?4"
     ))?;

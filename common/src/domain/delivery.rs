@@ -5,6 +5,7 @@
 //! A deleted or inactive webhook turns a delivery CANCELLED without a request.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::event::OutboxEvent;
 use super::outbound::{SendOutcome, RESPONSE_BODY_LIMIT};
 use crate::error::{Error, Result};
 use crate::time::rfc3339;
@@ -121,8 +123,9 @@ pub struct Delivery {
     /// The payload's `id` and the Standard Webhooks `webhook-id`: the same on every attempt.
     pub event_id: Uuid,
     pub event: String,
-    /// The exact body sent, byte for byte, on every attempt.
-    pub payload: String,
+    /// The exact body sent, byte for byte, on every attempt: the event's, shared by all its
+    /// deliveries (stored once, as an `EventPayload`).
+    pub payload: Arc<str>,
     pub status: DeliveryStatus,
     pub attempt_count: u32,
     pub last_status_code: Option<u16>,
@@ -168,14 +171,14 @@ pub struct DeliverySummary {
 
 impl DeliverySummary {
     /// The delivery this summary is of, with its payload.
-    pub fn with_payload(self, payload: String) -> Delivery {
+    pub fn with_payload(self, payload: impl Into<Arc<str>>) -> Delivery {
         Delivery {
             id: self.id,
             tenant_id: self.tenant_id,
             webhook_id: self.webhook_id,
             event_id: self.event_id,
             event: self.event,
-            payload,
+            payload: payload.into(),
             status: self.status,
             attempt_count: self.attempt_count,
             last_status_code: self.last_status_code,
@@ -200,6 +203,43 @@ pub struct Attempt {
     pub duration_ms: u64,
     pub error: Option<String>,
     pub response_body: String,
+}
+
+/// An event's payload, rendered once and stored once for all the deliveries of the event: a
+/// fan-out to a thousand webhooks writes (and holds in memory) one copy, not a thousand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPayload {
+    pub tenant_id: Uuid,
+    pub event_id: Uuid,
+    pub event: String,
+    pub body: Arc<str>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl EventPayload {
+    /// The payload of `event` (seed 003's shape), refused when over `MAX_PAYLOAD_BYTES`.
+    pub fn of(event: &OutboxEvent, now: DateTime<Utc>) -> Result<EventPayload> {
+        let body = payload(event.id, &event.event, &event.data, event.occurred_at)?;
+        Ok(EventPayload {
+            tenant_id: event.tenant_id,
+            event_id: event.id,
+            event: event.event.clone(),
+            body: body.into(),
+            created_at: now,
+        })
+    }
+
+    /// The new delivery of this payload to `webhook_id`; it shares the body.
+    pub fn delivery_to(&self, webhook_id: Uuid, now: DateTime<Utc>) -> Delivery {
+        Delivery::new(
+            self.tenant_id,
+            webhook_id,
+            self.event_id,
+            &self.event,
+            Arc::clone(&self.body),
+            now,
+        )
+    }
 }
 
 /// The payload of seed 003: `{id, event, timestamp, apiVersion, data}`.
@@ -286,7 +326,7 @@ impl Delivery {
         webhook_id: Uuid,
         event_id: Uuid,
         event: &str,
-        payload: String,
+        payload: impl Into<Arc<str>>,
         now: DateTime<Utc>,
     ) -> Delivery {
         Delivery {
@@ -295,7 +335,7 @@ impl Delivery {
             webhook_id,
             event_id,
             event: event.to_owned(),
-            payload,
+            payload: payload.into(),
             status: DeliveryStatus::Pending,
             attempt_count: 0,
             last_status_code: None,
@@ -305,6 +345,17 @@ impl Delivery {
             created_at: now,
             updated_at: now,
             version: 1,
+        }
+    }
+
+    /// The event payload this delivery shares with the event's other deliveries.
+    pub fn event_payload(&self) -> EventPayload {
+        EventPayload {
+            tenant_id: self.tenant_id,
+            event_id: self.event_id,
+            event: self.event.clone(),
+            body: Arc::clone(&self.payload),
+            created_at: self.created_at,
         }
     }
 
@@ -529,7 +580,7 @@ mod tests {
             Uuid::now_v7(),
             Uuid::now_v7(),
             "client.created",
-            "{}".into(),
+            "{}",
             now,
         )
     }

@@ -77,7 +77,7 @@ pub fn signed_request(
     OutboundRequest {
         url: webhook.url.clone(),
         headers,
-        body: delivery.payload.clone(),
+        body: delivery.payload.to_string(),
         timeout: Duration::from_millis(u64::from(webhook.timeout_ms)),
     }
 }
@@ -114,7 +114,7 @@ mod tests {
             webhook.id,
             Uuid::now_v7(),
             "client.created",
-            r#"{"id":"x"}"#.into(),
+            r#"{"id":"x"}"#,
             now,
         );
         let first = signed_request(&rotated, &delivery, now);

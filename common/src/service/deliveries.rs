@@ -6,12 +6,13 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::webhooks::{all_webhooks, load as load_webhook};
+use super::webhooks::{load as load_webhook, subscribers};
 use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::is_known_event;
 use crate::domain::delivery::{
-    payload, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, StatusCounts,
+    delivery_id, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, EventPayload,
+    StatusCounts,
 };
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
@@ -19,33 +20,43 @@ use crate::domain::validation::{parse_json, parse_optional_json, schema, Fields}
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope};
 
+/// Deliveries are created and enqueued this many at a time, so that a fan-out's memory does not
+/// grow with the tenant's number of webhooks (docs/architecture.md §Outbox and fan-out).
+const FAN_OUT_BATCH: usize = 100;
+
 /// Creates a PENDING delivery for every active webhook of the tenant subscribed to the event,
 /// then enqueues them. Safe to run twice for one event: delivery ids are derived from it.
 pub async fn fan_out(deps: &Deps, event: &OutboxEvent) -> Result<Vec<Uuid>> {
-    let deliveries = plan_fan_out(deps, event).await?;
-    deps.store.create_deliveries(&deliveries).await?;
-    enqueue_now(deps, &deliveries).await;
-    Ok(deliveries.iter().map(|d| d.id).collect())
+    let payload = EventPayload::of(event, deps.clock.now())?;
+    let webhooks = subscribers(deps, event.tenant_id, &event.event).await?;
+    deliver(deps, &payload, &webhooks).await?;
+    Ok(delivery_ids(event, &webhooks))
 }
 
-/// The deliveries an event owes: one per active webhook subscribed to it.
-async fn plan_fan_out(deps: &Deps, event: &OutboxEvent) -> Result<Vec<Delivery>> {
-    let body = payload(event.id, &event.event, &event.data, event.occurred_at)?;
-    Ok(all_webhooks(deps, event.tenant_id)
-        .await?
+fn delivery_ids(event: &OutboxEvent, webhooks: &[Uuid]) -> Vec<Uuid> {
+    webhooks
         .iter()
-        .filter(|webhook| webhook.subscribes_to(&event.event))
-        .map(|webhook| {
-            Delivery::new(
-                event.tenant_id,
-                webhook.id,
-                event.id,
-                &event.event,
-                body.clone(),
-                deps.clock.now(),
-            )
-        })
-        .collect())
+        .map(|webhook_id| delivery_id(event.id, *webhook_id))
+        .collect()
+}
+
+/// Stores the event's payload once, then creates and enqueues its deliveries to `webhooks` a
+/// batch at a time; each delivery shares the one payload.
+async fn deliver(deps: &Deps, payload: &EventPayload, webhooks: &[Uuid]) -> Result<()> {
+    if webhooks.is_empty() {
+        return Ok(());
+    }
+    deps.store.put_payload(payload).await?;
+    for batch in webhooks.chunks(FAN_OUT_BATCH) {
+        let now = deps.clock.now();
+        let deliveries: Vec<Delivery> = batch
+            .iter()
+            .map(|webhook_id| payload.delivery_to(*webhook_id, now))
+            .collect();
+        deps.store.create_deliveries(&deliveries).await?;
+        enqueue_now(deps, &deliveries).await;
+    }
+    Ok(())
 }
 
 /// Fans out events just written by a request. A failure here loses nothing: the event stays in
@@ -159,18 +170,17 @@ pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyR
         OutboxEvent::new(caller.tenant_id, &event, data, now).occurred(occurred_at.unwrap_or(now));
     // The event first, as a client write's: once it is stored, its deliveries will exist, made
     // here or by the sweeper if this request dies part-way.
+    // The payload is rendered first: one over the size limit is refused before anything is stored.
+    let payload = EventPayload::of(&event, now)?;
     deps.store.append_event(&event).await?;
-    let deliveries = plan_fan_out(deps, &event).await?;
-    match deps.store.create_deliveries(&deliveries).await {
-        Ok(()) => {
-            enqueue_now(deps, &deliveries).await;
-            mark_dispatched(deps, &event).await;
-        }
+    let webhooks = subscribers(deps, event.tenant_id, &event.event).await?;
+    match deliver(deps, &payload, &webhooks).await {
+        Ok(()) => mark_dispatched(deps, &event).await,
         Err(error) => {
             tracing::warn!(event_id = %event.id, %error, "fan-out failed; the sweeper will finish it")
         }
     }
-    let delivery_ids = deliveries.iter().map(|d| d.id).collect();
+    let delivery_ids = delivery_ids(&event, &webhooks);
     Ok(NotifyResult {
         success: true,
         delivery_ids,

@@ -239,20 +239,31 @@ pub(crate) async fn load(deps: &Deps, tenant_id: Uuid, id: Uuid) -> Result<Webho
         .ok_or(Error::NotFound("Webhook"))
 }
 
-/// Every webhook of a tenant, page by page (a tenant has few).
-pub(crate) async fn all_webhooks(deps: &Deps, tenant_id: Uuid) -> Result<Vec<Webhook>> {
-    let mut all = Vec::new();
+/// The ids of the tenant's active webhooks subscribed to `event`, read a page at a time: only
+/// the ids are kept, however many webhooks (and headers) the tenant has.
+pub(crate) async fn subscribers(deps: &Deps, tenant_id: Uuid, event: &str) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::new();
     let mut after = None;
     loop {
         let page = deps
             .store
-            .list_webhooks(tenant_id, PageRequest { limit: 100, after })
+            .list_webhooks(
+                tenant_id,
+                PageRequest {
+                    limit: MAX_LIMIT,
+                    after,
+                },
+            )
             .await?;
-        let last = page.items.last().map(|w| w.id);
-        all.extend(page.items);
-        match (page.next_cursor, last) {
-            (Some(_), Some(last)) => after = Some(last),
-            _ => return Ok(all),
+        after = page.items.last().map(|w| w.id);
+        ids.extend(
+            page.items
+                .iter()
+                .filter(|webhook| webhook.subscribes_to(event))
+                .map(|webhook| webhook.id),
+        );
+        if page.next_cursor.is_none() || after.is_none() {
+            return Ok(ids);
         }
     }
 }

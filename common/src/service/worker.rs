@@ -12,7 +12,7 @@ use super::webhooks::load as load_webhook;
 use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::WEBHOOK_TEST;
-use crate::domain::delivery::{payload, Decision, Delivery};
+use crate::domain::delivery::{Decision, Delivery, EventPayload};
 use crate::domain::event::OutboxEvent;
 use crate::domain::outbound::signed_request;
 use crate::domain::webhook::{Webhook, IN_REQUEST_TIMEOUT_MS};
@@ -278,15 +278,9 @@ pub async fn test_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Test
         json!({"webhookId": webhook.id, "message": "This is a test delivery."}),
         now,
     );
-    let body = payload(event.id, WEBHOOK_TEST, &event.data, now)?;
-    let delivery = Delivery::new(
-        caller.tenant_id,
-        webhook.id,
-        event.id,
-        WEBHOOK_TEST,
-        body,
-        now,
-    );
+    let payload = EventPayload::of(&event, now)?;
+    let delivery = payload.delivery_to(webhook.id, now);
+    deps.store.put_payload(&payload).await?;
     deps.store
         .create_deliveries(std::slice::from_ref(&delivery))
         .await?;

@@ -6,15 +6,18 @@
 //! | delivery (open)   | `TENANT#<t>`      | `DELIVERY#<id>`                   | `DUE#<shard>` / `<next attempt>#<id>`    | `TENANT#<t>#WEBHOOK#<w>` / id |
 //! | delivery (failed) | `TENANT#<t>`      | `DELIVERY#<id>`                   | `TENANT#<t>#FAILED` / `<id>`             | same                         |
 //! | delivery (done)   | `TENANT#<t>`      | `DELIVERY#<id>`                   |                                          | same                         |
-//! | payload           | `TENANT#<t>`      | `DELIVERY#<id>#0PAYLOAD`          |                                          |                              |
+//! | payload           | `TENANT#<t>`      | `PAYLOAD#<event id>`              |                                          |                              |
+//! | payload (earlier) | `TENANT#<t>`      | `DELIVERY#<id>#0PAYLOAD`          |                                          |                              |
 //! | attempt           | `TENANT#<t>`      | `DELIVERY#<id>#ATTEMPT#<nnnn>`    |                                          |                              |
 //! | counts            | `TENANT#<t>`      | `DELIVERY_COUNTS#<w>`             |                                          |                              |
 //! Deliveries and attempts carry `expires_at` (TTL) once finished; a payload from its creation.
 //!
-//! The payload (up to 256 KiB) has an item of its own, written once: DynamoDB bills a write by
-//! the size of the whole item, and each index holding the item copies it, so the state
+//! An event's payload (up to 256 KiB) has an item of its own, written once and shared by all the
+//! event's deliveries: a fan-out to a thousand webhooks writes one copy, and since DynamoDB bills
+//! a write by the size of the whole item (and each index holding the item copies it), the state
 //! transitions (claim, result, requeue) write a small item instead of rewriting the body.
-//! Deliveries written before this split keep the payload inline; reads accept both.
+//! Deliveries written by earlier versions keep their payload inline or in an item of their own
+//! (`payload (earlier)`); reads accept all three.
 //! The tenant-wide counts are the sum of the webhooks' (`DELIVERY_COUNTS#ALL`, written by earlier
 //! versions, equals that sum and is no longer read): one counter item per transition, not two.
 
@@ -26,7 +29,9 @@ use uuid::Uuid;
 
 use super::items::*;
 use super::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery};
+use crate::domain::delivery::{
+    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload,
+};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::DeliveryRef;
@@ -51,10 +56,15 @@ pub(super) fn delivery_sk(id: Uuid) -> String {
     format!("{DELIVERY_SK_PREFIX}{id}")
 }
 
-/// `#0` sorts the payload between its delivery and the delivery's attempts (`#ATTEMPT#…`), so
-/// one Query reads a delivery with its payload and nothing else.
+/// Where a delivery written by an earlier version keeps its own copy of the payload: `#0` sorts
+/// it between the delivery and its attempts (`#ATTEMPT#…`), so one Query reads both.
 pub(super) fn payload_sk(id: Uuid) -> String {
     format!("{DELIVERY_SK_PREFIX}{id}#0PAYLOAD")
+}
+
+/// The payload shared by the deliveries of an event.
+pub(super) fn event_payload_sk(event_id: Uuid) -> String {
+    format!("PAYLOAD#{event_id}")
 }
 
 pub(super) fn attempt_prefix(id: Uuid) -> String {
@@ -127,7 +137,7 @@ fn s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
     }
 }
 
-fn opt_s(item: &Item, name: &str) -> Option<String> {
+pub(super) fn opt_s(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Some(v.clone()),
         _ => None,
@@ -290,10 +300,13 @@ pub(super) fn delivery_state(d: &Delivery) -> Vec<(&'static str, Option<Attribut
         .collect()
 }
 
-pub(super) fn payload_item(d: &Delivery, now: DateTime<Utc>) -> Item {
-    let mut item = key(tenant_pk(d.tenant_id), payload_sk(d.id));
-    item.insert(PAYLOAD.into(), text(&d.payload));
-    item.insert(TTL.into(), number((now + PAYLOAD_RETENTION).timestamp()));
+pub(super) fn payload_item(p: &EventPayload) -> Item {
+    let mut item = key(tenant_pk(p.tenant_id), event_payload_sk(p.event_id));
+    item.insert(PAYLOAD.into(), text(&*p.body));
+    item.insert(
+        TTL.into(),
+        number((p.created_at + PAYLOAD_RETENTION).timestamp()),
+    );
     item
 }
 

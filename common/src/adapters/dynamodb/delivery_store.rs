@@ -7,20 +7,20 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use uuid::Uuid;
 
-use super::contention::{backoff, until_done, Sent};
+use super::contention::{until_done, Sent};
 use super::delivery_items::*;
 use super::items::*;
 use super::paging::{read_query, Reading};
 use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
 use super::{build_error, sdk_error, Condition, DynamoStore};
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, StatusCounts};
+use crate::domain::delivery::{
+    Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload, StatusCounts,
+};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::domain::webhook::Webhook;
@@ -28,13 +28,9 @@ use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage, Requeue};
 use crate::time::rfc3339;
 
-/// BatchWriteItem's limit.
-const BATCH_WRITE_MAX: usize = 25;
 /// TransactWriteItems' limit on actions.
 const TRANSACTION_MAX: usize = 100;
-/// How often unprocessed batch items are sent again before the write fails.
-const UNPROCESSED_ROUNDS: u32 = 8;
-/// Batch writes and transactions of one fan-out in flight at once.
+/// Transactions of one fan-out batch in flight at once.
 const IN_FLIGHT: usize = 8;
 
 /// Consecutive runs of deliveries that fit one transaction with their counter updates (one
@@ -354,13 +350,12 @@ impl DynamoStore {
         Ok(Page::from_overfetch(webhooks, page.limit, |w| w.id))
     }
 
-    /// Writes the payloads first (so that no delivery exists without its payload), then the
-    /// deliveries with their counters, many to a transaction, the transactions concurrently.
+    /// Writes the deliveries (whose payload is stored: `put_payload_impl`) with their counters,
+    /// many to a transaction, the transactions concurrently.
     /// A delivery that exists already (a fan-out run twice) refuses its transaction on its
     /// condition: the transaction is sent again without it, so that counters move only for
     /// the deliveries created.
     pub(super) async fn create_deliveries_impl(&self, deliveries: &[Delivery]) -> Result<()> {
-        self.put_payloads(deliveries).await?;
         let chunks: Vec<_> = transaction_chunks(deliveries)
             .into_iter()
             .map(|chunk| self.create_chunk(chunk))
@@ -415,55 +410,16 @@ impl DynamoStore {
         Ok(items)
     }
 
-    /// Payload items, 25 to a BatchWriteItem; what DynamoDB leaves unprocessed is sent again
-    /// after a growing pause. A payload never changes: writing it twice is harmless.
-    async fn put_payloads(&self, deliveries: &[Delivery]) -> Result<()> {
-        let batches: Vec<_> = deliveries
-            .chunks(BATCH_WRITE_MAX)
-            .map(|chunk| self.put_payload_batch(chunk))
-            .collect();
-        stream::iter(batches)
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect::<()>()
+    /// The event's payload item, once: a second fan-out of the event finds it and keeps it.
+    pub(super) async fn put_payload_impl(&self, payload: &EventPayload) -> Result<()> {
+        let item = payload_item(payload);
+        match self
+            .put_alone(item, Condition::new_item(), "store payload")
             .await
-    }
-
-    async fn put_payload_batch(&self, chunk: &[Delivery]) -> Result<()> {
-        let mut requests = chunk
-            .iter()
-            .map(|delivery| {
-                let put = PutRequest::builder()
-                    .set_item(Some(payload_item(delivery, delivery.created_at)))
-                    .build()
-                    .map_err(build_error)?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut round = 0;
-        while !requests.is_empty() {
-            if round > 0 {
-                backoff(round).await;
-            }
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            requests = output
-                .unprocessed_items
-                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
-                .unwrap_or_default();
-            round += 1;
-            if round > UNPROCESSED_ROUNDS && !requests.is_empty() {
-                return Err(Error::internal(format!(
-                    "DynamoDB left {} payload writes unprocessed",
-                    requests.len()
-                )));
-            }
+        {
+            Err(Error::Conflict(_)) => Ok(()),
+            other => other,
         }
-        Ok(())
     }
 
     pub(super) async fn get_delivery_impl(
@@ -471,8 +427,8 @@ impl DynamoStore {
         tenant_id: Uuid,
         delivery_id: Uuid,
     ) -> Result<Option<Delivery>> {
-        // The delivery and its payload item, which sorts right after it: one strongly
-        // consistent Query (one read unit for both up to 4 KB).
+        // The delivery, with the payload item of a delivery written before payloads were shared,
+        // which sorts right after it: one strongly consistent Query.
         let output = self
             .client
             .query()
@@ -493,8 +449,38 @@ impl DynamoStore {
         let Some(item) = items.iter().find(|i| sk_of(i) == Some(delivery.as_str())) else {
             return Ok(None);
         };
-        let payload = items.iter().find(|i| sk_of(i) == Some(payload.as_str()));
-        delivery_from_item(item, payload).map(Some)
+        if let Some(payload) = items.iter().find(|i| sk_of(i) == Some(payload.as_str())) {
+            return delivery_from_item(item, Some(payload)).map(Some);
+        }
+        let summary = summary_from_item(item)?;
+        let payload = self
+            .event_payload(tenant_id, summary.event_id)
+            .await?
+            .ok_or_else(|| Error::internal(format!("delivery {delivery_id}: no payload")))?;
+        Ok(Some(summary.with_payload(payload)))
+    }
+
+    /// An event's payload. It never changes once written, and is written before any of its
+    /// deliveries: an eventually consistent read (half the price) finds it but for a write a
+    /// moment old, which a strongly consistent one then reads.
+    async fn event_payload(&self, tenant_id: Uuid, event_id: Uuid) -> Result<Option<String>> {
+        for consistent in [false, true] {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(tenant_pk(tenant_id), event_payload_sk(event_id))))
+                .projection_expression("#payload")
+                .expression_attribute_names("#payload", PAYLOAD)
+                .consistent_read(consistent)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(payload) = output.item.as_ref().and_then(|item| opt_s(item, PAYLOAD)) {
+                return Ok(Some(payload));
+            }
+        }
+        Ok(None)
     }
 
     pub(super) async fn list_attempts_impl(
@@ -528,9 +514,10 @@ impl DynamoStore {
         if reopened {
             // A manual retry: the payload must outlive the delivery's new attempts.
             let expiry = (after.updated_at + PAYLOAD_RETENTION).timestamp();
+            let payload = event_payload_sk(after.event_id);
             let update = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(tenant_pk(after.tenant_id), payload_sk(after.id))))
+                .set_key(Some(key(tenant_pk(after.tenant_id), payload)))
                 .update_expression("SET #ttl = :ttl")
                 .expression_attribute_names("#ttl", TTL)
                 .expression_attribute_values(":ttl", number(expiry))

@@ -35,7 +35,7 @@ use self::paging::{read_query, Reading};
 use self::tables::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload};
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts};
@@ -413,6 +413,10 @@ impl Store for DynamoStore {
 
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
         self.list_webhooks_impl(tenant_id, page).await
+    }
+
+    async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
+        self.put_payload_impl(payload).await
     }
 
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
