@@ -147,7 +147,7 @@ async fn raw(receiver: &Receiver, count: u64) -> anyhow::Result<Drain> {
                     .post(OutboundRequest {
                         url: url.clone(),
                         headers: vec![("content-type".into(), "application/json".into())],
-                        body: body.clone(),
+                        body: body.as_str().into(),
                         timeout: Duration::from_secs(30),
                     })
                     .await;

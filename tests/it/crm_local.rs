@@ -168,6 +168,11 @@ impl CrmLocal {
         }
     }
 
+    /// Its process id, to read its memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, nothing flushed, as a crash.
     pub fn kill_9(mut self) {
         self.child.kill().unwrap();

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod bad_input;
+mod bounded_fan_out;
 mod conflicts;
 mod conformance;
 mod crm_local;

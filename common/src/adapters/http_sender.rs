@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use hyper::body::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::redirect::Policy;
@@ -21,6 +22,16 @@ use super::tls::client_builder;
 use crate::domain::target::{is_forbidden, is_forbidden_host, parse_stored_url};
 use crate::error::Result;
 use crate::ports::{OutboundRequest, SendOutcome, Sender, RESPONSE_BODY_LIMIT};
+
+/// A payload as a request body without copying it: the attempts in flight share the one
+/// copy their delivery read.
+struct SharedText(std::sync::Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
 
 /// How long establishing a connection (TCP and TLS) may take, within the request's own timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,7 +97,7 @@ impl HttpSender {
         let sending = client
             .post(url)
             .headers(headers)
-            .body(request.body)
+            .body(Bytes::from_owner(SharedText(request.body)))
             .timeout(request.timeout)
             .send();
         let mut response = match tokio::time::timeout_at(deadline, sending).await {
@@ -293,7 +304,7 @@ mod tests {
                 ("content-type".to_owned(), "application/json".to_owned()),
                 ("x-webhook-event".to_owned(), "webhook.test".to_owned()),
             ],
-            body: r#"{"hello":"world"}"#.to_owned(),
+            body: r#"{"hello":"world"}"#.into(),
             timeout,
         }
     }

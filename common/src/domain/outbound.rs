@@ -13,7 +13,8 @@ pub struct OutboundRequest {
     pub url: String,
     /// Header names in lowercase; the sender adds nothing but `content-length`.
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    /// The delivery's payload itself, not a copy.
+    pub body: std::sync::Arc<str>,
     pub timeout: std::time::Duration,
 }
 
@@ -77,7 +78,7 @@ pub fn signed_request(
     OutboundRequest {
         url: webhook.url.clone(),
         headers,
-        body: delivery.payload.to_string(),
+        body: std::sync::Arc::clone(&delivery.payload),
         timeout: Duration::from_millis(u64::from(webhook.timeout_ms)),
     }
 }
