@@ -7,6 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::deliveries::{message_for, run_retry_job};
+use super::fairness::Slot;
 use super::retry_on_conflict;
 use super::webhooks::load as load_webhook;
 use crate::deps::Deps;
@@ -112,8 +113,8 @@ async fn deliver(
             .await?;
         return Ok(MessageOutcome::Done);
     }
-    // Held until the attempt is recorded.
-    let _slot = match early_slot {
+    // Held until the receiver has answered.
+    let slot = match early_slot {
         Some(slot) => slot,
         None => match deps
             .in_flight
@@ -175,7 +176,7 @@ async fn deliver(
     } else {
         webhook.max_retries
     };
-    attempt(deps, &webhook, claimed, retries_allowed).await?;
+    attempt(deps, &webhook, claimed, retries_allowed, Some(slot)).await?;
     Ok(MessageOutcome::Done)
 }
 
@@ -195,15 +196,19 @@ async fn set_aside(
     Ok(MessageOutcome::Done)
 }
 
-/// Sends one attempt of a claimed delivery, records it, and schedules what follows.
+/// Sends one attempt of a claimed delivery, records it, and schedules what follows. The slot
+/// of its tenant and endpoint is given back once the receiver has answered: recording the
+/// attempt is the store's work, not the endpoint's.
 async fn attempt(
     deps: &Deps,
     webhook: &Webhook,
     claimed: Delivery,
     retries_allowed: u32,
+    slot: Option<Slot>,
 ) -> Result<(Delivery, Decision)> {
     let request = signed_request(webhook, &claimed, deps.clock.now());
     let outcome = deps.sender.post(request).await;
+    drop(slot);
     let now = deps.clock.now();
     let (after, attempt, decision) = claimed.after_attempt(
         &outcome,
@@ -295,7 +300,7 @@ pub async fn test_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Test
             attempt: None,
         })
         .await?;
-    let (after, _) = attempt(deps, &webhook, claimed, 0).await?;
+    let (after, _) = attempt(deps, &webhook, claimed, 0, None).await?;
     let attempts = deps.store.list_attempts(caller.tenant_id, after.id).await?;
     let last = attempts.last();
     Ok(TestResult {
