@@ -41,7 +41,6 @@ const SET_ASIDE_MAX: Duration = Duration::from_secs(30);
 /// or more (a burst to one quick receiver would otherwise pay that second at the tail).
 const FAST: Duration = Duration::from_millis(250);
 const FAST_WAIT_MAX: Duration = Duration::from_secs(1);
-const FAST_WAIT_STEP: Duration = Duration::from_millis(2);
 /// Tenants and endpoints remembered at rest (their typical attempt time) before forgetting.
 const REMEMBERED: usize = 10_000;
 
@@ -60,6 +59,8 @@ struct Holder {
 pub struct InFlight {
     share: FairShare,
     holders: Mutex<HashMap<Uuid, Holder>>,
+    /// Wakes the deliveries waiting for a slot when one is given back.
+    freed: tokio::sync::Notify,
 }
 
 /// A tenant's and an endpoint's slot, given back when dropped.
@@ -76,6 +77,7 @@ impl InFlight {
         InFlight {
             share,
             holders: Mutex::new(HashMap::new()),
+            freed: tokio::sync::Notify::new(),
         }
     }
 
@@ -118,15 +120,18 @@ impl InFlight {
         tenant_id: Uuid,
         webhook_id: Uuid,
     ) -> std::result::Result<Slot, Duration> {
-        let started = Instant::now();
+        let give_up = tokio::time::Instant::now() + FAST_WAIT_MAX;
         loop {
+            // Listening before looking, so that a slot given back in between is not missed.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             match self.take(tenant_id, webhook_id) {
                 Ok(slot) => return Ok(slot),
-                Err(wait)
-                    if self.is_fast(tenant_id, webhook_id) && started.elapsed() < FAST_WAIT_MAX =>
-                {
-                    let _ = wait;
-                    tokio::time::sleep(FAST_WAIT_STEP).await;
+                Err(wait) if self.is_fast(tenant_id, webhook_id) => {
+                    if tokio::time::timeout_at(give_up, freed).await.is_err() {
+                        return Err(wait);
+                    }
                 }
                 Err(wait) => return Err(wait),
             }
@@ -167,6 +172,8 @@ impl InFlight {
                 None => took,
             });
         }
+        drop(holders);
+        self.freed.notify_waiters();
     }
 }
 
