@@ -74,8 +74,10 @@ pub trait Store: Send + Sync {
     /// Idempotent: an event is fanned out once its deliveries exist.
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()>;
 
-    /// `Conflict` if the id exists.
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
+    /// `Conflict` if the id exists; `WebhookLimitReached` if the tenant has `max` webhooks
+    /// already. Counted with the write, atomically: concurrent creations never leave a tenant
+    /// more than `max`.
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()>;
     /// Conditional on `before_version`; `Conflict` otherwise.
     async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()>;
     /// `false` when the tenant has no such webhook.

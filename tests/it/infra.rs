@@ -1005,9 +1005,10 @@ const POLLING: [&str; 3] = [
 ///   `get_webhook`, `sync_counts`: GetItem;
 /// - `list_api_keys`, `list_clients`, `list_webhooks`, `get_delivery`, `list_attempts`,
 ///   `delivery_counts`: Query on the table; `list_clients` by status: Query on gsi1;
-/// - `put_api_key`, `create_webhook`, `update_webhook`: PutItem (a transaction's Put needs
-///   PutItem: IAM has no TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
-///   `delete_webhook`: DeleteItem;
+/// - `put_api_key`, `update_webhook`: PutItem (a transaction's Put needs PutItem: IAM has no
+///   TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
+/// - `create_webhook`: PutItem and UpdateItem (the tenant's webhook count, in the same
+///   transaction); `delete_webhook`: DeleteItem and UpdateItem (the same count);
 /// - `write_client`: PutItem or DeleteItem (the client), UpdateItem (counters), PutItem (events);
 /// - fan-out (`dispatch_events`, `notify`, the sweeper): `list_webhooks`, then
 ///   `create_deliveries`: BatchWriteItem (payloads), PutItem and UpdateItem; then send, and
@@ -1032,8 +1033,8 @@ const GRANTS: &[Grant] = &[
     grant("openapi",               &[],                                                                                            &[],       &[]),
     grant("webhook-stats",         &["GetItem", "Query"],                                                                          &[],       &[]),
     grant("delivery",              &["GetItem", "Query"],                                                                          &[],       &[]),
-    grant("webhooks",              &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
-    grant("webhook",               &["GetItem", "PutItem", "DeleteItem"],                                                          &[],       &[]),
+    grant("webhooks",              &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &[],       &[]),
+    grant("webhook",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem"],                                            &[],       &[]),
     grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &[]),
     grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
     grant("webhook-deliveries",    &["GetItem"],                                                                                   &["gsi2"], &[]),

@@ -167,9 +167,9 @@ impl Store for CountingStore {
         self.count("mark_event_dispatched");
         self.inner.mark_event_dispatched(tenant_id, event_id).await
     }
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
         self.count("create_webhook");
-        self.inner.create_webhook(webhook).await
+        self.inner.create_webhook(webhook, max).await
     }
     async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
         self.count("update_webhook");

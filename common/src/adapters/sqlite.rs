@@ -834,9 +834,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
         let webhook = webhook.clone();
-        self.call(move |conn| rows::create_webhook(conn, &webhook))
+        self.call(move |conn| rows::create_webhook(conn, &webhook, max))
             .await
     }
 

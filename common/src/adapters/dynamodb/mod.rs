@@ -9,7 +9,8 @@
 //! | sync counts | `TENANT#<tenant>`     | `SYNC_COUNTS`    |                               |                 |
 //! | outbox      | `TENANT#<tenant>`     | `EVENT#<id>`     |                               |                 |
 //!
-//! Every request path is a GetItem, a Query or a TransactWriteItems: never a Scan.
+//! Webhooks and deliveries: `delivery_items`; the webhook count: `tenant_limits`. Every request
+//! path is a GetItem, a Query or a TransactWriteItems: never a Scan.
 
 mod contention;
 mod delivery_items;
@@ -17,6 +18,7 @@ mod delivery_store;
 mod items;
 mod paging;
 pub mod tables;
+mod tenant_limits;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -395,8 +397,8 @@ impl Store for DynamoStore {
         self.mark_event_dispatched_impl(tenant_id, event_id).await
     }
 
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
-        self.create_webhook_impl(webhook).await
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
+        self.create_counted_webhook(webhook, max).await
     }
 
     async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
@@ -404,7 +406,7 @@ impl Store for DynamoStore {
     }
 
     async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
-        self.delete_webhook_impl(tenant_id, webhook_id).await
+        self.delete_counted_webhook(tenant_id, webhook_id).await
     }
 
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {

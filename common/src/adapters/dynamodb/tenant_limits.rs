@@ -1,0 +1,93 @@
+//! The per-tenant limits on DynamoDB (`TenantLimits`, docs/architecture.md §Limits).
+//!
+//! | item          | pk           | sk                     | attributes                |
+//! |---------------|--------------|------------------------|---------------------------|
+//! | webhook count | `TENANT#<t>` | `WEBHOOK_COUNT`        | `n`                       |
+//!
+//! The webhook count moves in the same transaction as each webhook's creation (on condition
+//! that it is under the limit) and deletion, so concurrent creations in any number of
+//! containers never pass the limit.
+
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use uuid::Uuid;
+
+use super::delivery_items::{webhook_item, webhook_sk};
+use super::items::{key, number, tenant_pk};
+use super::{build_error, Condition, DynamoStore};
+use crate::domain::webhook::Webhook;
+use crate::error::{Error, Result};
+
+const WEBHOOK_COUNT_SK: &str = "WEBHOOK_COUNT";
+/// The count attribute.
+const COUNT: &str = "n";
+
+/// The position of the webhook's own write in its transaction with the count update: whose
+/// condition failed tells a duplicate id from the limit.
+const WEBHOOK_WRITE: usize = 0;
+
+impl DynamoStore {
+    /// Adds `delta` to the tenant's webhook count; with `below`, on condition that the count
+    /// (absent: none yet) is under it.
+    fn webhook_count_update(
+        &self,
+        tenant_id: Uuid,
+        delta: i64,
+        below: Option<usize>,
+    ) -> Result<TransactWriteItem> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), WEBHOOK_COUNT_SK.to_owned())))
+            .update_expression("ADD #n :delta")
+            .expression_attribute_names("#n", COUNT)
+            .expression_attribute_values(":delta", number(delta));
+        if let Some(max) = below {
+            update = update
+                .condition_expression("attribute_not_exists(#n) OR #n < :max")
+                .expression_attribute_values(":max", number(count_value(max)));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(build_error)?)
+            .build())
+    }
+
+    /// The webhook and one more in the tenant's count, together. A colliding transaction is
+    /// sent again (`transact_checked`); only a failed condition is an answer: the webhook's
+    /// (its id exists) before the count's (the limit).
+    pub(super) async fn create_counted_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
+        let items = vec![
+            self.put(webhook_item(webhook), Some(Condition::new_item()))?,
+            self.webhook_count_update(webhook.tenant_id, 1, Some(max))?,
+        ];
+        match self.transact_checked(items, "create webhook").await? {
+            Ok(()) => Ok(()),
+            Err(failed) if failed.contains(&WEBHOOK_WRITE) => Err(Error::Conflict(
+                "A webhook with this id already exists.".to_owned(),
+            )),
+            Err(_) => Err(Error::WebhookLimitReached { limit: max }),
+        }
+    }
+
+    /// The webhook and one less in the tenant's count, together; `false` (and nothing written)
+    /// when there is no such webhook.
+    pub(super) async fn delete_counted_webhook(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+    ) -> Result<bool> {
+        let items = vec![
+            self.delete(
+                key(tenant_pk(tenant_id), webhook_sk(webhook_id)),
+                Some(Condition::exists()),
+            )?,
+            self.webhook_count_update(tenant_id, -1, None)?,
+        ];
+        Ok(self
+            .transact_checked(items, "delete webhook")
+            .await?
+            .is_ok())
+    }
+}
+
+fn count_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
