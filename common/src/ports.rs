@@ -68,6 +68,10 @@ pub trait Store: Send + Sync {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>>;
+    /// Counts one event of the tenant in the one-second window `second` (Unix seconds) unless
+    /// `max` were counted in it already: `false` then, and nothing is counted. Atomic, so the
+    /// bound holds across every process of the deployment.
+    async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool>;
     /// Writes an event that no other change carries (notify's) to the outbox, before its
     /// fan-out, so that the sweeper finishes a fan-out a crash interrupted.
     async fn append_event(&self, event: &OutboxEvent) -> Result<()>;

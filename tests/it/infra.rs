@@ -1009,6 +1009,7 @@ const POLLING: [&str; 3] = [
 ///   TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
 /// - `create_webhook`: PutItem and UpdateItem (the tenant's webhook count, in the same
 ///   transaction); `delete_webhook`: DeleteItem and UpdateItem (the same count);
+/// - `take_event_quota` (notify, before its event is written): UpdateItem;
 /// - `write_client`: PutItem or DeleteItem (the client), UpdateItem (counters), PutItem (events);
 /// - fan-out (`dispatch_events`, `notify`, the sweeper): `list_webhooks`, then
 ///   `create_deliveries`: BatchWriteItem (payloads), PutItem and UpdateItem; then send, and

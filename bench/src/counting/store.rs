@@ -27,6 +27,7 @@ const WRITES: &[&str] = &[
     "put_api_key",
     "delete_api_key",
     "write_client",
+    "take_event_quota",
     "append_event",
     "mark_event_dispatched",
     "create_webhook",
@@ -158,6 +159,10 @@ impl Store for CountingStore {
     ) -> Result<Vec<OutboxEvent>> {
         self.count("undispatched_events");
         self.inner.undispatched_events(before, limit).await
+    }
+    async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {
+        self.count("take_event_quota");
+        self.inner.take_event_quota(tenant_id, second, max).await
     }
     async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
         self.count("append_event");

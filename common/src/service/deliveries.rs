@@ -155,6 +155,7 @@ pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyR
         return Err(Error::invalid("Validation failed."));
     };
     let now = deps.clock.now();
+    super::limits::take_event_quota(deps, caller.tenant_id, now).await?;
     let event =
         OutboxEvent::new(caller.tenant_id, &event, data, now).occurred(occurred_at.unwrap_or(now));
     // The event first, as a client write's: once it is stored, its deliveries will exist, made

@@ -9,8 +9,9 @@
 //! | sync counts | `TENANT#<tenant>`     | `SYNC_COUNTS`    |                               |                 |
 //! | outbox      | `TENANT#<tenant>`     | `EVENT#<id>`     |                               |                 |
 //!
-//! Webhooks and deliveries: `delivery_items`; the webhook count: `tenant_limits`. Every request
-//! path is a GetItem, a Query or a TransactWriteItems: never a Scan.
+//! Webhooks and deliveries: `delivery_items`; the webhook count and notify's event windows:
+//! `tenant_limits`. Every request path is a GetItem, a Query, an UpdateItem or a
+//! TransactWriteItems: never a Scan.
 
 mod contention;
 mod delivery_items;
@@ -386,6 +387,10 @@ impl Store for DynamoStore {
         limit: usize,
     ) -> Result<Vec<OutboxEvent>> {
         self.undispatched_events_impl(before, limit).await
+    }
+
+    async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {
+        self.take_event_quota_impl(tenant_id, second, max).await
     }
 
     async fn append_event(&self, event: &OutboxEvent) -> Result<()> {

@@ -3,27 +3,48 @@
 //! | item          | pk           | sk                     | attributes                |
 //! |---------------|--------------|------------------------|---------------------------|
 //! | webhook count | `TENANT#<t>` | `WEBHOOK_COUNT`        | `n`                       |
+//! | event window  | `TENANT#<t>` | `RATE#EVENTS#<second>` | `n`, `expires_at` (TTL)   |
 //!
 //! The webhook count moves in the same transaction as each webhook's creation (on condition
 //! that it is under the limit) and deletion, so concurrent creations in any number of
-//! containers never pass the limit.
+//! containers never pass the limit. An event window counts one second's notify calls, one
+//! conditional UpdateItem each, and expires a minute later.
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use uuid::Uuid;
 
+use super::contention::{until_done, Sent};
 use super::delivery_items::{webhook_item, webhook_sk};
 use super::items::{key, number, tenant_pk};
-use super::{build_error, Condition, DynamoStore};
+use super::tables::TTL;
+use super::{build_error, sdk_error, Condition, DynamoStore};
+use crate::domain::tenant::EVENT_WINDOW_KEPT_SECS;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 
 const WEBHOOK_COUNT_SK: &str = "WEBHOOK_COUNT";
-/// The count attribute.
+const EVENT_WINDOW_SK_PREFIX: &str = "RATE#EVENTS#";
+/// The count attribute of both items.
 const COUNT: &str = "n";
 
 /// The position of the webhook's own write in its transaction with the count update: whose
 /// condition failed tells a duplicate id from the limit.
 const WEBHOOK_WRITE: usize = 0;
+
+fn event_window_sk(second: i64) -> String {
+    format!("{EVENT_WINDOW_SK_PREFIX}{second}")
+}
+
+/// Whether DynamoDB refused an event window's update for the writes its item takes (one item
+/// takes at most 1,000 write units a second, refused conditional writes included), after the
+/// SDK's own retries.
+fn throttled<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    error.as_service_error().is_some_and(|e| {
+        e.is_provisioned_throughput_exceeded_exception() || e.is_throttling_exception()
+    })
+}
 
 impl DynamoStore {
     /// Adds `delta` to the tenant's webhook count; with `below`, on condition that the count
@@ -85,6 +106,42 @@ impl DynamoStore {
             .transact_checked(items, "delete webhook")
             .await?
             .is_ok())
+    }
+
+    pub(super) async fn take_event_quota_impl(
+        &self,
+        tenant_id: Uuid,
+        second: i64,
+        max: usize,
+    ) -> Result<bool> {
+        let expires_at = second + EVENT_WINDOW_KEPT_SECS;
+        until_done("take event quota", |_| async {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(tenant_pk(tenant_id), event_window_sk(second))))
+                .update_expression("ADD #n :one SET #ttl = :ttl")
+                .condition_expression("attribute_not_exists(#n) OR #n < :max")
+                .expression_attribute_names("#n", COUNT)
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":max", number(count_value(max)))
+                .expression_attribute_values(":ttl", number(expires_at))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Sent::Done(true)),
+                Err(error) => match error.as_service_error() {
+                    Some(e) if e.is_conditional_check_failed_exception() => Ok(Sent::Done(false)),
+                    Some(e) if e.is_transaction_conflict_exception() => Ok(Sent::Collided),
+                    // The tenant sends faster than its window's item can count: over the limit.
+                    _ if throttled(&error) => Ok(Sent::Done(false)),
+                    _ => Err(sdk_error(error)),
+                },
+            }
+        })
+        .await
     }
 }
 
