@@ -5,12 +5,14 @@
 
 use std::sync::{Arc, Mutex};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
+use common::adapters::dynamodb::DynamoStore;
 use common::deps::{DeliverySettings, TenantLimits};
 use common::domain::auth::Role;
 use common::domain::webhook::{TargetPolicy, Webhook};
 use common::error::Error;
-use common::ports::{Clock, SystemClock};
+use common::ports::{Clock, Store, SystemClock};
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -337,4 +339,36 @@ async fn client_writes_are_not_counted_as_events(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "the second's one notify: {body}");
+}
+
+/// A stack deployed before the webhook count has webhooks and no count: the count starts from
+/// none at the next creation, and `crm-admin recount-webhooks` sets it to what the tenant has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_a_recount_takes_in_webhooks_created_before_the_count() {
+    let fixture = fresh_store(Backend::DynamoDb).await;
+    let (client, table) = fixture.dynamodb.clone().unwrap();
+    let store = DynamoStore::new(client.clone(), table.clone());
+    let tenant = Uuid::now_v7();
+    for _ in 0..3 {
+        store.create_webhook(&webhook(tenant), 10).await.unwrap();
+    }
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("TENANT#{tenant}")))
+        .key("sk", AttributeValue::S("WEBHOOK_COUNT".to_owned()))
+        .send()
+        .await
+        .unwrap();
+    store.create_webhook(&webhook(tenant), 3).await.unwrap();
+
+    assert_eq!(store.recount_webhooks(tenant).await.unwrap(), 4);
+    let error = store.create_webhook(&webhook(tenant), 4).await.unwrap_err();
+    assert!(
+        matches!(error, Error::WebhookLimitReached { limit: 4 }),
+        "{error:?}"
+    );
+    assert_eq!(store.recount_webhooks(tenant).await.unwrap(), 4, "again");
+    store.create_webhook(&webhook(tenant), 5).await.unwrap();
+    assert_eq!(store.recount_webhooks(Uuid::now_v7()).await.unwrap(), 0);
 }

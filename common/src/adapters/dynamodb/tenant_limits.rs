@@ -15,9 +15,10 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use uuid::Uuid;
 
-use super::contention::{until_done, Sent};
-use super::delivery_items::{webhook_item, webhook_sk};
+use super::contention::{backoff, until_done, Sent};
+use super::delivery_items::{webhook_item, webhook_sk, WEBHOOK_SK_PREFIX};
 use super::items::{key, number, tenant_pk};
+use super::paging::{read_query, Reading};
 use super::tables::TTL;
 use super::{build_error, sdk_error, Condition, DynamoStore};
 use crate::domain::tenant::EVENT_WINDOW_KEPT_SECS;
@@ -28,6 +29,8 @@ const WEBHOOK_COUNT_SK: &str = "WEBHOOK_COUNT";
 const EVENT_WINDOW_SK_PREFIX: &str = "RATE#EVENTS#";
 /// The count attribute of both items.
 const COUNT: &str = "n";
+/// Recounts of one tenant's webhooks before giving up, each after the count moved under it.
+const RECOUNT_ROUNDS: u32 = 5;
 
 /// The position of the webhook's own write in its transaction with the count update: whose
 /// condition failed tells a duplicate id from the limit.
@@ -106,6 +109,51 @@ impl DynamoStore {
             .transact_checked(items, "delete webhook")
             .await?
             .is_ok())
+    }
+
+    /// Sets the tenant's webhook count to the webhooks it has, for a tenant with webhooks
+    /// created before the count existed (`crm-admin recount-webhooks`). Written on condition
+    /// that the count did not move since it was read; if it did, the webhooks are counted again.
+    pub async fn recount_webhooks(&self, tenant_id: Uuid) -> Result<usize> {
+        for _ in 0..RECOUNT_ROUNDS {
+            let before = self
+                .get(tenant_pk(tenant_id), WEBHOOK_COUNT_SK.to_owned())
+                .await?
+                .and_then(|mut item| item.remove(COUNT));
+            let query = self
+                .prefix_query(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX)
+                .projection_expression("#sk");
+            let webhooks = read_query(&query, None, Reading::all()).await?.items.len();
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(tenant_pk(tenant_id), WEBHOOK_COUNT_SK.to_owned())))
+                .update_expression("SET #n = :n")
+                .expression_attribute_names("#n", COUNT)
+                .expression_attribute_values(":n", number(count_value(webhooks)));
+            let update = match before {
+                Some(read) => update
+                    .condition_expression("#n = :read")
+                    .expression_attribute_values(":read", read),
+                None => update.condition_expression("attribute_not_exists(#n)"),
+            };
+            match update.send().await {
+                Ok(_) => return Ok(webhooks),
+                Err(error) => match error.as_service_error() {
+                    Some(e)
+                        if e.is_conditional_check_failed_exception()
+                            || e.is_transaction_conflict_exception() =>
+                    {
+                        backoff(1).await
+                    }
+                    _ => return Err(sdk_error(error)),
+                },
+            }
+        }
+        Err(Error::internal(format!(
+            "the webhook count of tenant {tenant_id} moved during each of {RECOUNT_ROUNDS} recounts"
+        )))
     }
 
     pub(super) async fn take_event_quota_impl(
