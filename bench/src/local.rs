@@ -31,6 +31,11 @@ impl CrmLocal {
             .env("CRM_SWEEP_INTERVAL_SECONDS", "1")
             .env("WEBHOOK_SWEEP_GRACE_SECONDS", "2")
             .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+            // The bursts measure the engine flat out, beyond the default 1,000 events a second.
+            .env(
+                common::config::MAX_EVENTS_PER_SECOND,
+                crate::harness::UNLIMITED_EVENTS_PER_SECOND.to_string(),
+            )
             .env_remove("CRM_TABLE")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

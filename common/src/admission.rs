@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Throttle};
 
 /// GraphQL requests one process runs at once.
 pub const PROCESS_LIMIT: usize = 8;
@@ -77,6 +77,7 @@ impl Admission {
     pub async fn admit(&self, tenant_id: Uuid) -> Result<Admitted> {
         let busy = || Error::TooManyRequests {
             retry_after_secs: RETRY_AFTER_SECS,
+            cause: Throttle::Busy,
         };
         let take = async {
             let tenant = self.tenant(tenant_id).acquire_owned().await;
@@ -110,7 +111,10 @@ mod tests {
         let first = admission.admit(a).await.unwrap();
         let _second = admission.admit(a).await.unwrap();
         match admission.admit(a).await {
-            Err(Error::TooManyRequests { retry_after_secs }) => {
+            Err(Error::TooManyRequests {
+                retry_after_secs,
+                cause: Throttle::Busy,
+            }) => {
                 assert_eq!(retry_after_secs, RETRY_AFTER_SECS)
             }
             other => panic!("expected a refusal, got {other:?}"),

@@ -12,7 +12,7 @@ use crate::adapters::sdk_config::shared_config;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
-use crate::deps::{DeliverySettings, Deps};
+use crate::deps::{DeliverySettings, Deps, TenantLimits};
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
@@ -20,6 +20,9 @@ use crate::ports::{Queue, Store};
 use crate::service::fairness::FairShare;
 
 pub const DEFAULT_DATA_DIR: &str = ".crm-data";
+/// The variables of the per-tenant limits (`TenantLimits`), named in their refusals too.
+pub const MAX_WEBHOOKS_PER_TENANT: &str = "CRM_MAX_WEBHOOKS_PER_TENANT";
+pub const MAX_EVENTS_PER_SECOND: &str = "CRM_MAX_EVENTS_PER_SECOND";
 /// How long a received embedded-queue message stays hidden: above the longest attempt (30 s).
 pub const LOCAL_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -108,9 +111,19 @@ impl Config {
                 defaults.per_endpoint,
             )?,
         };
+        let default_limits = TenantLimits::default();
+        let limits = TenantLimits {
+            webhooks: count(&lookup, MAX_WEBHOOKS_PER_TENANT, default_limits.webhooks)?,
+            events_per_second: count(
+                &lookup,
+                MAX_EVENTS_PER_SECOND,
+                default_limits.events_per_second,
+            )?,
+        };
         let delivery = DeliverySettings {
             retry_schedule,
             fair_share,
+            limits,
             targets: TargetPolicy {
                 allow_http: flag(&lookup, "WEBHOOK_ALLOW_HTTP", local)?,
                 allow_private: flag(&lookup, "WEBHOOK_ALLOW_PRIVATE_TARGETS", local)?,
@@ -230,6 +243,42 @@ mod tests {
                 error.to_string().contains("CRM_MAX_IN_FLIGHT_PER_TENANT"),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn tenant_limits_are_positive_counts_with_defaults() {
+        let c = with_table(Mode::Production, &[]).unwrap();
+        assert_eq!(
+            c.delivery.limits,
+            TenantLimits {
+                webhooks: 1_000,
+                events_per_second: 1_000
+            }
+        );
+        let c = with_table(
+            Mode::Local,
+            &[
+                ("CRM_MAX_WEBHOOKS_PER_TENANT", "20"),
+                ("CRM_MAX_EVENTS_PER_SECOND", " 5000 "),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.delivery.limits,
+            TenantLimits {
+                webhooks: 20,
+                events_per_second: 5_000
+            }
+        );
+        for name in ["CRM_MAX_WEBHOOKS_PER_TENANT", "CRM_MAX_EVENTS_PER_SECOND"] {
+            for bad in ["0", "-3", "1e3", "lots"] {
+                let error = with_table(Mode::Production, &[(name, bad)])
+                    .map(|_| ())
+                    .unwrap_err();
+                let message = error.to_string();
+                assert!(message.contains(name) && message.contains(bad), "{message}");
+            }
         }
     }
 

@@ -22,6 +22,28 @@ pub struct DeliverySettings {
     pub sweep_grace: Duration,
     /// The attempts one tenant, and one endpoint, may run at once in one process.
     pub fair_share: FairShare,
+    /// What one tenant may have and send, across every process of the deployment.
+    pub limits: TenantLimits,
+}
+
+/// Per-tenant limits of a deployment (docs/architecture.md §Limits). The stores enforce them
+/// atomically, so they hold across Lambda containers and concurrent requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantLimits {
+    /// `CRM_MAX_WEBHOOKS_PER_TENANT`: webhooks one tenant may have; creating one more is 403.
+    pub webhooks: usize,
+    /// `CRM_MAX_EVENTS_PER_SECOND`: notify calls one tenant may make in one second (of the
+    /// clock); more are 429 with `Retry-After`.
+    pub events_per_second: usize,
+}
+
+impl Default for TenantLimits {
+    fn default() -> TenantLimits {
+        TenantLimits {
+            webhooks: 1_000,
+            events_per_second: 1_000,
+        }
+    }
 }
 
 impl Default for DeliverySettings {
@@ -31,6 +53,7 @@ impl Default for DeliverySettings {
             targets: TargetPolicy::default(),
             sweep_grace: Duration::from_secs(60),
             fair_share: FairShare::default(),
+            limits: TenantLimits::default(),
         }
     }
 }

@@ -40,16 +40,33 @@ pub enum Error {
     /// The body did not arrive in time (crm-local; API Gateway has its own limits).
     #[error("request body not received in time")]
     RequestTimeout,
-    /// More requests are running than this process (or the caller's tenant) may run at once,
-    /// and none ended within a short wait: try again after `retry_after_secs`.
-    #[error("too many requests at once")]
-    TooManyRequests { retry_after_secs: u64 },
+    /// Refused for now (`cause` says why): try again after `retry_after_secs`.
+    #[error("too many requests: {cause:?}")]
+    TooManyRequests {
+        retry_after_secs: u64,
+        cause: Throttle,
+    },
+    /// The tenant has as many webhooks as the deployment allows (`CRM_MAX_WEBHOOKS_PER_TENANT`):
+    /// one must be deleted before another is created.
+    #[error("the tenant has reached its limit of {limit} webhooks")]
+    WebhookLimitReached { limit: usize },
     /// A conditional write lost to a concurrent one; the use case may retry.
     #[error("{0}")]
     Conflict(String),
     /// Anything the caller cannot fix: logged with the request id, answered with a bare 500.
     #[error("internal error: {0}")]
     Internal(BoxError),
+}
+
+/// Why a request was refused for now (`Error::TooManyRequests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// More requests are running than this process (or the caller's tenant) may run at once,
+    /// and none ended within a short wait.
+    Busy,
+    /// The tenant has sent as many events in the current second as the deployment allows
+    /// (`CRM_MAX_EVENTS_PER_SECOND`).
+    EventsPerSecond { limit: usize },
 }
 
 impl Error {

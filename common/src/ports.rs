@@ -68,14 +68,20 @@ pub trait Store: Send + Sync {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>>;
+    /// Counts one event of the tenant in the one-second window `second` (Unix seconds) unless
+    /// `max` were counted in it already: `false` then, and nothing is counted. Atomic, so the
+    /// bound holds across every process of the deployment.
+    async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool>;
     /// Writes an event that no other change carries (notify's) to the outbox, before its
     /// fan-out, so that the sweeper finishes a fan-out a crash interrupted.
     async fn append_event(&self, event: &OutboxEvent) -> Result<()>;
     /// Idempotent: an event is fanned out once its deliveries exist.
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()>;
 
-    /// `Conflict` if the id exists.
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
+    /// `Conflict` if the id exists; `WebhookLimitReached` if the tenant has `max` webhooks
+    /// already. Counted with the write, atomically: concurrent creations never leave a tenant
+    /// more than `max`.
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()>;
     /// Conditional on `before_version`; `Conflict` otherwise.
     async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()>;
     /// `false` when the tenant has no such webhook.

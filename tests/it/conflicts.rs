@@ -22,6 +22,7 @@ use aws_smithy_runtime_api::http::StatusCode as SdkStatus;
 use aws_smithy_types::body::SdkBody;
 use common::adapters::sdk_config::shared_config;
 use common::adapters::sdk_http::SdkHttpClient;
+use common::deps::{DeliverySettings, TenantLimits};
 use common::domain::auth::Role;
 use common::domain::delivery::DeliveryStatus;
 use lambda_http::http::StatusCode;
@@ -29,6 +30,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::delivery::Setup;
+use crate::limits::SteppedClock;
 use crate::receiver::{Receiver, Reply};
 use crate::support::{eventually, fresh_dynamodb, test_settings, TestApp};
 
@@ -200,6 +202,10 @@ impl HttpConnector for RefusingConnector {
 
 /// A service on moto whose every DynamoDB write is refused once.
 async fn refused_once(refusals: &Arc<Refusals>) -> Setup {
+    refused_once_with(refusals, test_settings()).await
+}
+
+async fn refused_once_with(refusals: &Arc<Refusals>, settings: DeliverySettings) -> Setup {
     let config = shared_config()
         .await
         .to_builder()
@@ -209,7 +215,7 @@ async fn refused_once(refusals: &Arc<Refusals>) -> Setup {
         }))
         .build();
     let store = fresh_dynamodb(aws_sdk_dynamodb::Client::new(&config)).await;
-    let app = TestApp::over(store, test_settings());
+    let app = TestApp::over(store, settings);
     let (tenant, key) = app.tenant_with(Role::Admin).await;
     Setup { app, key, tenant }
 }
@@ -493,4 +499,55 @@ async fn a_notify_whose_fan_out_stops_part_way_is_finished_by_the_sweeper() {
     assert_eq!(webhooks, expected);
     let payload: Value = serde_json::from_slice(&receiver.seen()[0].body).unwrap();
     assert_eq!(payload["data"], json!({"n": 1}));
+}
+
+/// The tenant's webhook count moves in the transaction of each creation and deletion, and each
+/// notify takes a place in its second's window with an UpdateItem: a conflict on any of them is
+/// sent again, never answered as the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_counter_refused_by_a_conflict_is_sent_again_not_taken_for_the_limit() {
+    let refusals = Arc::new(Refusals::default());
+    let limits = TenantLimits {
+        webhooks: 2,
+        events_per_second: 2,
+    };
+    let settings = DeliverySettings {
+        limits,
+        ..test_settings()
+    };
+    let mut s = refused_once_with(&refusals, settings).await;
+    s.app.deps.clock = SteppedClock::new();
+    let create = |n: usize| json!({"url": format!("https://example.com/{n}"), "events": ["*"]});
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let (status, created) = s.app.post("/api/webhooks", &s.key, &create(n)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = s.app.post("/api/webhooks", &s.key, &create(2)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = s
+        .app
+        .delete(&format!("/api/webhooks/{}", ids[0]), &s.key)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = s.app.post("/api/webhooks", &s.key, &create(2)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let event = json!({"event": "lead.created", "data": {}});
+    for _ in 0..2 {
+        let (status, body) = s.app.post("/api/webhooks/notify", &s.key, &event).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = s.app.post("/api/webhooks/notify", &s.key, &event).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+
+    println!("writes refused once:\n{}", refusals.table());
+    for what in [
+        "TransactWriteItems: cancelled, TransactionConflict",
+        "TransactWriteItems: TransactionInProgressException",
+        "UpdateItem: TransactionConflictException",
+    ] {
+        assert!(refusals.count(what) > 0, "{what} was injected");
+    }
 }

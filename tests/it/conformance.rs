@@ -712,6 +712,9 @@ mod deliveries {
         assert!(read_all(Some(Uuid::now_v7()), 10).await.is_empty());
     }
 
+    /// The default limit: these tests are not about it (`limits.rs` is).
+    const WEBHOOKS: usize = 1_000;
+
     fn webhook(tenant: Uuid) -> Webhook {
         let policy = TargetPolicy {
             allow_http: true,
@@ -749,9 +752,9 @@ mod deliveries {
         let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
         let hook = webhook(tenant);
-        store.create_webhook(&hook).await.unwrap();
+        store.create_webhook(&hook, WEBHOOKS).await.unwrap();
         assert!(matches!(
-            store.create_webhook(&hook).await,
+            store.create_webhook(&hook, WEBHOOKS).await,
             Err(Error::Conflict(_))
         ));
         assert_eq!(
@@ -801,7 +804,7 @@ mod deliveries {
         for i in 0..30 {
             let mut hook = webhook(tenant);
             hook.description = Some(format!("{i} {}", "d".repeat(60_000)));
-            store.create_webhook(&hook).await.unwrap();
+            store.create_webhook(&hook, WEBHOOKS).await.unwrap();
             created.push(hook.id);
         }
         let list = |page: PageRequest| {

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use common::adapters::dynamodb::tables::{main_table, TableSpec};
 use common::adapters::sqs::DELIVERY_QUEUE_VISIBILITY;
+use common::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
+use common::deps::TenantLimits;
 use common::domain::delivery::RetrySchedule;
 use common::http::routes::ROUTES;
 use serde_norway::Value;
@@ -1005,9 +1007,11 @@ const POLLING: [&str; 3] = [
 ///   `get_webhook`, `sync_counts`: GetItem;
 /// - `list_api_keys`, `list_clients`, `list_webhooks`, `get_delivery`, `list_attempts`,
 ///   `delivery_counts`: Query on the table; `list_clients` by status: Query on gsi1;
-/// - `put_api_key`, `create_webhook`, `update_webhook`: PutItem (a transaction's Put needs
-///   PutItem: IAM has no TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
-///   `delete_webhook`: DeleteItem;
+/// - `put_api_key`, `update_webhook`: PutItem (a transaction's Put needs PutItem: IAM has no
+///   TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
+/// - `create_webhook`: PutItem and UpdateItem (the tenant's webhook count, in the same
+///   transaction); `delete_webhook`: DeleteItem and UpdateItem (the same count);
+/// - `take_event_quota` (notify, before its event is written): UpdateItem;
 /// - `write_client`: PutItem or DeleteItem (the client), UpdateItem (counters), PutItem (events);
 /// - fan-out (`dispatch_events`, `notify`, the sweeper): `list_webhooks`, then
 ///   `create_deliveries`: BatchWriteItem (payloads), PutItem and UpdateItem; then send, and
@@ -1032,8 +1036,8 @@ const GRANTS: &[Grant] = &[
     grant("openapi",               &[],                                                                                            &[],       &[]),
     grant("webhook-stats",         &["GetItem", "Query"],                                                                          &[],       &[]),
     grant("delivery",              &["GetItem", "Query"],                                                                          &[],       &[]),
-    grant("webhooks",              &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
-    grant("webhook",               &["GetItem", "PutItem", "DeleteItem"],                                                          &[],       &[]),
+    grant("webhooks",              &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &[],       &[]),
+    grant("webhook",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem"],                                            &[],       &[]),
     grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &[]),
     grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
     grant("webhook-deliveries",    &["GetItem"],                                                                                   &["gsi2"], &[]),
@@ -1251,23 +1255,26 @@ fn crm_admin_creates_the_delivery_queue_as_the_template_does() {
     );
 }
 
+/// The variables every function reads, and what sets each: a resource or a parameter.
+const FUNCTION_VARIABLES: [(&str, &str); 5] = [
+    ("CRM_TABLE", "Table"),
+    ("CRM_QUEUE_URL", "DeliveryQueue"),
+    ("WEBHOOK_RETRY_DELAYS", "WebhookRetryDelays"),
+    (MAX_WEBHOOKS_PER_TENANT, "MaxWebhooksPerTenant"),
+    (MAX_EVENTS_PER_SECOND, "MaxEventsPerSecond"),
+];
+
 #[test]
-fn every_function_is_configured_for_the_table_queue_and_retry_schedule() {
+fn every_function_is_configured_for_the_table_queue_retry_schedule_and_limits() {
     let template = Template::load();
     let variables = &template.globals()["Environment"]["Variables"];
-    assert_eq!(reference(&variables["CRM_TABLE"]), Some("Table"));
-    assert_eq!(
-        reference(&variables["CRM_QUEUE_URL"]),
-        Some("DeliveryQueue")
-    );
-    assert_eq!(
-        reference(&variables["WEBHOOK_RETRY_DELAYS"]),
-        Some("WebhookRetryDelays")
-    );
+    for (name, source) in FUNCTION_VARIABLES {
+        assert_eq!(reference(&variables[name]), Some(source), "{name}");
+    }
     // A function's own Environment is merged over the Globals one by SAM: it may add, not drop.
     for function in template.functions() {
         if let Some(own) = function.properties()["Environment"]["Variables"].as_mapping() {
-            for name in ["CRM_TABLE", "CRM_QUEUE_URL", "WEBHOOK_RETRY_DELAYS"] {
+            for (name, _) in FUNCTION_VARIABLES {
                 assert!(
                     !own.contains_key(name),
                     "{} overrides {name}",
@@ -1283,6 +1290,18 @@ fn every_function_is_configured_for_the_table_queue_and_retry_schedule() {
         .as_str()
         .unwrap();
     assert_eq!(RetrySchedule::parse(delays), Ok(RetrySchedule::default()));
+    let limits = TenantLimits::default();
+    for (parameter, default) in [
+        ("MaxWebhooksPerTenant", limits.webhooks),
+        ("MaxEventsPerSecond", limits.events_per_second),
+    ] {
+        assert_eq!(
+            parameters[parameter]["Default"].as_u64(),
+            Some(default as u64),
+            "{parameter}"
+        );
+        assert_eq!(parameters[parameter]["MinValue"].as_u64(), Some(1));
+    }
     assert_eq!(parameters["Stage"]["Type"].as_str(), Some("String"));
     assert!(parameters["Stage"]["Default"].as_str().is_some());
 }

@@ -18,6 +18,7 @@ mod invariant;
 mod isolation;
 mod lambda_events;
 mod layers;
+mod limits;
 mod local;
 mod local_delivery;
 mod local_edges;

@@ -17,7 +17,7 @@ use common::http::{handle, routes::ROUTES};
 use common::local::run_worker;
 use common::ports::{Queue, Store};
 use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
-use lambda_http::Body;
+use lambda_http::{Body, Response};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -204,6 +204,26 @@ impl TestApp {
         content_type: Option<&str>,
         body: Option<&str>,
     ) -> (StatusCode, Value) {
+        let response = self.respond(method, path, key, content_type, body).await;
+        let status = response.status();
+        let bytes = response.body().to_vec();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("every response body is JSON")
+        };
+        (status, json)
+    }
+
+    /// The whole response, headers included, to a request built as `call_as` builds it.
+    pub async fn respond(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&str>,
+    ) -> Response<Body> {
         let mut builder = HttpRequest::builder().method(method).uri(path);
         if let Some(key) = key {
             builder = builder.header("authorization", format!("Bearer {key}"));
@@ -213,15 +233,7 @@ impl TestApp {
         }
         let body = body.map_or(Body::Empty, |text| Body::Text(text.to_owned()));
         let request = builder.body(body).expect("request");
-        let response = handle(&self.deps, ROUTES, request).await;
-        let status = response.status();
-        let bytes = response.body().to_vec();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("every response body is JSON")
-        };
-        (status, json)
+        handle(&self.deps, ROUTES, request).await
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {

@@ -27,6 +27,7 @@ const WRITES: &[&str] = &[
     "put_api_key",
     "delete_api_key",
     "write_client",
+    "take_event_quota",
     "append_event",
     "mark_event_dispatched",
     "create_webhook",
@@ -160,6 +161,10 @@ impl Store for CountingStore {
         self.count("undispatched_events");
         self.inner.undispatched_events(before, limit).await
     }
+    async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {
+        self.count("take_event_quota");
+        self.inner.take_event_quota(tenant_id, second, max).await
+    }
     async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
         self.count("append_event");
         self.inner.append_event(event).await
@@ -168,9 +173,9 @@ impl Store for CountingStore {
         self.count("mark_event_dispatched");
         self.inner.mark_event_dispatched(tenant_id, event_id).await
     }
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
         self.count("create_webhook");
-        self.inner.create_webhook(webhook).await
+        self.inner.create_webhook(webhook, max).await
     }
     async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
         self.count("update_webhook");

@@ -68,13 +68,21 @@ fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 15] {
     ]
 }
 
-pub(super) fn create_webhook(conn: &mut Connection, webhook: &Webhook) -> Result<()> {
+/// Counted after the insert, in the same write (the writer runs one write at a time, and an
+/// error undoes the write's savepoint): a duplicate id is a `Conflict` first, as on DynamoDB.
+pub(super) fn create_webhook(conn: &mut Connection, webhook: &Webhook, max: usize) -> Result<()> {
     let params = webhook_params(webhook);
     conn.execute(
         &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
         rusqlite::params_from_iter(params.iter()),
     )
     .map_err(|e| super::sqlite::conflict_on_duplicate(e, "A webhook with this id"))?;
+    let count: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM webhooks WHERE tenant_id = ?1")?
+        .query_row(params![webhook.tenant_id.to_string()], |row| row.get(0))?;
+    if usize::try_from(count).unwrap_or(usize::MAX) > max {
+        return Err(Error::WebhookLimitReached { limit: max });
+    }
     Ok(())
 }
 

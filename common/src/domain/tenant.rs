@@ -20,3 +20,8 @@ impl Tenant {
         }
     }
 }
+
+/// How long a tenant's count of notify events in one second (`Store::take_event_quota`) is kept
+/// after that second: far longer than a request takes, so one that read the clock just before
+/// a second ended still counts in that second's window; then the stores drop it.
+pub const EVENT_WINDOW_KEPT_SECS: i64 = 60;

@@ -14,6 +14,8 @@ pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
 pub const CONFLICT: &str = "CONFLICT";
 pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
 pub const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
+/// The tenant has as many of something (webhooks) as the deployment allows.
+pub const LIMIT_REACHED: &str = "LIMIT_REACHED";
 /// The request ran out of its time budget (`graphql::limits`) and was stopped.
 pub const TIMEOUT: &str = "TIMEOUT";
 pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
@@ -59,7 +61,12 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
         | Error::UriTooLong
         | Error::HeadersTooLarge
         | Error::RequestTimeout => coded(public_message(&error), BAD_USER_INPUT),
-        Error::TooManyRequests { .. } => coded(public_message(&error), TOO_MANY_REQUESTS),
+        Error::TooManyRequests {
+            retry_after_secs, ..
+        } => coded(public_message(&error), TOO_MANY_REQUESTS)
+            .extend_with(|_, extensions| extensions.set("retryAfter", retry_after_secs)),
+        Error::WebhookLimitReached { limit } => coded(public_message(&error), LIMIT_REACHED)
+            .extend_with(|_, extensions| extensions.set("limit", limit as u64)),
         Error::Conflict(_) => coded(public_message(&error), CONFLICT),
         Error::Internal(ref cause) => {
             tracing::error!(error = %cause, "internal error in a GraphQL resolver");

@@ -7,14 +7,17 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::config;
 use crate::domain::auth::Permission;
-use crate::error::Error;
+use crate::error::{Error, Throttle};
 
 pub fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        // A limit of the deployment, not a request to retry: 429 would tell a client to try
+        // again, and only deleting a webhook makes room (docs/architecture.md §Limits).
+        Error::Forbidden(_) | Error::WebhookLimitReached { .. } => StatusCode::FORBIDDEN,
         Error::NotFound(_) | Error::NoRoute => StatusCode::NOT_FOUND,
         Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,9 +79,22 @@ pub fn public_message(error: &Error) -> String {
             "Request body was not received within {} s.",
             super::BODY_READ_TIMEOUT.as_secs()
         ),
-        Error::TooManyRequests { retry_after_secs } => {
-            format!("Too many requests are running at once; retry in {retry_after_secs} s.")
-        }
+        Error::TooManyRequests {
+            retry_after_secs,
+            cause: Throttle::Busy,
+        } => format!("Too many requests are running at once; retry in {retry_after_secs} s."),
+        Error::TooManyRequests {
+            retry_after_secs,
+            cause: Throttle::EventsPerSecond { limit },
+        } => format!(
+            "This tenant has reached its limit of {limit} events per second ({}); retry in \
+             {retry_after_secs} s.",
+            config::MAX_EVENTS_PER_SECOND
+        ),
+        Error::WebhookLimitReached { limit } => format!(
+            "This tenant has reached its limit of {limit} webhooks ({}).",
+            config::MAX_WEBHOOKS_PER_TENANT
+        ),
         Error::Conflict(message) => message.clone(),
         Error::Internal(_) => "Internal server error.".to_owned(),
     }
@@ -124,7 +140,9 @@ pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
                 response.headers_mut().insert(ALLOW, value);
             }
         }
-        Error::TooManyRequests { retry_after_secs } => {
+        Error::TooManyRequests {
+            retry_after_secs, ..
+        } => {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));

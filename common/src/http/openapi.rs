@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use lambda_http::http::Method;
 use serde_json::json;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -22,6 +23,8 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ErrorEnvelope;
 use super::routes::{Operation, ROUTES};
+use crate::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
+use crate::deps::TenantLimits;
 use crate::domain::auth::ApiKey;
 use crate::domain::client::{Client, CreateClientRequest, UpdateClientRequest};
 use crate::domain::delivery::{DeliveryStatus, DeliverySummary};
@@ -202,6 +205,8 @@ impl Schemas {
 struct Spec {
     builder: OperationBuilder,
     statuses: Vec<u16>,
+    /// Statuses this operation answers for more reasons than `error_description` gives.
+    descriptions: Vec<(u16, String)>,
 }
 
 fn spec(id: &str, tag: &str, summary: &str) -> Spec {
@@ -212,6 +217,7 @@ fn spec(id: &str, tag: &str, summary: &str) -> Spec {
             .summary(Some(summary)),
         // Every authenticated operation can answer these.
         statuses: vec![401, 403, 500],
+        descriptions: Vec::new(),
     }
 }
 
@@ -287,6 +293,12 @@ impl Spec {
         self
     }
 
+    /// A status with this operation's own description of it.
+    fn error(mut self, status: u16, description: String) -> Spec {
+        self.descriptions.push((status, description));
+        self.errors(&[status])
+    }
+
     fn public(mut self) -> Spec {
         self.builder = self
             .builder
@@ -307,15 +319,19 @@ impl Spec {
         statuses.sort_unstable();
         let envelope = schemas.of::<ErrorEnvelope>();
         for status in statuses {
-            builder = builder.response(
-                status.to_string(),
-                ResponseBuilder::new()
-                    .description(error_description(status))
-                    .content(
-                        "application/json",
-                        ContentBuilder::new().schema(Some(envelope.clone())).build(),
-                    ),
+            let description = self
+                .descriptions
+                .iter()
+                .find(|(own, _)| *own == status)
+                .map_or(error_description(status), |(_, text)| text.as_str());
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new().schema(Some(envelope.clone())).build(),
             );
+            if status == 429 {
+                response = response.header("Retry-After", retry_after_header());
+            }
+            builder = builder.response(status.to_string(), response);
         }
         builder.build()
     }
@@ -330,8 +346,20 @@ fn error_description(status: u16) -> &'static str {
         409 => "A concurrent change kept winning; try again.",
         413 => "The request body is over 256 KiB, or the payload it makes is.",
         415 => "The request has a body that is not declared as JSON: send `Content-Type: application/json`.",
+        429 => "Too many requests for now: retry after `Retry-After` seconds.",
         _ => "Internal error: nothing internal is shown; `requestId` identifies it in the logs.",
     }
+}
+
+fn retry_after_header() -> Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        )
+        .description(Some("Seconds to wait before sending the request again."))
+        .build()
 }
 
 fn uuid_schema() -> Schema {
@@ -456,6 +484,15 @@ fn operation_of(
             let body = s.of::<NotifyRequest>();
             spec("notify", "webhooks", "Seed 000's notify: one delivery per active webhook subscribed to the event.")
                 .body(body, true)
+                .error(
+                    429,
+                    format!(
+                        "The tenant has made as many notify calls this second as the deployment \
+                         allows (`{MAX_EVENTS_PER_SECOND}`, default {}); nothing was stored. \
+                         Retry after `Retry-After` seconds.",
+                        TenantLimits::default().events_per_second
+                    ),
+                )
                 .answers(
                     200,
                     json_response(
@@ -492,6 +529,15 @@ fn operation_of(
             let body = s.of::<CreateWebhookRequest>();
             spec("createWebhook", "webhooks", "Registers a webhook; its secret is in this response only.")
                 .body(body, true)
+                .error(
+                    403,
+                    format!(
+                        "The key's role lacks the permission this operation needs, or the tenant \
+                         has as many webhooks as the deployment allows \
+                         (`{MAX_WEBHOOKS_PER_TENANT}`, default {}): delete one first.",
+                        TenantLimits::default().webhooks
+                    ),
+                )
                 .answers(
                     201,
                     with_links(

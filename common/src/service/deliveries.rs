@@ -168,10 +168,11 @@ pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyR
     let now = deps.clock.now();
     let event =
         OutboxEvent::new(caller.tenant_id, &event, data, now).occurred(occurred_at.unwrap_or(now));
+    // Rendered before anything is stored or counted: one over the size limit is a 413.
+    let payload = EventPayload::of(&event, now)?;
+    super::limits::take_event_quota(deps, caller.tenant_id, now).await?;
     // The event first, as a client write's: once it is stored, its deliveries will exist, made
     // here or by the sweeper if this request dies part-way.
-    // The payload is rendered first: one over the size limit is refused before anything is stored.
-    let payload = EventPayload::of(&event, now)?;
     deps.store.append_event(&event).await?;
     let webhooks = subscribers(deps, event.tenant_id, &event.event).await?;
     match deliver(deps, &payload, &webhooks).await {

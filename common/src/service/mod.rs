@@ -5,6 +5,7 @@ pub mod clients;
 pub mod deliveries;
 pub mod fairness;
 pub mod keys;
+pub mod limits;
 pub mod sweeper;
 pub mod sync;
 pub mod tenants;

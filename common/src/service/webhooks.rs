@@ -30,7 +30,9 @@ pub async fn create_webhook(deps: &Deps, caller: &Caller, body: &[u8]) -> Result
         deps.settings.targets,
         deps.clock.now(),
     )?;
-    deps.store.create_webhook(&webhook).await?;
+    deps.store
+        .create_webhook(&webhook, deps.settings.limits.webhooks)
+        .await?;
     Ok(WithSecret {
         secret: webhook.secret.clone(),
         webhook: shown_to(caller, webhook),

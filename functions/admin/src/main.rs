@@ -2,16 +2,22 @@
 
 use anyhow::{bail, Context as _};
 use common::adapters::dynamodb::tables::{create_table, main_table};
+use common::adapters::dynamodb::DynamoStore;
 use common::adapters::sqs::{create_queues, DELIVERY_QUEUE_VISIBILITY};
 use common::config::{aws_clients, Config, Mode, StoreConfig};
 use common::ports::SystemClock;
 use common::service::tenants::create_tenant;
+use uuid::Uuid;
 
 const USAGE: &str = "usage:
   crm-admin create-tenant <name>   create a tenant and print its first ADMIN API key
   crm-admin create-tables          create the DynamoDB table named by CRM_TABLE and the delivery
                                    queue named by CRM_QUEUE_NAME (default <table>-deliveries)
                                    with its DLQ; prints `export CRM_QUEUE_URL=...`
+  crm-admin recount-webhooks <tenant-id>
+                                   DynamoDB: set the tenant's webhook count (which
+                                   CRM_MAX_WEBHOOKS_PER_TENANT is checked against) to the
+                                   webhooks it has, for webhooks created before the count existed
 
 The store is DynamoDB when CRM_TABLE is set (AWS_ENDPOINT_URL for an emulator),
 otherwise the embedded SQLite store in CRM_DATA_DIR (default ./.crm-data).";
@@ -43,6 +49,15 @@ async fn main() -> anyhow::Result<()> {
                 std::env::var("CRM_QUEUE_NAME").unwrap_or_else(|_| format!("{table}-deliveries"));
             let url = create_queues(&sqs, &queue, DELIVERY_QUEUE_VISIBILITY).await?;
             println!("export CRM_QUEUE_URL={url}");
+        }
+        ["recount-webhooks", tenant] => {
+            let StoreConfig::Aws { table, .. } = &config.store else {
+                bail!("CRM_TABLE is not set: the embedded store counts webhooks as it writes them");
+            };
+            let tenant: Uuid = tenant.parse().context("the tenant id is not a UUID")?;
+            let store = DynamoStore::new(aws_clients().await.0, table.clone());
+            let webhooks = store.recount_webhooks(tenant).await?;
+            println!("tenant {tenant}: {webhooks} webhooks counted");
         }
         _ => {
             eprintln!("{USAGE}");

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use uuid::Uuid;
@@ -281,15 +281,6 @@ impl DynamoStore {
         .await
     }
 
-    pub(super) async fn create_webhook_impl(&self, webhook: &Webhook) -> Result<()> {
-        self.put_alone(
-            webhook_item(webhook),
-            Condition::new_item(),
-            "create webhook",
-        )
-        .await
-    }
-
     pub(super) async fn update_webhook_impl(
         &self,
         before_version: i64,
@@ -301,23 +292,6 @@ impl DynamoStore {
             "update webhook",
         )
         .await
-    }
-
-    pub(super) async fn delete_webhook_impl(
-        &self,
-        tenant_id: Uuid,
-        webhook_id: Uuid,
-    ) -> Result<bool> {
-        let output = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant_pk(tenant_id), webhook_sk(webhook_id))))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(output.attributes.is_some_and(|old| !old.is_empty()))
     }
 
     pub(super) async fn get_webhook_impl(

@@ -9,7 +9,9 @@
 //! | sync counts | `TENANT#<tenant>`     | `SYNC_COUNTS`    |                               |                 |
 //! | outbox      | `TENANT#<tenant>`     | `EVENT#<id>`     |                               |                 |
 //!
-//! Every request path is a GetItem, a Query or a TransactWriteItems: never a Scan.
+//! Webhooks and deliveries: `delivery_items`; the webhook count and notify's event windows:
+//! `tenant_limits`. Every request path is a GetItem, a Query, an UpdateItem or a
+//! TransactWriteItems: never a Scan.
 
 mod contention;
 mod delivery_items;
@@ -17,6 +19,7 @@ mod delivery_store;
 mod items;
 mod paging;
 pub mod tables;
+mod tenant_limits;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -386,6 +389,10 @@ impl Store for DynamoStore {
         self.undispatched_events_impl(before, limit).await
     }
 
+    async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {
+        self.take_event_quota_impl(tenant_id, second, max).await
+    }
+
     async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
         self.put_alone(event_item(event), Condition::new_item(), "append event")
             .await
@@ -395,8 +402,8 @@ impl Store for DynamoStore {
         self.mark_event_dispatched_impl(tenant_id, event_id).await
     }
 
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
-        self.create_webhook_impl(webhook).await
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
+        self.create_counted_webhook(webhook, max).await
     }
 
     async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
@@ -404,7 +411,7 @@ impl Store for DynamoStore {
     }
 
     async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
-        self.delete_webhook_impl(tenant_id, webhook_id).await
+        self.delete_counted_webhook(tenant_id, webhook_id).await
     }
 
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
