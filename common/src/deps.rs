@@ -9,6 +9,7 @@ use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::auth::{KeyCache, KEY_CACHE_TTL};
 use crate::service::fairness::{FairShare, InFlight};
+use crate::service::shared_payloads::SharedPayloads;
 
 /// The operator's delivery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,8 @@ pub struct Deps {
     pub keys: Arc<KeyCache>,
     /// The attempts this process runs, by tenant and endpoint (service::fairness).
     pub in_flight: Arc<InFlight>,
+    /// One copy of each payload its attempts in flight send (service::shared_payloads).
+    pub payloads: Arc<SharedPayloads>,
     /// Places for GraphQL requests running at once, in all and per tenant.
     pub admission: Arc<Admission>,
 }
@@ -86,6 +89,7 @@ impl Deps {
             sender,
             clock: Arc::new(SystemClock),
             in_flight: Arc::new(InFlight::new(settings.fair_share)),
+            payloads: Arc::new(SharedPayloads::default()),
             settings: Arc::new(settings),
             keys: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             admission: Arc::new(Admission::default()),

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use common::config::aws_clients;
+use common::deps::TenantLimits;
 use futures::StreamExt;
 use serde_json::json;
 
@@ -15,11 +16,12 @@ use crate::support::{eventually, Backend};
 
 crate::on_both_stores!(a_large_notify_to_every_webhook_is_stored_once_in_bounded_memory);
 
-/// The tenant's maximum number of webhooks: the default limit on SQLite; on the emulator, which
-/// takes minutes over a thousand 250 KB reads, a deployment's lower one.
+/// The tenant's maximum number of webhooks (`CRM_MAX_WEBHOOKS_PER_TENANT`): the default on
+/// SQLite; on the emulator, which takes minutes over a thousand 250 KB reads, a deployment's
+/// lower one.
 fn webhooks(backend: Backend) -> usize {
     match backend {
-        Backend::Sqlite => 1_000,
+        Backend::Sqlite => TenantLimits::default().webhooks,
         Backend::DynamoDb => 100,
     }
 }
@@ -33,21 +35,25 @@ const WAIT: Duration = Duration::from_secs(240);
 async fn a_large_notify_to_every_webhook_is_stored_once_in_bounded_memory(backend: Backend) {
     let store = LocalStore::new(backend);
     let key = format!("crm_fan_{}", uuid::Uuid::new_v4().simple());
-    let local = store.start(&[("CRM_DEV_API_KEY", &key)]).await;
-    let receiver = Receiver::start(Reply::Status(200)).await;
     let webhooks = webhooks(backend);
-    let creates = (0..webhooks).map(|_| {
-        let body = json!({"url": receiver.url, "events": ["lead.*"], "timeoutMs": 5000});
-        let (local, key) = (&local, &key);
-        async move {
-            let (status, created) = local.post("/api/webhooks", key, &body).await;
-            assert_eq!(status, 201, "{created}");
-        }
+    let limit = webhooks.to_string();
+    let env = [
+        ("CRM_DEV_API_KEY", key.as_str()),
+        ("CRM_MAX_WEBHOOKS_PER_TENANT", limit.as_str()),
+    ];
+    let local = store.start(&env).await;
+    let receiver = Receiver::start(Reply::Status(200)).await;
+    let body = json!({"url": receiver.url, "events": ["lead.*"], "timeoutMs": 5000});
+    let creates = (0..webhooks).map(|_| async {
+        let (status, created) = local.post("/api/webhooks", &key, &body).await;
+        assert_eq!(status, 201, "{created}");
     });
     futures::stream::iter(creates)
         .buffer_unordered(8)
         .collect::<Vec<()>>()
         .await;
+    let (status, refused) = local.post("/api/webhooks", &key, &body).await;
+    assert_eq!(status, 403, "the tenant is at its maximum: {refused}");
 
     let before = memory(&local, "VmRSS");
     reset_peak(&local);

@@ -1005,8 +1005,9 @@ const POLLING: [&str; 3] = [
 ///
 /// - `find_api_key` (authentication, every route but the public ones), `get_client`,
 ///   `get_webhook`, `sync_counts`: GetItem;
-/// - `list_api_keys`, `list_clients`, `list_webhooks`, `get_delivery`, `list_attempts`,
-///   `delivery_counts`: Query on the table; `list_clients` by status: Query on gsi1;
+/// - `list_api_keys`, `list_clients`, `list_webhooks`, `list_attempts`, `delivery_counts`: Query
+///   on the table; `list_clients` by status: Query on gsi1; `get_delivery`: Query, then GetItem
+///   (its event's payload);
 /// - `put_api_key`, `update_webhook`: PutItem (a transaction's Put needs PutItem: IAM has no
 ///   TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
 /// - `create_webhook`: PutItem and UpdateItem (the tenant's webhook count, in the same
@@ -1014,7 +1015,8 @@ const POLLING: [&str; 3] = [
 /// - `take_event_quota` (notify, before its event is written): UpdateItem;
 /// - `write_client`: PutItem or DeleteItem (the client), UpdateItem (counters), PutItem (events);
 /// - fan-out (`dispatch_events`, `notify`, the sweeper): `list_webhooks`, then
-///   `create_deliveries`: BatchWriteItem (payloads), PutItem and UpdateItem; then send, and
+///   `put_payload`: PutItem (one per event), `create_deliveries`: PutItem and UpdateItem (in
+///   transactions); then send, and
 ///   `mark_event_dispatched`: UpdateItem;
 /// - `write_delivery`: UpdateItem, with PutItem (the attempt) in a transaction;
 /// - `list_deliveries`: Query on gsi2; `undispatched_events`, `due_deliveries`,
@@ -1025,12 +1027,12 @@ const POLLING: [&str; 3] = [
 const GRANTS: &[Grant] = &[
     // function                    dynamodb: on the table                                                                          Query on   sqs: on the queue
     grant("sync-status",           &["GetItem"],                                                                                   &[],       &[]),
-    grant("update-sync-status",    &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &["SendMessage"]),
-    grant("clients",               &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &["gsi1"], &["SendMessage"]),
-    grant("client",                &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchWriteItem"],                 &[],       &["SendMessage"]),
+    grant("update-sync-status",    &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
+    grant("clients",               &["GetItem", "PutItem", "UpdateItem", "Query"],                               &["gsi1"], &["SendMessage"]),
+    grant("client",                &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &[],       &["SendMessage"]),
     grant("keys",                  &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
     grant("key",                   &["GetItem", "DeleteItem"],                                                                     &[],       &[]),
-    grant("notify",                &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &["SendMessage"]),
+    grant("notify",                &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
     grant("retry",                 &["GetItem", "Query"],                                                                          &[],       &["SendMessage"]),
     grant("webhook-events",        &["GetItem"],                                                                                   &[],       &[]),
     grant("openapi",               &[],                                                                                            &[],       &[]),
@@ -1038,12 +1040,12 @@ const GRANTS: &[Grant] = &[
     grant("delivery",              &["GetItem", "Query"],                                                                          &[],       &[]),
     grant("webhooks",              &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &[],       &[]),
     grant("webhook",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem"],                                            &[],       &[]),
-    grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query", "BatchWriteItem"],                               &[],       &[]),
+    grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &[]),
     grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
     grant("webhook-deliveries",    &["GetItem"],                                                                                   &["gsi2"], &[]),
-    grant("graphql",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchWriteItem"],                 &["gsi2"], &["SendMessage"]),
+    grant("graphql",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &["gsi2"], &["SendMessage"]),
     grant("worker",                &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &["gsi1"], &["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]),
-    grant("sweeper",               &["PutItem", "UpdateItem", "Query", "BatchWriteItem"],                                          &["gsi1"], &["SendMessage"]),
+    grant("sweeper",               &["PutItem", "UpdateItem", "Query"],                                          &["gsi1"], &["SendMessage"]),
 ];
 
 fn expected_grants(grant: &Grant) -> BTreeSet<(String, Target)> {

@@ -158,7 +158,8 @@ const DELIVERY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, stat
 
 /// A delivery from a row of `DELIVERY_COLUMNS` followed by its event's payload.
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let payload: String = row.get(14)?;
+    // Straight from SQLite's buffer into the shared copy: no intermediate String.
+    let payload: std::sync::Arc<str> = row.get_ref(14)?.as_str()?.into();
     Ok(summary_from_row(row)?.with_payload(payload))
 }
 

@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod fairness;
 pub mod keys;
 pub mod limits;
+pub mod shared_payloads;
 pub mod sweeper;
 pub mod sync;
 pub mod tenants;

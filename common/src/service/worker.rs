@@ -86,6 +86,7 @@ async fn deliver(
     else {
         return Ok(MessageOutcome::Done);
     };
+    let stored = deps.payloads.share(stored);
     let now = deps.clock.now();
     // A user's retry reopens a delivery that is still FAILED (in the same write as the claim
     // below); one that is not was retried already, or never failed.
