@@ -1,6 +1,8 @@
 //! The only code that knows about SQLite and AWS.
 
 pub mod dynamodb;
+#[cfg(feature = "embedded")]
+mod event_windows;
 pub mod http_sender;
 pub mod sdk_config;
 pub mod sdk_http;

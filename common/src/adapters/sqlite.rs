@@ -22,6 +22,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use super::event_windows::EventWindows;
 use super::sqlite_webhooks as rows;
 use super::sqlite_writer::Writer;
 use crate::domain::auth::{ApiKey, Role};
@@ -30,7 +31,7 @@ use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary
 use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
-use crate::domain::tenant::{Tenant, EVENT_WINDOW_KEPT_SECS};
+use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -238,16 +239,6 @@ INSERT OR IGNORE INTO payloads (tenant_id, event_id, payload, created_at)
 SELECT tenant_id, event_id, payload, created_at FROM deliveries;
 ALTER TABLE deliveries DROP COLUMN payload;
 "#,
-    // Notify's events per tenant and second, for CRM_MAX_EVENTS_PER_SECOND
-    // (`take_event_quota`, which deletes a tenant's old seconds as it goes).
-    r#"
-CREATE TABLE event_windows (
-    tenant_id TEXT NOT NULL,
-    second INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, second)
-) WITHOUT ROWID;
-"#,
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
@@ -256,6 +247,7 @@ CREATE TABLE event_windows (
 pub struct SqliteStore {
     writer: Arc<Writer>,
     readers: Arc<Readers>,
+    event_windows: Arc<EventWindows>,
 }
 
 const READERS: usize = 4;
@@ -350,6 +342,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Arc::new(Writer::start(conn, &dir.join(DB_FILE))?),
             readers: Arc::new(Readers::new(readers)),
+            event_windows: Arc::new(EventWindows::default()),
         })
     }
 
@@ -663,25 +656,6 @@ pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
     })
 }
 
-/// One more event in the tenant's window `second`, unless it holds `max`; the tenant's windows
-/// older than `EVENT_WINDOW_KEPT_SECS` go.
-fn take_event_quota(tx: &Connection, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {
-    let tenant = tenant_id.to_string();
-    tx.prepare_cached("DELETE FROM event_windows WHERE tenant_id = ?1 AND second < ?2")?
-        .execute(params![tenant, second - EVENT_WINDOW_KEPT_SECS])?;
-    let taken = tx
-        .prepare_cached(
-            "INSERT INTO event_windows (tenant_id, second, count) VALUES (?1, ?2, 1)
-             ON CONFLICT (tenant_id, second) DO UPDATE SET count = count + 1 WHERE count < ?3",
-        )?
-        .execute(params![
-            tenant,
-            second,
-            i64::try_from(max).unwrap_or(i64::MAX)
-        ])?;
-    Ok(taken == 1)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
@@ -867,8 +841,7 @@ impl Store for SqliteStore {
     }
 
     async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {
-        self.call(move |conn| take_event_quota(conn, tenant_id, second, max))
-            .await
+        Ok(self.event_windows.take(tenant_id, second, max))
     }
 
     async fn append_event(&self, event: &OutboxEvent) -> Result<()> {

@@ -38,9 +38,13 @@ const SET_ASIDE_MIN: Duration = Duration::from_secs(1);
 const SET_ASIDE_MAX: Duration = Duration::from_secs(30);
 /// An endpoint whose attempts take less than this is fast: a delivery that finds it full waits
 /// in the process for a slot, up to `FAST_WAIT_MAX`, instead of a queue round trip of a second
-/// or more (a burst to one quick receiver would otherwise pay that second at the tail).
+/// or more (a burst to one quick receiver would otherwise pay that second at the tail). An
+/// endpoint not yet known counts as fast until an attempt in flight is older than this.
 const FAST: Duration = Duration::from_millis(250);
 const FAST_WAIT_MAX: Duration = Duration::from_secs(1);
+/// How often a waiting delivery looks again whether its endpoint is still fast, when no slot
+/// came free meanwhile (an endpoint that starts hanging frees none).
+const FAST_RECHECK: Duration = Duration::from_millis(25);
 /// Tenants and endpoints remembered at rest (their typical attempt time) before forgetting.
 const REMEMBERED: usize = 10_000;
 
@@ -51,6 +55,14 @@ struct Holder {
     started: Vec<Instant>,
     /// How long this endpoint's recent attempts took (a moving average).
     typical: Option<Duration>,
+}
+
+impl Holder {
+    /// Its attempts take under `FAST` (or none has ended yet), and none in flight is older.
+    fn is_fast(&self) -> bool {
+        self.typical.is_none_or(|typical| typical < FAST)
+            && self.started.first().is_none_or(|s| s.elapsed() < FAST)
+    }
 }
 
 /// The slots taken in this process, by tenant and by endpoint (tenant and webhook ids are
@@ -94,7 +106,7 @@ impl InFlight {
             .is_some_and(|h| h.in_flight >= self.share.per_tenant);
         let endpoint_full = holders
             .get(&webhook_id)
-            .is_some_and(|h| h.in_flight >= self.share.per_endpoint);
+            .is_some_and(|h| h.in_flight >= self.endpoint_share(h));
         if tenant_full || endpoint_full {
             let key = if endpoint_full { webhook_id } else { tenant_id };
             return Err(set_aside_for(&holders[&key]));
@@ -120,7 +132,7 @@ impl InFlight {
         tenant_id: Uuid,
         webhook_id: Uuid,
     ) -> std::result::Result<Slot, Duration> {
-        let give_up = tokio::time::Instant::now() + FAST_WAIT_MAX;
+        let give_up = Instant::now() + FAST_WAIT_MAX;
         loop {
             // Listening before looking, so that a slot given back in between is not missed.
             let freed = self.freed.notified();
@@ -128,28 +140,33 @@ impl InFlight {
             freed.as_mut().enable();
             match self.take(tenant_id, webhook_id) {
                 Ok(slot) => return Ok(slot),
-                Err(wait) if self.is_fast(tenant_id, webhook_id) => {
-                    if tokio::time::timeout_at(give_up, freed).await.is_err() {
-                        return Err(wait);
-                    }
+                Err(_) if self.is_fast(tenant_id, webhook_id) && Instant::now() < give_up => {
+                    let _ = tokio::time::timeout(FAST_RECHECK, freed).await;
                 }
                 Err(wait) => return Err(wait),
             }
         }
     }
 
-    /// Whether the attempts of both are known to be quick, and none in flight is old.
+    /// An endpoint's share: a slow one's is `per_endpoint`, so that it cannot take all of its
+    /// tenant's slots from the tenant's other endpoints; a fast one gives its slots back within
+    /// milliseconds and may use its tenant's whole share (a burst to one quick receiver would
+    /// otherwise run a quarter slower). Should it start hanging, it holds no more than its
+    /// tenant's share: other tenants never wait for it.
+    fn endpoint_share(&self, holder: &Holder) -> usize {
+        if holder.is_fast() {
+            self.share.per_endpoint.max(self.share.per_tenant)
+        } else {
+            self.share.per_endpoint
+        }
+    }
+
+    /// Whether the attempts of both are quick (or not known yet), and none in flight is old.
     fn is_fast(&self, tenant_id: Uuid, webhook_id: Uuid) -> bool {
         let holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
         [tenant_id, webhook_id]
             .iter()
-            .all(|key| match holders.get(key) {
-                None => true,
-                Some(holder) => {
-                    holder.typical.is_some_and(|typical| typical < FAST)
-                        && holder.started.first().is_none_or(|s| s.elapsed() < FAST)
-                }
-            })
+            .all(|key| holders.get(key).is_none_or(Holder::is_fast))
     }
 
     fn give_back(&self, slot: &Slot) {
@@ -209,10 +226,17 @@ mod tests {
         }))
     }
 
+    /// Makes the endpoint's recent attempts slow ones.
+    fn slow(in_flight: &InFlight, endpoint: Uuid) {
+        let mut holders = in_flight.holders.lock().unwrap();
+        holders.entry(endpoint).or_default().typical = Some(FAST * 4);
+    }
+
     #[test]
-    fn an_endpoint_holds_at_most_its_share() {
+    fn a_slow_endpoint_holds_at_most_its_share() {
         let in_flight = registry(10, 2);
         let (tenant, endpoint, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        slow(&in_flight, endpoint);
         let first = in_flight.take(tenant, endpoint).unwrap();
         let _second = in_flight.take(tenant, endpoint).unwrap();
         let wait = in_flight.take(tenant, endpoint).unwrap_err();
@@ -226,6 +250,24 @@ mod tests {
         );
         drop(first);
         assert!(in_flight.take(tenant, endpoint).is_ok(), "a slot came free");
+    }
+
+    #[test]
+    fn a_fast_endpoint_may_use_its_tenants_share_and_no_more() {
+        let in_flight = registry(4, 2);
+        let (tenant, endpoint) = (Uuid::now_v7(), Uuid::now_v7());
+        let slots: Vec<Slot> = (0..4)
+            .map(|_| in_flight.take(tenant, endpoint).unwrap())
+            .collect();
+        assert!(
+            in_flight.take(tenant, endpoint).is_err(),
+            "the tenant is full"
+        );
+        assert!(
+            in_flight.take(Uuid::now_v7(), Uuid::now_v7()).is_ok(),
+            "another tenant has room"
+        );
+        drop(slots);
     }
 
     #[test]
@@ -258,10 +300,27 @@ mod tests {
         freed.await.unwrap();
         drop(slot);
 
-        let (tenant, slow) = (Uuid::now_v7(), Uuid::now_v7());
-        let _hanging = in_flight.take(tenant, slow).unwrap(); // nothing known: not fast
+        // A new endpoint's first attempt starts hanging and fills its tenant's share: the
+        // delivery behind it waits only until that attempt is older than a fast one, then is
+        // set aside.
+        let in_flight = registry(1, 1);
+        let (tenant, new) = (Uuid::now_v7(), Uuid::now_v7());
+        let _hanging = in_flight.take(tenant, new).unwrap();
         let started = Instant::now();
-        assert!(in_flight.take_or_wait(tenant, slow).await.is_err());
+        assert!(in_flight.take_or_wait(tenant, new).await.is_err());
+        let waited = started.elapsed();
+        assert!(
+            (FAST - Duration::from_millis(10)..FAST * 2).contains(&waited),
+            "{waited:?}"
+        );
+
+        // Known slow: set aside at once.
+        let in_flight = registry(10, 1);
+        let (tenant, slow_one) = (Uuid::now_v7(), Uuid::now_v7());
+        slow(&in_flight, slow_one);
+        let _busy = in_flight.take(tenant, slow_one).unwrap();
+        let started = Instant::now();
+        assert!(in_flight.take_or_wait(tenant, slow_one).await.is_err());
         assert!(
             started.elapsed() < Duration::from_millis(100),
             "set aside at once"
