@@ -96,6 +96,17 @@ pub trait Store: Send + Sync {
     /// Writes new PENDING deliveries, whose payloads are stored; one that exists already is left
     /// as it is (fan-out may run twice). Counters move only for those really created.
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()>;
+    /// `put_payload`, then `create_deliveries` of deliveries of that payload: one write where
+    /// the store can make it one (SQLite), so that the first deliveries of an event pay no
+    /// round trip of their own for the payload.
+    async fn create_deliveries_with_payload(
+        &self,
+        payload: &EventPayload,
+        deliveries: &[Delivery],
+    ) -> Result<()> {
+        self.put_payload(payload).await?;
+        self.create_deliveries(deliveries).await
+    }
     /// With its payload: for sending it.
     async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>>;
     /// Without its payload: for showing it or deciding about it.

@@ -197,6 +197,17 @@ impl Store for CountingStore {
         self.count("put_payload");
         self.inner.put_payload(payload).await
     }
+    async fn create_deliveries_with_payload(
+        &self,
+        payload: &EventPayload,
+        deliveries: &[Delivery],
+    ) -> Result<()> {
+        self.count("put_payload");
+        self.count("create_deliveries");
+        self.inner
+            .create_deliveries_with_payload(payload, deliveries)
+            .await
+    }
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
         self.count("create_deliveries");
         self.inner.create_deliveries(deliveries).await

@@ -890,6 +890,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn create_deliveries_with_payload(
+        &self,
+        payload: &EventPayload,
+        deliveries: &[Delivery],
+    ) -> Result<()> {
+        let (payload, deliveries) = (payload.clone(), deliveries.to_vec());
+        self.call(move |conn| {
+            rows::put_payload(conn, &payload)?;
+            rows::create_deliveries(conn, &deliveries)
+        })
+        .await
+    }
+
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
         let deliveries = deliveries.to_vec();
         self.call(move |conn| rows::create_deliveries(conn, &deliveries))

@@ -40,20 +40,25 @@ fn delivery_ids(event: &OutboxEvent, webhooks: &[Uuid]) -> Vec<Uuid> {
         .collect()
 }
 
-/// Stores the event's payload once, then creates and enqueues its deliveries to `webhooks` a
-/// batch at a time; each delivery shares the one payload.
+/// Stores the event's payload once (with the first batch), then creates and enqueues its
+/// deliveries to `webhooks` a batch at a time; each delivery shares the one payload.
 async fn deliver(deps: &Deps, payload: &EventPayload, webhooks: &[Uuid]) -> Result<()> {
     if webhooks.is_empty() {
         return Ok(());
     }
-    deps.store.put_payload(payload).await?;
-    for batch in webhooks.chunks(FAN_OUT_BATCH) {
+    for (index, batch) in webhooks.chunks(FAN_OUT_BATCH).enumerate() {
         let now = deps.clock.now();
         let deliveries: Vec<Delivery> = batch
             .iter()
             .map(|webhook_id| payload.delivery_to(*webhook_id, now))
             .collect();
-        deps.store.create_deliveries(&deliveries).await?;
+        if index == 0 {
+            deps.store
+                .create_deliveries_with_payload(payload, &deliveries)
+                .await?;
+        } else {
+            deps.store.create_deliveries(&deliveries).await?;
+        }
         enqueue_now(deps, &deliveries).await;
     }
     Ok(())

@@ -286,9 +286,8 @@ pub async fn test_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Test
     );
     let payload = EventPayload::of(&event, now)?;
     let delivery = payload.delivery_to(webhook.id, now);
-    deps.store.put_payload(&payload).await?;
     deps.store
-        .create_deliveries(std::slice::from_ref(&delivery))
+        .create_deliveries_with_payload(&payload, std::slice::from_ref(&delivery))
         .await?;
     let timeout = Duration::from_millis(u64::from(webhook.timeout_ms));
     let claimed = delivery
