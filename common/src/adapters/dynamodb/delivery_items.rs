@@ -27,15 +27,16 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use super::attributes::*;
 use super::items::*;
 use super::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL};
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload,
 };
 use crate::domain::webhook::Webhook;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ports::DeliveryRef;
-use crate::time::{parse_rfc3339, rfc3339};
+use crate::time::rfc3339;
 
 pub(super) const WEBHOOK_SK_PREFIX: &str = "WEBHOOK#";
 pub(super) const DELIVERY_SK_PREFIX: &str = "DELIVERY#";
@@ -95,7 +96,7 @@ pub(super) fn failed_index_sk(webhook_id: Uuid, delivery_id: Uuid) -> String {
 
 /// A FAILED delivery's reference, from its sort key in the FAILED index.
 pub(super) fn failed_ref_from_item(item: &Item) -> Result<DeliveryRef> {
-    let sort = s(item, GSI1_SK)?;
+    let sort = text_of(item, GSI1_SK)?;
     let parse = |text: Option<&str>| text.and_then(|t| Uuid::parse_str(t).ok());
     let mut parts = sort.split('#');
     match (parse(parts.next()), parse(parts.next())) {
@@ -113,7 +114,7 @@ pub(super) fn webhook_index_pk(tenant_id: Uuid, webhook_id: Uuid) -> String {
 
 /// The delivery id of a key (or item) of the webhook index, its sort key.
 pub(super) fn index_delivery_id(key: &Item) -> Result<Uuid> {
-    uuid(key, GSI2_SK)
+    uuid_of(key, GSI2_SK)
 }
 
 pub(super) fn status_counter_name(status: DeliveryStatus) -> &'static str {
@@ -126,64 +127,12 @@ pub(super) fn status_counter_name(status: DeliveryStatus) -> &'static str {
     }
 }
 
-fn corrupt(name: &str) -> Error {
-    Error::internal(format!("stored item has a missing or malformed `{name}`"))
-}
-
-fn s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(corrupt(name)),
-    }
-}
-
-pub(super) fn opt_s(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T> {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(name)),
-        _ => Err(corrupt(name)),
-    }
-}
-
-fn opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>> {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| corrupt(name)),
-        _ => Ok(None),
-    }
-}
-
-fn uuid(item: &Item, name: &str) -> Result<Uuid> {
-    Uuid::parse_str(s(item, name)?).map_err(|_| corrupt(name))
-}
-
-fn time(item: &Item, name: &str) -> Result<DateTime<Utc>> {
-    parse_rfc3339(s(item, name)?).ok_or_else(|| corrupt(name))
-}
-
-fn opt_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>> {
-    opt_s(item, name)
-        .map(|v| parse_rfc3339(&v).ok_or_else(|| corrupt(name)))
-        .transpose()
-}
-
-fn put_opt(item: &mut Item, name: &str, value: Option<String>) {
-    if let Some(value) = value {
-        item.insert(name.to_owned(), text(value));
-    }
-}
-
 pub(super) fn webhook_item(w: &Webhook) -> Item {
     let mut item = key(tenant_pk(w.tenant_id), webhook_sk(w.id));
     item.insert("id".into(), text(w.id.to_string()));
     item.insert("tenant_id".into(), text(w.tenant_id.to_string()));
     item.insert("url".into(), text(&w.url));
-    put_opt(&mut item, "description", w.description.clone());
+    put_optional(&mut item, "description", w.description.clone());
     item.insert(
         "events".into(),
         text(serde_json::to_string(&w.events).unwrap_or_default()),
@@ -208,28 +157,28 @@ pub(super) fn webhook_item(w: &Webhook) -> Item {
 
 pub(super) fn webhook_from_item(item: &Item) -> Result<Webhook> {
     let previous = match (
-        opt_s(item, "previous_secret"),
-        opt_time(item, "previous_secret_until")?,
+        optional_text(item, "previous_secret"),
+        optional_time(item, "previous_secret_until")?,
     ) {
         (Some(secret), Some(until)) => Some((secret, until)),
         _ => None,
     };
     Ok(Webhook {
-        id: uuid(item, "id")?,
-        tenant_id: uuid(item, "tenant_id")?,
-        url: s(item, "url")?.to_owned(),
-        description: opt_s(item, "description"),
-        events: serde_json::from_str(s(item, "events")?).map_err(|_| corrupt("events"))?,
-        headers: serde_json::from_str::<BTreeMap<String, String>>(s(item, "headers")?)
+        id: uuid_of(item, "id")?,
+        tenant_id: uuid_of(item, "tenant_id")?,
+        url: text_of(item, "url")?.to_owned(),
+        description: optional_text(item, "description"),
+        events: serde_json::from_str(text_of(item, "events")?).map_err(|_| corrupt("events"))?,
+        headers: serde_json::from_str::<BTreeMap<String, String>>(text_of(item, "headers")?)
             .map_err(|_| corrupt("headers"))?,
         active: matches!(item.get("active"), Some(AttributeValue::Bool(true))),
-        max_retries: n(item, "max_retries")?,
-        timeout_ms: n(item, "timeout_ms")?,
-        secret: s(item, "secret")?.to_owned(),
+        max_retries: number_of(item, "max_retries")?,
+        timeout_ms: number_of(item, "timeout_ms")?,
+        secret: text_of(item, "secret")?.to_owned(),
         previous_secret: previous,
-        created_at: time(item, "created_at")?,
-        updated_at: time(item, "updated_at")?,
-        version: n(item, VERSION)?,
+        created_at: time_of(item, "created_at")?,
+        updated_at: time_of(item, "updated_at")?,
+        version: number_of(item, VERSION)?,
     })
 }
 
@@ -265,9 +214,9 @@ pub(super) fn delivery_item(d: &Delivery) -> Item {
     if let Some(code) = d.last_status_code {
         item.insert("last_status_code".into(), number(i64::from(code)));
     }
-    put_opt(&mut item, "last_error", d.last_error.clone());
-    put_opt(&mut item, "next_attempt_at", d.next_attempt_at.map(rfc3339));
-    put_opt(&mut item, "lease_until", d.lease_until.map(rfc3339));
+    put_optional(&mut item, "last_error", d.last_error.clone());
+    put_optional(&mut item, "next_attempt_at", d.next_attempt_at.map(rfc3339));
+    put_optional(&mut item, "lease_until", d.lease_until.map(rfc3339));
     item.insert("created_at".into(), text(rfc3339(d.created_at)));
     item.insert("updated_at".into(), text(rfc3339(d.updated_at)));
     item.insert(VERSION.into(), number(d.version));
@@ -375,41 +324,41 @@ fn projection(attributes: &[&'static str]) -> (String, Vec<(String, &'static str
 /// A delivery's summary from its item (whatever else the item holds).
 pub(super) fn summary_from_item(item: &Item) -> Result<DeliverySummary> {
     Ok(DeliverySummary {
-        id: uuid(item, "id")?,
-        tenant_id: uuid(item, "tenant_id")?,
-        webhook_id: uuid(item, "webhook_id")?,
-        event_id: uuid(item, "event_id")?,
-        event: s(item, "event")?.to_owned(),
-        status: DeliveryStatus::parse(s(item, "status")?).ok_or_else(|| corrupt("status"))?,
-        attempt_count: n(item, "attempt_count")?,
-        last_status_code: opt_n(item, "last_status_code")?,
-        last_error: opt_s(item, "last_error"),
-        next_attempt_at: opt_time(item, "next_attempt_at")?,
-        lease_until: opt_time(item, "lease_until")?,
-        created_at: time(item, "created_at")?,
-        updated_at: time(item, "updated_at")?,
-        version: n(item, VERSION)?,
+        id: uuid_of(item, "id")?,
+        tenant_id: uuid_of(item, "tenant_id")?,
+        webhook_id: uuid_of(item, "webhook_id")?,
+        event_id: uuid_of(item, "event_id")?,
+        event: text_of(item, "event")?.to_owned(),
+        status: DeliveryStatus::parse(text_of(item, "status")?).ok_or_else(|| corrupt("status"))?,
+        attempt_count: number_of(item, "attempt_count")?,
+        last_status_code: optional_number(item, "last_status_code")?,
+        last_error: optional_text(item, "last_error"),
+        next_attempt_at: optional_time(item, "next_attempt_at")?,
+        lease_until: optional_time(item, "lease_until")?,
+        created_at: time_of(item, "created_at")?,
+        updated_at: time_of(item, "updated_at")?,
+        version: number_of(item, VERSION)?,
     })
 }
 
 /// What the sweeper reads of a delivery, from its item.
 pub(super) fn due_from_item(item: &Item) -> Result<DueDelivery> {
     Ok(DueDelivery {
-        tenant_id: uuid(item, "tenant_id")?,
-        id: uuid(item, "id")?,
-        status: DeliveryStatus::parse(s(item, "status")?).ok_or_else(|| corrupt("status"))?,
-        next_attempt_at: opt_time(item, "next_attempt_at")?,
-        lease_until: opt_time(item, "lease_until")?,
-        updated_at: time(item, "updated_at")?,
-        version: n(item, VERSION)?,
+        tenant_id: uuid_of(item, "tenant_id")?,
+        id: uuid_of(item, "id")?,
+        status: DeliveryStatus::parse(text_of(item, "status")?).ok_or_else(|| corrupt("status"))?,
+        next_attempt_at: optional_time(item, "next_attempt_at")?,
+        lease_until: optional_time(item, "lease_until")?,
+        updated_at: time_of(item, "updated_at")?,
+        version: number_of(item, VERSION)?,
     })
 }
 
 /// A delivery from its item and, unless the item holds it inline (written before the split),
 /// its payload item's `payload`.
 pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<Delivery> {
-    let payload = opt_s(item, PAYLOAD)
-        .or_else(|| payload.and_then(|p| opt_s(p, PAYLOAD)))
+    let payload = optional_text(item, PAYLOAD)
+        .or_else(|| payload.and_then(|p| optional_text(p, PAYLOAD)))
         .ok_or_else(|| corrupt(PAYLOAD))?;
     Ok(summary_from_item(item)?.with_payload(payload))
 }
@@ -428,7 +377,7 @@ pub(super) fn attempt_item(d: &Delivery, a: &Attempt) -> Item {
         "duration_ms".into(),
         number(i64::try_from(a.duration_ms).unwrap_or(i64::MAX)),
     );
-    put_opt(&mut item, "error", a.error.clone());
+    put_optional(&mut item, "error", a.error.clone());
     item.insert("response_body".into(), text(&a.response_body));
     item.insert(TTL.into(), number((a.at + RETENTION).timestamp()));
     item
@@ -436,12 +385,12 @@ pub(super) fn attempt_item(d: &Delivery, a: &Attempt) -> Item {
 
 pub(super) fn attempt_from_item(item: &Item) -> Result<Attempt> {
     Ok(Attempt {
-        number: n(item, "number")?,
-        at: time(item, "at")?,
-        status_code: opt_n(item, "status_code")?,
-        duration_ms: n(item, "duration_ms")?,
-        error: opt_s(item, "error"),
-        response_body: opt_s(item, "response_body").unwrap_or_default(),
+        number: number_of(item, "number")?,
+        at: time_of(item, "at")?,
+        status_code: optional_number(item, "status_code")?,
+        duration_ms: number_of(item, "duration_ms")?,
+        error: optional_text(item, "error"),
+        response_body: optional_text(item, "response_body").unwrap_or_default(),
     })
 }
 
@@ -451,7 +400,7 @@ pub(super) fn delivery_counts_from_item(
 ) -> Result<crate::domain::delivery::StatusCounts> {
     let mut counts = BTreeMap::new();
     for status in DeliveryStatus::ALL {
-        if let Some(count) = opt_n::<i64>(item, status_counter_name(status))? {
+        if let Some(count) = optional_number::<i64>(item, status_counter_name(status))? {
             counts.insert(status, count);
         }
     }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use uuid::Uuid;
 
+use super::attributes::*;
 use super::contention::{until_done, Sent};
 use super::delivery_items::*;
 use super::items::*;
@@ -450,7 +451,11 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            if let Some(payload) = output.item.as_ref().and_then(|item| opt_s(item, PAYLOAD)) {
+            if let Some(payload) = output
+                .item
+                .as_ref()
+                .and_then(|item| optional_text(item, PAYLOAD))
+            {
                 return Ok(Some(payload));
             }
         }

@@ -1,21 +1,16 @@
 //! Domain types to and from DynamoDB items. `AttributeValue` never leaves this adapter.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::tables::{GSI1_PK, GSI1_SK, PK, SK};
+use super::attributes::*;
+use super::tables::{GSI1_PK, GSI1_SK};
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::client::Client;
 use crate::domain::event::OutboxEvent;
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
-use crate::error::{Error, Result};
-use crate::time::{parse_rfc3339, rfc3339};
-
-pub(super) type Item = HashMap<String, AttributeValue>;
+use crate::error::Result;
+use crate::time::rfc3339;
 
 pub(super) const TENANT_SK: &str = "TENANT";
 pub(super) const KEY_HASH_SK: &str = "KEYHASH";
@@ -57,64 +52,6 @@ pub(super) fn status_counter(status: SyncStatus) -> &'static str {
     }
 }
 
-pub(super) fn text(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-pub(super) fn number(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-pub(super) fn key(pk: String, sk: String) -> Item {
-    HashMap::from([(PK.to_owned(), text(pk)), (SK.to_owned(), text(sk))])
-}
-
-fn corrupt(name: &str) -> Error {
-    Error::internal(format!("stored item has a missing or malformed `{name}`"))
-}
-
-fn get_text<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Ok(value),
-        _ => Err(corrupt(name)),
-    }
-}
-
-fn optional_text(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Some(value.clone()),
-        _ => None,
-    }
-}
-
-fn get_number(item: &Item, name: &str) -> Result<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(value)) => value.parse().map_err(|_| corrupt(name)),
-        None => Ok(0),
-        _ => Err(corrupt(name)),
-    }
-}
-
-fn get_uuid(item: &Item, name: &str) -> Result<Uuid> {
-    Uuid::parse_str(get_text(item, name)?).map_err(|_| corrupt(name))
-}
-
-fn get_time(item: &Item, name: &str) -> Result<DateTime<Utc>> {
-    parse_rfc3339(get_text(item, name)?).ok_or_else(|| corrupt(name))
-}
-
-fn optional_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>> {
-    optional_text(item, name)
-        .map(|value| parse_rfc3339(&value).ok_or_else(|| corrupt(name)))
-        .transpose()
-}
-
-fn put_optional(item: &mut Item, name: &str, value: Option<&str>) {
-    if let Some(value) = value {
-        item.insert(name.to_owned(), text(value));
-    }
-}
-
 pub(super) fn tenant_item(tenant: &Tenant) -> Item {
     let mut item = key(tenant_pk(tenant.id), TENANT_SK.to_owned());
     item.insert("id".into(), text(tenant.id.to_string()));
@@ -125,9 +62,9 @@ pub(super) fn tenant_item(tenant: &Tenant) -> Item {
 
 pub(super) fn tenant_from_item(item: &Item) -> Result<Tenant> {
     Ok(Tenant {
-        id: get_uuid(item, "id")?,
-        name: get_text(item, "name")?.to_owned(),
-        created_at: get_time(item, "created_at")?,
+        id: uuid_of(item, "id")?,
+        name: text_of(item, "name")?.to_owned(),
+        created_at: time_of(item, "created_at")?,
     })
 }
 
@@ -150,13 +87,13 @@ pub(super) fn api_key_item(key_record: &ApiKey, lookup: bool) -> Item {
 
 pub(super) fn api_key_from_item(item: &Item) -> Result<ApiKey> {
     Ok(ApiKey {
-        id: get_uuid(item, "id")?,
-        tenant_id: get_uuid(item, "tenant_id")?,
-        name: get_text(item, "name")?.to_owned(),
-        role: Role::parse(get_text(item, "role")?).ok_or_else(|| corrupt("role"))?,
-        prefix: get_text(item, "prefix")?.to_owned(),
-        key_hash: get_text(item, "key_hash")?.to_owned(),
-        created_at: get_time(item, "created_at")?,
+        id: uuid_of(item, "id")?,
+        tenant_id: uuid_of(item, "tenant_id")?,
+        name: text_of(item, "name")?.to_owned(),
+        role: Role::parse(text_of(item, "role")?).ok_or_else(|| corrupt("role"))?,
+        prefix: text_of(item, "prefix")?.to_owned(),
+        key_hash: text_of(item, "key_hash")?.to_owned(),
+        created_at: time_of(item, "created_at")?,
     })
 }
 
@@ -188,29 +125,29 @@ pub(super) fn client_item(client: &Client) -> Item {
 
 pub(super) fn client_from_item(item: &Item) -> Result<Client> {
     Ok(Client {
-        id: get_uuid(item, "id")?,
-        tenant_id: get_uuid(item, "tenant_id")?,
-        name: get_text(item, "name")?.to_owned(),
+        id: uuid_of(item, "id")?,
+        tenant_id: uuid_of(item, "tenant_id")?,
+        name: text_of(item, "name")?.to_owned(),
         email: optional_text(item, "email"),
         company: optional_text(item, "company"),
         phone: optional_text(item, "phone"),
         external_id: optional_text(item, "external_id"),
-        sync_status: SyncStatus::parse(get_text(item, "sync_status")?)
+        sync_status: SyncStatus::parse(text_of(item, "sync_status")?)
             .ok_or_else(|| corrupt("sync_status"))?,
-        created_at: get_time(item, "created_at")?,
-        updated_at: get_time(item, "updated_at")?,
+        created_at: time_of(item, "created_at")?,
+        updated_at: time_of(item, "updated_at")?,
         last_synced_at: optional_time(item, "last_synced_at")?,
-        version: get_number(item, VERSION)?,
+        version: count_of(item, VERSION)?,
     })
 }
 
 pub(super) fn counts_from_item(item: &Item) -> Result<SyncCounts> {
     Ok(SyncCounts {
-        total_clients: get_number(item, COUNT_TOTAL)?,
-        synced_clients: get_number(item, status_counter(SyncStatus::Synced))?,
-        pending_clients: get_number(item, status_counter(SyncStatus::Pending))?,
-        failed_clients: get_number(item, status_counter(SyncStatus::Failed))?,
-        needs_update_clients: get_number(item, status_counter(SyncStatus::NeedsUpdate))?,
+        total_clients: count_of(item, COUNT_TOTAL)?,
+        synced_clients: count_of(item, status_counter(SyncStatus::Synced))?,
+        pending_clients: count_of(item, status_counter(SyncStatus::Pending))?,
+        failed_clients: count_of(item, status_counter(SyncStatus::Failed))?,
+        needs_update_clients: count_of(item, status_counter(SyncStatus::NeedsUpdate))?,
         last_sync_time: optional_time(item, LAST_SYNC_TIME)?,
     })
 }
@@ -248,12 +185,12 @@ pub(super) fn event_item(event: &OutboxEvent) -> Item {
 }
 
 pub(super) fn event_from_item(item: &Item) -> Result<OutboxEvent> {
-    let created_at = get_time(item, "created_at")?;
+    let created_at = time_of(item, "created_at")?;
     Ok(OutboxEvent {
-        id: get_uuid(item, "id")?,
-        tenant_id: get_uuid(item, "tenant_id")?,
-        event: get_text(item, "event")?.to_owned(),
-        data: serde_json::from_str(get_text(item, "data")?).map_err(|_| corrupt("data"))?,
+        id: uuid_of(item, "id")?,
+        tenant_id: uuid_of(item, "tenant_id")?,
+        event: text_of(item, "event")?.to_owned(),
+        data: serde_json::from_str(text_of(item, "data")?).map_err(|_| corrupt("data"))?,
         created_at,
         // Written before notify's events came through the outbox: a client write's, which
         // happened when written.

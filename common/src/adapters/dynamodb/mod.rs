@@ -13,6 +13,7 @@
 //! `tenant_limits`. Every request path is a GetItem, a Query, an UpdateItem or a
 //! TransactWriteItems: never a Scan.
 
+mod attributes;
 mod contention;
 mod delivery_items;
 mod delivery_store;
@@ -32,6 +33,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use aws_sdk_dynamodb::Client as DynamoClient;
 use uuid::Uuid;
 
+use self::attributes::*;
 use self::contention::{until_done, Sent};
 use self::items::*;
 use self::paging::{read_query, Reading};

@@ -5,7 +5,7 @@
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 
-use super::items::Item;
+use super::attributes::Item;
 use super::sdk_error;
 use crate::error::Result;
 

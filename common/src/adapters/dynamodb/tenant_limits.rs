@@ -15,9 +15,10 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use uuid::Uuid;
 
+use super::attributes::{key, number};
 use super::contention::{backoff, until_done, Sent};
 use super::delivery_items::{webhook_item, webhook_sk, WEBHOOK_SK_PREFIX};
-use super::items::{key, number, tenant_pk};
+use super::items::tenant_pk;
 use super::paging::{read_query, Reading};
 use super::tables::TTL;
 use super::{build_error, sdk_error, Condition, DynamoStore};
