@@ -1,5 +1,5 @@
-//! What one request may cost: depth, complexity, root fields, size, batches, the tenant's share
-//! and the time budget.
+//! What one request may cost: depth, complexity, root fields, outbound calls, size, the
+//! tenant's share and the time budget.
 
 use std::time::Duration;
 
@@ -8,12 +8,16 @@ use common::graphql::limits::TimeBudgets;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{aliases, create, data, error_codes, gql, named_aliases, only_error, walk, PAGE};
+use super::{aliases, create, data, error_codes, named_aliases, only_error, walk, PAGE};
 use crate::receiver::{Receiver, Reply};
 use crate::support::{assert_error, Backend, TestApp};
 
 crate::on_both_stores!(
-    deep_huge_batched_and_malformed_requests_are_refused,
+    the_tools_introspection_query_passes_the_limits,
+    a_too_deep_query_is_refused,
+    a_too_costly_query_is_refused,
+    six_test_deliveries_in_one_request_are_refused,
+    a_body_over_256_kib_is_413_before_parsing,
     root_fields_are_bounded_in_all_and_per_field,
     a_filtered_list_looks_at_one_store_page_and_pays_for_it,
     a_tenant_over_its_share_waits_then_gets_429_while_others_are_served,
@@ -46,13 +50,18 @@ fragment TypeRef on __Type {
     ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
 }";
 
-async fn deep_huge_batched_and_malformed_requests_are_refused(backend: Backend) {
+async fn the_tools_introspection_query_passes_the_limits(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (_, key) = app.tenant_with(Role::Admin).await;
 
     // The tools' introspection passes the limits.
     let schema = data(&app, &key, INTROSPECTION, json!({})).await;
     assert_eq!(schema["__schema"]["queryType"]["name"], "Query");
+}
+
+async fn a_too_deep_query_is_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
 
     // Too deep.
     let deep = format!(
@@ -65,6 +74,11 @@ async fn deep_huge_batched_and_malformed_requests_are_refused(backend: Backend) 
         error["message"].as_str().unwrap().contains("deep"),
         "{error}"
     );
+}
+
+async fn a_too_costly_query_is_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
 
     // Too costly: many aliases of full pages.
     let huge: String = (0..20)
@@ -82,6 +96,11 @@ async fn deep_huge_batched_and_malformed_requests_are_refused(backend: Backend) 
         error["message"].as_str().unwrap().contains("complex"),
         "{error}"
     );
+}
+
+async fn six_test_deliveries_in_one_request_are_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
 
     // One request cannot pack many writes or outbound calls: six test deliveries are too many.
     let unknown = uuid::Uuid::now_v7();
@@ -100,6 +119,11 @@ async fn deep_huge_batched_and_malformed_requests_are_refused(backend: Backend) 
         error["message"].as_str().unwrap().contains("complex"),
         "{error}"
     );
+}
+
+async fn a_body_over_256_kib_is_413_before_parsing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
 
     // Over 256 KiB: the REST 413, before any parsing.
     let padding = " ".repeat(256 * 1024);
@@ -109,69 +133,6 @@ async fn deep_huge_batched_and_malformed_requests_are_refused(backend: Backend) 
         .call(Method::POST, "/graphql", Some(&key), Some(&body))
         .await;
     assert_error(status, &reply, StatusCode::PAYLOAD_TOO_LARGE);
-
-    // Batches, bodies that are not one request, and documents that do not parse.
-    for body in [
-        r#"[{"query": "{ syncStatus { totalClients } }"}]"#,
-        "[]",
-        "",
-        "{",
-        "\"{ syncStatus { totalClients } }\"",
-        r#"{"variables": {}}"#,
-        r#"{"query": 42}"#,
-        r#"{"query": "{ webhooks { edges { node { id } } } }", "variables": [1]}"#,
-    ] {
-        let (status, reply) = app
-            .call(Method::POST, "/graphql", Some(&key), Some(body))
-            .await;
-        assert_error(status, &reply, StatusCode::BAD_REQUEST);
-    }
-    for query in [
-        "{",
-        "{ nope }",
-        "mutation { deleteWebhook { success } }",
-        "{ webhooks(first: 99999999999) { edges { cursor } } }",
-        "query A { syncStatus { totalClients } } query B { webhookEvents { name } }",
-    ] {
-        let (status, reply) = gql(&app, &key, query, json!({})).await;
-        assert_eq!(status, StatusCode::OK, "{query}: {reply}");
-        assert!(
-            error_codes(&reply)
-                .iter()
-                .all(|(code, _)| code == "GRAPHQL_VALIDATION_FAILED"),
-            "{query}: {reply}"
-        );
-        assert!(!error_codes(&reply).is_empty(), "{query}: {reply}");
-    }
-    // Several operations in one document: one is chosen by name.
-    let (_, reply) = app
-        .call(
-            Method::POST,
-            "/graphql",
-            Some(&key),
-            Some(
-                &json!({
-                    "query": "query A { syncStatus { totalClients } } query B { webhookEvents { name } }",
-                    "operationName": "B"
-                })
-                .to_string(),
-            ),
-        )
-        .await;
-    assert!(reply["data"]["webhookEvents"].is_array(), "{reply}");
-
-    // No key, or a bad one: REST's 401 envelope.
-    for key in [None, Some("crm_not-a-key")] {
-        let (status, reply) = app
-            .call(
-                Method::POST,
-                "/graphql",
-                key,
-                Some(r#"{"query": "{ webhookEvents { name } }"}"#),
-            )
-            .await;
-        assert_error(status, &reply, StatusCode::UNAUTHORIZED);
-    }
 }
 
 async fn root_fields_are_bounded_in_all_and_per_field(backend: Backend) {

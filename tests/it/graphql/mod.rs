@@ -11,8 +11,10 @@ use crate::support::TestApp;
 mod access;
 mod errors;
 mod limits;
-mod operations;
+mod malformed;
+mod mutations;
 mod pagination;
+mod queries;
 mod schema;
 mod test_deliveries;
 
@@ -91,6 +93,32 @@ async fn test_delivery(app: &TestApp, key: &str, webhook: &str) -> Value {
         json!({"id": webhook}),
     )
     .await["testWebhook"]
+        .clone()
+}
+
+const WEBHOOK_FIELDS: &str = "id url description events headers { name value } active maxRetries \
+                              timeoutMs createdAt updatedAt";
+
+/// Creates a webhook to `url` with every optional field set; returns the `createWebhook` payload
+/// (the secret and the webhook with `WEBHOOK_FIELDS`).
+async fn create_with_every_field(app: &TestApp, key: &str, url: &str) -> Value {
+    data(
+        app,
+        key,
+        &format!(
+            "mutation C($input: CreateWebhookInput!) {{
+                createWebhook(input: $input) {{ secret webhook {{ {WEBHOOK_FIELDS} }} }} }}"
+        ),
+        json!({"input": {
+            "url": url,
+            "events": ["client.created", "sync.*"],
+            "description": "CRM mirror",
+            "headers": [{"name": "X-Team", "value": "crm"}],
+            "maxRetries": 5,
+            "timeoutMs": 2000,
+        }}),
+    )
+    .await["createWebhook"]
         .clone()
 }
 
