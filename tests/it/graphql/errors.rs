@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 use super::{create, data, gql, CREATE, PAGE};
 use crate::support::{assert_error, Backend, TestApp};
 
-crate::on_both_stores!(invalid_input_is_bad_user_input_naming_the_field);
+crate::on_both_stores!(
+    invalid_create_input_names_the_fields_and_messages_rest_names,
+    each_invalid_argument_is_bad_user_input_naming_it_and_changes_nothing,
+);
 
 /// The GraphQL errors of a request, as `field → message`, all BAD_USER_INPUT.
 async fn field_errors(
@@ -34,9 +37,10 @@ async fn field_errors(
         .collect()
 }
 
-async fn invalid_input_is_bad_user_input_naming_the_field(backend: Backend) {
+async fn invalid_create_input_names_the_fields_and_messages_rest_names(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (_, key) = app.tenant_with(Role::Admin).await;
+
     // The same input over REST and GraphQL: the same fields, the same messages.
     let input = json!({
         "url": "ftp://example.com/hook",
@@ -72,6 +76,14 @@ async fn invalid_input_is_bad_user_input_naming_the_field(backend: Backend) {
             format!("{field}: {}", details[field].as_str().unwrap())
         );
     }
+    // Nothing was created by the refused requests.
+    let listed = data(&app, &key, PAGE, json!({})).await;
+    assert_eq!(listed["webhooks"]["edges"], json!([]));
+}
+
+async fn each_invalid_argument_is_bad_user_input_naming_it_and_changes_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
 
     let (id, _) = create(&app, &key, "https://example.com/h", &["*"]).await;
     let cases: Vec<(&str, Value, &[&str])> = vec![

@@ -18,7 +18,9 @@ crate::on_both_stores!(
     a_too_costly_query_is_refused,
     six_test_deliveries_in_one_request_are_refused,
     a_body_over_256_kib_is_413_before_parsing,
-    root_fields_are_bounded_in_all_and_per_field,
+    twenty_aliases_of_one_root_field_run_and_a_twenty_first_is_refused,
+    documents_of_thousands_of_aliases_are_refused,
+    fifty_root_fields_in_all_run_and_more_are_refused_even_through_fragments,
     a_filtered_list_looks_at_one_store_page_and_pays_for_it,
     a_tenant_over_its_share_waits_then_gets_429_while_others_are_served,
     a_request_past_its_time_budget_is_stopped_with_timeout,
@@ -135,7 +137,7 @@ async fn a_body_over_256_kib_is_413_before_parsing(backend: Backend) {
     assert_error(status, &reply, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-async fn root_fields_are_bounded_in_all_and_per_field(backend: Backend) {
+async fn twenty_aliases_of_one_root_field_run_and_a_twenty_first_is_refused(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (_, key) = app.tenant_with(Role::ReadOnly).await;
     let sync = "syncStatus { totalClients }";
@@ -160,6 +162,12 @@ async fn root_fields_are_bounded_in_all_and_per_field(backend: Backend) {
         error["message"].as_str().unwrap().contains("`syncStatus`"),
         "{error}"
     );
+}
+
+async fn documents_of_thousands_of_aliases_are_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::ReadOnly).await;
+    let sync = "syncStatus { totalClients }";
 
     // The report's documents: 1,600 filtered lists, 2,400 `syncStatus`.
     let filtered = r#"webhooks(first: 1, filter: {event: "lead.created"}) { edges { cursor } }"#;
@@ -174,6 +182,14 @@ async fn root_fields_are_bounded_in_all_and_per_field(backend: Backend) {
         )
         .await;
     }
+}
+
+async fn fifty_root_fields_in_all_run_and_more_are_refused_even_through_fragments(
+    backend: Backend,
+) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::ReadOnly).await;
+    let sync = "syncStatus { totalClients }";
 
     // Fifty in all run; one more is refused, and so are repeats through fragments.
     let fifty = format!(

@@ -8,26 +8,43 @@ use crate::support::{Backend, TestApp};
 
 crate::on_both_stores!(
     pagination_walks_25_webhooks_ten_at_a_time_once_each,
+    the_same_cursor_gives_the_same_page_and_any_edge_cursor_resumes_after_it,
+    first_is_capped_at_100_and_defaults_to_a_page_that_holds_all_25,
     filters_narrow_the_webhook_list,
 );
 
-async fn pagination_walks_25_webhooks_ten_at_a_time_once_each(backend: Backend) {
-    let app = TestApp::new(backend).await;
-    let (_, key) = app.tenant_with(Role::Admin).await;
+/// Creates 25 webhooks; returns their ids in creation order.
+async fn twenty_five_webhooks(app: &TestApp, key: &str) -> Vec<String> {
     let mut created = Vec::new();
     for n in 0..25 {
         let (id, _) = create(
-            &app,
-            &key,
+            app,
+            key,
             &format!("https://example.com/hooks/{n}"),
             &["client.*"],
         )
         .await;
         created.push(id);
     }
+    created
+}
+
+async fn pagination_walks_25_webhooks_ten_at_a_time_once_each(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let created = twenty_five_webhooks(&app, &key).await;
+
     let (ids, sizes) = walk(&app, &key, 10, Value::Null).await;
     assert_eq!(sizes, [10, 10, 5]);
     assert_eq!(ids, created, "each once, in creation order");
+}
+
+async fn the_same_cursor_gives_the_same_page_and_any_edge_cursor_resumes_after_it(
+    backend: Backend,
+) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let created = twenty_five_webhooks(&app, &key).await;
 
     // Cursors are stable: the same `after` gives the same page, and any edge's cursor resumes
     // right after it.
@@ -46,6 +63,12 @@ async fn pagination_walks_25_webhooks_ten_at_a_time_once_each(backend: Backend) 
         resumed["webhooks"]["edges"][0]["node"]["id"],
         created[3].as_str()
     );
+}
+
+async fn first_is_capped_at_100_and_defaults_to_a_page_that_holds_all_25(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    twenty_five_webhooks(&app, &key).await;
 
     // `first` is capped at 100, and defaults to a page that holds all 25.
     let capped = data(&app, &key, PAGE, json!({"first": 1000})).await;
