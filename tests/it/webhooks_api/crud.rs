@@ -11,18 +11,23 @@ use super::{assert_field_error, create, id_of, items, keys_of, own_secret, webho
 use crate::support::{assert_error, Backend, TestApp};
 
 crate::on_both_stores!(
-    creation_returns_the_secret_once_with_defaults,
-    patch_changes_only_what_it_names_and_delete_removes,
+    creation_returns_every_field_with_defaults_and_a_secret,
+    the_secret_is_in_neither_a_read_nor_a_list,
+    a_secret_the_user_brings_is_kept_and_a_malformed_one_refused,
+    patch_changes_only_what_it_names,
+    a_patch_that_changes_nothing_is_not_an_update,
+    invalid_patches_are_refused_by_field_and_change_nothing,
+    a_deleted_webhook_is_not_found,
     listing_walks_every_webhook_once_in_creation_order,
     the_event_catalogue_lists_every_event_with_a_description,
 );
 
-async fn creation_returns_the_secret_once_with_defaults(backend: Backend) {
-    let app = TestApp::new(backend).await;
-    let (_, key) = app.tenant_with(Role::Admin).await;
-    let created = create(
-        &app,
-        &key,
+/// `POST /api/webhooks` of a webhook with a description and a header, the rest left to defaults;
+/// returns the answer (with its secret).
+async fn create_crm_mirror(app: &TestApp, key: &str) -> Value {
+    create(
+        app,
+        key,
         &json!({
             "url": "https://example.com/hooks/crm",
             "events": ["client.created", "sync.*"],
@@ -30,7 +35,13 @@ async fn creation_returns_the_secret_once_with_defaults(backend: Backend) {
             "description": "CRM mirror",
         }),
     )
-    .await;
+    .await
+}
+
+async fn creation_returns_every_field_with_defaults_and_a_secret(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let created = create_crm_mirror(&app, &key).await;
     assert_eq!(
         keys_of(&created),
         BTreeSet::from([
@@ -65,6 +76,13 @@ async fn creation_returns_the_secret_once_with_defaults(backend: Backend) {
         secret.starts_with("whsec_") && secret.len() > 30,
         "{secret}"
     );
+}
+
+async fn the_secret_is_in_neither_a_read_nor_a_list(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let created = create_crm_mirror(&app, &key).await;
+    let secret = created["secret"].as_str().unwrap().to_owned();
 
     // Shown once: neither a read nor a list ever carries it.
     let path = format!("/api/webhooks/{}", id_of(&created));
@@ -79,6 +97,11 @@ async fn creation_returns_the_secret_once_with_defaults(backend: Backend) {
     for text in [fetched.to_string(), listed.to_string()] {
         assert!(!text.contains(&secret[6..]), "the secret leaked: {text}");
     }
+}
+
+async fn a_secret_the_user_brings_is_kept_and_a_malformed_one_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
 
     // A secret the user brings is kept as given; a malformed one is refused by name.
     let mut body = webhook("https://example.com/own", &["*"]);
@@ -101,15 +124,15 @@ async fn creation_returns_the_secret_once_with_defaults(backend: Backend) {
         assert_field_error(status, &reply, "secret", bad);
     }
     let (_, listed) = app.get("/api/webhooks", &key).await;
-    assert_eq!(items(&listed).len(), 2, "refused webhooks are not stored");
+    assert_eq!(items(&listed).len(), 1, "refused webhooks are not stored");
 }
 
-async fn patch_changes_only_what_it_names_and_delete_removes(backend: Backend) {
-    let app = TestApp::new(backend).await;
-    let (_, key) = app.tenant_with(Role::Admin).await;
+/// A webhook with a header, a description and five retries, as a read shows it (no secret);
+/// returns it and its path.
+async fn webhook_a(app: &TestApp, key: &str) -> (Value, String) {
     let mut created = create(
-        &app,
-        &key,
+        app,
+        key,
         &json!({
             "url": "https://example.com/a",
             "events": ["client.*"],
@@ -121,6 +144,13 @@ async fn patch_changes_only_what_it_names_and_delete_removes(backend: Backend) {
     .await;
     created.as_object_mut().unwrap().remove("secret");
     let path = format!("/api/webhooks/{}", id_of(&created));
+    (created, path)
+}
+
+async fn patch_changes_only_what_it_names(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let (created, path) = webhook_a(&app, &key).await;
 
     let expect_after = |before: &Value, patch: &Value, after: &Value| {
         let mut expected = before.clone();
@@ -152,13 +182,25 @@ async fn patch_changes_only_what_it_names_and_delete_removes(backend: Backend) {
     }
     assert_eq!(current["id"], created["id"]);
     assert_eq!(current["createdAt"], created["createdAt"]);
+}
+
+async fn a_patch_that_changes_nothing_is_not_an_update(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let (created, path) = webhook_a(&app, &key).await;
 
     // A patch that changes nothing is not an update.
-    for patch in [json!({}), json!({"active": true, "description": "again"})] {
+    for patch in [json!({}), json!({"active": true, "description": "first"})] {
         let (status, patched) = app.patch(&path, &key, &patch).await;
         assert_eq!(status, StatusCode::OK, "{patched}");
-        assert_eq!(patched, current, "{patch}");
+        assert_eq!(patched, created, "{patch}");
     }
+}
+
+async fn invalid_patches_are_refused_by_field_and_change_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let (created, path) = webhook_a(&app, &key).await;
 
     // Invalid patches are refused by field and change nothing; the secret is not patchable.
     for (field, patch) in [
@@ -179,7 +221,14 @@ async fn patch_changes_only_what_it_names_and_delete_removes(backend: Backend) {
         .await;
     assert_error(status, &reply, StatusCode::BAD_REQUEST);
     let (_, fetched) = app.get(&path, &key).await;
-    assert_eq!(fetched, current);
+    assert_eq!(fetched, created);
+}
+
+/// A deleted webhook is gone: reads, patches and deletes of it are 404, and the list is empty.
+async fn a_deleted_webhook_is_not_found(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let (_, path) = webhook_a(&app, &key).await;
 
     let (status, body) = app.delete(&path, &key).await;
     assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));

@@ -13,7 +13,9 @@ use crate::receiver::{Receiver, Reply};
 use crate::support::{Backend, TestApp};
 
 crate::on_both_stores!(
-    a_rotated_secret_signs_the_test_delivery_beside_the_old_one,
+    a_rotation_answers_a_new_secret_that_no_read_shows,
+    a_test_delivery_after_a_rotation_is_signed_with_both_secrets,
+    a_second_rotation_keeps_only_the_secret_it_replaces,
     a_failing_test_delivery_is_failed_and_never_retried,
 );
 
@@ -24,7 +26,25 @@ fn seed_signature(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-async fn a_rotated_secret_signs_the_test_delivery_beside_the_old_one(backend: Backend) {
+/// A webhook to `receiver` whose secret was rotated once; returns (id, old secret, new secret).
+async fn rotated_once(app: &TestApp, key: &str, receiver: &Receiver) -> (String, String, String) {
+    let created = create(app, key, &webhook(&receiver.url, &["client.*"])).await;
+    let id = id_of(&created);
+    let old = created["secret"].as_str().unwrap().to_owned();
+    let (status, rotated) = app
+        .post(
+            &format!("/api/webhooks/{id}/rotate-secret"),
+            key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["secret"].as_str().expect("a new secret").to_owned();
+    (id, old, new)
+}
+
+/// A rotation answers a new secret; a read shows neither the new one nor the old.
+async fn a_rotation_answers_a_new_secret_that_no_read_shows(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (_, key) = app.tenant_with(Role::Admin).await;
     let receiver = Receiver::start(Reply::Status(200)).await;
@@ -50,6 +70,15 @@ async fn a_rotated_secret_signs_the_test_delivery_beside_the_old_one(backend: Ba
         !text.contains(&new[6..]) && !text.contains(&old[6..]),
         "{text}"
     );
+}
+
+/// During the overlap the test delivery is signed with both secrets, the seed signature with
+/// the old one, and recorded as a delivery.
+async fn a_test_delivery_after_a_rotation_is_signed_with_both_secrets(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let receiver = Receiver::start(Reply::Status(200)).await;
+    let (id, old, new) = rotated_once(&app, &key, &receiver).await;
 
     receiver.expect_secrets(&[&new, &old]);
     let (status, result) = app
@@ -105,6 +134,13 @@ async fn a_rotated_secret_signs_the_test_delivery_beside_the_old_one(backend: Ba
     assert_eq!(attempts[0]["statusCode"], 200);
     assert_eq!(attempts[0]["number"], 1);
     assert_eq!(attempts[0]["error"], Value::Null);
+}
+
+async fn a_second_rotation_keeps_only_the_secret_it_replaces(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let receiver = Receiver::start(Reply::Status(200)).await;
+    let (id, old, new) = rotated_once(&app, &key, &receiver).await;
 
     // A second rotation keeps only the secret it replaces: the first one no longer signs.
     let (status, again) = app
