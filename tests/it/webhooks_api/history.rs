@@ -10,9 +10,28 @@ use super::{create, id_of, ids, keys_of, walk_deliveries, webhook, WAIT};
 use crate::receiver::{Receiver, Reply};
 use crate::support::{assert_error, eventually, Backend, TestApp};
 
-crate::on_both_stores!(delivery_history_and_stats_follow_real_attempts);
+crate::on_both_stores!(
+    stats_count_every_attempt_tenant_wide_and_per_webhook,
+    history_lists_each_delivery_once_newest_first_two_at_a_time,
+    the_status_filter_skips_the_other_status_across_pages,
+    bad_history_queries_are_400,
+    a_failed_attempt_is_recorded_in_full,
+);
 
-async fn delivery_history_and_stats_follow_real_attempts(backend: Backend) {
+/// Deliveries that really ran, one event at a time: a healthy webhook (`good`, five successes), a
+/// flaky one without retries (`shaky`, one success between two failures) and one subscribed to
+/// nothing sent (`idle`).
+struct Attempted {
+    app: TestApp,
+    key: String,
+    good: String,
+    shaky: String,
+    idle: String,
+    /// Every delivery id `notify` answered, in the order sent.
+    notified: Vec<Value>,
+}
+
+async fn attempted(backend: Backend) -> Attempted {
     let app = TestApp::new(backend).await;
     let (_, key) = app.tenant_with(Role::Admin).await;
     let healthy = Receiver::start(Reply::Status(200)).await;
@@ -58,11 +77,31 @@ async fn delivery_history_and_stats_follow_real_attempts(backend: Backend) {
         8,
         "5 to the healthy webhook, 3 to the flaky one"
     );
-    let (status, stats) = app.get("/api/webhooks/stats", &key).await;
-    assert_eq!(status, StatusCode::OK, "{stats}");
     assert_eq!(healthy.seen().len(), 5);
     assert_eq!(flaky.seen().len(), 3, "maxRetries 0: one attempt each");
 
+    Attempted {
+        app,
+        key,
+        good,
+        shaky,
+        idle,
+        notified,
+    }
+}
+
+async fn stats_count_every_attempt_tenant_wide_and_per_webhook(backend: Backend) {
+    let Attempted {
+        app,
+        key,
+        good,
+        shaky,
+        idle,
+        ..
+    } = attempted(backend).await;
+
+    let (status, stats) = app.get("/api/webhooks/stats", &key).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
     assert_eq!(
         keys_of(&stats),
         BTreeSet::from([
@@ -104,6 +143,16 @@ async fn delivery_history_and_stats_follow_real_attempts(backend: Backend) {
     if let Some(idle_stats) = per_webhook.get(&idle) {
         assert_eq!(idle_stats["total"], 0, "{stats}");
     }
+}
+
+async fn history_lists_each_delivery_once_newest_first_two_at_a_time(backend: Backend) {
+    let Attempted {
+        app,
+        key,
+        good,
+        notified,
+        ..
+    } = attempted(backend).await;
 
     // The healthy webhook's history, two at a time, newest first, each delivery once.
     let history = walk_deliveries(&app, &key, &good, "limit=2").await;
@@ -136,6 +185,17 @@ async fn delivery_history_and_stats_follow_real_attempts(backend: Backend) {
         .map(|d| d["event"].as_str().unwrap())
         .collect();
     assert_eq!(events.iter().filter(|e| **e == "lead.updated").count(), 2);
+}
+
+async fn the_status_filter_skips_the_other_status_across_pages(backend: Backend) {
+    let Attempted {
+        app,
+        key,
+        good,
+        shaky,
+        idle,
+        ..
+    } = attempted(backend).await;
 
     // The status filter, one per page so that it must skip the other status across pages.
     let all = walk_deliveries(&app, &key, &shaky, "limit=1").await;
@@ -163,6 +223,12 @@ async fn delivery_history_and_stats_follow_real_attempts(backend: Backend) {
         .get(&format!("/api/webhooks/{idle}/deliveries"), &key)
         .await;
     assert_eq!(idle_page, json!({"items": [], "nextCursor": null}));
+}
+
+/// A status or a page size or a cursor that does not parse.
+async fn bad_history_queries_are_400(backend: Backend) {
+    let Attempted { app, key, good, .. } = attempted(backend).await;
+
     for bad_query in ["status=DONE", "status=success", "limit=0", "cursor=%%%"] {
         let (status, body) = app
             .get(
@@ -172,7 +238,14 @@ async fn delivery_history_and_stats_follow_real_attempts(backend: Backend) {
             .await;
         assert_error(status, &body, StatusCode::BAD_REQUEST);
     }
+}
 
+async fn a_failed_attempt_is_recorded_in_full(backend: Backend) {
+    let Attempted {
+        app, key, shaky, ..
+    } = attempted(backend).await;
+
+    let failed = walk_deliveries(&app, &key, &shaky, "status=FAILED&limit=1").await;
     // A failed attempt is recorded in full.
     let (_, detail) = app
         .get(
