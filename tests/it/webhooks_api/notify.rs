@@ -11,12 +11,15 @@ use crate::support::{assert_error, Backend, TestApp};
 
 crate::on_both_stores!(
     notify_creates_one_delivery_per_active_subscribed_webhook,
+    an_event_nobody_subscribes_to_is_accepted_and_reaches_only_the_wildcard,
+    invalid_notifications_are_refused_by_field,
     a_burst_of_notifications_is_listed_newest_first,
 );
 
-async fn notify_creates_one_delivery_per_active_subscribed_webhook(backend: Backend) {
-    let app = TestApp::new(backend).await;
-    let (_, key) = app.tenant_with(Role::Admin).await;
+/// Six webhooks to the same URL: `everything` (`*`), `prefix` (`lead.*`), `exact`
+/// (`client.created`, `lead.created`), `other-event` (`lead.updated`), `other-object`
+/// (`account.*`) and `inactive` (`*`, deactivated); returns each id's name.
+async fn six_webhooks(app: &TestApp, key: &str) -> BTreeMap<String, &'static str> {
     let url = "https://example.com/hook";
     let mut ids = BTreeMap::new();
     for (name, events, active) in [
@@ -29,8 +32,15 @@ async fn notify_creates_one_delivery_per_active_subscribed_webhook(backend: Back
     ] {
         let mut body = webhook(url, &events);
         body["active"] = json!(active);
-        ids.insert(id_of(&create(&app, &key, &body).await), name);
+        ids.insert(id_of(&create(app, key, &body).await), name);
     }
+    ids
+}
+
+async fn notify_creates_one_delivery_per_active_subscribed_webhook(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let ids = six_webhooks(&app, &key).await;
 
     let (status, result) = app
         .post(
@@ -58,6 +68,12 @@ async fn notify_creates_one_delivery_per_active_subscribed_webhook(backend: Back
         assert!(reached.insert(ids[webhook_id]), "one delivery per webhook");
     }
     assert_eq!(reached, BTreeSet::from(["everything", "prefix", "exact"]));
+}
+
+async fn an_event_nobody_subscribes_to_is_accepted_and_reaches_only_the_wildcard(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    six_webhooks(&app, &key).await;
 
     // An event nobody subscribes to is accepted and reaches nobody.
     let (status, result) = app
@@ -73,6 +89,11 @@ async fn notify_creates_one_delivery_per_active_subscribed_webhook(backend: Back
         1,
         "only `*`"
     );
+}
+
+async fn invalid_notifications_are_refused_by_field(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
 
     for (field, body) in [
         ("event", json!({"event": "lead.exploded", "data": {}})),

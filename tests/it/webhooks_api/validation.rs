@@ -10,6 +10,8 @@ use crate::support::{assert_error, test_settings, Backend, TestApp};
 
 crate::on_both_stores!(
     invalid_webhooks_name_the_bad_field,
+    the_limits_themselves_are_accepted,
+    bodies_that_are_not_a_json_object_are_400,
     private_and_plain_http_targets_are_refused_at_creation,
 );
 
@@ -54,6 +56,15 @@ async fn invalid_webhooks_name_the_bad_field(backend: Backend) {
         let (status, reply) = app.post("/api/webhooks", &key, body).await;
         assert_field_error(status, &reply, field, &body.to_string());
     }
+    let (_, listed) = app.get("/api/webhooks", &key).await;
+    assert_eq!(items(&listed).len(), 0, "refused webhooks are not stored");
+}
+
+async fn the_limits_themselves_are_accepted(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
+    let url = "https://example.com/hook";
+
     // The limits themselves are accepted.
     let mut body = webhook(url, &["client.created"]);
     body["maxRetries"] = json!(10);
@@ -66,6 +77,13 @@ async fn invalid_webhooks_name_the_bad_field(backend: Backend) {
     body["maxRetries"] = json!(0);
     body["timeoutMs"] = json!(100);
     create(&app, &key, &body).await;
+    let (_, listed) = app.get("/api/webhooks", &key).await;
+    assert_eq!(items(&listed).len(), 2, "only the valid ones were stored");
+}
+
+async fn bodies_that_are_not_a_json_object_are_400(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_, key) = app.tenant_with(Role::Admin).await;
 
     for malformed in ["", "{", "{\"url\": }", "[1]", "\"text\"", "null"] {
         let (status, reply) = app
@@ -74,7 +92,7 @@ async fn invalid_webhooks_name_the_bad_field(backend: Backend) {
         assert_error(status, &reply, StatusCode::BAD_REQUEST);
     }
     let (_, listed) = app.get("/api/webhooks", &key).await;
-    assert_eq!(items(&listed).len(), 2, "only the valid ones were stored");
+    assert_eq!(items(&listed).len(), 0, "refused webhooks are not stored");
 }
 
 async fn private_and_plain_http_targets_are_refused_at_creation(backend: Backend) {
