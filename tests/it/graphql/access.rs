@@ -12,6 +12,7 @@ crate::on_both_stores!(
     each_role_may_do_what_the_permission_table_says,
     another_tenant_sees_none_of_the_webhooks_or_deliveries,
     header_values_are_masked_for_keys_that_may_not_change_webhooks,
+    a_manager_who_sends_the_masked_headers_back_keeps_the_value,
 );
 
 /// A failed delivery of `webhook`: a receiver answering 500 and a webhook without retries.
@@ -208,19 +209,26 @@ async fn another_tenant_sees_none_of_the_webhooks_or_deliveries(backend: Backend
     assert_eq!(retried["retryWebhookDeliveries"]["retriedCount"], 1);
 }
 
-async fn header_values_are_masked_for_keys_that_may_not_change_webhooks(backend: Backend) {
-    let app = TestApp::new(backend).await;
-    let (tenant, admin) = app.tenant_with(Role::Admin).await;
+/// One webhook's headers.
+const ONE: &str = "query W($id: ID!) { webhook(id: $id) { headers { name value } } }";
+
+/// A webhook whose `Authorization` header carries the receiver's token; returns its id.
+async fn webhook_with_a_token_header(app: &TestApp, admin: &str) -> Value {
     let created = data(
-        &app,
-        &admin,
+        app,
+        admin,
         CREATE,
         json!({"input": {"url": "https://example.com/h", "events": ["*"],
             "headers": [{"name": "Authorization", "value": "Bearer receiver-token"}]}}),
     )
     .await;
-    let id = created["createWebhook"]["webhook"]["id"].clone();
-    let one = "query W($id: ID!) { webhook(id: $id) { headers { name value } } }";
+    created["createWebhook"]["webhook"]["id"].clone()
+}
+
+async fn header_values_are_masked_for_keys_that_may_not_change_webhooks(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (tenant, admin) = app.tenant_with(Role::Admin).await;
+    let id = webhook_with_a_token_header(&app, &admin).await;
     let list = "{ webhooks { edges { node { headers { name value } } } } }";
     let filtered =
         "{ webhooks(filter: {active: true}) { edges { node { headers { name value } } } } }";
@@ -232,7 +240,7 @@ async fn header_values_are_masked_for_keys_that_may_not_change_webhooks(backend:
             "********"
         };
         let shown = json!([{"name": "authorization", "value": expected}]);
-        let got = data(&app, &key, one, json!({ "id": id })).await;
+        let got = data(&app, &key, ONE, json!({ "id": id })).await;
         assert_eq!(got["webhook"]["headers"], shown, "{role:?}");
         for query in [list, filtered] {
             let got = data(&app, &key, query, json!({})).await;
@@ -242,6 +250,13 @@ async fn header_values_are_masked_for_keys_that_may_not_change_webhooks(backend:
             );
         }
     }
+}
+
+async fn a_manager_who_sends_the_masked_headers_back_keeps_the_value(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (tenant, admin) = app.tenant_with(Role::Admin).await;
+    let id = webhook_with_a_token_header(&app, &admin).await;
+
     // A manager who sends the masked list back keeps the value.
     let manager = app.key_for(tenant, Role::Manager).await;
     data(
@@ -251,7 +266,7 @@ async fn header_values_are_masked_for_keys_that_may_not_change_webhooks(backend:
         json!({ "id": id }),
     )
     .await;
-    let got = data(&app, &manager, one, json!({ "id": id })).await;
+    let got = data(&app, &manager, ONE, json!({ "id": id })).await;
     assert_eq!(
         got["webhook"]["headers"][0]["value"],
         "Bearer receiver-token"
