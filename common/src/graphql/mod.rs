@@ -1,7 +1,7 @@
 //! `POST /graphql`: a second face over the same use cases as REST (seed 003's webhook
 //! management API). Same API keys, roles and permissions; resolvers only translate.
 //!
-//! The SDL is kept in `infra/schema.graphql`; `tests/it/graphql.rs` fails when it differs from
+//! The SDL is kept in `infra/schema.graphql`; `tests/it/graphql/schema.rs` fails when it differs from
 //! `sdl()` and rewrites it with `UPDATE_SCHEMA=1`.
 
 pub mod error;
