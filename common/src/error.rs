@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::auth::Permission;
-
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +14,9 @@ pub enum Error {
     },
     #[error("missing or invalid API key")]
     Unauthorized,
-    #[error("the API key's role lacks {0:?}")]
-    Forbidden(Permission),
+    /// The wire name of the permission the key's role lacks, e.g. `WEBHOOK_CREATE`.
+    #[error("the API key's role lacks {0}")]
+    Forbidden(&'static str),
     /// What was not found, as a user would name it ("Client"). Another tenant's ids land here too.
     #[error("{0} not found")]
     NotFound(&'static str),

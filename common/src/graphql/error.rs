@@ -5,7 +5,7 @@
 use async_graphql::{Context, ErrorExtensions, ServerError};
 
 use crate::error::Error;
-use crate::http::error::{permission_name, public_message};
+use crate::http::error::public_message;
 
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const FORBIDDEN: &str = "FORBIDDEN";
@@ -49,7 +49,7 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
         Error::Invalid { message, .. } => coded(message, BAD_USER_INPUT),
         Error::Forbidden(permission) => {
             coded(public_message(&error), FORBIDDEN).extend_with(|_, extensions| {
-                extensions.set("permission", permission_name(permission));
+                extensions.set("permission", permission);
             })
         }
         Error::NotFound(_) | Error::NoRoute => coded(public_message(&error), NOT_FOUND),

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config;
-use crate::domain::auth::Permission;
 use crate::error::{Error, Throttle};
 
 pub fn status_of(error: &Error) -> StatusCode {
@@ -54,10 +53,9 @@ pub fn public_message(error: &Error) -> String {
     match error {
         Error::Invalid { message, .. } => message.clone(),
         Error::Unauthorized => "Missing or invalid API key.".to_owned(),
-        Error::Forbidden(permission) => format!(
-            "This API key's role lacks the {} permission.",
-            permission_name(*permission)
-        ),
+        Error::Forbidden(permission) => {
+            format!("This API key's role lacks the {permission} permission.")
+        }
         Error::NotFound(what) => format!("{what} not found."),
         Error::NoRoute => "No route matches this path.".to_owned(),
         Error::MethodNotAllowed { .. } => "Method not allowed for this path.".to_owned(),
@@ -98,14 +96,6 @@ pub fn public_message(error: &Error) -> String {
         Error::Conflict(message) => message.clone(),
         Error::Internal(_) => "Internal server error.".to_owned(),
     }
-}
-
-/// A permission's wire name, e.g. `WEBHOOK_CREATE`.
-pub fn permission_name(permission: Permission) -> String {
-    serde_json::to_value(permission)
-        .ok()
-        .and_then(|name| name.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Messages are sentences for the caller; internals are logged, never returned.
