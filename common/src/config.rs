@@ -12,11 +12,11 @@ use crate::adapters::sdk_config::shared_config;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
-use crate::deps::{DeliverySettings, Deps, TenantLimits};
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
 use crate::ports::{Queue, Store};
+use crate::service::deps::{DeliverySettings, Deps, TenantLimits};
 use crate::service::fairness::FairShare;
 
 pub const DEFAULT_DATA_DIR: &str = ".crm-data";

@@ -3,7 +3,6 @@
 pub mod adapters;
 pub mod admission;
 pub mod config;
-pub mod deps;
 pub mod domain;
 pub mod error;
 #[cfg(feature = "graphql")]

@@ -6,13 +6,13 @@ use uuid::Uuid;
 
 use super::error::json_response;
 use super::routes::{Operation, PathParams};
-use crate::deps::Deps;
 use crate::domain::auth::Caller;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::page::PageRequest;
 use crate::domain::sync_status::SyncStatus;
 use crate::error::{Error, Result};
 use crate::ports::ClientQuery;
+use crate::service::deps::Deps;
 use crate::service::{clients, deliveries, keys, sync, webhooks, worker};
 
 pub(super) async fn dispatch(

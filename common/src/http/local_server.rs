@@ -22,8 +22,8 @@ use super::{
     handle, refuse, RequestId, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_BODY_BYTES,
     MAX_HEAD_BYTES, MAX_URI_BYTES,
 };
-use crate::deps::Deps;
 use crate::error::Error;
+use crate::service::deps::Deps;
 
 /// hyper's read buffer, and so the largest head hyper parses. Above our own limits
 /// (`MAX_URI_BYTES`, `MAX_HEAD_BYTES`), so that a head between them and this is answered by

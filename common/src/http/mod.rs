@@ -14,9 +14,9 @@ use lambda_http::http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_T
 use lambda_http::{Body, Request, RequestExt, Response};
 use uuid::Uuid;
 
-use crate::deps::Deps;
 use crate::error::Error;
 use crate::service;
+use crate::service::deps::Deps;
 use routes::{match_route, RequestBody, Route};
 
 /// Bodies above this are refused with 413 before any parsing (docs/architecture.md §Limits).
