@@ -12,5 +12,7 @@ pub mod lambda;
 pub mod local;
 pub mod logging;
 pub mod ports;
+pub mod reply;
+pub mod request_limits;
 pub mod service;
 pub mod time;

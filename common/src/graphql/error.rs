@@ -1,11 +1,11 @@
 //! The one place where the service's errors become GraphQL errors: the same sentences as REST
-//! (`http::error::public_message`), plus `extensions.code` (and `extensions.field` for a bad
+//! (`reply::public_message`), plus `extensions.code` (and `extensions.field` for a bad
 //! field) so that clients can branch without parsing messages.
 
 use async_graphql::{Context, ErrorExtensions, ServerError};
 
 use crate::error::Error;
-use crate::http::error::public_message;
+use crate::reply::public_message;
 
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const FORBIDDEN: &str = "FORBIDDEN";

@@ -23,7 +23,7 @@ use crate::domain::auth::Caller;
 use crate::domain::page::{PageRequest, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::domain::validation::parse_json;
 use crate::error::{Error, Result};
-use crate::http::error::json_response;
+use crate::reply::json_response;
 use crate::service::deps::Deps;
 pub use mutation::Mutation;
 pub use query::Query;

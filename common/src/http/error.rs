@@ -1,14 +1,14 @@
 //! The one place where errors become HTTP: `{success:false, error, details?}` with the right status.
 
-use lambda_http::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use lambda_http::http::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config;
-use crate::error::{Error, Throttle};
+use crate::error::Error;
+use crate::reply::{json_response, public_message};
 
 pub fn status_of(error: &Error) -> StatusCode {
     match error {
@@ -45,57 +45,6 @@ pub struct ErrorEnvelope {
     /// On a 500: quote it when reporting the problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-}
-
-/// The sentence a caller reads for an error (REST's `error`, GraphQL's `message`): never an
-/// internal detail.
-pub fn public_message(error: &Error) -> String {
-    match error {
-        Error::Invalid { message, .. } => message.clone(),
-        Error::Unauthorized => "Missing or invalid API key.".to_owned(),
-        Error::Forbidden(permission) => {
-            format!("This API key's role lacks the {permission} permission.")
-        }
-        Error::NotFound(what) => format!("{what} not found."),
-        Error::NoRoute => "No route matches this path.".to_owned(),
-        Error::MethodNotAllowed { .. } => "Method not allowed for this path.".to_owned(),
-        Error::PayloadTooLarge => {
-            format!("Request body exceeds {} KiB.", super::MAX_BODY_BYTES / 1024)
-        }
-        Error::UnsupportedMediaType => {
-            "Request body must be JSON, sent with Content-Type: application/json.".to_owned()
-        }
-        Error::UriTooLong => format!(
-            "Request target (path and query) exceeds {} KiB.",
-            super::MAX_URI_BYTES / 1024
-        ),
-        Error::HeadersTooLarge => format!(
-            "Request line and header fields exceed {} KiB.",
-            super::MAX_HEAD_BYTES / 1024
-        ),
-        Error::RequestTimeout => format!(
-            "Request body was not received within {} s.",
-            super::BODY_READ_TIMEOUT.as_secs()
-        ),
-        Error::TooManyRequests {
-            retry_after_secs,
-            cause: Throttle::Busy,
-        } => format!("Too many requests are running at once; retry in {retry_after_secs} s."),
-        Error::TooManyRequests {
-            retry_after_secs,
-            cause: Throttle::EventsPerSecond { limit },
-        } => format!(
-            "This tenant has reached its limit of {limit} events per second ({}); retry in \
-             {retry_after_secs} s.",
-            config::MAX_EVENTS_PER_SECOND
-        ),
-        Error::WebhookLimitReached { limit } => format!(
-            "This tenant has reached its limit of {limit} webhooks ({}).",
-            config::MAX_WEBHOOKS_PER_TENANT
-        ),
-        Error::Conflict(message) => message.clone(),
-        Error::Internal(_) => "Internal server error.".to_owned(),
-    }
 }
 
 /// Messages are sentences for the caller; internals are logged, never returned.
@@ -139,15 +88,5 @@ pub fn into_response(error: Error, request_id: &str) -> Response<Body> {
         }
         _ => {}
     }
-    response
-}
-
-pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
-    let mut response = Response::new(Body::Text(text));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -4,7 +4,6 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use uuid::Uuid;
 
-use super::error::json_response;
 use super::routes::{Operation, PathParams};
 use crate::domain::auth::Caller;
 use crate::domain::delivery::DeliveryStatus;
@@ -12,6 +11,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::sync_status::SyncStatus;
 use crate::error::{Error, Result};
 use crate::ports::ClientQuery;
+use crate::reply::json_response;
 use crate::service::deps::Deps;
 use crate::service::{clients, deliveries, keys, sync, webhooks, worker};
 
