@@ -19,29 +19,12 @@ pub fn public_message(error: &Error) -> String {
             format!("This API key's role lacks the {permission} permission.")
         }
         Error::NotFound(what) => format!("{what} not found."),
-        Error::NoRoute => "No route matches this path.".to_owned(),
-        Error::MethodNotAllowed { .. } => "Method not allowed for this path.".to_owned(),
         Error::PayloadTooLarge => {
             format!(
                 "Request body exceeds {} KiB.",
                 request_limits::MAX_BODY_BYTES / 1024
             )
         }
-        Error::UnsupportedMediaType => {
-            "Request body must be JSON, sent with Content-Type: application/json.".to_owned()
-        }
-        Error::UriTooLong => format!(
-            "Request target (path and query) exceeds {} KiB.",
-            request_limits::MAX_URI_BYTES / 1024
-        ),
-        Error::HeadersTooLarge => format!(
-            "Request line and header fields exceed {} KiB.",
-            request_limits::MAX_HEAD_BYTES / 1024
-        ),
-        Error::RequestTimeout => format!(
-            "Request body was not received within {} s.",
-            request_limits::BODY_READ_TIMEOUT.as_secs()
-        ),
         Error::TooManyRequests {
             retry_after_secs,
             cause: Throttle::Busy,

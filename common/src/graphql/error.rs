@@ -52,15 +52,9 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
                 extensions.set("permission", permission);
             })
         }
-        Error::NotFound(_) | Error::NoRoute => coded(public_message(&error), NOT_FOUND),
+        Error::NotFound(_) => coded(public_message(&error), NOT_FOUND),
         Error::Unauthorized => coded(public_message(&error), UNAUTHENTICATED),
-        Error::MethodNotAllowed { .. } => coded(public_message(&error), BAD_USER_INPUT),
         Error::PayloadTooLarge => coded(public_message(&error), PAYLOAD_TOO_LARGE),
-        // Refusals of the HTTP request itself, made before any resolver runs.
-        Error::UnsupportedMediaType
-        | Error::UriTooLong
-        | Error::HeadersTooLarge
-        | Error::RequestTimeout => coded(public_message(&error), BAD_USER_INPUT),
         Error::TooManyRequests {
             retry_after_secs, ..
         } => coded(public_message(&error), TOO_MANY_REQUESTS)

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::service;
 use crate::service::deps::Deps;
+use error::HttpError;
 use routes::{match_route, RequestBody, Route};
 
 pub use crate::request_limits::{
@@ -49,7 +50,7 @@ pub async fn handle(deps: &Deps, routes: &[Route], request: Request) -> Response
 }
 
 /// The error's envelope, carrying the request id, for a request refused before `handle`.
-pub fn refuse(error: Error, request_id: &str) -> Response<Body> {
+pub fn refuse(error: HttpError, request_id: &str) -> Response<Body> {
     with_request_id(error::into_response(error, request_id), request_id)
 }
 
@@ -60,10 +61,14 @@ fn with_request_id(mut response: Response<Body>, request_id: &str) -> Response<B
     response
 }
 
-async fn serve(deps: &Deps, routes: &[Route], request: &Request) -> Result<Response<Body>, Error> {
+async fn serve(
+    deps: &Deps,
+    routes: &[Route],
+    request: &Request,
+) -> Result<Response<Body>, HttpError> {
     let (route, params) = match_route(routes, request.method(), request.uri().path())?;
     if request.body().len() > MAX_BODY_BYTES {
-        return Err(Error::PayloadTooLarge);
+        return Err(Error::PayloadTooLarge.into());
     }
     // A body is read only as what it says it is: a form or text body is never parsed as JSON
     // by luck. Checked before the key, like the size: it needs no store read.
@@ -71,7 +76,7 @@ async fn serve(deps: &Deps, routes: &[Route], request: &Request) -> Result<Respo
         && !request.body().is_empty()
         && !declares_json(request.headers())
     {
-        return Err(Error::UnsupportedMediaType);
+        return Err(HttpError::UnsupportedMediaType);
     }
     if route.operation == routes::Operation::OpenApi {
         return Ok(openapi::response());
