@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::adapters::http_sender::HttpSender;
 use common::adapters::sqlite::SqliteStore;
-use common::deps::Deps;
 use common::domain::delivery::payload;
 use common::local::{run_worker, CONCURRENCY};
 use common::ports::{OutboundRequest, Sender};
 use common::service::auth::authenticate;
 use common::service::deliveries::notify;
+use common::service::deps::Deps;
 use common::service::tenants::create_tenant;
 use common::service::webhooks::create_webhook;
 use serde_json::json;

@@ -10,10 +10,10 @@ use common::adapters::dynamodb::DynamoStore;
 use common::adapters::http_sender::HttpSender;
 use common::adapters::sqlite::SqliteStore;
 use common::adapters::sqs::{create_queues, SqsQueue};
-use common::deps::{DeliverySettings, Deps, TenantLimits};
 use common::domain::webhook::TargetPolicy;
 use common::http::routes::Route;
 use common::ports::{Queue, Store, SystemClock};
+use common::service::deps::{DeliverySettings, Deps, TenantLimits};
 use lambda_http::http::{Method, Request};
 use lambda_http::Body;
 

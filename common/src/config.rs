@@ -12,11 +12,11 @@ use crate::adapters::sdk_config::shared_config;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
-use crate::deps::{DeliverySettings, Deps, TenantLimits};
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
 use crate::ports::{Queue, Store};
+use crate::service::deps::{DeliverySettings, Deps, TenantLimits};
 use crate::service::fairness::FairShare;
 
 pub const DEFAULT_DATA_DIR: &str = ".crm-data";
@@ -52,24 +52,51 @@ pub enum Mode {
     Local,
 }
 
-fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool> {
+/// The deployment's configuration is wrong (an environment variable), so the process cannot
+/// start. Never the fault of a request, so never a 400: should one reach a caller, it is an
+/// internal error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Error {
+        Error::internal(error)
+    }
+}
+
+fn flag(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match lookup(name).as_deref().map(str::trim) {
         None | Some("") => Ok(default),
         Some("true" | "1" | "yes") => Ok(true),
         Some("false" | "0" | "no") => Ok(false),
-        Some(other) => Err(Error::invalid(format!(
+        Some(other) => Err(ConfigError::new(format!(
             "{name}={other}: expected true or false"
         ))),
     }
 }
 
 /// A positive count, or `default` when unset.
-fn count(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: usize) -> Result<usize> {
+fn count(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
     match lookup(name).as_deref().map(str::trim) {
         None | Some("") => Ok(default),
         Some(text) => match text.parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(Error::invalid(format!(
+            _ => Err(ConfigError::new(format!(
                 "{name}={text}: expected a whole number above 0"
             ))),
         },
@@ -77,11 +104,14 @@ fn count(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: usize) -
 }
 
 impl Config {
-    pub fn from_env(mode: Mode) -> Result<Config> {
+    pub fn from_env(mode: Mode) -> Result<Config, ConfigError> {
         Config::from_lookup(mode, |name| std::env::var(name).ok())
     }
 
-    pub fn from_lookup(mode: Mode, lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
+    pub fn from_lookup(
+        mode: Mode,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let store = match non_empty("CRM_TABLE") {
             Some(table) => StoreConfig::Aws {
@@ -93,12 +123,12 @@ impl Config {
         let local = mode == Mode::Local;
         let retry_schedule = match non_empty("WEBHOOK_RETRY_DELAYS") {
             Some(text) => RetrySchedule::parse(&text)
-                .map_err(|e| Error::invalid(format!("WEBHOOK_RETRY_DELAYS: {e}")))?,
+                .map_err(|e| ConfigError::new(format!("WEBHOOK_RETRY_DELAYS: {e}")))?,
             None => RetrySchedule::default(),
         };
         let sweep_grace = match non_empty("WEBHOOK_SWEEP_GRACE_SECONDS") {
             Some(text) => Duration::from_secs(text.trim().parse().map_err(|_| {
-                Error::invalid("WEBHOOK_SWEEP_GRACE_SECONDS must be a number of seconds")
+                ConfigError::new("WEBHOOK_SWEEP_GRACE_SECONDS must be a number of seconds")
             })?),
             None => DeliverySettings::default().sweep_grace,
         };
@@ -159,7 +189,7 @@ impl Config {
             StoreConfig::Aws { table, queue_url } => {
                 let queue_url = queue_url
                     .clone()
-                    .ok_or_else(|| Error::invalid("CRM_QUEUE_URL must be set with CRM_TABLE"))?;
+                    .ok_or_else(|| ConfigError::new("CRM_QUEUE_URL must be set with CRM_TABLE"))?;
                 let (dynamodb, sqs) = aws_clients().await;
                 (
                     Arc::new(DynamoStore::new(dynamodb, table.clone())),
@@ -174,15 +204,15 @@ impl Config {
 }
 
 #[cfg(feature = "embedded")]
-fn embedded_store(data_dir: Option<String>) -> Result<StoreConfig> {
+fn embedded_store(data_dir: Option<String>) -> Result<StoreConfig, ConfigError> {
     Ok(StoreConfig::Sqlite {
         dir: std::path::PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR.into())),
     })
 }
 
 #[cfg(not(feature = "embedded"))]
-fn embedded_store(_data_dir: Option<String>) -> Result<StoreConfig> {
-    Err(Error::invalid(
+fn embedded_store(_data_dir: Option<String>) -> Result<StoreConfig, ConfigError> {
+    Err(ConfigError::new(
         "CRM_TABLE must be set (with CRM_QUEUE_URL): this build has no embedded store \
          (common's `embedded` feature, for crm-local and crm-admin)",
     ))
@@ -202,7 +232,7 @@ pub async fn aws_clients() -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
 mod tests {
     use super::*;
 
-    fn config(mode: Mode, vars: &[(&str, &str)]) -> Result<Config> {
+    fn config(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_lookup(mode, |name| {
             vars.iter()
                 .find(|(k, _)| *k == name)
@@ -212,7 +242,7 @@ mod tests {
 
     /// For the delivery settings, which do not depend on the store: a build without the
     /// embedded store needs a table named.
-    fn with_table(mode: Mode, vars: &[(&str, &str)]) -> Result<Config> {
+    fn with_table(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         config(mode, &[vars, &[("CRM_TABLE", "crm")]].concat())
     }
 

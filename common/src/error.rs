@@ -1,8 +1,7 @@
-//! The one error type of the service. It becomes HTTP in exactly one place: `http::error`.
+//! The one error type of the use cases. It becomes HTTP in exactly one place, `http::error`
+//! (which adds the refusals of the HTTP face itself), and GraphQL in `graphql::error`.
 
 use std::collections::BTreeMap;
-
-use crate::domain::auth::Permission;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -16,30 +15,15 @@ pub enum Error {
     },
     #[error("missing or invalid API key")]
     Unauthorized,
-    #[error("the API key's role lacks {0:?}")]
-    Forbidden(Permission),
+    /// The wire name of the permission the key's role lacks, e.g. `WEBHOOK_CREATE`.
+    #[error("the API key's role lacks {0}")]
+    Forbidden(&'static str),
     /// What was not found, as a user would name it ("Client"). Another tenant's ids land here too.
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("no route for this path")]
-    NoRoute,
-    /// The path exists but not with this method; `allow` lists the methods it has.
-    #[error("method not allowed")]
-    MethodNotAllowed { allow: Vec<String> },
+    /// A request body, or the event payload built from it, is larger than allowed.
     #[error("request body too large")]
     PayloadTooLarge,
-    /// A body that is not declared as JSON (`Content-Type`) on a route that reads JSON.
-    #[error("request body not declared as JSON")]
-    UnsupportedMediaType,
-    /// The request target (path and query) is longer than the server reads.
-    #[error("request target too long")]
-    UriTooLong,
-    /// The request line and header fields are larger than the server reads.
-    #[error("request header fields too large")]
-    HeadersTooLarge,
-    /// The body did not arrive in time (crm-local; API Gateway has its own limits).
-    #[error("request body not received in time")]
-    RequestTimeout,
     /// Refused for now (`cause` says why): try again after `retry_after_secs`.
     #[error("too many requests: {cause:?}")]
     TooManyRequests {

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
-use crate::deps::Deps;
 use crate::error::Result;
+use crate::service::deps::Deps;
 use crate::service::sweeper::{sweep, SweepReport};
 use crate::service::worker::{process_message, MessageOutcome};
 

@@ -3,7 +3,6 @@
 pub mod adapters;
 pub mod admission;
 pub mod config;
-pub mod deps;
 pub mod domain;
 pub mod error;
 #[cfg(feature = "graphql")]
@@ -13,5 +12,7 @@ pub mod lambda;
 pub mod local;
 pub mod logging;
 pub mod ports;
+pub mod reply;
+pub mod request_limits;
 pub mod service;
 pub mod time;

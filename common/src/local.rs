@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::StoreConfig;
-use crate::deps::Deps;
+use crate::service::deps::Deps;
 use crate::service::sweeper::sweep;
 use crate::service::tenants::DevTenant;
 use crate::service::worker::{process_message, MessageOutcome};

@@ -11,7 +11,8 @@ use crate::domain::delivery::{
 };
 use crate::domain::event::OutboxEvent;
 // The values of an attempt belong to the domain; the sender port speaks in them.
-pub use crate::domain::outbound::{OutboundRequest, SendOutcome, RESPONSE_BODY_LIMIT};
+pub use crate::domain::outbound::OutboundRequest;
+pub use crate::domain::outcome::{SendOutcome, RESPONSE_BODY_LIMIT};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;

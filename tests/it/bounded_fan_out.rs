@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use common::config::aws_clients;
-use common::deps::TenantLimits;
+use common::service::deps::TenantLimits;
 use futures::StreamExt;
 use serde_json::json;
 

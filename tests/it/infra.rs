@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use common::adapters::dynamodb::tables::{main_table, TableSpec};
 use common::adapters::sqs::DELIVERY_QUEUE_VISIBILITY;
 use common::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
-use common::deps::TenantLimits;
 use common::domain::delivery::RetrySchedule;
 use common::http::routes::ROUTES;
+use common::service::deps::TenantLimits;
 use serde_norway::Value;
 
 /// Binaries under `functions/` that are not Lambda functions.

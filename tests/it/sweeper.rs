@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::deps::DeliverySettings;
 use common::domain::delivery::{payload, Delivery, DueDelivery};
 use common::ports::{DuePage, QueueMessage};
+use common::service::deps::DeliverySettings;
 use common::service::sweeper::sweep;
 use futures::StreamExt;
 use serde_json::json;

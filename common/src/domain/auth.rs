@@ -17,8 +17,7 @@ pub enum Role {
     ReadOnly,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
     ClientRead,
     ClientCreate,
@@ -34,6 +33,34 @@ pub enum Permission {
     WebhookNotify,
     WebhookRetry,
     KeyManage,
+}
+
+impl Permission {
+    /// The wire name, e.g. `WEBHOOK_CREATE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ClientRead => "CLIENT_READ",
+            Permission::ClientCreate => "CLIENT_CREATE",
+            Permission::ClientUpdate => "CLIENT_UPDATE",
+            Permission::ClientDelete => "CLIENT_DELETE",
+            Permission::SyncRead => "SYNC_READ",
+            Permission::SyncUpdate => "SYNC_UPDATE",
+            Permission::WebhookRead => "WEBHOOK_READ",
+            Permission::WebhookCreate => "WEBHOOK_CREATE",
+            Permission::WebhookUpdate => "WEBHOOK_UPDATE",
+            Permission::WebhookDelete => "WEBHOOK_DELETE",
+            Permission::WebhookTest => "WEBHOOK_TEST",
+            Permission::WebhookNotify => "WEBHOOK_NOTIFY",
+            Permission::WebhookRetry => "WEBHOOK_RETRY",
+            Permission::KeyManage => "KEY_MANAGE",
+        }
+    }
+}
+
+impl Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl Role {
@@ -137,7 +164,7 @@ impl Caller {
         if self.role.can(permission) {
             Ok(())
         } else {
-            Err(crate::error::Error::Forbidden(permission))
+            Err(crate::error::Error::Forbidden(permission.as_str()))
         }
     }
 }

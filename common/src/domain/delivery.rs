@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::event::OutboxEvent;
-use super::outbound::{SendOutcome, RESPONSE_BODY_LIMIT};
+use super::outcome::{SendOutcome, RESPONSE_BODY_LIMIT};
 use crate::error::{Error, Result};
 use crate::time::rfc3339;
 

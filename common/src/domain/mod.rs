@@ -6,6 +6,7 @@ pub mod client;
 pub mod delivery;
 pub mod event;
 pub mod outbound;
+pub mod outcome;
 pub mod page;
 pub mod signature;
 pub mod sync_status;

@@ -18,20 +18,6 @@ pub struct OutboundRequest {
     pub timeout: std::time::Duration,
 }
 
-/// What happened to one attempt. `status` is `None` when no response arrived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendOutcome {
-    pub status: Option<u16>,
-    /// At most `RESPONSE_BODY_LIMIT` bytes of the response body, lossily decoded as UTF-8.
-    pub body: String,
-    /// Why there is no usable response: timeout, refused target, connection error.
-    pub error: Option<String>,
-    pub latency: std::time::Duration,
-}
-
-/// How much of a receiver's response is read and stored.
-pub const RESPONSE_BODY_LIMIT: usize = 4 * 1024;
-
 pub const USER_AGENT: &str = concat!("crm-webhooks/", env!("CARGO_PKG_VERSION"));
 
 /// Builds the signed request for the next attempt of `delivery`. Our headers come last and

@@ -1,11 +1,11 @@
 //! The one place where the service's errors become GraphQL errors: the same sentences as REST
-//! (`http::error::public_message`), plus `extensions.code` (and `extensions.field` for a bad
+//! (`reply::public_message`), plus `extensions.code` (and `extensions.field` for a bad
 //! field) so that clients can branch without parsing messages.
 
 use async_graphql::{Context, ErrorExtensions, ServerError};
 
 use crate::error::Error;
-use crate::http::error::{permission_name, public_message};
+use crate::reply::public_message;
 
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const FORBIDDEN: &str = "FORBIDDEN";
@@ -49,18 +49,12 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
         Error::Invalid { message, .. } => coded(message, BAD_USER_INPUT),
         Error::Forbidden(permission) => {
             coded(public_message(&error), FORBIDDEN).extend_with(|_, extensions| {
-                extensions.set("permission", permission_name(permission));
+                extensions.set("permission", permission);
             })
         }
-        Error::NotFound(_) | Error::NoRoute => coded(public_message(&error), NOT_FOUND),
+        Error::NotFound(_) => coded(public_message(&error), NOT_FOUND),
         Error::Unauthorized => coded(public_message(&error), UNAUTHENTICATED),
-        Error::MethodNotAllowed { .. } => coded(public_message(&error), BAD_USER_INPUT),
         Error::PayloadTooLarge => coded(public_message(&error), PAYLOAD_TOO_LARGE),
-        // Refusals of the HTTP request itself, made before any resolver runs.
-        Error::UnsupportedMediaType
-        | Error::UriTooLong
-        | Error::HeadersTooLarge
-        | Error::RequestTimeout => coded(public_message(&error), BAD_USER_INPUT),
         Error::TooManyRequests {
             retry_after_secs, ..
         } => coded(public_message(&error), TOO_MANY_REQUESTS)

@@ -19,12 +19,12 @@ use lambda_http::{Body, Response};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::deps::Deps;
 use crate::domain::auth::Caller;
 use crate::domain::page::{PageRequest, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::domain::validation::parse_json;
 use crate::error::{Error, Result};
-use crate::http::error::json_response;
+use crate::reply::json_response;
+use crate::service::deps::Deps;
 pub use mutation::Mutation;
 pub use query::Query;
 

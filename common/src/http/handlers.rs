@@ -4,15 +4,16 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use uuid::Uuid;
 
-use super::error::json_response;
+use super::error::HttpError;
 use super::routes::{Operation, PathParams};
-use crate::deps::Deps;
 use crate::domain::auth::Caller;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::page::PageRequest;
 use crate::domain::sync_status::SyncStatus;
 use crate::error::{Error, Result};
 use crate::ports::ClientQuery;
+use crate::reply::json_response;
+use crate::service::deps::Deps;
 use crate::service::{clients, deliveries, keys, sync, webhooks, worker};
 
 pub(super) async fn dispatch(
@@ -21,7 +22,7 @@ pub(super) async fn dispatch(
     caller: &Caller,
     request: &Request,
     params: &PathParams,
-) -> Result<Response<Body>> {
+) -> Result<Response<Body>, HttpError> {
     let body = request.body().as_ref();
     let ok = || {
         json_response(
@@ -148,33 +149,37 @@ pub(super) async fn dispatch(
 }
 
 /// The operations of public routes: no caller, so nothing that touches a tenant's data.
-pub(super) fn dispatch_public(operation: Operation) -> Result<Response<Body>> {
+pub(super) fn dispatch_public(operation: Operation) -> Result<Response<Body>, HttpError> {
     match operation {
         Operation::GraphiQl => graphiql_page(),
         // A route marked public by mistake stays closed.
-        _ => Err(Error::Unauthorized),
+        _ => Err(Error::Unauthorized.into()),
     }
 }
 
 #[cfg(feature = "graphql")]
-async fn graphql_request(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<Response<Body>> {
-    crate::graphql::execute(deps, caller, body).await
+async fn graphql_request(
+    deps: &Deps,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<Response<Body>, HttpError> {
+    Ok(crate::graphql::execute(deps, caller, body).await?)
 }
 
 #[cfg(feature = "graphql")]
-fn graphiql_page() -> Result<Response<Body>> {
+fn graphiql_page() -> Result<Response<Body>, HttpError> {
     Ok(crate::graphql::graphiql_page())
 }
 
 /// Built without the `graphql` feature (every Lambda but `graphql`): its routes are not served.
 #[cfg(not(feature = "graphql"))]
-async fn graphql_request(_: &Deps, _: &Caller, _: &[u8]) -> Result<Response<Body>> {
-    Err(Error::NoRoute)
+async fn graphql_request(_: &Deps, _: &Caller, _: &[u8]) -> Result<Response<Body>, HttpError> {
+    Err(HttpError::NoRoute)
 }
 
 #[cfg(not(feature = "graphql"))]
-fn graphiql_page() -> Result<Response<Body>> {
-    Err(Error::NoRoute)
+fn graphiql_page() -> Result<Response<Body>, HttpError> {
+    Err(HttpError::NoRoute)
 }
 
 fn no_content() -> Response<Body> {

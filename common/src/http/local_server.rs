@@ -17,13 +17,14 @@ use lambda_http::{Body, Request, Response};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+use super::error::HttpError;
 use super::routes::Route;
 use super::{
     handle, refuse, RequestId, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_BODY_BYTES,
     MAX_HEAD_BYTES, MAX_URI_BYTES,
 };
-use crate::deps::Deps;
 use crate::error::Error;
+use crate::service::deps::Deps;
 
 /// hyper's read buffer, and so the largest head hyper parses. Above our own limits
 /// (`MAX_URI_BYTES`, `MAX_HEAD_BYTES`), so that a head between them and this is answered by
@@ -119,11 +120,12 @@ async fn answer(
             } else {
                 Error::invalid("The request body could not be read.")
             };
+            let error = HttpError::from(error);
             refuse(error, &request_id)
         }
         Err(_) => {
             // The rest of the body may still come: the connection cannot carry another request.
-            let mut response = refuse(Error::RequestTimeout, &request_id);
+            let mut response = refuse(HttpError::RequestTimeout, &request_id);
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -134,10 +136,10 @@ async fn answer(
 }
 
 /// The request line and header fields against `MAX_URI_BYTES` and `MAX_HEAD_BYTES`.
-fn check_head(parts: &hyper::http::request::Parts) -> Result<(), Error> {
+fn check_head(parts: &hyper::http::request::Parts) -> Result<(), HttpError> {
     let target = parts.uri.to_string().len();
     if target > MAX_URI_BYTES {
-        return Err(Error::UriTooLong);
+        return Err(HttpError::UriTooLong);
     }
     // `METHOD target HTTP/1.1`, then each `name: value`.
     let line = parts.method.as_str().len() + target + " HTTP/1.1".len() + 1;
@@ -147,7 +149,7 @@ fn check_head(parts: &hyper::http::request::Parts) -> Result<(), Error> {
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if line + fields > MAX_HEAD_BYTES {
-        return Err(Error::HeadersTooLarge);
+        return Err(HttpError::HeadersTooLarge);
     }
     Ok(())
 }

@@ -8,40 +8,19 @@ pub mod local_server;
 pub mod openapi;
 pub mod routes;
 
-use std::time::Duration;
-
 use lambda_http::http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use lambda_http::{Body, Request, RequestExt, Response};
 use uuid::Uuid;
 
-use crate::deps::Deps;
 use crate::error::Error;
 use crate::service;
+use crate::service::deps::Deps;
+use error::HttpError;
 use routes::{match_route, RequestBody, Route};
 
-/// Bodies above this are refused with 413 before any parsing (docs/architecture.md §Limits).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// crm-local refuses a request target (path and query) longer than this with 414, as most
-/// servers do (8 KiB: nginx's header buffer, Apache's request line). API Gateway applies its
-/// own quotas before a Lambda sees a request (docs/architecture.md §Limits).
-pub const MAX_URI_BYTES: usize = 8 * 1024;
-
-/// crm-local refuses a request whose request line and header fields together are larger than
-/// this with 431: API Gateway's quota for an HTTP API (10,240 bytes of request line and header
-/// values; names count here too), so what crm-local accepts, production accepts too.
-pub const MAX_HEAD_BYTES: usize = 10 * 1024;
-
-/// crm-local gives a client this long to send a request's head: from the connection's start,
-/// and again from the end of each answer, so an idle keep-alive connection is closed after it
-/// too (hyper's header read timeout covers both). Long enough for any real client on a slow
-/// link (a head is at most 10 KiB), short enough that a client trickling headers holds a
-/// connection for seconds, not minutes.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// crm-local gives a client this long to send a body once its head is read: 256 KiB in 10 s
-/// is 26 KB/s, slower than any link worth serving. A body still arriving then gets 408.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::request_limits::{
+    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_URI_BYTES,
+};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -71,7 +50,7 @@ pub async fn handle(deps: &Deps, routes: &[Route], request: Request) -> Response
 }
 
 /// The error's envelope, carrying the request id, for a request refused before `handle`.
-pub fn refuse(error: Error, request_id: &str) -> Response<Body> {
+pub fn refuse(error: HttpError, request_id: &str) -> Response<Body> {
     with_request_id(error::into_response(error, request_id), request_id)
 }
 
@@ -82,10 +61,14 @@ fn with_request_id(mut response: Response<Body>, request_id: &str) -> Response<B
     response
 }
 
-async fn serve(deps: &Deps, routes: &[Route], request: &Request) -> Result<Response<Body>, Error> {
+async fn serve(
+    deps: &Deps,
+    routes: &[Route],
+    request: &Request,
+) -> Result<Response<Body>, HttpError> {
     let (route, params) = match_route(routes, request.method(), request.uri().path())?;
     if request.body().len() > MAX_BODY_BYTES {
-        return Err(Error::PayloadTooLarge);
+        return Err(Error::PayloadTooLarge.into());
     }
     // A body is read only as what it says it is: a form or text body is never parsed as JSON
     // by luck. Checked before the key, like the size: it needs no store read.
@@ -93,7 +76,7 @@ async fn serve(deps: &Deps, routes: &[Route], request: &Request) -> Result<Respo
         && !request.body().is_empty()
         && !declares_json(request.headers())
     {
-        return Err(Error::UnsupportedMediaType);
+        return Err(HttpError::UnsupportedMediaType);
     }
     if route.operation == routes::Operation::OpenApi {
         return Ok(openapi::response());

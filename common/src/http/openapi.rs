@@ -24,7 +24,6 @@ use utoipa::{PartialSchema, ToSchema};
 use super::error::ErrorEnvelope;
 use super::routes::{Operation, ROUTES};
 use crate::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
-use crate::deps::TenantLimits;
 use crate::domain::auth::ApiKey;
 use crate::domain::client::{Client, CreateClientRequest, UpdateClientRequest};
 use crate::domain::delivery::{DeliveryStatus, DeliverySummary};
@@ -34,6 +33,7 @@ use crate::domain::webhook::{CreateWebhookRequest, UpdateWebhookRequest, Webhook
 use crate::service::deliveries::{
     DeliveryDetail, DeliveryStats, NotifyRequest, NotifyResult, RetryRequest, RetryResult,
 };
+use crate::service::deps::TenantLimits;
 use crate::service::keys::{CreateKeyRequest, CreatedKey, KeyList};
 use crate::service::sync::UpdateSyncStatusRequest;
 use crate::service::webhooks::{EventCatalogue, RotateSecretRequest, RotatedSecret, WithSecret};

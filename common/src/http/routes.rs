@@ -3,7 +3,7 @@
 
 use lambda_http::http::Method;
 
-use crate::error::Error;
+use super::error::HttpError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -195,7 +195,7 @@ pub fn match_route<'r>(
     routes: &'r [Route],
     method: &Method,
     path: &str,
-) -> Result<(&'r Route, PathParams), Error> {
+) -> Result<(&'r Route, PathParams), HttpError> {
     // The most specific template wins: `/api/webhooks/events` is that resource under every
     // method (405 for PATCH), never `/api/webhooks/{id}` with the id "events".
     let literal_segments =
@@ -219,9 +219,9 @@ pub fn match_route<'r>(
         allow.push(route.method.to_string());
     }
     if allow.is_empty() {
-        Err(Error::NoRoute)
+        Err(HttpError::NoRoute)
     } else {
-        Err(Error::MethodNotAllowed { allow })
+        Err(HttpError::MethodNotAllowed { allow })
     }
 }
 
@@ -248,16 +248,21 @@ mod tests {
             "/api/crm/sync-status/x",
         ] {
             assert!(
-                matches!(match_route(ROUTES, &Method::GET, path), Err(Error::NoRoute)),
+                matches!(
+                    match_route(ROUTES, &Method::GET, path),
+                    Err(HttpError::NoRoute)
+                ),
                 "{path}"
             );
         }
         match match_route(ROUTES, &Method::PATCH, "/api/webhooks/events") {
-            Err(Error::MethodNotAllowed { allow }) => assert_eq!(allow, ["GET"]),
+            Err(HttpError::MethodNotAllowed { allow }) => assert_eq!(allow, ["GET"]),
             other => panic!("expected 405, got {other:?}"),
         }
         match match_route(ROUTES, &Method::PUT, "/api/clients/abc") {
-            Err(Error::MethodNotAllowed { allow }) => assert_eq!(allow, ["GET", "PATCH", "DELETE"]),
+            Err(HttpError::MethodNotAllowed { allow }) => {
+                assert_eq!(allow, ["GET", "PATCH", "DELETE"])
+            }
             other => panic!("expected 405, got {other:?}"),
         }
     }

@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::retry_on_conflict;
-use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::client::{Client, ClientFields, ClientPatch};
 use crate::domain::event::{self, OutboxEvent};
@@ -12,6 +11,7 @@ use crate::domain::page::Page;
 use crate::domain::validation::parse_json;
 use crate::error::{Error, Result};
 use crate::ports::{ClientChange, ClientQuery};
+use crate::service::deps::Deps;
 
 pub async fn create_client(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<Client> {
     caller.require(Permission::ClientCreate)?;

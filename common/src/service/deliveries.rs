@@ -7,7 +7,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::webhooks::{load as load_webhook, subscribers};
-use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::is_known_event;
 use crate::domain::delivery::{
@@ -19,6 +18,7 @@ use crate::domain::page::{Page, PageRequest};
 use crate::domain::validation::{parse_json, parse_optional_json, schema, Fields};
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope};
+use crate::service::deps::Deps;
 
 /// Deliveries are created and enqueued this many at a time, so that a fan-out's memory does not
 /// grow with the tenant's number of webhooks (docs/architecture.md §Outbox and fan-out).

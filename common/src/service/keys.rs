@@ -3,10 +3,10 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::deps::Deps;
 use crate::domain::auth::{generate_key, ApiKey, Caller, Permission, Role};
 use crate::domain::validation::{parse_json, Fields};
 use crate::error::{Error, Result};
+use crate::service::deps::Deps;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

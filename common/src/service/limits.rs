@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::deps::Deps;
 use crate::error::{Error, Result, Throttle};
+use crate::service::deps::Deps;
 
 /// When a refused event may be sent again: the next second has room.
 pub const EVENTS_RETRY_AFTER_SECS: u64 = 1;

@@ -3,7 +3,9 @@
 pub mod auth;
 pub mod clients;
 pub mod deliveries;
+pub mod deps;
 pub mod fairness;
+pub mod key_cache;
 pub mod keys;
 pub mod limits;
 pub mod shared_payloads;

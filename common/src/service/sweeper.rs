@@ -12,10 +12,10 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::deliveries::fan_out;
-use crate::deps::Deps;
 use crate::domain::delivery::DueDelivery;
 use crate::error::Result;
 use crate::ports::{DeliveryMessage, DueCursor, QueueMessage, Requeue};
+use crate::service::deps::Deps;
 
 /// Outbox events read at a time.
 const EVENT_PAGE: usize = 100;

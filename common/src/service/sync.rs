@@ -5,12 +5,12 @@ use uuid::Uuid;
 
 use super::clients::{load, write};
 use super::retry_on_conflict;
-use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::event::OutboxEvent;
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::validation::{parse_json, Fields};
 use crate::error::Result;
+use crate::service::deps::Deps;
 
 pub async fn sync_status(deps: &Deps, caller: &Caller) -> Result<SyncCounts> {
     caller.require(Permission::SyncRead)?;

@@ -5,13 +5,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::retry_on_conflict;
-use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::{is_valid_pattern, pattern_matches, EventType, CATALOGUE};
 use crate::domain::page::{encode_cursor, Page, PageRequest, MAX_LIMIT};
 use crate::domain::validation::{parse_json, parse_optional_json, schema, Fields};
 use crate::domain::webhook::{Webhook, MAX_ROTATION_OVERLAP, ROTATION_OVERLAP};
 use crate::error::{Error, Result};
+use crate::service::deps::Deps;
 
 /// A webhook with its secret: the answer to creation and rotation only.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

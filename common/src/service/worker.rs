@@ -10,7 +10,6 @@ use super::deliveries::{message_for, run_retry_job};
 use super::fairness::Slot;
 use super::retry_on_conflict;
 use super::webhooks::load as load_webhook;
-use crate::deps::Deps;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::WEBHOOK_TEST;
 use crate::domain::delivery::{Decision, Delivery, EventPayload};
@@ -19,6 +18,7 @@ use crate::domain::outbound::signed_request;
 use crate::domain::webhook::{Webhook, IN_REQUEST_TIMEOUT_MS};
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage};
+use crate::service::deps::Deps;
 
 /// Time kept in hand after an attempt's timeout, for recording its result.
 const LEASE_MARGIN: Duration = Duration::from_secs(15);

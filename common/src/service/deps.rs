@@ -7,8 +7,8 @@ use crate::admission::Admission;
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
-use crate::service::auth::{KeyCache, KEY_CACHE_TTL};
 use crate::service::fairness::{FairShare, InFlight};
+use crate::service::key_cache::{KeyCache, KEY_CACHE_TTL};
 use crate::service::shared_payloads::SharedPayloads;
 
 /// The operator's delivery settings.
@@ -66,7 +66,7 @@ pub struct Deps {
     pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<DeliverySettings>,
-    /// Keys this process has verified lately (service::auth).
+    /// Keys this process has verified lately (service::key_cache).
     pub keys: Arc<KeyCache>,
     /// The attempts this process runs, by tenant and endpoint (service::fairness).
     pub in_flight: Arc<InFlight>,
