@@ -10,6 +10,8 @@ pub mod sdk_http;
 #[cfg(feature = "embedded")]
 pub mod sqlite;
 #[cfg(feature = "embedded")]
+mod sqlite_columns;
+#[cfg(feature = "embedded")]
 pub mod sqlite_queue;
 #[cfg(feature = "embedded")]
 mod sqlite_webhooks;

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::sqlite::{bad_text, optional_time_column, time_column, uuid_column};
+use super::sqlite_columns::{
+    bad_text, conflict_on_duplicate, event_from_row, optional_time_column, time_column, uuid_column,
+};
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
     PAYLOAD_RETENTION,
@@ -76,7 +78,7 @@ pub(super) fn create_webhook(conn: &mut Connection, webhook: &Webhook, max: usiz
         &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
         rusqlite::params_from_iter(params.iter()),
     )
-    .map_err(|e| super::sqlite::conflict_on_duplicate(e, "A webhook with this id"))?;
+    .map_err(|e| conflict_on_duplicate(e, "A webhook with this id"))?;
     let count: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM webhooks WHERE tenant_id = ?1")?
         .query_row(params![webhook.tenant_id.to_string()], |row| row.get(0))?;
@@ -563,10 +565,7 @@ pub(super) fn undispatched_events(
          WHERE dispatched = 0 AND created_at < ?1 ORDER BY created_at LIMIT ?2",
     )?;
     let rows = query
-        .query_map(
-            params![rfc3339(before), limit as i64],
-            super::sqlite::event_from_row,
-        )?
+        .query_map(params![rfc3339(before), limit as i64], event_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
