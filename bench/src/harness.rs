@@ -38,7 +38,7 @@ pub struct AwsAccess {
 
 /// What crm-local allows: the benchmarks' receivers are plain HTTP on 127.0.0.1. The sections
 /// send one tenant's events as fast as the engine takes them, which is the figure measured, so
-/// its per-second limit is lifted (the counter is still written, and costed, on every notify).
+/// its per-second limit is lifted (the count is still taken on every notify, and on DynamoDB written and costed).
 pub fn settings() -> DeliverySettings {
     DeliverySettings {
         targets: TargetPolicy {

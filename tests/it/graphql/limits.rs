@@ -71,11 +71,7 @@ async fn a_too_deep_query_is_refused(backend: Backend) {
         "{ ofType ".repeat(20),
         "}".repeat(20)
     );
-    let error = only_error(&app, &key, &deep, json!({}), "GRAPHQL_VALIDATION_FAILED").await;
-    assert!(
-        error["message"].as_str().unwrap().contains("deep"),
-        "{error}"
-    );
+    refused_as_too(&app, &key, &deep, "deep").await;
 }
 
 async fn a_too_costly_query_is_refused(backend: Backend) {
@@ -86,18 +82,7 @@ async fn a_too_costly_query_is_refused(backend: Backend) {
     let huge: String = (0..20)
         .map(|n| format!("a{n}: webhooks(first: 100) {{ edges {{ node {{ id url events }} }} }} "))
         .collect();
-    let error = only_error(
-        &app,
-        &key,
-        &format!("{{ {huge} }}"),
-        json!({}),
-        "GRAPHQL_VALIDATION_FAILED",
-    )
-    .await;
-    assert!(
-        error["message"].as_str().unwrap().contains("complex"),
-        "{error}"
-    );
+    refused_as_too(&app, &key, &format!("{{ {huge} }}"), "complex").await;
 }
 
 async fn six_test_deliveries_in_one_request_are_refused(backend: Backend) {
@@ -109,18 +94,7 @@ async fn six_test_deliveries_in_one_request_are_refused(backend: Backend) {
     let tests: String = (0..6)
         .map(|n| format!(r#"t{n}: testWebhook(id: "{unknown}") {{ success }} "#))
         .collect();
-    let error = only_error(
-        &app,
-        &key,
-        &format!("mutation {{ {tests} }}"),
-        json!({}),
-        "GRAPHQL_VALIDATION_FAILED",
-    )
-    .await;
-    assert!(
-        error["message"].as_str().unwrap().contains("complex"),
-        "{error}"
-    );
+    refused_as_too(&app, &key, &format!("mutation {{ {tests} }}"), "complex").await;
 }
 
 async fn a_body_over_256_kib_is_413_before_parsing(backend: Backend) {
@@ -265,18 +239,7 @@ async fn a_filtered_list_looks_at_one_store_page_and_pays_for_it(backend: Backen
         format!("{{ {} }}", aliases(&page, 9))
     };
     data(&app, &key, &pages(""), json!({})).await;
-    let error = only_error(
-        &app,
-        &key,
-        &pages(", filter: {active: true}"),
-        json!({}),
-        "GRAPHQL_VALIDATION_FAILED",
-    )
-    .await;
-    assert!(
-        error["message"].as_str().unwrap().contains("complex"),
-        "{error}"
-    );
+    refused_as_too(&app, &key, &pages(", filter: {active: true}"), "complex").await;
 }
 
 /// A GraphQL request as `handle` answers it, headers included.
@@ -353,4 +316,11 @@ async fn a_request_past_its_time_budget_is_stopped_with_timeout(backend: Backend
         [("TIMEOUT".to_owned(), None)],
         "{reply}"
     );
+}
+
+/// Refused before anything runs (`GRAPHQL_VALIDATION_FAILED`), with a message that says why
+/// (`deep`, `complex`).
+async fn refused_as_too(app: &TestApp, key: &str, document: &str, why: &str) {
+    let error = only_error(app, key, document, json!({}), "GRAPHQL_VALIDATION_FAILED").await;
+    assert!(error["message"].as_str().unwrap().contains(why), "{error}");
 }
