@@ -5,7 +5,8 @@
 //! `JSON`, in the layout of the runtime's default subscriber. Unlike that subscriber there is one
 //! level for every target, and Lambda's level wins over `RUST_LOG` (Lambda drops lines below it
 //! anyway): per-target directives (`RUST_LOG=common=debug`) need tracing-subscriber's
-//! `EnvFilter`, whose parser links a regex engine, about 0.3 MB of every zipped function.
+//! `EnvFilter`, whose parser links a regex engine into every zipped function (README, bench
+//! notes).
 
 use tracing::level_filters::LevelFilter;
 

@@ -40,8 +40,9 @@ const REFUSED: &str = "target address is not allowed";
 
 pub struct HttpSender {
     /// Built on the first send, then kept for the container (connections are pooled per host).
-    /// Not at start: building it loads and parses the system's root certificates, measured as
-    /// 45% of a Lambda function's init, and only the worker and webhook-test ever send.
+    /// Not at start: building it loads and parses the system's root certificates, the largest
+    /// part of a Lambda function's init (README, bench notes), and only the worker and
+    /// webhook-test ever send.
     client: OnceLock<std::result::Result<reqwest::Client, String>>,
     allow_http: bool,
     allow_private: bool,

@@ -5,8 +5,8 @@
 //! its environment: `AWS_REGION`, the role's credentials in `AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, and `AWS_ENDPOINT_URL` when pointed at an
 //! emulator. It does not link the default provider chain (profile files, STS web identity, IMDS,
-//! ECS), which a function never uses and which costs about 0.1 MB of every zip and time at
-//! start. Nor does it read the chain's other settings (per-service endpoint URLs, FIPS and
+//! ECS), which a function never uses and which costs zip size and time at start (README, bench
+//! notes). Nor does it read the chain's other settings (per-service endpoint URLs, FIPS and
 //! dual-stack endpoints, `AWS_MAX_ATTEMPTS`), which neither Lambda nor the template sets.
 //! crm-local, crm-admin, the tests and the bench run on a laptop, where credentials come from
 //! profiles too: they load the default chain.

@@ -1,6 +1,6 @@
 //! The AWS SDK's HTTP client: reqwest, over the same HTTP/1.1 and rustls stack as the webhook
 //! sender, so a function links one HTTPS client instead of two. The SDK's default client would
-//! add its own hyper client with HTTP/2 and aws-lc: about 0.6 MB of zipped Lambda and a C
+//! add its own hyper client with HTTP/2 and aws-lc: zip size (README, bench notes) and a C
 //! build per target, for no feature DynamoDB or SQS needs (both speak HTTP/1.1).
 //!
 //! The SDK keeps what it owns: signing, retries, operation and attempt timeouts, and its guard

@@ -9,9 +9,9 @@
 //! Except the worker's two reads per delivery (the delivery, its webhook): they run on the writer
 //! too. Every commit invalidates a reader connection's whole page cache (WAL), so while
 //! deliveries are being recorded a reader fetches each page again with a `pread`; the writer's
-//! cache stays warm. Measured on the fan-out bench: 6,034 and 6,171 deliveries/s with these reads
-//! on readers, 9,149 and 9,174/s on the writer (`perf`: B-tree page fetches were the readers'
-//! largest cost).
+//! cache stays warm: on the fan-out bench the writer's reads were half again as fast (the
+//! README's bench notes have the figures; `perf`: B-tree page fetches were the readers' largest
+//! cost).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
