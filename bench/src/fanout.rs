@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use common::adapters::http_sender::HttpSender;
 use common::adapters::sqlite::SqliteStore;
 use common::domain::delivery::payload;
+use common::domain::event::Notification;
+use common::domain::webhook::NewWebhook;
 use common::local::{run_worker, CONCURRENCY};
 use common::ports::{OutboundRequest, Sender};
 use common::service::auth::authenticate;
@@ -97,15 +99,23 @@ async fn engine(receiver: &Receiver, count: u64) -> anyhow::Result<Drain> {
     );
     let (_, key) = create_tenant(deps.store.as_ref(), deps.clock.as_ref(), "Fan-out").await?;
     let caller = authenticate(&deps, Some(&format!("Bearer {key}"))).await?;
-    let webhook = json!({"url": receiver.url, "events": [EVENT]}).to_string();
-    let created = create_webhook(&deps, &caller, webhook.as_bytes()).await?;
+    let webhook = NewWebhook {
+        url: receiver.url.clone(),
+        events: vec![EVENT.to_owned()],
+        ..NewWebhook::default()
+    };
+    let created = create_webhook(&deps, &caller, webhook).await?;
     receiver.set_secret(&created.secret);
     receiver.reset();
 
     let padding = padding();
     for seq in 0..count {
-        let event = json!({"event": EVENT, "data": {"seq": seq, "padding": padding}});
-        notify(&deps, &caller, event.to_string().as_bytes()).await?;
+        let event = Notification {
+            event: EVENT.to_owned(),
+            data: json!({"seq": seq, "padding": padding}),
+            occurred_at: None,
+        };
+        notify(&deps, &caller, event).await?;
     }
     let (stop, stopped) = watch::channel(false);
     let started = Instant::now();

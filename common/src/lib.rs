@@ -8,6 +8,7 @@ pub mod error;
 #[cfg(feature = "graphql")]
 pub mod graphql;
 pub mod http;
+pub mod json_body;
 pub mod lambda;
 pub mod local;
 pub mod logging;

@@ -604,7 +604,7 @@ mod deliveries {
     };
     use common::domain::event::OutboxEvent;
     use common::domain::page::{PageRequest, FILTER_SCAN_LIMIT};
-    use common::domain::webhook::{TargetPolicy, Webhook};
+    use common::domain::webhook::{NewWebhook, TargetPolicy, Webhook};
     use common::error::Error;
     use common::ports::{DeliveryChange, DeliveryRef, Requeue, SendOutcome, Store};
     use serde_json::json;
@@ -720,8 +720,12 @@ mod deliveries {
             allow_http: true,
             allow_private: true,
         };
-        let body = json!({"url": "https://example.com/hook", "events": ["*"]});
-        Webhook::create(tenant, &body, policy, now()).unwrap()
+        let body = NewWebhook {
+            url: "https://example.com/hook".to_owned(),
+            events: vec!["*".to_owned()],
+            ..NewWebhook::default()
+        };
+        Webhook::create(tenant, body, policy, now()).unwrap()
     }
 
     fn delivery(tenant: Uuid, webhook: Uuid) -> Delivery {

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use common::adapters::dynamodb::DynamoStore;
 use common::domain::auth::Role;
-use common::domain::webhook::{TargetPolicy, Webhook};
+use common::domain::webhook::{NewWebhook, TargetPolicy, Webhook};
 use common::error::Error;
 use common::ports::{Clock, Store, SystemClock};
 use common::service::deps::{DeliverySettings, TenantLimits};
@@ -56,8 +56,12 @@ fn webhook(tenant: Uuid) -> Webhook {
         allow_http: true,
         allow_private: true,
     };
-    let body = json!({"url": "https://example.com/hook", "events": ["*"]});
-    Webhook::create(tenant, &body, policy, SystemClock.now()).unwrap()
+    let body = NewWebhook {
+        url: "https://example.com/hook".to_owned(),
+        events: vec!["*".to_owned()],
+        ..NewWebhook::default()
+    };
+    Webhook::create(tenant, body, policy, SystemClock.now()).unwrap()
 }
 
 async fn webhook_count(app: &TestApp, key: &str) -> usize {

@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 
 use chrono::Utc;
 use common::domain::validation::{check_text, INVISIBLE};
-use common::domain::webhook::{TargetPolicy, Webhook};
+use common::domain::webhook::{NewWebhook, TargetPolicy, Webhook, WebhookChanges};
 use common::http::openapi::{document, is_documented, DOCUMENT};
 use common::http::routes::{RequestBody, ROUTES};
 use lambda_http::http::{Method, StatusCode};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::support::{Backend, TestApp};
@@ -275,33 +275,37 @@ impl UrlCases {
 /// `PATCH /api/webhooks/{id}` (production policy) accept exactly the URLs the document's `url`
 /// pattern describes. The schemathesis run checks the same against the running service; this
 /// finds a drift in seconds, and says which URL.
+fn any_events(url: &str) -> NewWebhook {
+    NewWebhook {
+        url: url.to_owned(),
+        events: vec!["*".to_owned()],
+        ..NewWebhook::default()
+    }
+}
+
 #[test]
 fn the_webhook_url_schema_is_exactly_what_the_service_accepts() {
     let production = TargetPolicy::default();
     let now = Utc::now();
     let tenant = Uuid::now_v7();
-    let existing = Webhook::create(
-        tenant,
-        &json!({"url": "https://example.com/h", "events": ["*"]}),
-        production,
-        now,
-    )
-    .unwrap();
+    let existing =
+        Webhook::create(tenant, any_events("https://example.com/h"), production, now).unwrap();
     let pattern = webhook_url_pattern();
     let mut cases = UrlCases(StdRng::seed_from_u64(20_261_124));
     let (mut accepted, mut disagreements) = (0, Vec::new());
     for _ in 0..10_000 {
         let url = cases.url();
         let described = pattern.is_match(&url).unwrap();
-        let created = Webhook::create(
-            tenant,
-            &json!({"url": url, "events": ["*"]}),
-            production,
-            now,
-        )
-        .is_ok();
+        let created = Webhook::create(tenant, any_events(&url), production, now).is_ok();
         let moved = existing
-            .patched(&json!({"url": url}), production, now)
+            .patched(
+                &WebhookChanges {
+                    url: Some(Some(url.clone())),
+                    ..WebhookChanges::default()
+                },
+                production,
+                now,
+            )
             .is_ok();
         if created != described || moved != described {
             disagreements.push(format!(

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::validation::FieldErrors;
+use crate::error::Error;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
@@ -198,6 +201,29 @@ pub fn key_prefix(key: &str) -> String {
         PREFIX_SHOWN
     };
     key.chars().take(shown).collect()
+}
+
+/// The longest name of an API key.
+pub const KEY_NAME_MAX: usize = 100;
+
+/// A new API key as an ADMIN asks for it: a name to know it by and the role it acts in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+}
+
+impl NewKey {
+    /// The key's name trimmed, once it follows the rule of a text field.
+    pub fn validated(self) -> Result<NewKey, Error> {
+        let mut errors = FieldErrors::default();
+        let name = errors.text("name", &self.name, KEY_NAME_MAX);
+        errors.finish()?;
+        Ok(NewKey {
+            name: name.unwrap_or_default(),
+            role: self.role,
+        })
+    }
 }
 
 impl ApiKey {

@@ -2,18 +2,21 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::sync_status::SyncStatus;
-use super::validation::{schema, Fields};
+use super::validation::FieldErrors;
 use crate::error::Result;
 
-const NAME_MAX: usize = 200;
-const COMPANY_MAX: usize = 200;
-const EMAIL_MAX: usize = 254;
-const PHONE_MAX: usize = 32;
-const EXTERNAL_ID_MAX: usize = 128;
+pub const NAME_MAX: usize = 200;
+pub const COMPANY_MAX: usize = 200;
+pub const EMAIL_MAX: usize = 254;
+pub const PHONE_MAX: usize = 32;
+pub const EXTERNAL_ID_MAX: usize = 128;
+/// What a phone number holds besides its digits (and a leading `+`).
+pub const PHONE_MARKS: &str = " ()-.";
+/// The fewest digits a phone number has.
+pub const PHONE_MIN_DIGITS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -38,79 +41,7 @@ pub struct Client {
     pub version: i64,
 }
 
-/// `POST /api/clients`: the body `ClientFields::parse` accepts, for the OpenAPI document.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"name": "Ada Lovelace", "email": "ada@example.com", "company": "Analytical Engines", "phone": "+44 20 7946 0958", "externalId": "crm-1815"}))]
-#[allow(dead_code)] // a description of the body, never built
-pub struct CreateClientRequest {
-    #[schema(schema_with = name_schema)]
-    name: String,
-    #[schema(schema_with = email_schema)]
-    email: Option<String>,
-    #[schema(schema_with = company_schema)]
-    company: Option<String>,
-    #[schema(schema_with = phone_schema)]
-    phone: Option<String>,
-    #[schema(schema_with = external_id_schema)]
-    external_id: Option<String>,
-}
-
-/// `PATCH /api/clients/{id}`: the body `ClientPatch::parse` accepts; null clears a field.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"company": "Analytical Engines Ltd", "phone": null}))]
-#[allow(dead_code)] // a description of the body, never built
-pub struct UpdateClientRequest {
-    #[schema(schema_with = name_schema)]
-    name: Option<String>,
-    #[schema(schema_with = email_schema)]
-    email: Option<String>,
-    #[schema(schema_with = company_schema)]
-    company: Option<String>,
-    #[schema(schema_with = phone_schema)]
-    phone: Option<String>,
-    #[schema(schema_with = external_id_schema)]
-    external_id: Option<String>,
-}
-
-fn name_schema() -> utoipa::openapi::Object {
-    schema::text(NAME_MAX).build()
-}
-
-fn email_schema() -> utoipa::openapi::Object {
-    use utoipa::openapi::{schema::SchemaFormat, KnownFormat};
-    schema::nullable(
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
-            .max_length(Some(EMAIL_MAX)),
-    )
-}
-
-fn company_schema() -> utoipa::openapi::Object {
-    schema::nullable(schema::text(COMPANY_MAX))
-}
-
-/// `is_plausible_phone` after trimming: an optional leading `+`, then at least 3 digits among
-/// spaces, parentheses, dashes and dots.
-fn phone_schema() -> utoipa::openapi::Object {
-    let ws = r"[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*";
-    schema::nullable(
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::Type::String)
-            .max_length(Some(PHONE_MAX))
-            .pattern(Some(format!(
-                r"^{ws}\+?[ ().-]*(?:[0-9][ ().-]*){{3,}}{ws}$"
-            ))),
-    )
-}
-
-fn external_id_schema() -> utoipa::openapi::Object {
-    schema::nullable(schema::text(EXTERNAL_ID_MAX))
-}
-
-/// The editable fields of a client, validated.
+/// The editable fields of a client: a new client's command, checked by `validated`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientFields {
     pub name: String,
@@ -131,15 +62,17 @@ pub struct ClientPatch {
 }
 
 impl ClientFields {
-    pub fn parse(body: &Value) -> Result<ClientFields> {
-        let mut fields = Fields::of(body)?;
-        let name = fields.required_string("name", NAME_MAX);
-        let email = fields.optional_string("email", EMAIL_MAX);
-        let company = fields.optional_string("company", COMPANY_MAX);
-        let phone = fields.optional_string("phone", PHONE_MAX);
-        let external_id = fields.optional_string("externalId", EXTERNAL_ID_MAX);
-        check_contact_formats(&mut fields, email.as_deref(), phone.as_deref());
-        fields.finish()?;
+    /// The fields once each follows its rule: texts trimmed, the email and phone plausible.
+    pub fn validated(self) -> Result<ClientFields> {
+        let mut errors = FieldErrors::default();
+        let name = errors.text("name", &self.name, NAME_MAX);
+        let email = optional_text(&mut errors, "email", self.email, EMAIL_MAX);
+        let company = optional_text(&mut errors, "company", self.company, COMPANY_MAX);
+        let phone = optional_text(&mut errors, "phone", self.phone, PHONE_MAX);
+        let external_id =
+            optional_text(&mut errors, "externalId", self.external_id, EXTERNAL_ID_MAX);
+        check_contact_formats(&mut errors, email.as_deref(), phone.as_deref());
+        errors.finish()?;
         Ok(ClientFields {
             name: name.unwrap_or_default(),
             email,
@@ -151,23 +84,25 @@ impl ClientFields {
 }
 
 impl ClientPatch {
-    pub fn parse(body: &Value) -> Result<ClientPatch> {
-        let mut fields = Fields::of(body)?;
-        let name = if fields.has("name") {
-            fields.required_string("name", NAME_MAX)
-        } else {
-            fields.optional_string("name", NAME_MAX)
+    /// The patch once each field it sets follows its rule (as in `ClientFields::validated`).
+    pub fn validated(self) -> Result<ClientPatch> {
+        let mut errors = FieldErrors::default();
+        let name = self
+            .name
+            .map(|name| errors.text("name", &name, NAME_MAX).unwrap_or_default());
+        let mut cleared = |name: &str, value: Option<Option<String>>, max: usize| {
+            value.map(|value| optional_text(&mut errors, name, value, max))
         };
-        let email = fields.nullable_string("email", EMAIL_MAX);
-        let company = fields.nullable_string("company", COMPANY_MAX);
-        let phone = fields.nullable_string("phone", PHONE_MAX);
-        let external_id = fields.nullable_string("externalId", EXTERNAL_ID_MAX);
+        let email = cleared("email", self.email, EMAIL_MAX);
+        let company = cleared("company", self.company, COMPANY_MAX);
+        let phone = cleared("phone", self.phone, PHONE_MAX);
+        let external_id = cleared("externalId", self.external_id, EXTERNAL_ID_MAX);
         check_contact_formats(
-            &mut fields,
+            &mut errors,
             email.clone().flatten().as_deref(),
             phone.clone().flatten().as_deref(),
         );
-        fields.finish()?;
+        errors.finish()?;
         Ok(ClientPatch {
             name,
             email,
@@ -178,12 +113,21 @@ impl ClientPatch {
     }
 }
 
-fn check_contact_formats(fields: &mut Fields<'_>, email: Option<&str>, phone: Option<&str>) {
+fn optional_text(
+    errors: &mut FieldErrors,
+    name: &str,
+    value: Option<String>,
+    max: usize,
+) -> Option<String> {
+    value.and_then(|text| errors.text(name, &text, max))
+}
+
+fn check_contact_formats(errors: &mut FieldErrors, email: Option<&str>, phone: Option<&str>) {
     if email.is_some_and(|email| !is_plausible_email(email)) {
-        fields.fail("email", "must be an email address");
+        errors.fail("email", "must be an email address");
     }
     if phone.is_some_and(|phone| !is_plausible_phone(phone)) {
-        fields.fail(
+        errors.fail(
             "phone",
             "must be a phone number: digits, spaces, and + ( ) - . only",
         );
@@ -204,11 +148,11 @@ pub fn is_plausible_email(email: &str) -> bool {
 
 pub fn is_plausible_phone(phone: &str) -> bool {
     let digits = phone.chars().filter(char::is_ascii_digit).count();
-    digits >= 3
+    digits >= PHONE_MIN_DIGITS
         && phone
             .chars()
             .enumerate()
-            .all(|(i, c)| c.is_ascii_digit() || " ()-.".contains(c) || (c == '+' && i == 0))
+            .all(|(i, c)| c.is_ascii_digit() || PHONE_MARKS.contains(c) || (c == '+' && i == 0))
 }
 
 impl Client {
@@ -276,7 +220,6 @@ impl Client {
 mod tests {
     use super::*;
     use crate::error::Error;
-    use serde_json::json;
 
     fn details(error: Error) -> std::collections::BTreeMap<String, String> {
         match error {
@@ -286,8 +229,14 @@ mod tests {
     }
 
     fn sample() -> Client {
-        let fields = ClientFields::parse(&json!({"name": "Ada", "email": "ada@example.com"}))
-            .expect("valid fields");
+        let fields = ClientFields {
+            name: " Ada ".to_owned(),
+            email: Some("ada@example.com".to_owned()),
+            ..ClientFields::default()
+        }
+        .validated()
+        .expect("valid fields");
+        assert_eq!(fields.name, "Ada");
         Client::new(Uuid::now_v7(), fields, Utc::now())
     }
 
@@ -301,13 +250,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_contact_fields() {
-        let body =
-            json!({"name": "", "email": "not-an-email", "phone": "call me", "externalId": 7});
-        let details = details(ClientFields::parse(&body).unwrap_err());
+        let fields = ClientFields {
+            name: String::new(),
+            email: Some("not-an-email".to_owned()),
+            phone: Some("call me".to_owned()),
+            external_id: Some("\u{200b}".to_owned()),
+            ..ClientFields::default()
+        };
+        let details = details(fields.validated().unwrap_err());
         assert_eq!(details["name"], "must not be empty");
         assert_eq!(details["email"], "must be an email address");
         assert!(details["phone"].starts_with("must be a phone number"));
-        assert_eq!(details["externalId"], "must be a string");
+        assert_eq!(details["externalId"], "must have a visible character");
     }
 
     #[test]
@@ -327,8 +281,13 @@ mod tests {
         let synced = sample()
             .with_status(SyncStatus::Synced, Utc::now())
             .unwrap();
-        let patch =
-            ClientPatch::parse(&json!({"company": "Analytical Engines", "email": null})).unwrap();
+        let patch = ClientPatch {
+            company: Some(Some(" Analytical Engines".to_owned())),
+            email: Some(None),
+            ..ClientPatch::default()
+        }
+        .validated()
+        .unwrap();
         let next = synced.patched(&patch, Utc::now()).expect("a change");
         assert_eq!(next.company.as_deref(), Some("Analytical Engines"));
         assert_eq!(next.email, None);
@@ -339,16 +298,11 @@ mod tests {
     #[test]
     fn a_patch_that_changes_nothing_is_no_write() {
         let client = sample();
-        let patch = ClientPatch::parse(&json!({"name": "Ada"})).unwrap();
+        let patch = ClientPatch {
+            name: Some("Ada".to_owned()),
+            ..ClientPatch::default()
+        };
         assert_eq!(client.patched(&patch, Utc::now()), None);
-    }
-
-    #[test]
-    fn patch_cannot_null_the_name_or_set_the_status() {
-        let body = json!({"name": null, "syncStatus": "SYNCED"});
-        let details = details(ClientPatch::parse(&body).unwrap_err());
-        assert_eq!(details["name"], "is required");
-        assert_eq!(details["syncStatus"], "is not a known field");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::event::OutboxEvent;
 use super::outcome::{SendOutcome, RESPONSE_BODY_LIMIT};
+use super::validation::FieldErrors;
 use crate::error::{Error, Result};
 use crate::time::rfc3339;
 
@@ -557,6 +558,29 @@ impl StatusCounts {
 
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.summary()).unwrap_or(Value::Null)
+    }
+}
+
+/// The most deliveries one retry may list.
+pub const RETRY_MAX_IDS: usize = 100;
+
+/// Seed 000's retry: the tenant's FAILED deliveries, only one webhook's, or only the listed
+/// ones (those of that webhook, when both are given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetrySelection {
+    pub webhook_id: Option<Uuid>,
+    pub delivery_ids: Option<Vec<Uuid>>,
+}
+
+impl RetrySelection {
+    /// The selection, once it lists no more than `RETRY_MAX_IDS` deliveries.
+    pub fn validated(self) -> Result<RetrySelection> {
+        let mut errors = FieldErrors::default();
+        if let Some(ids) = &self.delivery_ids {
+            errors.count("deliveryIds", ids.len(), RETRY_MAX_IDS);
+        }
+        errors.finish()?;
+        Ok(self)
     }
 }
 

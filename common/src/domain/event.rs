@@ -6,8 +6,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::{ContextV7, Timestamp, Uuid};
 
+use super::catalogue::{is_known_event, WEBHOOK_TEST};
 use super::client::Client;
 use super::sync_status::SyncStatus;
+use super::validation::FieldErrors;
+use crate::error::Result;
 use crate::time::rfc3339;
 
 pub const CLIENT_CREATED: &str = "client.created";
@@ -20,6 +23,41 @@ pub const SYNC_STATUS_CHANGED: &str = "sync.status.changed";
 /// when several fall in one millisecond.
 static EVENT_IDS: LazyLock<Mutex<ContextV7>> =
     LazyLock::new(|| Mutex::new(ContextV7::new().with_additional_precision()));
+
+/// The longest event name a notification may carry.
+pub const EVENT_NAME_MAX: usize = 100;
+
+/// Seed 000's notify: an event of the catalogue that happened in the CRM, with its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub event: String,
+    pub data: Value,
+    /// When the event happened; `None`: now.
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+impl Notification {
+    /// The event of the outbox the notification becomes, once its name is one of the
+    /// catalogue's (but `webhook.test`, which only a test delivery sends).
+    pub fn into_event(self, tenant_id: Uuid, now: DateTime<Utc>) -> Result<OutboxEvent> {
+        let mut errors = FieldErrors::default();
+        let event = errors.text("event", &self.event, EVENT_NAME_MAX);
+        if event
+            .as_deref()
+            .is_some_and(|e| !is_known_event(e) || e == WEBHOOK_TEST)
+        {
+            errors.fail("event", "must be an event of GET /api/webhooks/events");
+        }
+        errors.finish()?;
+        let event = OutboxEvent::new(
+            tenant_id,
+            event.as_deref().unwrap_or_default(),
+            self.data,
+            now,
+        );
+        Ok(event.occurred(self.occurred_at.unwrap_or(now)))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {

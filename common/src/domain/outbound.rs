@@ -73,8 +73,7 @@ pub fn signed_request(
 mod tests {
     use super::*;
     use crate::domain::signature::{verify_seed_signature, verify_standard_signature};
-    use crate::domain::webhook::TargetPolicy;
-    use serde_json::json;
+    use crate::domain::webhook::{NewWebhook, TargetPolicy};
     use uuid::Uuid;
 
     fn header<'a>(request: &'a OutboundRequest, name: &str) -> Option<&'a str> {
@@ -92,9 +91,13 @@ mod tests {
             allow_http: true,
             allow_private: true,
         };
-        let body =
-            json!({"url": "http://localhost:1/h", "events": ["*"], "headers": {"X-Team": "crm"}});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, policy, now).unwrap();
+        let body = NewWebhook {
+            url: "http://localhost:1/h".to_owned(),
+            events: vec!["*".to_owned()],
+            headers: vec![("X-Team".to_owned(), "crm".to_owned())],
+            ..NewWebhook::default()
+        };
+        let webhook = Webhook::create(Uuid::now_v7(), body, policy, now).unwrap();
         let rotated = webhook.rotated(crate::domain::webhook::ROTATION_OVERLAP, now);
         let mut delivery = Delivery::new(
             webhook.tenant_id,

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::validation::FieldErrors;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -60,23 +61,35 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<PageRequest> {
-        let limit = match limit {
-            None => DEFAULT_LIMIT,
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(Error::invalid_field(
-                        "limit",
-                        format!("must be an integer from 1 to {MAX_LIMIT}"),
-                    ))
-                }
-            },
-        };
-        let after = cursor.map(decode_cursor).transpose()?;
-        Ok(PageRequest { limit, after })
+    /// `limit` items (1 to `MAX_LIMIT`; absent: `DEFAULT_LIMIT`) after the item `cursor` names.
+    /// `names`: what the face calls the two (REST `limit` and `cursor`, GraphQL `first` and
+    /// `after`), for its error.
+    pub fn new(
+        limit: Option<i64>,
+        cursor: Option<&str>,
+        names: (&str, &str),
+    ) -> Result<PageRequest> {
+        let (limit_name, cursor_name) = names;
+        let mut errors = FieldErrors::default();
+        let limit = limit.map_or(Some(DEFAULT_LIMIT as i64), |n| {
+            errors.int(limit_name, n, 1..=MAX_LIMIT as i64)
+        });
+        let after = cursor.and_then(|cursor| {
+            let id = decode_cursor(cursor).ok();
+            if id.is_none() {
+                errors.fail(cursor_name, NOT_A_CURSOR);
+            }
+            id
+        });
+        errors.finish()?;
+        Ok(PageRequest {
+            limit: limit.map_or(DEFAULT_LIMIT, |n| n as usize),
+            after,
+        })
     }
 }
+
+const NOT_A_CURSOR: &str = "is not a cursor this API returned";
 
 pub fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
@@ -87,7 +100,7 @@ pub fn decode_cursor(cursor: &str) -> Result<Uuid> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| Error::invalid_field("cursor", "is not a cursor this API returned"))
+        .ok_or_else(|| Error::invalid_field("cursor", NOT_A_CURSOR))
 }
 
 #[cfg(test)]
@@ -105,11 +118,22 @@ mod tests {
 
     #[test]
     fn limits_are_bounded() {
-        assert_eq!(PageRequest::parse(None, None).unwrap().limit, DEFAULT_LIMIT);
-        assert_eq!(PageRequest::parse(Some("100"), None).unwrap().limit, 100);
-        for bad in ["0", "101", "-1", "ten", ""] {
-            assert!(PageRequest::parse(Some(bad), None).is_err(), "{bad}");
+        let names = ("limit", "cursor");
+        assert_eq!(
+            PageRequest::new(None, None, names).unwrap().limit,
+            DEFAULT_LIMIT
+        );
+        assert_eq!(PageRequest::new(Some(100), None, names).unwrap().limit, 100);
+        for bad in [0, 101, -1] {
+            assert!(PageRequest::new(Some(bad), None, names).is_err(), "{bad}");
         }
+        let Err(Error::Invalid { details, .. }) =
+            PageRequest::new(Some(0), Some("!!"), ("first", "after"))
+        else {
+            panic!("a bad page is refused");
+        };
+        assert_eq!(details["first"], "must be an integer from 1 to 100");
+        assert_eq!(details["after"], NOT_A_CURSOR);
     }
 
     #[test]

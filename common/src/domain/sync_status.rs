@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -141,6 +142,13 @@ impl CounterDelta {
     pub fn is_empty(&self) -> bool {
         self.total == 0 && self.per_status().next().is_none() && !self.became_synced
     }
+}
+
+/// Seed 000's `UpdateSyncStatusRequest`: a client moves to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStatusUpdate {
+    pub client_id: Uuid,
+    pub status: SyncStatus,
 }
 
 #[cfg(test)]

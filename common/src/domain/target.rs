@@ -13,19 +13,11 @@
 //! - `2001::/23` (IETF protocol assignments: Teredo, benchmarking, ORCHID) is refused whole, like
 //!   its IPv4 twin `192.0.0.0/24`; Teredo hides an IPv4 address we could not judge otherwise.
 //! - A webhook URL's shape is one rule, [`check_url`], which the OpenAPI document states exactly
-//!   ([`url_pattern`]). Under the production policy its host is a domain name, never an IP
-//!   address: which addresses are public is no property a readable pattern can state (IPv6
-//!   spellings, embedded IPv4), so the document would say less than the code; a certificate for
-//!   a bare address is rare anyway, and names are what the resolver judges at connect time.
-//!   Where private targets are allowed (crm-local, tests) any IP address is taken.
-//! - No internationalised host names: the URL parser decodes `xn--` labels and refuses those
-//!   that are not valid Punycode, a check no pattern can state, and a Unicode host is no LDH name.
-//! - A webhook URL's shape is one rule, [`check_url`], which the OpenAPI document states exactly
-//!   ([`url_pattern`]). Under the production policy its host is a domain name, never an IP
-//!   address: which addresses are public is no property a readable pattern can state (IPv6
-//!   spellings, embedded IPv4), so the document would say less than the code; a certificate for
-//!   a bare address is rare anyway, and names are what the resolver judges at connect time.
-//!   Where private targets are allowed (crm-local, tests) any IP address is taken.
+//!   (the REST face's `url_pattern`). Under the production policy its host is a domain name,
+//!   never an IP address: which addresses are public is no property a readable pattern can state
+//!   (IPv6 spellings, embedded IPv4), so the document would say less than the code; a
+//!   certificate for a bare address is rare anyway, and names are what the resolver judges at
+//!   connect time. Where private targets are allowed (crm-local, tests) any IP address is taken.
 //! - No internationalised host names: the URL parser decodes `xn--` labels and refuses those
 //!   that are not valid Punycode, a check no pattern can state, and a Unicode host is no LDH name.
 
@@ -119,13 +111,13 @@ fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// The longest host name, in characters (RFC 1035 §2.3.4: 255 octets on the wire).
-const MAX_HOST_LEN: usize = 253;
+pub const MAX_HOST_LEN: usize = 253;
 /// The longest label of a host name (RFC 1035 §2.3.4).
-const MAX_LABEL_LEN: usize = 63;
+pub const MAX_LABEL_LEN: usize = 63;
 /// What a path or query may hold besides ASCII letters and digits, `/`, `?` and `%HH`: RFC
 /// 3986's unreserved marks, sub-delimiters, `:` and `@`. The URL parser percent-encodes none of
 /// them in a path (only `'` in a query, as `%27`).
-const URL_MARKS: &str = "-._~!$&'()*+,;=:@";
+pub const URL_MARKS: &str = "-._~!$&'()*+,;=:@";
 
 const PRIVATE_TARGET: &str =
     "The URL points to a loopback, private or reserved address, which webhooks may not reach.";
@@ -138,8 +130,8 @@ const BAD_IPV6: &str = "The URL's host is not a valid IPv6 address in brackets."
 /// Checks the URL a webhook is created with or moved to, and parses it. The error is a sentence
 /// for the API user (it becomes a 400's `details.url`).
 ///
-/// The rule, written once here and described exactly by [`url_pattern`] (production policy) for
-/// the OpenAPI document:
+/// The rule, written once here and described exactly by the REST face's `url_pattern`
+/// (production policy) for the OpenAPI document:
 /// - at most `MAX_URL_LEN` characters;
 /// - `https://` (`http://` too with `allow_http`), the scheme in any case;
 /// - a host: a domain name (dot-separated labels of 1 to 63 ASCII letters, digits and hyphens,
@@ -306,37 +298,6 @@ fn check_path_and_query(tail: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The URLs [`check_url`] accepts under the production policy (`allow_http` and
-/// `allow_private` off), as a regular expression for the OpenAPI document, in the syntax
-/// ECMA-262, Python's `re` and fancy-regex read alike. Built from the same constants as the
-/// checks; `tests/it/openapi.rs` checks that the two agree on generated near misses, and the
-/// schemathesis run (`scripts/openapi_fuzz.sh`) against the running service.
-pub fn url_pattern() -> String {
-    let any_case = |word: &str| -> String {
-        word.chars()
-            .map(|c| format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()))
-            .collect()
-    };
-    let inner = MAX_LABEL_LEN - 2;
-    let not_idn = format!("(?!{}--)", any_case("xn"));
-    let label = format!("{not_idn}[A-Za-z0-9](?:[A-Za-z0-9-]{{0,{inner}}}[A-Za-z0-9])?");
-    let last_label = format!("{not_idn}[A-Za-z](?:[A-Za-z0-9-]{{0,{inner}}}[A-Za-z0-9])?");
-    let name_char = "[A-Za-z0-9.-]";
-    let short_enough = format!("(?={name_char}{{1,{MAX_HOST_LEN}}}(?!{name_char}))");
-    let not_localhost = format!(
-        "(?!(?:[A-Za-z0-9-]+\\.)*{}(?!{name_char}))",
-        any_case("localhost")
-    );
-    let port = "(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?";
-    let marks = URL_MARKS.replace('-', "\\-");
-    let path_and_query = format!("(?:[/?](?:[A-Za-z0-9/?{marks}]|%[0-9A-Fa-f]{{2}})*)?");
-    let too_long = MAX_URL_LEN + 1;
-    format!(
-        "^(?![\\s\\S]{{{too_long}}}){}://{short_enough}{not_localhost}(?:{label}\\.)*{last_label}{port}{path_and_query}$",
-        any_case("https")
-    )
 }
 
 /// Parses a stored webhook URL before a delivery attempt. [`check_url`] checked it when it was

@@ -1,20 +1,20 @@
 //! Webhook endpoints of a tenant: validation, secrets, subscriptions.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::auth::{Permission, Role};
 use super::catalogue::{is_valid_pattern, pattern_matches, WEBHOOK_TEST};
 use super::signature::{secret_key_bytes, SECRET_PREFIX};
-use super::target::{check_url, url_pattern, MAX_URL_LEN};
-use super::validation::{schema, Fields};
+use super::target::{check_url, MAX_URL_LEN};
+use super::validation::FieldErrors;
 use crate::error::Result;
 
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
@@ -23,9 +23,18 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 5_000;
 /// GraphQL's `testWebhook`): API Gateway answers 504 after 30 s, so such a send stops short of
 /// it, with time left to record the attempt, whatever the webhook's own timeout.
 pub const IN_REQUEST_TIMEOUT_MS: u32 = 25_000;
-const MAX_EVENTS: usize = 50;
-const MAX_HEADERS: usize = 20;
-const DESCRIPTION_MAX: usize = 500;
+pub const URL_MAX: usize = MAX_URL_LEN;
+pub const MAX_EVENTS: usize = 50;
+/// The longest entry of a webhook's `events`.
+pub const EVENT_MAX: usize = 100;
+pub const MAX_HEADERS: usize = 20;
+pub const DESCRIPTION_MAX: usize = 500;
+pub const MAX_RETRIES: RangeInclusive<i64> = 0..=10;
+pub const TIMEOUT_MS: RangeInclusive<i64> = 100..=30_000;
+/// The longest secret a client may bring.
+pub const SECRET_MAX: usize = 100;
+/// How many random bytes a secret a client brings must hold, once its base64 is decoded.
+pub const SECRET_KEY_BYTES: RangeInclusive<usize> = 24..=64;
 /// How long a rotated-out secret keeps signing, unless the rotation says otherwise.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
 /// The longest overlap a rotation may ask for.
@@ -59,186 +68,36 @@ pub struct Webhook {
     pub version: i64,
 }
 
+/// A new webhook as a client asks for it, before its rules are checked (`Webhook::create`).
+/// Left out (`None`): the default. The secret is generated unless one is brought.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<String>,
+    /// As sent: a name given twice (in any case) is refused, not merged.
+    pub headers: Vec<(String, String)>,
+    pub description: Option<String>,
+    pub active: Option<bool>,
+    pub max_retries: Option<i64>,
+    pub timeout_ms: Option<i64>,
+    pub secret: Option<String>,
+}
+
+/// A change to a webhook (`Webhook::patched`): `None` leaves a field alone; `Some(None)` clears
+/// the description, and is refused for the URL, which every webhook has. The secret changes
+/// only through rotation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookChanges {
+    pub url: Option<Option<String>>,
+    pub events: Option<Vec<String>>,
+    pub headers: Option<Vec<(String, String)>>,
+    pub description: Option<Option<String>>,
+    pub active: Option<bool>,
+    pub max_retries: Option<i64>,
+    pub timeout_ms: Option<i64>,
+}
+
 /// Where webhooks may point: HTTPS and public addresses, unless the operator allows more.
-/// `POST /api/webhooks`: the body `Webhook::create` accepts, for the OpenAPI document. The URL
-/// is shown under the production policy: https, and no loopback, private or reserved address.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"url": "https://crm.example.com/hooks/sync", "events": ["sync.status.changed", "client.*"], "description": "CRM sync listener", "headers": {"x-team": "crm"}, "maxRetries": 3, "timeoutMs": 5000}))]
-#[allow(dead_code)] // a description of the body, never built
-pub struct CreateWebhookRequest {
-    #[schema(schema_with = url_schema)]
-    url: String,
-    #[schema(schema_with = events_schema)]
-    events: Vec<String>,
-    #[schema(schema_with = headers_schema)]
-    headers: Option<BTreeMap<String, String>>,
-    #[schema(schema_with = description_schema)]
-    description: Option<String>,
-    #[schema(schema_with = active_schema)]
-    active: Option<bool>,
-    #[schema(schema_with = max_retries_schema)]
-    max_retries: Option<u32>,
-    #[schema(schema_with = timeout_ms_schema)]
-    timeout_ms: Option<u32>,
-    #[schema(schema_with = secret_schema)]
-    secret: Option<String>,
-}
-
-/// `PATCH /api/webhooks/{id}`: the body `Webhook::patched` accepts; absent or null leaves a
-/// field alone, except `description`, which null clears.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"active": false, "description": null}))]
-#[allow(dead_code)] // a description of the body, never built
-pub struct UpdateWebhookRequest {
-    #[schema(schema_with = url_schema)]
-    url: Option<String>,
-    #[schema(schema_with = nullable_events_schema)]
-    events: Option<Vec<String>>,
-    #[schema(schema_with = headers_schema)]
-    headers: Option<BTreeMap<String, String>>,
-    #[schema(schema_with = description_schema)]
-    description: Option<String>,
-    #[schema(schema_with = active_schema)]
-    active: Option<bool>,
-    #[schema(schema_with = max_retries_schema)]
-    max_retries: Option<u32>,
-    #[schema(schema_with = timeout_ms_schema)]
-    timeout_ms: Option<u32>,
-}
-
-const URL_MAX: usize = MAX_URL_LEN;
-const MAX_RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
-const TIMEOUT_MS: std::ops::RangeInclusive<i64> = 100..=30_000;
-const SECRET_MAX: usize = 100;
-
-/// Exactly the URLs `check_url` accepts under the production policy (`url_pattern`, the length
-/// limit included). No `maxLength` or `format: uri` beside it: the pattern says both, and
-/// schemathesis would spend minutes drawing 2,048-character matches for a `maxLength`.
-fn url_schema() -> utoipa::openapi::Object {
-    use utoipa::openapi::{ObjectBuilder, Type};
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .pattern(Some(url_pattern()))
-        .description(Some(format!(
-            "An https URL of at most {URL_MAX} characters whose host is a domain name: labels \
-             of letters, digits and hyphens, none starting or ending with a hyphen or starting \
-             `xn--`, the last starting with a letter; not `localhost`, not an IP address. Then \
-             an optional port, path and query of RFC 3986 characters, anything else \
-             percent-encoded; no fragment, no user name or password, no white space around it. \
-             crm-local (WEBHOOK_ALLOW_HTTP, WEBHOOK_ALLOW_PRIVATE_TARGETS) also accepts http, IP \
-             addresses and localhost."
-        )))
-        .build()
-}
-
-/// Subscription entries: an event of the catalogue (not `webhook.test`), `*`, or `prefix.*`.
-fn event_patterns() -> Vec<String> {
-    let mut patterns = vec!["*".to_owned()];
-    for event in super::catalogue::CATALOGUE {
-        let name = event.name;
-        for (i, _) in name.match_indices('.') {
-            let prefix = format!("{}.*", &name[..i]);
-            if !patterns.contains(&prefix) {
-                patterns.push(prefix);
-            }
-        }
-        if name != WEBHOOK_TEST {
-            patterns.push(name.to_owned());
-        }
-    }
-    patterns
-}
-
-fn events_list() -> utoipa::openapi::schema::ArrayBuilder {
-    let patterns = event_patterns();
-    schema::list(
-        schema::one_of_strings(patterns.iter().map(String::as_str)).build(),
-        1,
-        MAX_EVENTS,
-    )
-}
-
-fn events_schema() -> utoipa::openapi::Array {
-    events_list().build()
-}
-
-fn nullable_events_schema() -> utoipa::openapi::schema::Schema {
-    schema::nullable_list(events_list())
-}
-
-/// Header names are tokens, case-insensitive, none the service sets itself; values visible
-/// ASCII or tabs.
-fn headers_schema() -> utoipa::openapi::Object {
-    use utoipa::openapi::{ObjectBuilder, Type};
-    let any_case = |name: &str| -> String {
-        name.chars()
-            .map(|c| {
-                if c.is_ascii_alphabetic() {
-                    format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
-                } else if c.is_ascii_alphanumeric() {
-                    c.to_string()
-                } else {
-                    format!("\\{c}")
-                }
-            })
-            .collect()
-    };
-    let reserved: Vec<String> = RESERVED_HEADERS.iter().map(|name| any_case(name)).collect();
-    let name = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .pattern(Some(format!(
-            "^(?!(?:{})$)(?!(?:{})?{})[A-Za-z0-9!#$%&'*+.^_`|~-]{{1,64}}$",
-            reserved.join("|"),
-            any_case("x-"),
-            any_case("webhook-"),
-        )));
-    let value = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .max_length(Some(HEADER_VALUE_MAX))
-        .pattern(Some("^[\\t\\x20-\\x7e]*$"));
-    schema::nullable(
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .max_properties(Some(MAX_HEADERS))
-            .property_names(Some(name))
-            .additional_properties(Some(value)),
-    )
-}
-
-fn description_schema() -> utoipa::openapi::Object {
-    schema::nullable(schema::text(DESCRIPTION_MAX))
-}
-
-fn active_schema() -> utoipa::openapi::Object {
-    schema::nullable(
-        utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::Boolean),
-    )
-}
-
-fn max_retries_schema() -> utoipa::openapi::Object {
-    schema::nullable(schema::int_range(*MAX_RETRIES.start(), *MAX_RETRIES.end()))
-}
-
-fn timeout_ms_schema() -> utoipa::openapi::Object {
-    schema::nullable(schema::int_range(*TIMEOUT_MS.start(), *TIMEOUT_MS.end()))
-}
-
-/// `whsec_` and the canonical, padded base64 of 24 to 64 bytes.
-fn secret_schema() -> utoipa::openapi::Object {
-    let b = "[A-Za-z0-9+/]";
-    let pattern = format!(
-        "^whsec_(?:(?:{b}{{4}}){{8,20}}(?:{b}[AQgw]==|{b}{{2}}[AEIMQUYcgkosw048]=)?|(?:{b}{{4}}){{21}}(?:{b}[AQgw]==)?)$"
-    );
-    schema::nullable(
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::Type::String)
-            .max_length(Some(SECRET_MAX))
-            .pattern(Some(pattern)),
-    )
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TargetPolicy {
     pub allow_http: bool,
@@ -253,17 +112,22 @@ pub fn generate_secret() -> String {
 }
 
 fn valid_secret(secret: &str) -> bool {
-    secret_key_bytes(secret).is_some_and(|key| (24..=64).contains(&key.len()))
+    secret_key_bytes(secret).is_some_and(|key| SECRET_KEY_BYTES.contains(&key.len()))
 }
 
 /// Headers we set on every delivery, and transport headers nobody may set.
 fn is_reserved_header(name: &str) -> bool {
     RESERVED_HEADERS.contains(&name)
-        || name.starts_with("x-webhook-")
-        || name.starts_with("webhook-")
+        || RESERVED_HEADER_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
 }
 
-const HEADER_VALUE_MAX: usize = 1024;
+pub const HEADER_VALUE_MAX: usize = 1024;
+/// The longest custom header name.
+pub const HEADER_NAME_MAX: usize = 64;
+/// What a header name holds besides ASCII letters and digits: an HTTP token's characters.
+pub const HEADER_NAME_MARKS: &str = "!#$%&'*+-.^_`|~";
 
 /// A custom header's value as a key whose role may not change webhooks (no `WEBHOOK_UPDATE`)
 /// reads it: header values often carry the receiver's credentials, which the README tells
@@ -271,7 +135,7 @@ const HEADER_VALUE_MAX: usize = 1024;
 pub const MASKED_HEADER_VALUE: &str = "********";
 
 /// Headers the service sets or that would break the request; never taken from the config.
-const RESERVED_HEADERS: &[&str] = &[
+pub const RESERVED_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "content-type",
@@ -287,29 +151,41 @@ const RESERVED_HEADERS: &[&str] = &[
     "expect",
 ];
 
+/// The service's own headers: `X-Webhook-*` (seed 000) and `webhook-*` (Standard Webhooks).
+pub const RESERVED_HEADER_PREFIXES: &[&str] = &["x-webhook-", "webhook-"];
+
 fn is_token(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= HEADER_NAME_MAX
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || HEADER_NAME_MARKS.as_bytes().contains(&b))
 }
 
-/// The headers of a body, checked. `kept`: the headers of the webhook a PATCH changes, whose
+/// What an HTTP header value may hold (`HeaderValue::from_str`): tabs and visible ASCII.
+/// Anything else could never be sent, and every attempt would fail.
+pub fn is_header_value_byte(b: u8) -> bool {
+    b == b'\t' || (0x20..0x7f).contains(&b)
+}
+
+/// The headers of a command, checked. `kept`: the headers of the webhook a PATCH changes, whose
 /// values a masked value keeps (a client may send back the list it was shown).
 fn check_headers(
-    fields: &mut Fields<'_>,
-    headers: &BTreeMap<String, String>,
+    errors: &mut FieldErrors,
+    headers: &[(String, String)],
     kept: Option<&BTreeMap<String, String>>,
 ) -> BTreeMap<String, String> {
     let mut clean = BTreeMap::new();
+    if !errors.count("headers", headers.len(), MAX_HEADERS) {
+        return clean;
+    }
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
         let value = if value == MASKED_HEADER_VALUE {
             match kept.and_then(|kept| kept.get(&lower)) {
                 Some(kept) => kept,
                 None => {
-                    fields.fail(
+                    errors.fail(
                         "headers",
                         format!(
                             "`{MASKED_HEADER_VALUE}` stands for a hidden value, and `{name}` has \
@@ -323,51 +199,60 @@ fn check_headers(
             value
         };
         if !is_token(&lower) {
-            fields.fail("headers", format!("`{name}` is not a valid header name"));
+            errors.fail("headers", format!("`{name}` is not a valid header name"));
         } else if is_reserved_header(&lower) {
-            fields.fail(
+            errors.fail(
                 "headers",
                 format!("`{name}` is set by the service and cannot be overridden"),
             );
-        } else if value.len() > HEADER_VALUE_MAX
-            // What an HTTP header value may hold (`HeaderValue::from_str`): anything else could
-            // never be sent, and every attempt would fail.
-            || value.bytes().any(|b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
-        {
-            fields.fail(
+        } else if value.len() > HEADER_VALUE_MAX || !value.bytes().all(is_header_value_byte) {
+            errors.fail(
                 "headers",
-                format!("the value of `{name}` must be at most 1024 visible characters"),
+                format!(
+                    "the value of `{name}` must be at most {HEADER_VALUE_MAX} visible characters"
+                ),
             );
         } else if clean.insert(lower, value.clone()).is_some() {
-            fields.fail("headers", format!("`{name}` is given twice"));
+            errors.fail("headers", format!("`{name}` is given twice"));
         }
     }
     clean
 }
 
-fn check_events(fields: &mut Fields<'_>, events: Vec<String>) -> Vec<String> {
-    if events.is_empty() {
-        fields.fail("events", "must list at least one event");
-    }
+fn check_events(errors: &mut FieldErrors, events: &[String]) -> Vec<String> {
     let mut clean: Vec<String> = Vec::new();
+    if !errors.count("events", events.len(), MAX_EVENTS) {
+        return clean;
+    }
+    if events.is_empty() {
+        errors.fail("events", "must list at least one event");
+    }
     for event in events {
-        if !is_valid_pattern(&event) || event == WEBHOOK_TEST {
-            fields.fail(
+        let event = event.trim();
+        if event.is_empty() || event.len() > EVENT_MAX {
+            errors.fail(
+                "events",
+                format!("must be an array of strings of 1 to {EVENT_MAX} characters"),
+            );
+        } else if !is_valid_pattern(event) || event == WEBHOOK_TEST {
+            errors.fail(
                 "events",
                 format!("`{event}` is not an event of GET /api/webhooks/events, `*` or `prefix.*`"),
             );
-        } else if !clean.contains(&event) {
-            clean.push(event);
+        } else if !clean.iter().any(|kept| kept == event) {
+            clean.push(event.to_owned());
         }
     }
     clean
 }
 
-/// The `url` field, which `required_string` has already read (and trimmed): the URL as sent must
-/// pass `check_url`, so white space around it is refused too, as the document's pattern says.
-fn check_target(fields: &mut Fields<'_>, url: &str, policy: TargetPolicy) -> String {
-    let sent = fields.any("url").and_then(Value::as_str);
-    let checked = if sent != Some(url) {
+/// The `url` field: a text field whose value, as sent, must pass `check_url`, so white space
+/// around it is refused too, as the document's pattern says.
+fn check_target(errors: &mut FieldErrors, url: &str, policy: TargetPolicy) -> String {
+    let Some(trimmed) = errors.text("url", url, URL_MAX) else {
+        return String::new();
+    };
+    let checked = if trimmed != url {
         Err("The URL must not have white space around it.".to_owned())
     } else {
         check_url(url, policy.allow_http, policy.allow_private)
@@ -375,53 +260,66 @@ fn check_target(fields: &mut Fields<'_>, url: &str, policy: TargetPolicy) -> Str
     match checked {
         Ok(parsed) => parsed.to_string(),
         Err(message) => {
-            fields.fail("url", message);
+            errors.fail("url", message);
             String::new()
         }
     }
 }
 
+/// How long the old secret keeps signing after a rotation: `seconds` (0 to
+/// `MAX_ROTATION_OVERLAP`), or `ROTATION_OVERLAP` when not given.
+pub fn rotation_overlap(seconds: Option<i64>) -> Result<Duration> {
+    let mut errors = FieldErrors::default();
+    let overlap = seconds
+        .and_then(|n| errors.int("overlapSeconds", n, 0..=MAX_ROTATION_OVERLAP.num_seconds()))
+        .map_or(ROTATION_OVERLAP, Duration::seconds);
+    errors.finish()?;
+    Ok(overlap)
+}
+
 impl Webhook {
-    /// Parses `POST /api/webhooks`. The secret is generated unless one is supplied.
+    /// A new webhook of `tenant_id`, once every field of `new` follows its rules.
     pub fn create(
         tenant_id: Uuid,
-        body: &Value,
+        new: NewWebhook,
         policy: TargetPolicy,
         now: DateTime<Utc>,
     ) -> Result<Webhook> {
-        let mut fields = Fields::of(body)?;
-        let url = fields.required_string("url", URL_MAX);
-        let url = url.map(|url| check_target(&mut fields, &url, policy));
-        let events = fields.optional_string_list("events", MAX_EVENTS, 100);
-        // Absent or null: a webhook must listen to something (a bad list already failed).
-        if events.is_none() {
-            fields.fail("events", "is required");
-        }
-        let events = events.map(|events| check_events(&mut fields, events));
-        let headers = fields
-            .optional_string_map("headers", MAX_HEADERS)
-            .unwrap_or_default();
-        let headers = check_headers(&mut fields, &headers, None);
-        let description = fields.optional_string("description", DESCRIPTION_MAX);
-        let active = fields.optional_bool("active").unwrap_or(true);
-        let max_retries = fields.optional_int("maxRetries", MAX_RETRIES);
-        let timeout_ms = fields.optional_int("timeoutMs", TIMEOUT_MS);
-        let secret = fields.optional_string("secret", SECRET_MAX);
+        let mut errors = FieldErrors::default();
+        let url = check_target(&mut errors, &new.url, policy);
+        let events = check_events(&mut errors, &new.events);
+        let headers = check_headers(&mut errors, &new.headers, None);
+        let description = new
+            .description
+            .and_then(|text| errors.text("description", &text, DESCRIPTION_MAX));
+        let max_retries = new
+            .max_retries
+            .and_then(|n| errors.int("maxRetries", n, MAX_RETRIES));
+        let timeout_ms = new
+            .timeout_ms
+            .and_then(|n| errors.int("timeoutMs", n, TIMEOUT_MS));
+        let secret = new
+            .secret
+            .and_then(|text| errors.text("secret", &text, SECRET_MAX));
         if secret.as_deref().is_some_and(|s| !valid_secret(s)) {
-            fields.fail(
+            errors.fail(
                 "secret",
-                "must be `whsec_` followed by the base64 of 24 to 64 random bytes",
+                format!(
+                    "must be `{SECRET_PREFIX}` followed by the base64 of {} to {} random bytes",
+                    SECRET_KEY_BYTES.start(),
+                    SECRET_KEY_BYTES.end()
+                ),
             );
         }
-        fields.finish()?;
+        errors.finish()?;
         Ok(Webhook {
             id: Uuid::now_v7(),
             tenant_id,
-            url: url.unwrap_or_default(),
+            url,
             description,
-            events: events.unwrap_or_default(),
+            events,
             headers,
-            active,
+            active: new.active.unwrap_or(true),
             max_retries: max_retries.map_or(DEFAULT_MAX_RETRIES, |n| n as u32),
             timeout_ms: timeout_ms.map_or(DEFAULT_TIMEOUT_MS, |n| n as u32),
             secret: secret.unwrap_or_else(generate_secret),
@@ -432,41 +330,43 @@ impl Webhook {
         })
     }
 
-    /// Applies `PATCH /api/webhooks/{id}`; the secret changes only through rotation.
+    /// The webhook with `changes` applied, once each changed field follows its rules.
     pub fn patched(
         &self,
-        body: &Value,
+        changes: &WebhookChanges,
         policy: TargetPolicy,
         now: DateTime<Utc>,
     ) -> Result<Webhook> {
-        let mut fields = Fields::of(body)?;
+        let mut errors = FieldErrors::default();
         let mut next = self.clone();
-        if fields.has("url") {
-            if let Some(url) = fields.required_string("url", URL_MAX) {
-                next.url = check_target(&mut fields, &url, policy);
+        match &changes.url {
+            None => {}
+            Some(None) => errors.fail("url", "is required"),
+            Some(Some(url)) => next.url = check_target(&mut errors, url, policy),
+        }
+        if let Some(events) = &changes.events {
+            next.events = check_events(&mut errors, events);
+        }
+        if let Some(headers) = &changes.headers {
+            next.headers = check_headers(&mut errors, headers, Some(&self.headers));
+        }
+        match &changes.description {
+            None => {}
+            Some(None) => next.description = None,
+            Some(Some(text)) => {
+                next.description = errors.text("description", text, DESCRIPTION_MAX);
             }
-        } else {
-            fields.optional_string("url", URL_MAX);
         }
-        if let Some(events) = fields.optional_string_list("events", MAX_EVENTS, 100) {
-            next.events = check_events(&mut fields, events);
-        }
-        if let Some(headers) = fields.optional_string_map("headers", MAX_HEADERS) {
-            next.headers = check_headers(&mut fields, &headers, Some(&self.headers));
-        }
-        if let Some(description) = fields.nullable_string("description", DESCRIPTION_MAX) {
-            next.description = description;
-        }
-        if let Some(active) = fields.optional_bool("active") {
+        if let Some(active) = changes.active {
             next.active = active;
         }
-        if let Some(n) = fields.optional_int("maxRetries", MAX_RETRIES) {
-            next.max_retries = n as u32;
+        if let Some(n) = changes.max_retries {
+            next.max_retries = errors.int("maxRetries", n, MAX_RETRIES).unwrap_or(0) as u32;
         }
-        if let Some(n) = fields.optional_int("timeoutMs", TIMEOUT_MS) {
-            next.timeout_ms = n as u32;
+        if let Some(n) = changes.timeout_ms {
+            next.timeout_ms = errors.int("timeoutMs", n, TIMEOUT_MS).unwrap_or(0) as u32;
         }
-        fields.finish()?;
+        errors.finish()?;
         if next != *self {
             next.updated_at = now;
             next.version += 1;
@@ -550,7 +450,21 @@ impl Webhook {
 mod tests {
     use super::*;
     use crate::error::Error;
-    use serde_json::json;
+
+    fn new(url: &str, events: &[&str]) -> NewWebhook {
+        NewWebhook {
+            url: url.to_owned(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            ..NewWebhook::default()
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
 
     const OPEN: TargetPolicy = TargetPolicy {
         allow_http: true,
@@ -570,8 +484,8 @@ mod tests {
 
     #[test]
     fn defaults_and_a_generated_secret() {
-        let body = json!({"url": "https://example.com/hook", "events": ["client.*"]});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()).unwrap();
+        let body = new("https://example.com/hook", &["client.*"]);
+        let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, Utc::now()).unwrap();
         assert_eq!(webhook.max_retries, 3);
         assert_eq!(webhook.timeout_ms, 5000);
         assert!(webhook.active);
@@ -584,16 +498,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields_by_name() {
-        let body = json!({
-            "url": "http://example.com/hook",
-            "events": ["client.exploded", "webhook.test"],
-            "headers": {"X-Webhook-Signature": "forged", "Host": "evil", "bad name": "x"},
-            "maxRetries": 11,
-            "timeoutMs": 50,
-            "secret": "plain-text",
-            "color": "blue"
-        });
-        let details = details(Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()));
+        let body = NewWebhook {
+            headers: headers(&[
+                ("X-Webhook-Signature", "forged"),
+                ("Host", "evil"),
+                ("bad name", "x"),
+            ]),
+            max_retries: Some(11),
+            timeout_ms: Some(50),
+            secret: Some("plain-text".to_owned()),
+            description: Some(" \u{200b} ".to_owned()),
+            ..new(
+                "http://example.com/hook",
+                &["client.exploded", "webhook.test"],
+            )
+        };
+        let details = details(Webhook::create(Uuid::now_v7(), body, STRICT, Utc::now()));
         for field in [
             "url",
             "events",
@@ -601,22 +521,47 @@ mod tests {
             "maxRetries",
             "timeoutMs",
             "secret",
-            "color",
+            "description",
         ] {
             assert!(details.contains_key(field), "{field}: {details:?}");
         }
     }
 
-    /// Found by the OpenAPI fuzz: `events: null` created a webhook listening to nothing, and
-    /// a non-ASCII header value was stored though no attempt could ever send it.
+    /// Found by the OpenAPI fuzz: a webhook listening to nothing was created, and a non-ASCII
+    /// header value was stored though no attempt could ever send it.
     #[test]
-    fn null_events_and_unsendable_header_values_are_refused() {
-        let body = json!({"url": "https://example.com/h", "events": null});
-        let found = details(Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()));
-        assert_eq!(found["events"], "is required");
-        let body = json!({"url": "https://example.com/h", "events": ["*"], "headers": {"x-team": "cr\u{e9}me"}});
-        let found = details(Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()));
+    fn no_events_and_unsendable_header_values_are_refused() {
+        let found = details(Webhook::create(
+            Uuid::now_v7(),
+            new("https://example.com/h", &[]),
+            STRICT,
+            Utc::now(),
+        ));
+        assert_eq!(found["events"], "must list at least one event");
+        let body = NewWebhook {
+            headers: headers(&[("x-team", "cr\u{e9}me")]),
+            ..new("https://example.com/h", &["*"])
+        };
+        let found = details(Webhook::create(Uuid::now_v7(), body, STRICT, Utc::now()));
         assert!(found["headers"].contains("x-team"), "{found:?}");
+    }
+
+    /// A name given twice in other cases is refused, not merged; entries are trimmed and kept
+    /// once.
+    #[test]
+    fn repeated_headers_are_refused_and_repeated_events_kept_once() {
+        let body = NewWebhook {
+            headers: headers(&[("X-Team", "a"), ("x-team", "b")]),
+            ..new("https://example.com/h", &["*"])
+        };
+        let found = details(Webhook::create(Uuid::now_v7(), body, STRICT, Utc::now()));
+        assert!(found["headers"].contains("given twice"), "{found:?}");
+        let body = new(
+            "https://example.com/h",
+            &[" client.created", "client.created "],
+        );
+        let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, Utc::now()).unwrap();
+        assert_eq!(webhook.events, ["client.created"]);
     }
 
     /// Found by the OpenAPI fuzz: `https://wu.org*` was a webhook URL, though the document's
@@ -624,35 +569,55 @@ mod tests {
     #[test]
     fn the_url_is_checked_as_sent_on_create_and_patch() {
         let now = Utc::now();
-        let body = json!({"url": "https://example.com/h", "events": ["*"]});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, now).unwrap();
+        let webhook = Webhook::create(
+            Uuid::now_v7(),
+            new("https://example.com/h", &["*"]),
+            STRICT,
+            now,
+        )
+        .unwrap();
         for (url, says) in [
             ("https://wu.org*", "domain name"),
             (" https://example.com/h", "white space around it"),
             ("https://example.com/h\n", "white space around it"),
             ("https://8.8.8.8/", "not an IP address"),
         ] {
-            let body = json!({"url": url, "events": ["*"]});
-            let found = details(Webhook::create(Uuid::now_v7(), &body, STRICT, now));
+            let found = details(Webhook::create(
+                Uuid::now_v7(),
+                new(url, &["*"]),
+                STRICT,
+                now,
+            ));
             assert!(found["url"].contains(says), "{url}: {found:?}");
-            let found = details(webhook.patched(&json!({"url": url}), STRICT, now));
+            let changes = WebhookChanges {
+                url: Some(Some(url.to_owned())),
+                ..WebhookChanges::default()
+            };
+            let found = details(webhook.patched(&changes, STRICT, now));
             assert!(found["url"].contains(says), "{url}: {found:?}");
         }
     }
 
     #[test]
     fn custom_headers_are_kept_lowercased() {
-        let body =
-            json!({"url": "http://localhost:9/x", "events": ["*"], "headers": {"X-Team": "crm"}});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, OPEN, Utc::now()).unwrap();
+        let body = NewWebhook {
+            headers: headers(&[("X-Team", "crm")]),
+            ..new("http://localhost:9/x", &["*"])
+        };
+        let webhook = Webhook::create(Uuid::now_v7(), body, OPEN, Utc::now()).unwrap();
         assert_eq!(webhook.headers["x-team"], "crm");
     }
 
     #[test]
     fn header_values_are_masked_for_roles_that_may_not_change_webhooks() {
-        let body = json!({"url": "https://example.com/h", "events": ["*"],
-            "headers": {"authorization": "Bearer receiver-token", "x-team": "crm"}});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()).unwrap();
+        let body = NewWebhook {
+            headers: headers(&[
+                ("authorization", "Bearer receiver-token"),
+                ("x-team", "crm"),
+            ]),
+            ..new("https://example.com/h", &["*"])
+        };
+        let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, Utc::now()).unwrap();
         for role in Role::ALL {
             let seen = webhook.clone().as_seen_by(role);
             let names: Vec<&String> = seen.headers.keys().collect();
@@ -675,34 +640,42 @@ mod tests {
     #[test]
     fn a_masked_value_sent_back_keeps_the_value_it_stands_for() {
         let now = Utc::now();
-        let body = json!({"url": "https://example.com/h", "events": ["*"],
-            "headers": {"authorization": "Bearer receiver-token", "x-team": "crm"}});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, now).unwrap();
+        let body = NewWebhook {
+            headers: headers(&[
+                ("authorization", "Bearer receiver-token"),
+                ("x-team", "crm"),
+            ]),
+            ..new("https://example.com/h", &["*"])
+        };
+        let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, now).unwrap();
+        let changes = |pairs: &[(&str, &str)]| WebhookChanges {
+            headers: Some(headers(pairs)),
+            ..WebhookChanges::default()
+        };
         let patched = webhook
             .patched(
-                &json!({"headers": {"Authorization": MASKED_HEADER_VALUE, "x-team": "sales"}}),
+                &changes(&[("Authorization", MASKED_HEADER_VALUE), ("x-team", "sales")]),
                 STRICT,
                 now,
             )
             .unwrap();
         assert_eq!(patched.headers["authorization"], "Bearer receiver-token");
         assert_eq!(patched.headers["x-team"], "sales");
-        let found = details(webhook.patched(
-            &json!({"headers": {"x-new": MASKED_HEADER_VALUE}}),
-            STRICT,
-            now,
-        ));
+        let found =
+            details(webhook.patched(&changes(&[("x-new", MASKED_HEADER_VALUE)]), STRICT, now));
         assert!(found["headers"].contains("x-new"), "{found:?}");
-        let body = json!({"url": "https://example.com/h", "events": ["*"],
-            "headers": {"x-new": MASKED_HEADER_VALUE}});
-        let found = details(Webhook::create(Uuid::now_v7(), &body, STRICT, now));
+        let body = NewWebhook {
+            headers: headers(&[("x-new", MASKED_HEADER_VALUE)]),
+            ..new("https://example.com/h", &["*"])
+        };
+        let found = details(Webhook::create(Uuid::now_v7(), body, STRICT, now));
         assert!(found["headers"].contains("real value"), "{found:?}");
     }
 
     #[test]
     fn subscriptions_and_activity() {
-        let body = json!({"url": "https://example.com/h", "events": ["sync.*", "client.created"]});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, Utc::now()).unwrap();
+        let body = new("https://example.com/h", &["sync.*", "client.created"]);
+        let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, Utc::now()).unwrap();
         assert!(webhook.subscribes_to("sync.status.changed"));
         assert!(webhook.subscribes_to("client.created"));
         assert!(!webhook.subscribes_to("client.deleted"));
@@ -714,8 +687,8 @@ mod tests {
     #[test]
     fn rotation_keeps_the_old_secret_signing_for_the_overlap() {
         let now = Utc::now();
-        let body = json!({"url": "https://example.com/h", "events": ["*"]});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, now).unwrap();
+        let body = new("https://example.com/h", &["*"]);
+        let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, now).unwrap();
         let rotated = webhook.rotated(ROTATION_OVERLAP, now);
         assert_ne!(rotated.secret, webhook.secret);
         assert_eq!(
@@ -733,8 +706,8 @@ mod tests {
     #[test]
     fn a_rotation_without_overlap_signs_with_the_new_secret_at_once() {
         let now = Utc::now();
-        let body = json!({"url": "https://example.com/h", "events": ["*"]});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, now).unwrap();
+        let body = new("https://example.com/h", &["*"]);
+        let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, now).unwrap();
         let rotated = webhook.rotated(Duration::zero(), now);
         assert_eq!(rotated.signing_secrets(now), [rotated.secret.as_str()]);
         assert_eq!(rotated.seed_signing_secret(now), rotated.secret);
@@ -748,16 +721,32 @@ mod tests {
     #[test]
     fn patch_changes_only_what_it_names() {
         let now = Utc::now();
-        let body = json!({"url": "https://example.com/h", "events": ["*"], "description": "d"});
-        let webhook = Webhook::create(Uuid::now_v7(), &body, STRICT, now).unwrap();
-        let patched = webhook
-            .patched(&json!({"active": false, "description": null}), STRICT, now)
-            .unwrap();
+        let body = NewWebhook {
+            description: Some("d".to_owned()),
+            ..new("https://example.com/h", &["*"])
+        };
+        let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, now).unwrap();
+        let changes = WebhookChanges {
+            active: Some(false),
+            description: Some(None),
+            ..WebhookChanges::default()
+        };
+        let patched = webhook.patched(&changes, STRICT, now).unwrap();
         assert!(!patched.active);
         assert_eq!(patched.description, None);
         assert_eq!(patched.url, webhook.url);
         assert_eq!(patched.version, webhook.version + 1);
-        let unchanged = webhook.patched(&json!({}), STRICT, now).unwrap();
+        let unchanged = webhook
+            .patched(&WebhookChanges::default(), STRICT, now)
+            .unwrap();
+        let cleared = WebhookChanges {
+            url: Some(None),
+            timeout_ms: Some(40_000),
+            ..WebhookChanges::default()
+        };
+        let found = details(webhook.patched(&cleared, STRICT, now));
+        assert_eq!(found["url"], "is required");
+        assert_eq!(found["timeoutMs"], "must be an integer from 100 to 30000");
         assert_eq!(unchanged, webhook);
     }
 }

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::domain::auth::Caller;
 use crate::domain::page::{PageRequest, DEFAULT_LIMIT, MAX_LIMIT};
-use crate::domain::validation::parse_json;
 use crate::error::{Error, Result};
+use crate::json_body::parse_json;
 use crate::reply::json_response;
 use crate::service::deps::Deps;
 pub use mutation::Mutation;
@@ -210,24 +210,8 @@ fn parse_id(argument: &str, id: &ID) -> Result<Uuid> {
 
 /// `first`/`after` as REST's `limit`/`cursor`, with the same checks; `first` is capped at 100.
 fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageRequest> {
-    let limit = first.map(|n| n.min(MAX_LIMIT as i32).to_string());
-    PageRequest::parse(limit.as_deref(), after.as_deref()).map_err(|error| match error {
-        Error::Invalid { message, details } => Error::Invalid {
-            message,
-            details: details
-                .into_iter()
-                .map(|(field, detail)| {
-                    let field = match field.as_str() {
-                        "limit" => "first".to_owned(),
-                        "cursor" => "after".to_owned(),
-                        _ => field,
-                    };
-                    (field, detail)
-                })
-                .collect(),
-        },
-        other => other,
-    })
+    let limit = first.map(|n| i64::from(n).min(MAX_LIMIT as i64));
+    PageRequest::new(limit, after.as_deref(), ("first", "after"))
 }
 
 /// Complexity of a connection field: its page size times the cost of one edge.

@@ -1,8 +1,9 @@
-//! Mutations: the typed input becomes the REST body and goes through the same use case, so
-//! every rule and every validation message is the REST one.
+//! Mutations: the typed input becomes the use case's command and goes through the same use
+//! case as REST's, so every rule and every validation message is the REST one.
 
-use async_graphql::{Context, Json, MaybeUndefined, Object, Result, ID};
-use serde_json::{json, Map, Value};
+use async_graphql::{Context, Json, Object, Result, ID};
+use serde_json::Value;
+use uuid::Uuid;
 
 use super::error::OrFieldError;
 use super::parse_id;
@@ -10,11 +11,13 @@ use super::scope;
 use super::types::{
     CreateWebhookInput, CreateWebhookPayload, DateTime, DeleteWebhookPayload,
     NotifyWebhooksPayload, RetryWebhookDeliveriesPayload, RotateWebhookSecretPayload,
-    TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload, WebhookHeaderInput,
+    TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
 };
-use crate::error::{Error, Result as ServiceResult};
+use crate::domain::delivery::RetrySelection;
+use crate::domain::event::Notification;
+use crate::domain::webhook::NewWebhook;
+use crate::error::Error;
 use crate::service::{deliveries, webhooks, worker};
-use crate::time::rfc3339;
 
 pub struct Mutation;
 
@@ -24,81 +27,6 @@ const MUTATION_COST: usize = 100;
 /// Complexity of a mutation that sends requests out (a test delivery) or may queue many
 /// deliveries (a retry): at most 5 per request.
 const OUTBOUND_COST: usize = 1_000;
-
-/// REST's `headers` object. A name given twice would be lost in an object: it is refused with
-/// REST's message for a repeated header.
-fn headers_object(headers: &[WebhookHeaderInput]) -> ServiceResult<Value> {
-    let mut object = Map::new();
-    for header in headers {
-        if object
-            .insert(header.name.clone(), Value::String(header.value.clone()))
-            .is_some()
-        {
-            return Err(Error::invalid_field(
-                "headers",
-                format!("`{}` is given twice", header.name),
-            ));
-        }
-    }
-    Ok(Value::Object(object))
-}
-
-/// Sets `name` unless the input left it out; an explicit null stays null.
-fn put<T>(
-    body: &mut Map<String, Value>,
-    name: &str,
-    value: &MaybeUndefined<T>,
-    to_json: impl FnOnce(&T) -> ServiceResult<Value>,
-) -> ServiceResult<()> {
-    match value {
-        MaybeUndefined::Undefined => {}
-        MaybeUndefined::Null => {
-            body.insert(name.to_owned(), Value::Null);
-        }
-        MaybeUndefined::Value(value) => {
-            body.insert(name.to_owned(), to_json(value)?);
-        }
-    }
-    Ok(())
-}
-
-fn create_body(input: &CreateWebhookInput) -> ServiceResult<Vec<u8>> {
-    let mut body = Map::new();
-    body.insert("url".into(), json!(input.url));
-    body.insert("events".into(), json!(input.events));
-    let optional = [
-        ("description", input.description.as_ref().map(|d| json!(d))),
-        ("active", input.active.map(|a| json!(a))),
-        ("maxRetries", input.max_retries.map(|n| json!(n))),
-        ("timeoutMs", input.timeout_ms.map(|n| json!(n))),
-        ("secret", input.secret.as_ref().map(|s| json!(s))),
-    ];
-    for (name, value) in optional {
-        if let Some(value) = value {
-            body.insert(name.into(), value);
-        }
-    }
-    if let Some(headers) = &input.headers {
-        body.insert("headers".into(), headers_object(headers)?);
-    }
-    Ok(Value::Object(body).to_string().into_bytes())
-}
-
-fn update_body(input: &UpdateWebhookInput) -> ServiceResult<Vec<u8>> {
-    let mut body = Map::new();
-    put(&mut body, "url", &input.url, |v| Ok(json!(v)))?;
-    put(&mut body, "events", &input.events, |v| Ok(json!(v)))?;
-    put(&mut body, "description", &input.description, |v| {
-        Ok(json!(v))
-    })?;
-    put(&mut body, "headers", &input.headers, |v| headers_object(v))?;
-    put(&mut body, "active", &input.active, |v| Ok(json!(v)))?;
-    put(&mut body, "maxRetries", &input.max_retries, |v| {
-        Ok(json!(v))
-    })?;
-    put(&mut body, "timeoutMs", &input.timeout_ms, |v| Ok(json!(v)))?;
-    Ok(Value::Object(body).to_string().into_bytes())
-}
 
 #[Object]
 impl Mutation {
@@ -110,8 +38,7 @@ impl Mutation {
         input: CreateWebhookInput,
     ) -> Result<CreateWebhookPayload> {
         let (deps, caller, _slot) = scope(ctx).await?;
-        let body = create_body(&input).or_field_error(ctx)?;
-        let created = webhooks::create_webhook(deps, caller, &body)
+        let created = webhooks::create_webhook(deps, caller, NewWebhook::from(input))
             .await
             .or_field_error(ctx)?;
         Ok(CreateWebhookPayload {
@@ -130,8 +57,8 @@ impl Mutation {
     ) -> Result<UpdateWebhookPayload> {
         let (deps, caller, _slot) = scope(ctx).await?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
-        let body = update_body(&input).or_field_error(ctx)?;
-        let webhook = webhooks::update_webhook(deps, caller, id, &body)
+        let changes = input.into_changes();
+        let webhook = webhooks::update_webhook(deps, caller, id, changes)
             .await
             .or_field_error(ctx)?;
         Ok(UpdateWebhookPayload {
@@ -176,13 +103,8 @@ impl Mutation {
     ) -> Result<RotateWebhookSecretPayload> {
         let (deps, caller, _slot) = scope(ctx).await?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
-        let body = match overlap_seconds {
-            Some(seconds) => json!({ "overlapSeconds": seconds })
-                .to_string()
-                .into_bytes(),
-            None => Vec::new(),
-        };
-        let rotated = webhooks::rotate_secret(deps, caller, id, &body)
+        let overlap = overlap_seconds.map(i64::from);
+        let rotated = webhooks::rotate_secret(deps, caller, id, overlap)
             .await
             .or_field_error(ctx)?;
         Ok(RotateWebhookSecretPayload {
@@ -203,11 +125,12 @@ impl Mutation {
         timestamp: Option<DateTime>,
     ) -> Result<NotifyWebhooksPayload> {
         let (deps, caller, _slot) = scope(ctx).await?;
-        let mut body = json!({ "event": event, "data": data.0 });
-        if let Some(timestamp) = timestamp {
-            body["timestamp"] = json!(rfc3339(timestamp.0));
-        }
-        let result = deliveries::notify(deps, caller, body.to_string().as_bytes())
+        let notification = Notification {
+            event,
+            data: data.0,
+            occurred_at: timestamp.map(|t| t.0),
+        };
+        let result = deliveries::notify(deps, caller, notification)
             .await
             .or_field_error(ctx)?;
         Ok(NotifyWebhooksPayload {
@@ -231,16 +154,24 @@ impl Mutation {
         delivery_ids: Option<Vec<ID>>,
     ) -> Result<RetryWebhookDeliveriesPayload> {
         let (deps, caller, _slot) = scope(ctx).await?;
-        let mut body = Map::new();
-        if let Some(id) = webhook_id {
-            body.insert("webhookId".into(), json!(id.0));
-        }
-        if let Some(ids) = delivery_ids {
-            let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
-            body.insert("deliveryIds".into(), json!(ids));
-        }
-        let body = Value::Object(body).to_string().into_bytes();
-        let result = deliveries::retry_failed(deps, caller, &body)
+        let selection = RetrySelection {
+            webhook_id: webhook_id
+                .map(|id| parse_id("webhookId", &id))
+                .transpose()
+                .or_field_error(ctx)?,
+            delivery_ids: delivery_ids
+                .map(|ids| {
+                    ids.iter()
+                        .map(|id| Uuid::parse_str(id).ok())
+                        .collect::<Option<Vec<Uuid>>>()
+                        .ok_or_else(|| {
+                            Error::invalid_field("deliveryIds", "must be an array of UUIDs")
+                        })
+                })
+                .transpose()
+                .or_field_error(ctx)?,
+        };
+        let result = deliveries::retry_failed(deps, caller, selection)
             .await
             .or_field_error(ctx)?;
         Ok(RetryWebhookDeliveriesPayload {

@@ -8,7 +8,6 @@ use super::types::{
     WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput, WebhookNode, WebhookStats,
 };
 use super::{page_cost, page_request, parse_id, scope, webhooks_cost};
-use crate::error::Error;
 use crate::service::webhooks::WebhookFilter;
 use crate::service::{deliveries, sync, webhooks};
 
@@ -101,14 +100,16 @@ impl Query {
         let stats = match webhook_id {
             Some(id) => {
                 let id = parse_id("webhookId", &id).or_field_error(ctx)?;
-                deliveries::webhook_stats(deps, caller, id).await
+                deliveries::webhook_stats(deps, caller, id)
+                    .await
+                    .map(WebhookStats::from)
             }
-            None => deliveries::stats(deps, caller).await,
+            None => deliveries::delivery_stats(deps, caller)
+                .await
+                .map(WebhookStats::from),
         }
         .or_field_error(ctx)?;
-        serde_json::from_value(stats)
-            .map_err(|error| Error::internal(format!("stats shape: {error}")))
-            .or_field_error(ctx)
+        Ok(stats)
     }
 
     /// The tenant's clients per CRM sync status.

@@ -4,16 +4,16 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, InputValueError, InputValueResult, MaybeUndefined,
     Scalar, ScalarType, SimpleObject, Value, ID,
 };
-use serde::Deserialize;
+use uuid::Uuid;
 
 use super::error::OrFieldError;
 use super::scope;
 use crate::domain::catalogue::EventType;
-use crate::domain::delivery::{Attempt, DeliverySummary};
+use crate::domain::delivery::{Attempt, CountSummary, DeliverySummary};
 use crate::domain::page::{encode_cursor, Page};
 use crate::domain::sync_status::SyncCounts;
-use crate::domain::webhook::Webhook;
-use crate::service::deliveries;
+use crate::domain::webhook::{NewWebhook, Webhook, WebhookChanges};
+use crate::service::deliveries::{self, DeliveryStats, WebhookCounts};
 use crate::service::worker::TestResult;
 use crate::time::{parse_rfc3339, rfc3339};
 
@@ -320,11 +320,9 @@ impl From<&EventType> for WebhookEventType {
 }
 
 /// Deliveries per status and the success rate: REST's `GET /api/webhooks/stats`, field for field.
-#[derive(Debug, Clone, SimpleObject, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, SimpleObject)]
 pub struct WebhookStats {
     /// The webhook these counts are for; null for the whole tenant.
-    #[serde(default)]
     pub webhook_id: Option<ID>,
     pub total: i64,
     pub pending: i64,
@@ -335,8 +333,36 @@ pub struct WebhookStats {
     /// success / (success + failed); null until a delivery has finished.
     pub success_rate: Option<f64>,
     /// Per webhook, in the tenant-wide stats only.
-    #[serde(default)]
     pub webhooks: Vec<WebhookStats>,
+}
+
+impl WebhookStats {
+    fn of(counts: CountSummary, webhook_id: Option<Uuid>, webhooks: Vec<WebhookStats>) -> Self {
+        WebhookStats {
+            webhook_id: webhook_id.map(|id| ID(id.to_string())),
+            total: counts.total,
+            pending: counts.pending,
+            success: counts.success,
+            failed: counts.failed,
+            retrying: counts.retrying,
+            cancelled: counts.cancelled,
+            success_rate: counts.success_rate,
+            webhooks,
+        }
+    }
+}
+
+impl From<WebhookCounts> for WebhookStats {
+    fn from(entry: WebhookCounts) -> WebhookStats {
+        WebhookStats::of(entry.counts, Some(entry.webhook_id), Vec::new())
+    }
+}
+
+impl From<DeliveryStats> for WebhookStats {
+    fn from(stats: DeliveryStats) -> WebhookStats {
+        let webhooks = stats.webhooks.into_iter().map(WebhookStats::from).collect();
+        WebhookStats::of(stats.overall, None, webhooks)
+    }
 }
 
 /// The tenant's clients per CRM sync status: REST's `GET /api/crm/sync-status`.
@@ -401,7 +427,7 @@ pub struct CreateWebhookInput {
 }
 
 /// The fields of REST's `PATCH /api/webhooks/{id}`: only the fields given change; a null
-/// `description` clears it.
+/// `description` clears it, a null `url` is refused, and any other null leaves its field alone.
 #[derive(Debug, Clone, InputObject)]
 pub struct UpdateWebhookInput {
     pub url: MaybeUndefined<String>,
@@ -412,6 +438,51 @@ pub struct UpdateWebhookInput {
     pub active: MaybeUndefined<bool>,
     pub max_retries: MaybeUndefined<i32>,
     pub timeout_ms: MaybeUndefined<i32>,
+}
+
+fn header_pairs(headers: Vec<WebhookHeaderInput>) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .map(|header| (header.name, header.value))
+        .collect()
+}
+
+impl From<CreateWebhookInput> for NewWebhook {
+    fn from(input: CreateWebhookInput) -> NewWebhook {
+        NewWebhook {
+            url: input.url,
+            events: input.events,
+            headers: input.headers.map(header_pairs).unwrap_or_default(),
+            description: input.description,
+            active: input.active,
+            max_retries: input.max_retries.map(i64::from),
+            timeout_ms: input.timeout_ms.map(i64::from),
+            secret: input.secret,
+        }
+    }
+}
+
+impl UpdateWebhookInput {
+    pub fn into_changes(self) -> WebhookChanges {
+        WebhookChanges {
+            url: nullable(self.url),
+            events: self.events.take(),
+            headers: self.headers.take().map(header_pairs),
+            description: nullable(self.description),
+            active: self.active.take(),
+            max_retries: self.max_retries.take().map(i64::from),
+            timeout_ms: self.timeout_ms.take().map(i64::from),
+        }
+    }
+}
+
+/// Left out: `None`; null: `Some(None)`, for the domain to say what clearing means.
+fn nullable<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(value) => Some(Some(value)),
+    }
 }
 
 #[derive(Debug, Clone, SimpleObject)]

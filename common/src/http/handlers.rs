@@ -5,6 +5,8 @@ use lambda_http::{Body, Request, Response};
 use uuid::Uuid;
 
 use super::error::HttpError;
+use super::fields::one_of;
+use super::requests;
 use super::routes::{Operation, PathParams};
 use crate::domain::auth::Caller;
 use crate::domain::delivery::DeliveryStatus;
@@ -36,12 +38,12 @@ pub(super) async fn dispatch(
             json_response(StatusCode::OK, &sync::sync_status(deps, caller).await?)
         }
         Operation::UpdateSyncStatus => {
-            sync::update_sync_status(deps, caller, body).await?;
+            sync::update_sync_status(deps, caller, requests::sync::UpdateBody(body)).await?;
             ok()
         }
         Operation::CreateClient => json_response(
             StatusCode::CREATED,
-            &clients::create_client(deps, caller, body).await?,
+            &clients::create_client(deps, caller, requests::clients::CreateBody(body)).await?,
         ),
         Operation::ListClients => {
             let query = client_query(request)?;
@@ -61,7 +63,8 @@ pub(super) async fn dispatch(
             let id = path_id(params)?;
             json_response(
                 StatusCode::OK,
-                &clients::update_client(deps, caller, id, body).await?,
+                &clients::update_client(deps, caller, id, requests::clients::UpdateBody(body))
+                    .await?,
             )
         }
         Operation::DeleteClient => {
@@ -70,7 +73,7 @@ pub(super) async fn dispatch(
         }
         Operation::CreateKey => json_response(
             StatusCode::CREATED,
-            &keys::create_key(deps, caller, body).await?,
+            &keys::create_key(deps, caller, requests::keys::CreateBody(body)).await?,
         ),
         Operation::ListKeys => json_response(StatusCode::OK, &keys::list_keys(deps, caller).await?),
         Operation::DeleteKey => {
@@ -79,11 +82,11 @@ pub(super) async fn dispatch(
         }
         Operation::Notify => json_response(
             StatusCode::OK,
-            &deliveries::notify(deps, caller, body).await?,
+            &deliveries::notify(deps, caller, requests::deliveries::NotifyBody(body)).await?,
         ),
         Operation::RetryDeliveries => json_response(
             StatusCode::OK,
-            &deliveries::retry_failed(deps, caller, body).await?,
+            &deliveries::retry_failed(deps, caller, requests::deliveries::RetryBody(body)).await?,
         ),
         Operation::ListEventTypes => {
             json_response(StatusCode::OK, &webhooks::event_catalogue(caller)?)
@@ -98,7 +101,7 @@ pub(super) async fn dispatch(
         ),
         Operation::CreateWebhook => json_response(
             StatusCode::CREATED,
-            &webhooks::create_webhook(deps, caller, body).await?,
+            &webhooks::create_webhook(deps, caller, requests::webhooks::CreateBody(body)).await?,
         ),
         Operation::ListWebhooks => {
             let page = page_request(request)?;
@@ -113,7 +116,13 @@ pub(super) async fn dispatch(
         ),
         Operation::UpdateWebhook => json_response(
             StatusCode::OK,
-            &webhooks::update_webhook(deps, caller, path_id(params)?, body).await?,
+            &webhooks::update_webhook(
+                deps,
+                caller,
+                path_id(params)?,
+                requests::webhooks::UpdateBody(body),
+            )
+            .await?,
         ),
         Operation::DeleteWebhook => {
             webhooks::delete_webhook(deps, caller, path_id(params)?).await?;
@@ -125,7 +134,13 @@ pub(super) async fn dispatch(
         ),
         Operation::RotateWebhookSecret => json_response(
             StatusCode::OK,
-            &webhooks::rotate_secret(deps, caller, path_id(params)?, body).await?,
+            &webhooks::rotate_secret(
+                deps,
+                caller,
+                path_id(params)?,
+                requests::webhooks::RotateBody(body),
+            )
+            .await?,
         ),
         Operation::ListWebhookDeliveries => {
             let page = page_request(request)?;
@@ -134,7 +149,7 @@ pub(super) async fn dispatch(
                 Some(text) => Some(DeliveryStatus::parse(&text).ok_or_else(|| {
                     Error::invalid_field(
                         "status",
-                        "must be one of PENDING, SUCCESS, FAILED, RETRYING, CANCELLED",
+                        one_of(&DeliveryStatus::ALL.map(DeliveryStatus::as_str)),
                     )
                 })?),
             };
@@ -204,9 +219,16 @@ fn query_param(request: &Request, name: &str) -> Option<String> {
 }
 
 fn page_request(request: &Request) -> Result<PageRequest> {
-    PageRequest::parse(
-        query_param(request, "limit").as_deref(),
+    let limit = query_param(request, "limit")
+        .map(|text| {
+            text.parse::<i64>()
+                .map_err(|_| Error::invalid_field("limit", "must be an integer"))
+        })
+        .transpose()?;
+    PageRequest::new(
+        limit,
         query_param(request, "cursor").as_deref(),
+        ("limit", "cursor"),
     )
 }
 
@@ -217,7 +239,7 @@ fn client_query(request: &Request) -> Result<ClientQuery> {
         Some(text) => Some(SyncStatus::parse(&text).ok_or_else(|| {
             Error::invalid_field(
                 "syncStatus",
-                "must be one of SYNCED, PENDING, FAILED, NEEDS_UPDATE",
+                one_of(&SyncStatus::ALL.map(SyncStatus::as_str)),
             )
         })?),
     };

@@ -1,12 +1,15 @@
 //! HTTP glue shared by every Lambda and by `crm-local`: auth, parsing, routing, the error envelope.
 
 pub mod error;
+mod fields;
 mod handlers;
 // crm-local's HTTP server: Lambda functions get their requests from the runtime.
 #[cfg(feature = "embedded")]
 pub mod local_server;
 pub mod openapi;
+mod requests;
 pub mod routes;
+mod schema;
 
 use lambda_http::http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use lambda_http::{Body, Request, RequestExt, Response};

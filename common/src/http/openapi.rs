@@ -22,21 +22,23 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ErrorEnvelope;
+use super::requests::clients::{CreateClientRequest, UpdateClientRequest};
+use super::requests::deliveries::{NotifyRequest, RetryRequest};
+use super::requests::keys::CreateKeyRequest;
+use super::requests::sync::UpdateSyncStatusRequest;
+use super::requests::webhooks::{CreateWebhookRequest, RotateSecretRequest, UpdateWebhookRequest};
 use super::routes::{Operation, ROUTES};
 use crate::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
 use crate::domain::auth::ApiKey;
-use crate::domain::client::{Client, CreateClientRequest, UpdateClientRequest};
+use crate::domain::client::Client;
 use crate::domain::delivery::{DeliveryStatus, DeliverySummary};
 use crate::domain::page::{Page, FILTER_SCAN_LIMIT, MAX_LIMIT};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
-use crate::domain::webhook::{CreateWebhookRequest, UpdateWebhookRequest, Webhook};
-use crate::service::deliveries::{
-    DeliveryDetail, DeliveryStats, NotifyRequest, NotifyResult, RetryRequest, RetryResult,
-};
+use crate::domain::webhook::Webhook;
+use crate::service::deliveries::{DeliveryDetail, DeliveryStats, NotifyResult, RetryResult};
 use crate::service::deps::TenantLimits;
-use crate::service::keys::{CreateKeyRequest, CreatedKey, KeyList};
-use crate::service::sync::UpdateSyncStatusRequest;
-use crate::service::webhooks::{EventCatalogue, RotateSecretRequest, RotatedSecret, WithSecret};
+use crate::service::keys::{CreatedKey, KeyList};
+use crate::service::webhooks::{EventCatalogue, RotatedSecret, WithSecret};
 use crate::service::worker::TestResult;
 
 /// The document as served and as kept in `infra/openapi.json` (pretty JSON, trailing newline).
@@ -363,7 +365,7 @@ fn retry_after_header() -> Header {
 }
 
 fn uuid_schema() -> Schema {
-    Schema::Object(crate::domain::validation::schema::uuid().build())
+    Schema::Object(super::schema::uuid().build())
 }
 
 fn json_response(

@@ -3,19 +3,23 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::input::Input;
 use super::retry_on_conflict;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::client::{Client, ClientFields, ClientPatch};
 use crate::domain::event::{self, OutboxEvent};
 use crate::domain::page::Page;
-use crate::domain::validation::parse_json;
 use crate::error::{Error, Result};
 use crate::ports::{ClientChange, ClientQuery};
 use crate::service::deps::Deps;
 
-pub async fn create_client(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<Client> {
+pub async fn create_client(
+    deps: &Deps,
+    caller: &Caller,
+    fields: impl Input<ClientFields>,
+) -> Result<Client> {
     caller.require(Permission::ClientCreate)?;
-    let fields = ClientFields::parse(&parse_json(body)?)?;
+    let fields = fields.read()?.validated()?;
     let now = deps.clock.now();
     let client = Client::new(caller.tenant_id, fields, now);
     let change = ClientChange {
@@ -48,10 +52,10 @@ pub async fn update_client(
     deps: &Deps,
     caller: &Caller,
     client_id: Uuid,
-    body: &[u8],
+    patch: impl Input<ClientPatch>,
 ) -> Result<Client> {
     caller.require(Permission::ClientUpdate)?;
-    let patch = ClientPatch::parse(&parse_json(body)?)?;
+    let patch = patch.read()?.validated()?;
     retry_on_conflict(|| async {
         let before = load(deps, caller, client_id).await?;
         let now = deps.clock.now();

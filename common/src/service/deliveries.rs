@@ -3,19 +3,17 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
+use super::input::Input;
 use super::webhooks::{load as load_webhook, subscribers};
 use crate::domain::auth::{Caller, Permission};
-use crate::domain::catalogue::is_known_event;
 use crate::domain::delivery::{
     delivery_id, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, EventPayload,
-    StatusCounts,
+    RetrySelection,
 };
-use crate::domain::event::OutboxEvent;
+use crate::domain::event::{Notification, OutboxEvent};
 use crate::domain::page::{Page, PageRequest};
-use crate::domain::validation::{parse_json, parse_optional_json, schema, Fields};
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope};
 use crate::service::deps::Deps;
@@ -120,59 +118,15 @@ pub struct NotifyResult {
     pub delivery_ids: Vec<Uuid>,
 }
 
-/// Seed 000's notify body (`WebhookPayload`) as the OpenAPI document shows it: what `notify`
-/// accepts.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"event": "sync.status.changed", "timestamp": "2026-11-24T12:00:00.000Z", "data": {"clientId": "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "oldStatus": "PENDING", "newStatus": "SYNCED", "timestamp": "2026-11-24T12:00:00.000Z"}}))]
-#[allow(dead_code)] // a description of the body, never built
-pub struct NotifyRequest {
-    #[schema(schema_with = notify_event_schema)]
-    event: String,
-    /// When the event happened (RFC 3339 with a time zone), sent as the payload's `timestamp`
-    /// in UTC to the millisecond; absent or null: now.
-    #[schema(schema_with = schema::time)]
-    timestamp: Option<String>,
-    /// Any JSON value (seed 000's `data: unknown`), sent as the payload's `data`.
-    data: Value,
-}
-
-/// Every event of the catalogue but `webhook.test`, which only `POST /api/webhooks/{id}/test` sends.
-fn notify_event_schema() -> utoipa::openapi::Object {
-    use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
-    schema::one_of_strings(
-        CATALOGUE
-            .iter()
-            .map(|event| event.name)
-            .filter(|name| *name != WEBHOOK_TEST),
-    )
-    .build()
-}
-
 /// Seed 000's `POST /api/webhooks/notify` `{event, timestamp?, data}`.
-pub async fn notify(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<NotifyResult> {
+pub async fn notify(
+    deps: &Deps,
+    caller: &Caller,
+    notification: impl Input<Notification>,
+) -> Result<NotifyResult> {
     caller.require(Permission::WebhookNotify)?;
-    let body = parse_json(body)?;
-    let mut fields = Fields::of(&body)?;
-    let event = fields.required_string("event", 100);
-    if event
-        .as_deref()
-        .is_some_and(|e| !is_known_event(e) || e == "webhook.test")
-    {
-        fields.fail("event", "must be an event of GET /api/webhooks/events");
-    }
-    let occurred_at = fields.optional_time("timestamp");
-    let data = fields.any("data").cloned();
-    if data.is_none() {
-        fields.fail("data", "is required");
-    }
-    fields.finish()?;
-    let (Some(event), Some(data)) = (event, data) else {
-        return Err(Error::invalid("Validation failed."));
-    };
     let now = deps.clock.now();
-    let event =
-        OutboxEvent::new(caller.tenant_id, &event, data, now).occurred(occurred_at.unwrap_or(now));
+    let event = notification.read()?.into_event(caller.tenant_id, now)?;
     // Rendered before anything is stored or counted: one over the size limit is a 413.
     let payload = EventPayload::of(&event, now)?;
     super::limits::take_event_quota(deps, caller.tenant_id, now).await?;
@@ -201,31 +155,10 @@ pub struct RetryResult {
     pub retried_count: u64,
 }
 
-/// The optional body of `POST /api/webhooks/retry`, for the OpenAPI document.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"webhookId": "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"}))]
-#[allow(dead_code)] // a description of the body, never built
-pub struct RetryRequest {
-    #[schema(schema_with = retry_webhook_id_schema)]
-    webhook_id: Option<String>,
-    #[schema(schema_with = retry_delivery_ids_schema)]
-    delivery_ids: Option<Vec<String>>,
-}
-
-const RETRY_MAX_IDS: usize = 100;
 /// FAILED references read from the store at a time, and queued before the next read.
 const RETRY_PAGE: usize = 1_000;
 /// How long one worker message pages through FAILED deliveries before it hands the rest on.
 const RETRY_JOB_BUDGET: Duration = Duration::from_secs(20);
-
-fn retry_webhook_id_schema() -> utoipa::openapi::Object {
-    schema::nullable(schema::uuid())
-}
-
-fn retry_delivery_ids_schema() -> utoipa::openapi::schema::Schema {
-    schema::nullable_list(schema::list(schema::uuid().build(), 0, RETRY_MAX_IDS))
-}
 
 /// Seed 000's `POST /api/webhooks/retry`: queues the tenant's FAILED deliveries for one more
 /// attempt each, optionally only one webhook's or only the listed ones.
@@ -237,27 +170,16 @@ fn retry_delivery_ids_schema() -> utoipa::openapi::schema::Schema {
 /// The worker reopens each delivery that is still FAILED when its message arrives and sends it
 /// at once: one more attempt, numbered after the earlier ones and carrying `X-Webhook-Retry`.
 /// If it fails, the delivery is FAILED again, without further automatic retries.
-pub async fn retry_failed(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<RetryResult> {
+pub async fn retry_failed(
+    deps: &Deps,
+    caller: &Caller,
+    selection: impl Input<RetrySelection>,
+) -> Result<RetryResult> {
     caller.require(Permission::WebhookRetry)?;
-    let body = parse_optional_json(body)?;
-    let mut fields = Fields::of(&body)?;
-    let webhook_id = fields.optional_string("webhookId", 64).and_then(|text| {
-        let id = Uuid::parse_str(&text).ok();
-        if id.is_none() {
-            fields.fail("webhookId", "must be a UUID");
-        }
-        id
-    });
-    let delivery_ids = fields
-        .optional_string_list("deliveryIds", RETRY_MAX_IDS, 64)
-        .and_then(|ids| {
-            let parsed: Option<Vec<Uuid>> = ids.iter().map(|id| Uuid::parse_str(id).ok()).collect();
-            if parsed.is_none() {
-                fields.fail("deliveryIds", "must be an array of UUIDs");
-            }
-            parsed
-        });
-    fields.finish()?;
+    let RetrySelection {
+        webhook_id,
+        delivery_ids,
+    } = selection.read()?.validated()?;
     if let Some(webhook_id) = webhook_id {
         load_webhook(deps, caller.tenant_id, webhook_id).await?;
     }
@@ -422,8 +344,12 @@ pub async fn list_deliveries(
         .await
 }
 
-/// One webhook's entry of `stats` (all zeros before its first delivery).
-pub async fn webhook_stats(deps: &Deps, caller: &Caller, webhook_id: Uuid) -> Result<Value> {
+/// One webhook's entry of `delivery_stats` (all zeros before its first delivery).
+pub async fn webhook_stats(
+    deps: &Deps,
+    caller: &Caller,
+    webhook_id: Uuid,
+) -> Result<WebhookCounts> {
     caller.require(Permission::WebhookRead)?;
     load_webhook(deps, caller.tenant_id, webhook_id).await?;
     let counts = deps.store.delivery_counts(caller.tenant_id).await?;
@@ -433,15 +359,10 @@ pub async fn webhook_stats(deps: &Deps, caller: &Caller, webhook_id: Uuid) -> Re
         .find(|(id, _)| *id == webhook_id)
         .map(|(_, counts)| counts)
         .unwrap_or_default();
-    Ok(webhook_entry(webhook_id, &mine))
-}
-
-fn webhook_entry(webhook_id: Uuid, counts: &StatusCounts) -> Value {
-    serde_json::to_value(WebhookCounts {
-        counts: counts.summary(),
+    Ok(WebhookCounts {
+        counts: mine.summary(),
         webhook_id,
     })
-    .unwrap_or(Value::Null)
 }
 
 /// One webhook's counts in `GET /api/webhooks/stats`.
@@ -459,12 +380,6 @@ pub struct DeliveryStats {
     #[serde(flatten)]
     pub overall: CountSummary,
     pub webhooks: Vec<WebhookCounts>,
-}
-
-/// `delivery_stats` as JSON (the GraphQL face reads it so).
-pub async fn stats(deps: &Deps, caller: &Caller) -> Result<Value> {
-    let stats = delivery_stats(deps, caller).await?;
-    serde_json::to_value(stats).map_err(|error| Error::internal(format!("stats: {error}")))
 }
 
 /// `GET /api/webhooks/stats`: counts per status and success rate, overall and per webhook.

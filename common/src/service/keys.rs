@@ -3,8 +3,8 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::auth::{generate_key, ApiKey, Caller, Permission, Role};
-use crate::domain::validation::{parse_json, Fields};
+use super::input::Input;
+use crate::domain::auth::{generate_key, ApiKey, Caller, NewKey, Permission};
 use crate::error::{Error, Result};
 use crate::service::deps::Deps;
 
@@ -22,42 +22,13 @@ pub struct KeyList {
     pub items: Vec<ApiKey>,
 }
 
-/// `POST /api/keys`: the body `create_key` accepts, for the OpenAPI document.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"name": "CRM connector", "role": "SALES_REP"}))]
-#[allow(dead_code)] // a description of the body, never built
-pub struct CreateKeyRequest {
-    #[schema(schema_with = key_name_schema)]
-    name: String,
-    role: Role,
-}
-
-const KEY_NAME_MAX: usize = 100;
-
-fn key_name_schema() -> utoipa::openapi::Object {
-    crate::domain::validation::schema::text(KEY_NAME_MAX).build()
-}
-
-pub async fn create_key(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<CreatedKey> {
+pub async fn create_key(
+    deps: &Deps,
+    caller: &Caller,
+    new: impl Input<NewKey>,
+) -> Result<CreatedKey> {
     caller.require(Permission::KeyManage)?;
-    let body = parse_json(body)?;
-    let mut fields = Fields::of(&body)?;
-    let name = fields.required_string("name", KEY_NAME_MAX);
-    let role = fields.required_string("role", 32).and_then(|text| {
-        let role = Role::parse(&text);
-        if role.is_none() {
-            fields.fail(
-                "role",
-                "must be one of ADMIN, MANAGER, SALES_REP, READ_ONLY",
-            );
-        }
-        role
-    });
-    fields.finish()?;
-    let (Some(name), Some(role)) = (name, role) else {
-        return Err(Error::invalid("Validation failed."));
-    };
+    let NewKey { name, role } = new.read()?.validated()?;
     let key = generate_key();
     let stored = ApiKey::new(caller.tenant_id, name, role, &key, deps.clock.now());
     deps.store.put_api_key(&stored).await?;

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod deliveries;
 pub mod deps;
 pub mod fairness;
+pub mod input;
 pub mod key_cache;
 pub mod keys;
 pub mod limits;

@@ -1,15 +1,15 @@
 //! Webhook registry: CRUD, secret rotation, the event catalogue.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::input::Input;
 use super::retry_on_conflict;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::{is_valid_pattern, pattern_matches, EventType, CATALOGUE};
 use crate::domain::page::{encode_cursor, Page, PageRequest, MAX_LIMIT};
-use crate::domain::validation::{parse_json, parse_optional_json, schema, Fields};
-use crate::domain::webhook::{Webhook, MAX_ROTATION_OVERLAP, ROTATION_OVERLAP};
+use crate::domain::webhook::{rotation_overlap, NewWebhook, Webhook, WebhookChanges};
 use crate::error::{Error, Result};
 use crate::service::deps::Deps;
 
@@ -21,12 +21,15 @@ pub struct WithSecret {
     pub secret: String,
 }
 
-pub async fn create_webhook(deps: &Deps, caller: &Caller, body: &[u8]) -> Result<WithSecret> {
+pub async fn create_webhook(
+    deps: &Deps,
+    caller: &Caller,
+    new: impl Input<NewWebhook>,
+) -> Result<WithSecret> {
     caller.require(Permission::WebhookCreate)?;
-    let body = parse_json(body)?;
     let webhook = Webhook::create(
         caller.tenant_id,
-        &body,
+        new.read()?,
         deps.settings.targets,
         deps.clock.now(),
     )?;
@@ -139,13 +142,13 @@ pub async fn update_webhook(
     deps: &Deps,
     caller: &Caller,
     id: Uuid,
-    body: &[u8],
+    changes: impl Input<WebhookChanges>,
 ) -> Result<Webhook> {
     caller.require(Permission::WebhookUpdate)?;
-    let body = parse_json(body)?;
+    let changes = changes.read()?;
     retry_on_conflict(|| async {
         let before = load(deps, caller.tenant_id, id).await?;
-        let after = before.patched(&body, deps.settings.targets, deps.clock.now())?;
+        let after = before.patched(&changes, deps.settings.targets, deps.clock.now())?;
         if after != before {
             deps.store.update_webhook(before.version, &after).await?;
         }
@@ -178,37 +181,16 @@ pub struct RotatedSecret {
     pub previous_secret_expires_at: DateTime<Utc>,
 }
 
-/// The optional body of `POST /api/webhooks/{id}/rotate-secret`, for the OpenAPI document.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"overlapSeconds": 86400}))]
-#[allow(dead_code)] // a description of the body, never built
-pub struct RotateSecretRequest {
-    /// How long the old secret keeps signing: 0 (stop at once) to 604800 (7 days); absent or
-    /// null: 86400 (24 hours).
-    #[schema(schema_with = overlap_schema)]
-    overlap_seconds: Option<i64>,
-}
-
-fn overlap_schema() -> utoipa::openapi::Object {
-    schema::nullable(schema::int_range(0, MAX_ROTATION_OVERLAP.num_seconds()))
-}
-
-/// A new secret, shown once; the old one keeps signing for the overlap the body asks for
-/// (default 24 hours).
+/// A new secret, shown once; the old one keeps signing for `overlap_seconds` (default 24
+/// hours).
 pub async fn rotate_secret(
     deps: &Deps,
     caller: &Caller,
     id: Uuid,
-    body: &[u8],
+    overlap_seconds: impl Input<Option<i64>>,
 ) -> Result<RotatedSecret> {
     caller.require(Permission::WebhookUpdate)?;
-    let body = parse_optional_json(body)?;
-    let mut fields = Fields::of(&body)?;
-    let overlap = fields
-        .optional_int("overlapSeconds", 0..=MAX_ROTATION_OVERLAP.num_seconds())
-        .map_or(ROTATION_OVERLAP, Duration::seconds);
-    fields.finish()?;
+    let overlap = rotation_overlap(overlap_seconds.read()?)?;
     retry_on_conflict(|| async {
         let before = load(deps, caller.tenant_id, id).await?;
         let now = deps.clock.now();
