@@ -39,8 +39,18 @@ pub struct ClientQuery {
     pub page: PageRequest,
 }
 
+/// Everything the use cases keep: one trait per aggregate, each implemented by both stores in
+/// the file of that aggregate (`adapters/dynamodb/`, `adapters/sqlite/`). The rest of the code
+/// names only `Store` (`Arc<dyn Store>`): the methods of its supertraits are callable on a
+/// `dyn Store` or a `T: Store` without importing them; a concrete store (a test's `SqliteStore`)
+/// needs the aggregate's trait in scope.
+pub trait Store: TenantStore + ClientStore + OutboxStore + WebhookStore + DeliveryStore {}
+
+impl<T> Store for T where T: TenantStore + ClientStore + OutboxStore + WebhookStore + DeliveryStore {}
+
+/// Tenants and their API keys.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait TenantStore: Send + Sync {
     /// Creates a tenant and its first key together; `Conflict` if either exists.
     async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()>;
     async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>>;
@@ -52,7 +62,11 @@ pub trait Store: Send + Sync {
     async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>>;
     /// `false` when the tenant has no such key.
     async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool>;
+}
 
+/// Clients and each tenant's sync counts, written together with the outbox events.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
     async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>>;
     /// Clients in id order (ids are UUIDv7: creation order).
     async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>>;
@@ -60,7 +74,11 @@ pub trait Store: Send + Sync {
     async fn write_client(&self, change: &ClientChange) -> Result<()>;
     /// One read, whatever the number of clients.
     async fn sync_counts(&self, tenant_id: Uuid) -> Result<SyncCounts>;
+}
 
+/// The outbox of events to fan out, and the per-tenant count of notify events.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// The tenant's outbox, oldest first.
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>>;
     /// Events of any tenant not yet fanned out, created before `before`: the sweeper's work.
@@ -78,7 +96,11 @@ pub trait Store: Send + Sync {
     async fn append_event(&self, event: &OutboxEvent) -> Result<()>;
     /// Idempotent: an event is fanned out once its deliveries exist.
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()>;
+}
 
+/// Webhooks, counted per tenant against its limit.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
     /// `Conflict` if the id exists; `WebhookLimitReached` if the tenant has `max` webhooks
     /// already. Counted with the write, atomically: concurrent creations never leave a tenant
     /// more than `max`.
@@ -90,7 +112,12 @@ pub trait Store: Send + Sync {
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>>;
     /// In creation order.
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>>;
+}
 
+/// Event payloads, deliveries, their attempts and counters: the fan-out's writes, the worker's
+/// transitions, the sweeper's reads and requeues.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
     /// Stores an event's payload, once for all its deliveries, before any of them is created.
     /// A payload already stored is kept as it is (fan-out may run twice).
     async fn put_payload(&self, payload: &EventPayload) -> Result<()>;
@@ -156,7 +183,7 @@ pub trait Store: Send + Sync {
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts>;
 }
 
-/// One of the sweeper's requeues (`Store::requeue_deliveries`).
+/// One of the sweeper's requeues (`DeliveryStore::requeue_deliveries`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requeue {
     pub before_version: i64,

@@ -11,7 +11,7 @@ use common::adapters::dynamodb::DynamoStore;
 use common::domain::auth::Role;
 use common::domain::webhook::{NewWebhook, TargetPolicy, Webhook};
 use common::error::Error;
-use common::ports::{Clock, Store, SystemClock};
+use common::ports::{Clock, SystemClock, WebhookStore};
 use common::service::deps::{DeliverySettings, TenantLimits};
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{json, Value};

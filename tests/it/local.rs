@@ -137,10 +137,11 @@ async fn crm_admin_creates_tables_and_a_tenant_on_dynamodb() {
 
     let store =
         common::adapters::dynamodb::DynamoStore::new(common::config::aws_clients().await.0, table);
-    let found = common::ports::Store::find_api_key(&store, &common::domain::auth::hash_key(&key))
-        .await
-        .unwrap()
-        .expect("the printed key authenticates");
+    let found =
+        common::ports::TenantStore::find_api_key(&store, &common::domain::auth::hash_key(&key))
+            .await
+            .unwrap()
+            .expect("the printed key authenticates");
     assert_eq!(found.role, common::domain::auth::Role::Admin);
 }
 

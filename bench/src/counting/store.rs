@@ -16,8 +16,8 @@ use common::domain::tenant::Tenant;
 use common::domain::webhook::Webhook;
 use common::error::Result;
 use common::ports::{
-    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
-    Requeue, Store,
+    ClientChange, ClientQuery, ClientStore, DeliveryChange, DeliveryCounts, DeliveryRef,
+    DeliveryStore, DueCursor, DuePage, OutboxStore, Requeue, Store, TenantStore, WebhookStore,
 };
 use uuid::Uuid;
 
@@ -108,7 +108,7 @@ impl CountingStore {
 }
 
 #[async_trait]
-impl Store for CountingStore {
+impl TenantStore for CountingStore {
     async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
         self.count("create_tenant");
         self.inner.create_tenant(tenant, first_key).await
@@ -133,6 +133,10 @@ impl Store for CountingStore {
         self.count("delete_api_key");
         self.inner.delete_api_key(tenant_id, key_id).await
     }
+}
+
+#[async_trait]
+impl ClientStore for CountingStore {
     async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>> {
         self.count("get_client");
         self.inner.get_client(tenant_id, client_id).await
@@ -149,6 +153,10 @@ impl Store for CountingStore {
         self.count("sync_counts");
         self.inner.sync_counts(tenant_id).await
     }
+}
+
+#[async_trait]
+impl OutboxStore for CountingStore {
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
         self.count("list_outbox_events");
         self.inner.list_outbox_events(tenant_id, limit).await
@@ -173,6 +181,10 @@ impl Store for CountingStore {
         self.count("mark_event_dispatched");
         self.inner.mark_event_dispatched(tenant_id, event_id).await
     }
+}
+
+#[async_trait]
+impl WebhookStore for CountingStore {
     async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
         self.count("create_webhook");
         self.inner.create_webhook(webhook, max).await
@@ -193,6 +205,10 @@ impl Store for CountingStore {
         self.count("list_webhooks");
         self.inner.list_webhooks(tenant_id, page).await
     }
+}
+
+#[async_trait]
+impl DeliveryStore for CountingStore {
     async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
         self.count("put_payload");
         self.inner.put_payload(payload).await

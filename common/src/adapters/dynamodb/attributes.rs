@@ -1,5 +1,5 @@
 //! Reading and writing the attributes of DynamoDB items: the one set of helpers every item
-//! mapping (`items.rs`, `delivery_items.rs`, `tenant_limits.rs`) uses.
+//! mapping (`tenants.rs`, `clients.rs`, `outbox.rs`, `webhooks.rs`, `deliveries/items.rs`) uses.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -24,6 +24,11 @@ pub(super) fn number(value: i64) -> AttributeValue {
 
 pub(super) fn key(pk: String, sk: String) -> Item {
     HashMap::from([(PK.to_owned(), text(pk)), (SK.to_owned(), text(sk))])
+}
+
+/// A count or a limit as a number attribute's value (saturating: no count reaches it).
+pub(super) fn count_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Sets `name` when there is a value; an absent attribute is how an item says "none".

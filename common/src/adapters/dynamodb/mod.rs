@@ -1,58 +1,79 @@
-//! The production store: one DynamoDB table (single-table design, one overloaded GSI).
+//! The production store: one DynamoDB table (single-table design, two overloaded GSIs).
 //!
-//! | item        | pk                    | sk               | gsi1pk                        | gsi1sk          |
-//! |-------------|-----------------------|------------------|-------------------------------|-----------------|
-//! | tenant      | `TENANT#<tenant>`     | `TENANT`         |                               |                 |
-//! | API key     | `TENANT#<tenant>`     | `KEY#<key>`      |                               |                 |
-//! | key lookup  | `KEYHASH#<sha256>`    | `KEYHASH`        |                               |                 |
-//! | client      | `TENANT#<tenant>`     | `CLIENT#<id>`    | `TENANT#<tenant>#STATUS#<s>`  | `CLIENT#<id>`   |
-//! | sync counts | `TENANT#<tenant>`     | `SYNC_COUNTS`    |                               |                 |
-//! | outbox      | `TENANT#<tenant>`     | `EVENT#<id>`     |                               |                 |
+//! | item              | pk                 | sk                             | gsi1pk / gsi1sk                         | gsi2pk / gsi2sk                |
+//! |-------------------|--------------------|--------------------------------|-----------------------------------------|--------------------------------|
+//! | tenant            | `TENANT#<t>`       | `TENANT`                       |                                         |                                |
+//! | API key           | `TENANT#<t>`       | `KEY#<key>`                    |                                         |                                |
+//! | key lookup        | `KEYHASH#<sha256>` | `KEYHASH`                      |                                         |                                |
+//! | client            | `TENANT#<t>`       | `CLIENT#<id>`                  | `TENANT#<t>#STATUS#<s>` / `CLIENT#<id>` |                                |
+//! | sync counts       | `TENANT#<t>`       | `SYNC_COUNTS`                  |                                         |                                |
+//! | outbox event      | `TENANT#<t>`       | `EVENT#<id>`                   | `OUTBOX#<shard>` / `<created>#<id>`     |                                |
+//! | event window      | `TENANT#<t>`       | `RATE#EVENTS#<second>`         |                                         |                                |
+//! | webhook           | `TENANT#<t>`       | `WEBHOOK#<id>`                 |                                         |                                |
+//! | webhook count     | `TENANT#<t>`       | `WEBHOOK_COUNT`                |                                         |                                |
+//! | delivery (open)   | `TENANT#<t>`       | `DELIVERY#<id>`                | `DUE#<shard>` / `<next attempt>#<id>`   | `TENANT#<t>#WEBHOOK#<w>` / id  |
+//! | delivery (failed) | `TENANT#<t>`       | `DELIVERY#<id>`                | `TENANT#<t>#FAILED` / `<w>#<id>`        | same                           |
+//! | delivery (done)   | `TENANT#<t>`       | `DELIVERY#<id>`                |                                         | same                           |
+//! | payload           | `TENANT#<t>`       | `PAYLOAD#<event id>`           |                                         |                                |
+//! | payload (earlier) | `TENANT#<t>`       | `DELIVERY#<id>#0PAYLOAD`       |                                         |                                |
+//! | attempt           | `TENANT#<t>`       | `DELIVERY#<id>#ATTEMPT#<nnnn>` |                                         |                                |
+//! | delivery counts   | `TENANT#<t>`       | `DELIVERY_COUNTS#<w>`          |                                         |                                |
 //!
-//! Webhooks and deliveries: `delivery_items`; the webhook count and notify's event windows:
-//! `tenant_limits`. Every request path is a GetItem, a Query, an UpdateItem or a
-//! TransactWriteItems: never a Scan.
+//! An outbox event leaves the sweeper's index once fanned out. The event window and the webhook
+//! count keep their count in `n`; an event window, a dispatched event, a payload and a finished
+//! delivery or attempt carry `expires_at` (DynamoDB's TTL).
+//!
+//! One module per aggregate, each implementing its trait of the `Store` port with the mapping
+//! of its items: `tenants` (`TenantStore`: tenants, API keys), `clients` (`ClientStore`: clients,
+//! sync counts), `outbox` (`OutboxStore`: outbox events, event windows), `webhooks`
+//! (`WebhookStore`: webhooks, the webhook count), `deliveries` (`DeliveryStore`: payloads,
+//! deliveries, attempts, delivery counts; its items in `deliveries/items.rs`). Here: the table's
+//! shared keys and the writes, reads and conditions they all use; `attributes` (reading and
+//! writing attributes), `paging` (every Query that may take more than one response),
+//! `contention` (resending collided writes), `tables` (the table definition). Every request path
+//! is a GetItem, a Query, an UpdateItem, a PutItem or a TransactWriteItems: never a Scan.
 
 mod attributes;
+mod clients;
 mod contention;
-mod delivery_items;
-mod delivery_store;
-mod items;
+mod deliveries;
+mod outbox;
 mod paging;
 pub mod tables;
-mod tenant_limits;
+mod tenants;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client as DynamoClient;
 use uuid::Uuid;
 
 use self::attributes::*;
 use self::contention::{until_done, Sent};
-use self::items::*;
-use self::paging::{read_query, Reading};
-use self::tables::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
-use crate::domain::auth::ApiKey;
-use crate::domain::client::Client;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload};
-use crate::domain::event::OutboxEvent;
-use crate::domain::page::{Page, PageRequest};
-use crate::domain::sync_status::{CounterDelta, SyncCounts};
-use crate::domain::tenant::Tenant;
-use crate::domain::webhook::Webhook;
+use self::tables::{GSI1, GSI1_PK, GSI2_PK, PK, SK};
 use crate::error::{Error, Result};
-use crate::ports::{
-    ClientChange, ClientQuery, DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage,
-    Requeue, Store,
-};
-use crate::time::rfc3339;
-use chrono::{DateTime, Utc};
+
+/// The partition of every item of a tenant.
+fn tenant_pk(tenant_id: Uuid) -> String {
+    format!("TENANT#{tenant_id}")
+}
+
+/// The attribute of an item's version, which conditional writes compare (`Condition::version`).
+const VERSION: &str = "version";
+
+/// Sweeper indexes are split over a few partitions so no single GSI key gets hot.
+const SHARDS: u8 = 4;
+
+fn shard_of(id: Uuid) -> u8 {
+    id.as_bytes()[15] % SHARDS
+}
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -97,7 +118,11 @@ impl DynamoStore {
             .build())
     }
 
-    fn delete(&self, key: Item, condition: Option<Condition>) -> Result<TransactWriteItem> {
+    pub(super) fn delete(
+        &self,
+        key: Item,
+        condition: Option<Condition>,
+    ) -> Result<TransactWriteItem> {
         let mut delete = Delete::builder().table_name(&self.table).set_key(Some(key));
         if let Some(condition) = condition {
             delete = delete
@@ -108,48 +133,6 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder()
             .delete(delete.build().map_err(build_error)?)
             .build())
-    }
-
-    /// Adds the delta to the tenant's counters (creating them at zero) in the same transaction.
-    fn counter_update(
-        &self,
-        change: &ClientChange,
-        delta: &CounterDelta,
-    ) -> Result<TransactWriteItem> {
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let mut adds = Vec::new();
-        let mut moves: Vec<(&str, i64)> = vec![(COUNT_TOTAL, delta.total)];
-        moves.extend(
-            delta
-                .per_status()
-                .map(|(status, n)| (status_counter(status), n)),
-        );
-        for (index, (attribute, n)) in moves.into_iter().enumerate() {
-            if n != 0 {
-                names.insert(format!("#c{index}"), attribute.to_owned());
-                values.insert(format!(":c{index}"), number(n));
-                adds.push(format!("#c{index} :c{index}"));
-            }
-        }
-        let mut expression = String::new();
-        if !adds.is_empty() {
-            expression = format!("ADD {}", adds.join(", "));
-        }
-        if delta.became_synced {
-            names.insert("#synced_at".to_owned(), LAST_SYNC_TIME.to_owned());
-            values.insert(":synced_at".to_owned(), text(rfc3339(change.now)));
-            expression.push_str(" SET #synced_at = :synced_at");
-        }
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant_pk(change.tenant_id), COUNTS_SK.to_owned())))
-            .update_expression(expression.trim())
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Runs a transaction; a failed condition is a `Conflict`.
@@ -230,275 +213,77 @@ impl DynamoStore {
             .expression_attribute_values(":prefix", text(prefix))
             .consistent_read(true)
     }
-}
 
-#[async_trait]
-impl Store for DynamoStore {
-    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
-        let mut items = vec![self.put(tenant_item(tenant), Some(Condition::new_item()))?];
-        items.extend(self.key_writes(first_key)?);
-        self.transact(items, "create tenant")
-            .await
-            .map_err(|error| match error {
-                Error::Conflict(_) => {
-                    Error::Conflict("The tenant or its key already exists.".into())
-                }
-                other => other,
-            })
+    /// A Query of one partition of an index (`index_pk`, the value of its partition key,
+    /// `#ipk`). A caller that names the sort key adds `#isk` (DynamoDB refuses a name unused).
+    pub(super) fn index_query(&self, index: &str, index_pk: String) -> QueryFluentBuilder {
+        let pk_name = if index == GSI1 { GSI1_PK } else { GSI2_PK };
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#ipk = :ipk")
+            .expression_attribute_names("#ipk", pk_name)
+            .expression_attribute_values(":ipk", text(index_pk))
     }
 
-    async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>> {
-        self.get(tenant_pk(tenant_id), TENANT_SK.to_owned())
-            .await?
-            .map(|item| tenant_from_item(&item))
-            .transpose()
-    }
-
-    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
-        let items = self.key_writes(key)?;
-        self.transact(items, "put API key")
-            .await
-            .map_err(|error| match error {
-                Error::Conflict(_) => {
-                    Error::Conflict("An API key with this value already exists.".into())
-                }
-                other => other,
-            })
-    }
-
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
-        self.get(key_hash_pk(key_hash), KEY_HASH_SK.to_owned())
-            .await?
-            .map(|item| api_key_from_item(&item))
-            .transpose()
-    }
-
-    async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
-        let query = self.prefix_query(tenant_pk(tenant_id), KEY_SK_PREFIX);
-        let read = read_query(&query, None, Reading::all()).await?;
-        read.items.iter().map(api_key_from_item).collect()
-    }
-
-    async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
-        let Some(item) = self.get(tenant_pk(tenant_id), key_sk(key_id)).await? else {
-            return Ok(false);
-        };
-        let stored = api_key_from_item(&item)?;
-        let items = vec![
-            self.delete(
-                key(tenant_pk(tenant_id), key_sk(key_id)),
-                Some(Condition::exists()),
-            )?,
-            self.delete(
-                key(key_hash_pk(&stored.key_hash), KEY_HASH_SK.to_owned()),
-                None,
-            )?,
-        ];
-        match self.transact(items, "delete API key").await {
-            Ok(()) => Ok(true),
-            Err(Error::Conflict(_)) => Ok(false),
-            Err(other) => Err(other),
-        }
-    }
-
-    async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>> {
-        self.get(tenant_pk(tenant_id), client_sk(client_id))
-            .await?
-            .map(|item| client_from_item(&item))
-            .transpose()
-    }
-
-    async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>> {
-        let after = query.page.after;
-        let (request, start) = match query.status {
-            None => (
-                self.prefix_query(tenant_pk(tenant_id), CLIENT_SK_PREFIX),
-                after.map(|after| key(tenant_pk(tenant_id), client_sk(after))),
-            ),
-            Some(status) => {
-                let index_pk = status_index_pk(tenant_id, status);
-                let start = after.map(|after| {
-                    let mut start = key(tenant_pk(tenant_id), client_sk(after));
-                    start.insert(GSI1_PK.to_owned(), text(index_pk.clone()));
-                    start.insert(GSI1_SK.to_owned(), text(client_sk(after)));
-                    start
-                });
-                let request = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(GSI1)
-                    .key_condition_expression("#ipk = :ipk")
-                    .expression_attribute_names("#ipk", GSI1_PK)
-                    .expression_attribute_values(":ipk", text(index_pk));
-                (request, start)
+    /// One conditional update outside a transaction: half a transaction's write units.
+    pub(super) async fn update_alone(&self, update: Update, what: &str) -> Result<()> {
+        until_done(what, |_| async {
+            let update = update.clone();
+            let result = self
+                .client
+                .update_item()
+                .table_name(update.table_name)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Sent::Done(())),
+                Err(error) if condition_failed(&error) => Err(Error::Conflict(format!(
+                    "{what}: a conditional write failed."
+                ))),
+                Err(error) if update_collided(&error) => Ok(Sent::Collided),
+                Err(error) => Err(sdk_error(error)),
             }
-        };
-        // Up to 1 MB of clients per response: a page of big clients takes several.
-        let read = read_query(&request, start, Reading::first(query.page.limit + 1)).await?;
-        let clients = read
-            .items
-            .iter()
-            .map(client_from_item)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(clients, query.page.limit, |c| c.id))
+        })
+        .await
     }
 
-    async fn write_client(&self, change: &ClientChange) -> Result<()> {
-        let mut items = Vec::with_capacity(2 + change.events.len());
-        items.push(match (&change.before, &change.after) {
-            (None, Some(after)) => self.put(client_item(after), Some(Condition::new_item()))?,
-            (Some(before), Some(after)) => {
-                self.put(client_item(after), Some(Condition::version(before.version)))?
+    /// One conditional put outside a transaction.
+    pub(super) async fn put_alone(
+        &self,
+        item: Item,
+        condition: Condition,
+        what: &str,
+    ) -> Result<()> {
+        until_done(what, |_| async {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(condition.expression)
+                .set_expression_attribute_names(condition.names.clone())
+                .set_expression_attribute_values(condition.values.clone())
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Sent::Done(())),
+                Err(error) => match error.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => Err(Error::Conflict(
+                        format!("{what}: a conditional write failed."),
+                    )),
+                    Some(PutItemError::TransactionConflictException(_)) => Ok(Sent::Collided),
+                    _ => Err(sdk_error(error)),
+                },
             }
-            (Some(before), None) => self.delete(
-                key(tenant_pk(before.tenant_id), client_sk(before.id)),
-                Some(Condition::version(before.version)),
-            )?,
-            (None, None) => return Ok(()),
-        });
-        let delta = CounterDelta::between(
-            change.before.as_ref().map(|c| c.sync_status),
-            change.after.as_ref().map(|c| c.sync_status),
-        );
-        if !delta.is_empty() {
-            items.push(self.counter_update(change, &delta)?);
-        }
-        for event in &change.events {
-            items.push(self.put(event_item(event), Some(Condition::new_item()))?);
-        }
-        self.transact(items, "write client").await
-    }
-
-    async fn sync_counts(&self, tenant_id: Uuid) -> Result<SyncCounts> {
-        match self.get(tenant_pk(tenant_id), COUNTS_SK.to_owned()).await? {
-            Some(item) => counts_from_item(&item),
-            None => Ok(SyncCounts::default()),
-        }
-    }
-
-    async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
-        let query = self.prefix_query(tenant_pk(tenant_id), EVENT_SK_PREFIX);
-        let read = read_query(&query, None, Reading::first(limit)).await?;
-        read.items.iter().map(event_from_item).collect()
-    }
-
-    async fn undispatched_events(
-        &self,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEvent>> {
-        self.undispatched_events_impl(before, limit).await
-    }
-
-    async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {
-        self.take_event_quota_impl(tenant_id, second, max).await
-    }
-
-    async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
-        self.put_alone(event_item(event), Condition::new_item(), "append event")
-            .await
-    }
-
-    async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
-        self.mark_event_dispatched_impl(tenant_id, event_id).await
-    }
-
-    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
-        self.create_counted_webhook(webhook, max).await
-    }
-
-    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
-        self.update_webhook_impl(before_version, webhook).await
-    }
-
-    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
-        self.delete_counted_webhook(tenant_id, webhook_id).await
-    }
-
-    async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
-        self.get_webhook_impl(tenant_id, webhook_id).await
-    }
-
-    async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
-        self.list_webhooks_impl(tenant_id, page).await
-    }
-
-    async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
-        self.put_payload_impl(payload).await
-    }
-
-    async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
-        self.create_deliveries_impl(deliveries).await
-    }
-
-    async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
-        self.get_delivery_impl(tenant_id, delivery_id).await
-    }
-
-    async fn get_delivery_summary(
-        &self,
-        tenant_id: Uuid,
-        delivery_id: Uuid,
-    ) -> Result<Option<DeliverySummary>> {
-        self.get_delivery_summary_impl(tenant_id, delivery_id).await
-    }
-
-    async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
-        self.list_attempts_impl(tenant_id, delivery_id).await
-    }
-
-    async fn write_delivery(&self, change: &DeliveryChange) -> Result<()> {
-        self.write_delivery_impl(change).await
-    }
-
-    async fn list_deliveries(
-        &self,
-        tenant_id: Uuid,
-        webhook_id: Uuid,
-        status: Option<DeliveryStatus>,
-        page: PageRequest,
-    ) -> Result<Page<DeliverySummary>> {
-        self.list_deliveries_impl(tenant_id, webhook_id, status, page)
-            .await
-    }
-
-    async fn due_deliveries(
-        &self,
-        before: DateTime<Utc>,
-        after: Option<&DueCursor>,
-        limit: usize,
-    ) -> Result<DuePage> {
-        self.due_deliveries_impl(before, after, limit).await
-    }
-
-    async fn requeue_deliveries(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
-        self.requeue_deliveries_impl(requeues).await
-    }
-
-    async fn failed_deliveries(
-        &self,
-        tenant_id: Uuid,
-        webhook_id: Option<Uuid>,
-        after: Option<DeliveryRef>,
-        limit: usize,
-    ) -> Result<Vec<DeliveryRef>> {
-        self.failed_deliveries_impl(tenant_id, webhook_id, after, limit)
-            .await
-    }
-
-    async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
-        self.delivery_counts_impl(tenant_id).await
-    }
-}
-
-impl DynamoStore {
-    /// A key is two items: the tenant's record of it and the lookup by hash that auth reads.
-    fn key_writes(&self, key: &ApiKey) -> Result<Vec<TransactWriteItem>> {
-        Ok(vec![
-            self.put(api_key_item(key, false), Some(Condition::new_item()))?,
-            self.put(api_key_item(key, true), Some(Condition::new_item()))?,
-        ])
+        })
+        .await
     }
 }
 
@@ -518,7 +303,7 @@ impl Condition {
         }
     }
 
-    fn exists() -> Condition {
+    pub(super) fn exists() -> Condition {
         Condition {
             expression: "attribute_exists(#pk)",
             names: Some(HashMap::from([("#pk".to_owned(), PK.to_owned())])),
@@ -577,4 +362,19 @@ fn refusal<R>(error: &SdkError<TransactWriteItemsError, R>) -> Refusal {
         Some(TransactWriteItemsError::TransactionInProgressException(_)) => Refusal::InProgress,
         _ => Refusal::Failed,
     }
+}
+
+/// Whether an UpdateItem was refused because a concurrent transaction held its item.
+pub(super) fn update_collided<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(UpdateItemError::is_transaction_conflict_exception)
+}
+
+/// Whether an UpdateItem was refused on its condition (the item changed or is gone), as
+/// opposed to failing.
+pub(super) fn condition_failed<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
 }

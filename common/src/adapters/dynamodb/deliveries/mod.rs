@@ -1,32 +1,30 @@
-//! The delivery half of `DynamoStore`: webhooks, deliveries, attempts, counters, the outbox's
-//! sweeper index. Every read is a GetItem or a Query; every transition a conditional write.
+//! Payloads, deliveries, attempts and their counters (`DeliveryStore`); their items: `items`.
+//! Every read is a GetItem or a Query; every transition a conditional write.
+
+mod items;
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use uuid::Uuid;
 
+use self::items::*;
 use super::attributes::*;
-use super::contention::{until_done, Sent};
-use super::delivery_items::*;
-use super::items::*;
 use super::paging::{read_query, Reading};
 use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
-use super::{build_error, sdk_error, Condition, DynamoStore};
+use super::{build_error, sdk_error, tenant_pk, Condition, DynamoStore, SHARDS, VERSION};
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload, StatusCounts,
+    PAYLOAD_RETENTION,
 };
-use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
-use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage, Requeue};
+use crate::ports::{
+    DeliveryChange, DeliveryCounts, DeliveryRef, DeliveryStore, DueCursor, DuePage, Requeue,
+};
 use crate::time::rfc3339;
 
 /// TransactWriteItems' limit on actions.
@@ -59,21 +57,6 @@ fn transaction_chunks(deliveries: &[Delivery]) -> Vec<&[Delivery]> {
     chunks
 }
 
-/// Whether an UpdateItem was refused because a concurrent transaction held its item.
-fn update_collided<R>(error: &SdkError<UpdateItemError, R>) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(UpdateItemError::is_transaction_conflict_exception)
-}
-
-/// Whether an UpdateItem was refused on its condition (the item changed or is gone), as
-/// opposed to failing.
-fn condition_failed<R>(error: &SdkError<UpdateItemError, R>) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
-}
-
 impl DynamoStore {
     /// Adds a status delta to the tenant's and the webhook's counters.
     fn count_updates(
@@ -96,7 +79,7 @@ impl DynamoStore {
             values.insert(format!(":s{index}"), number(*change));
             adds.push(format!("#s{index} :s{index}"));
         }
-        // The webhook's counters only: the tenant's are their sum (`delivery_counts_impl`).
+        // The webhook's counters only: the tenant's are their sum (`delivery_counts`).
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(tenant_pk(tenant_id), counts_sk(webhook_id))))
@@ -138,207 +121,6 @@ impl DynamoStore {
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(build_error)
-    }
-
-    /// One conditional update outside a transaction: half a transaction's write units.
-    async fn update_alone(&self, update: Update, what: &str) -> Result<()> {
-        until_done(what, |_| async {
-            let update = update.clone();
-            let result = self
-                .client
-                .update_item()
-                .table_name(update.table_name)
-                .set_key(Some(update.key))
-                .update_expression(update.update_expression)
-                .set_condition_expression(update.condition_expression)
-                .set_expression_attribute_names(update.expression_attribute_names)
-                .set_expression_attribute_values(update.expression_attribute_values)
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(Sent::Done(())),
-                Err(error) if condition_failed(&error) => Err(Error::Conflict(format!(
-                    "{what}: a conditional write failed."
-                ))),
-                Err(error) if update_collided(&error) => Ok(Sent::Collided),
-                Err(error) => Err(sdk_error(error)),
-            }
-        })
-        .await
-    }
-
-    /// One conditional put outside a transaction.
-    pub(super) async fn put_alone(
-        &self,
-        item: Item,
-        condition: Condition,
-        what: &str,
-    ) -> Result<()> {
-        until_done(what, |_| async {
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item.clone()))
-                .condition_expression(condition.expression)
-                .set_expression_attribute_names(condition.names.clone())
-                .set_expression_attribute_values(condition.values.clone())
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(Sent::Done(())),
-                Err(error) => match error.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => Err(Error::Conflict(
-                        format!("{what}: a conditional write failed."),
-                    )),
-                    Some(PutItemError::TransactionConflictException(_)) => Ok(Sent::Collided),
-                    _ => Err(sdk_error(error)),
-                },
-            }
-        })
-        .await
-    }
-
-    /// A Query of one partition of an index (`index_pk`, the value of its partition key,
-    /// `#ipk`). A caller that names the sort key adds `#isk` (DynamoDB refuses a name unused).
-    fn index_query(&self, index: &str, index_pk: String) -> QueryFluentBuilder {
-        let pk_name = if index == GSI1 { GSI1_PK } else { GSI2_PK };
-        self.client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
-            .key_condition_expression("#ipk = :ipk")
-            .expression_attribute_names("#ipk", pk_name)
-            .expression_attribute_values(":ipk", text(index_pk))
-    }
-
-    /// The first `limit` items of every shard of a sweeper index whose sort key is before
-    /// `before`; the shards are read at once.
-    async fn query_shards_before(
-        &self,
-        index_pk: fn(u8) -> String,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Item>> {
-        let reads = (0..SHARDS).map(|shard| {
-            let query = self
-                .index_query(GSI1, index_pk(shard))
-                .key_condition_expression("#ipk = :ipk AND #isk < :before")
-                .expression_attribute_names("#isk", GSI1_SK)
-                .expression_attribute_values(":before", text(rfc3339(before)));
-            async move { read_query(&query, None, Reading::first(limit)).await }
-        });
-        let reads = futures_util::future::try_join_all(reads).await?;
-        Ok(reads.into_iter().flat_map(|read| read.items).collect())
-    }
-
-    pub(super) async fn undispatched_events_impl(
-        &self,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEvent>> {
-        let items = self
-            .query_shards_before(outbox_index_pk, before, limit)
-            .await?;
-        let mut events = items
-            .iter()
-            .map(event_from_item)
-            .collect::<Result<Vec<_>>>()?;
-        events.sort_by_key(|e| e.created_at);
-        events.truncate(limit);
-        Ok(events)
-    }
-
-    pub(super) async fn mark_event_dispatched_impl(
-        &self,
-        tenant_id: Uuid,
-        event_id: Uuid,
-    ) -> Result<()> {
-        // Out of the sweeper's index, and removed by DynamoDB's TTL once its deliveries' payloads
-        // (the same data) are: an outbox that kept every event would only grow.
-        let expiry = (Utc::now() + PAYLOAD_RETENTION).timestamp();
-        until_done("mark event dispatched", |_| async {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(tenant_pk(tenant_id), event_sk(event_id))))
-                .update_expression("REMOVE #ipk, #isk SET #ttl = :ttl")
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#ipk", GSI1_PK)
-                .expression_attribute_names("#isk", GSI1_SK)
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#ttl", TTL)
-                .expression_attribute_values(":ttl", number(expiry))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(Sent::Done(())),
-                Err(error) if condition_failed(&error) => Ok(Sent::Done(())),
-                Err(error) if update_collided(&error) => Ok(Sent::Collided),
-                Err(error) => Err(sdk_error(error)),
-            }
-        })
-        .await
-    }
-
-    pub(super) async fn update_webhook_impl(
-        &self,
-        before_version: i64,
-        webhook: &Webhook,
-    ) -> Result<()> {
-        self.put_alone(
-            webhook_item(webhook),
-            Condition::version(before_version),
-            "update webhook",
-        )
-        .await
-    }
-
-    pub(super) async fn get_webhook_impl(
-        &self,
-        tenant_id: Uuid,
-        webhook_id: Uuid,
-    ) -> Result<Option<Webhook>> {
-        self.get(tenant_pk(tenant_id), webhook_sk(webhook_id))
-            .await?
-            .map(|item| webhook_from_item(&item))
-            .transpose()
-    }
-
-    pub(super) async fn list_webhooks_impl(
-        &self,
-        tenant_id: Uuid,
-        page: PageRequest,
-    ) -> Result<Page<Webhook>> {
-        let start = page
-            .after
-            .map(|after| key(tenant_pk(tenant_id), webhook_sk(after)));
-        let query = self.prefix_query(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX);
-        // A webhook with many long headers is tens of KB: a page may take several responses.
-        let read = read_query(&query, start, Reading::first(page.limit + 1)).await?;
-        let webhooks = read
-            .items
-            .iter()
-            .map(webhook_from_item)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(webhooks, page.limit, |w| w.id))
-    }
-
-    /// Writes the deliveries (whose payload is stored: `put_payload_impl`) with their counters,
-    /// many to a transaction, the transactions concurrently.
-    /// A delivery that exists already (a fan-out run twice) refuses its transaction on its
-    /// condition: the transaction is sent again without it, so that counters move only for
-    /// the deliveries created.
-    pub(super) async fn create_deliveries_impl(&self, deliveries: &[Delivery]) -> Result<()> {
-        let chunks: Vec<_> = transaction_chunks(deliveries)
-            .into_iter()
-            .map(|chunk| self.create_chunk(chunk))
-            .collect();
-        stream::iter(chunks)
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect::<()>()
-            .await
     }
 
     async fn create_chunk(&self, chunk: &[Delivery]) -> Result<()> {
@@ -385,8 +167,88 @@ impl DynamoStore {
         Ok(items)
     }
 
+    /// An event's payload. It never changes once written, and is written before any of its
+    /// deliveries: an eventually consistent read (half the price) finds it but for a write a
+    /// moment old, which a strongly consistent one then reads.
+    async fn event_payload(&self, tenant_id: Uuid, event_id: Uuid) -> Result<Option<String>> {
+        for consistent in [false, true] {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(tenant_pk(tenant_id), event_payload_sk(event_id))))
+                .projection_expression("#payload")
+                .expression_attribute_names("#payload", PAYLOAD)
+                .consistent_read(consistent)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(payload) = output
+                .item
+                .as_ref()
+                .and_then(|item| optional_text(item, PAYLOAD))
+            {
+                return Ok(Some(payload));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One requeue: the schedule attributes and the due index's sort key, conditional on the
+    /// version read; the payload and the rest of the delivery are not touched.
+    fn requeue_update(&self, requeue: &Requeue) -> Result<Update> {
+        let after = &requeue.after;
+        let due = after.next_attempt_at.unwrap_or(after.updated_at);
+        let mut expression =
+            "SET #isk = :isk, #next = :next, #updated = :updated, #version = :version".to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(after.tenant_id), delivery_sk(after.id))))
+            .condition_expression("#version = :read")
+            .expression_attribute_names("#isk", GSI1_SK)
+            .expression_attribute_names("#next", "next_attempt_at")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#lease", "lease_until")
+            .expression_attribute_values(":isk", text(due_index_sk(due, after.id)))
+            .expression_attribute_values(":next", text(rfc3339(due)))
+            .expression_attribute_values(":updated", text(rfc3339(after.updated_at)))
+            .expression_attribute_values(":version", number(after.version))
+            .expression_attribute_values(":read", number(requeue.before_version));
+        match after.lease_until {
+            Some(until) => {
+                expression.push_str(", #lease = :lease");
+                update = update.expression_attribute_values(":lease", text(rfc3339(until)));
+            }
+            None => expression.push_str(" REMOVE #lease"),
+        }
+        update
+            .update_expression(expression)
+            .build()
+            .map_err(build_error)
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoStore {
+    /// Writes the deliveries (whose payload is stored: `put_payload`) with their counters,
+    /// many to a transaction, the transactions concurrently.
+    /// A delivery that exists already (a fan-out run twice) refuses its transaction on its
+    /// condition: the transaction is sent again without it, so that counters move only for
+    /// the deliveries created.
+    async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        let chunks: Vec<_> = transaction_chunks(deliveries)
+            .into_iter()
+            .map(|chunk| self.create_chunk(chunk))
+            .collect();
+        stream::iter(chunks)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
     /// The event's payload item, once: a second fan-out of the event finds it and keeps it.
-    pub(super) async fn put_payload_impl(&self, payload: &EventPayload) -> Result<()> {
+    async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
         let item = payload_item(payload);
         match self
             .put_alone(item, Condition::new_item(), "store payload")
@@ -397,11 +259,7 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn get_delivery_impl(
-        &self,
-        tenant_id: Uuid,
-        delivery_id: Uuid,
-    ) -> Result<Option<Delivery>> {
+    async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
         // The delivery, with the payload item of a delivery written before payloads were shared,
         // which sorts right after it: one strongly consistent Query.
         let output = self
@@ -435,44 +293,33 @@ impl DynamoStore {
         Ok(Some(summary.with_payload(payload)))
     }
 
-    /// An event's payload. It never changes once written, and is written before any of its
-    /// deliveries: an eventually consistent read (half the price) finds it but for a write a
-    /// moment old, which a strongly consistent one then reads.
-    async fn event_payload(&self, tenant_id: Uuid, event_id: Uuid) -> Result<Option<String>> {
-        for consistent in [false, true] {
-            let output = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key(tenant_pk(tenant_id), event_payload_sk(event_id))))
-                .projection_expression("#payload")
-                .expression_attribute_names("#payload", PAYLOAD)
-                .consistent_read(consistent)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            if let Some(payload) = output
-                .item
-                .as_ref()
-                .and_then(|item| optional_text(item, PAYLOAD))
-            {
-                return Ok(Some(payload));
-            }
-        }
-        Ok(None)
-    }
-
-    pub(super) async fn list_attempts_impl(
+    async fn get_delivery_summary(
         &self,
         tenant_id: Uuid,
         delivery_id: Uuid,
-    ) -> Result<Vec<Attempt>> {
+    ) -> Result<Option<DeliverySummary>> {
+        let (projection, names) = summary_projection();
+        let mut request = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), delivery_sk(delivery_id))))
+            .projection_expression(projection)
+            .consistent_read(true);
+        for (placeholder, name) in names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        let output = request.send().await.map_err(sdk_error)?;
+        output.item.as_ref().map(summary_from_item).transpose()
+    }
+
+    async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
         let query = self.prefix_query(tenant_pk(tenant_id), &attempt_prefix(delivery_id));
         let read = read_query(&query, None, Reading::all()).await?;
         read.items.iter().map(attempt_from_item).collect()
     }
 
-    pub(super) async fn write_delivery_impl(&self, change: &DeliveryChange) -> Result<()> {
+    async fn write_delivery(&self, change: &DeliveryChange) -> Result<()> {
         let after = &change.after;
         let transition = self.transition(change)?;
         let counts = self.count_updates(
@@ -507,27 +354,7 @@ impl DynamoStore {
         self.transact(items, "write delivery").await
     }
 
-    pub(super) async fn get_delivery_summary_impl(
-        &self,
-        tenant_id: Uuid,
-        delivery_id: Uuid,
-    ) -> Result<Option<DeliverySummary>> {
-        let (projection, names) = summary_projection();
-        let mut request = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant_pk(tenant_id), delivery_sk(delivery_id))))
-            .projection_expression(projection)
-            .consistent_read(true);
-        for (placeholder, name) in names {
-            request = request.expression_attribute_names(placeholder, name);
-        }
-        let output = request.send().await.map_err(sdk_error)?;
-        output.item.as_ref().map(summary_from_item).transpose()
-    }
-
-    pub(super) async fn list_deliveries_impl(
+    async fn list_deliveries(
         &self,
         tenant_id: Uuid,
         webhook_id: Uuid,
@@ -578,7 +405,7 @@ impl DynamoStore {
 
     /// A page of due deliveries: up to a share of `limit` from each shard of the due index, the
     /// shards read at once, each from where the cursor left it.
-    pub(super) async fn due_deliveries_impl(
+    async fn due_deliveries(
         &self,
         before: DateTime<Utc>,
         after: Option<&DueCursor>,
@@ -649,7 +476,7 @@ impl DynamoStore {
     /// delivery changed since it was read (another sweeper or a worker won it) is cancelled:
     /// DynamoDB says which writes failed their condition, and the rest go again without them.
     /// Writes that keep meeting concurrent transactions are left for the next sweep.
-    pub(super) async fn requeue_deliveries_impl(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
+    async fn requeue_deliveries(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
         let mut written = vec![false; requeues.len()];
         let indices: Vec<usize> = (0..requeues.len()).collect();
         for chunk in indices.chunks(TRANSACTION_MAX) {
@@ -690,41 +517,7 @@ impl DynamoStore {
         Ok(written)
     }
 
-    /// One requeue: the schedule attributes and the due index's sort key, conditional on the
-    /// version read; the payload and the rest of the delivery are not touched.
-    fn requeue_update(&self, requeue: &Requeue) -> Result<Update> {
-        let after = &requeue.after;
-        let due = after.next_attempt_at.unwrap_or(after.updated_at);
-        let mut expression =
-            "SET #isk = :isk, #next = :next, #updated = :updated, #version = :version".to_owned();
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant_pk(after.tenant_id), delivery_sk(after.id))))
-            .condition_expression("#version = :read")
-            .expression_attribute_names("#isk", GSI1_SK)
-            .expression_attribute_names("#next", "next_attempt_at")
-            .expression_attribute_names("#updated", "updated_at")
-            .expression_attribute_names("#version", VERSION)
-            .expression_attribute_names("#lease", "lease_until")
-            .expression_attribute_values(":isk", text(due_index_sk(due, after.id)))
-            .expression_attribute_values(":next", text(rfc3339(due)))
-            .expression_attribute_values(":updated", text(rfc3339(after.updated_at)))
-            .expression_attribute_values(":version", number(after.version))
-            .expression_attribute_values(":read", number(requeue.before_version));
-        match after.lease_until {
-            Some(until) => {
-                expression.push_str(", #lease = :lease");
-                update = update.expression_attribute_values(":lease", text(rfc3339(until)));
-            }
-            None => expression.push_str(" REMOVE #lease"),
-        }
-        update
-            .update_expression(expression)
-            .build()
-            .map_err(build_error)
-    }
-
-    pub(super) async fn failed_deliveries_impl(
+    async fn failed_deliveries(
         &self,
         tenant_id: Uuid,
         webhook_id: Option<Uuid>,
@@ -753,7 +546,7 @@ impl DynamoStore {
         read.items.iter().map(failed_ref_from_item).collect()
     }
 
-    pub(super) async fn delivery_counts_impl(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
+    async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
         let mut counts = DeliveryCounts::default();
         let query = self.prefix_query(tenant_pk(tenant_id), COUNTS_SK_PREFIX);
         for item in &read_query(&query, None, Reading::all()).await?.items {

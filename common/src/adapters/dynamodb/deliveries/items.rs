@@ -1,16 +1,6 @@
-//! Webhooks, deliveries, attempts and delivery counters as DynamoDB items.
-//!
-//! | item              | pk                | sk                                | gsi1pk / gsi1sk                          | gsi2pk / gsi2sk              |
-//! |-------------------|-------------------|-----------------------------------|------------------------------------------|------------------------------|
-//! | webhook           | `TENANT#<t>`      | `WEBHOOK#<id>`                    |                                          |                              |
-//! | delivery (open)   | `TENANT#<t>`      | `DELIVERY#<id>`                   | `DUE#<shard>` / `<next attempt>#<id>`    | `TENANT#<t>#WEBHOOK#<w>` / id |
-//! | delivery (failed) | `TENANT#<t>`      | `DELIVERY#<id>`                   | `TENANT#<t>#FAILED` / `<id>`             | same                         |
-//! | delivery (done)   | `TENANT#<t>`      | `DELIVERY#<id>`                   |                                          | same                         |
-//! | payload           | `TENANT#<t>`      | `PAYLOAD#<event id>`              |                                          |                              |
-//! | payload (earlier) | `TENANT#<t>`      | `DELIVERY#<id>#0PAYLOAD`          |                                          |                              |
-//! | attempt           | `TENANT#<t>`      | `DELIVERY#<id>#ATTEMPT#<nnnn>`    |                                          |                              |
-//! | counts            | `TENANT#<t>`      | `DELIVERY_COUNTS#<w>`             |                                          |                              |
-//! Deliveries and attempts carry `expires_at` (TTL) once finished; a payload from its creation.
+//! Deliveries, payloads, attempts and delivery counters as DynamoDB items (their keys: the
+//! table in `dynamodb/mod.rs`). Deliveries and attempts carry `expires_at` (TTL) once finished;
+//! a payload from its creation.
 //!
 //! An event's payload (up to 256 KiB) has an item of its own, written once and shared by all the
 //! event's deliveries: a fan-out to a thousand webhooks writes one copy, and since DynamoDB bills
@@ -27,31 +17,25 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::attributes::*;
-use super::items::*;
-use super::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL};
+use crate::adapters::dynamodb::attributes::*;
+use crate::adapters::dynamodb::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, SK, TTL};
+use crate::adapters::dynamodb::{shard_of, tenant_pk, VERSION};
 use crate::domain::delivery::{
-    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload,
+    Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
+    PAYLOAD_RETENTION,
 };
-use crate::domain::webhook::Webhook;
 use crate::error::Result;
 use crate::ports::DeliveryRef;
 use crate::time::rfc3339;
 
-pub(super) const WEBHOOK_SK_PREFIX: &str = "WEBHOOK#";
 pub(super) const DELIVERY_SK_PREFIX: &str = "DELIVERY#";
 pub(super) const COUNTS_SK_PREFIX: &str = "DELIVERY_COUNTS#";
 pub(super) const COUNTS_ALL: &str = "DELIVERY_COUNTS#ALL";
-/// Finished deliveries are kept this long, then DynamoDB's TTL removes them.
-pub(super) const RETENTION: Duration = Duration::days(30);
-/// A payload's item is never rewritten by a transition, so it cannot take the finished
-/// delivery's expiry: it lives `PAYLOAD_RETENTION` from creation (or from a manual retry, which
-/// extends it). A dispatched outbox event, which holds the same data, lives as long.
-pub(super) use crate::domain::delivery::PAYLOAD_RETENTION;
-
-pub(super) fn webhook_sk(id: Uuid) -> String {
-    format!("{WEBHOOK_SK_PREFIX}{id}")
-}
+/// Finished deliveries are kept this long, then DynamoDB's TTL removes them. A payload's item is
+/// never rewritten by a transition, so it cannot take the finished delivery's expiry: it lives
+/// `PAYLOAD_RETENTION` from creation (or from a manual retry, which extends it). A dispatched
+/// outbox event, which holds the same data, lives as long.
+const RETENTION: Duration = Duration::days(30);
 
 pub(super) fn delivery_sk(id: Uuid) -> String {
     format!("{DELIVERY_SK_PREFIX}{id}")
@@ -125,61 +109,6 @@ pub(super) fn status_counter_name(status: DeliveryStatus) -> &'static str {
         DeliveryStatus::Retrying => "retrying",
         DeliveryStatus::Cancelled => "cancelled",
     }
-}
-
-pub(super) fn webhook_item(w: &Webhook) -> Item {
-    let mut item = key(tenant_pk(w.tenant_id), webhook_sk(w.id));
-    item.insert("id".into(), text(w.id.to_string()));
-    item.insert("tenant_id".into(), text(w.tenant_id.to_string()));
-    item.insert("url".into(), text(&w.url));
-    put_optional(&mut item, "description", w.description.clone());
-    item.insert(
-        "events".into(),
-        text(serde_json::to_string(&w.events).unwrap_or_default()),
-    );
-    item.insert(
-        "headers".into(),
-        text(serde_json::to_string(&w.headers).unwrap_or_default()),
-    );
-    item.insert("active".into(), AttributeValue::Bool(w.active));
-    item.insert("max_retries".into(), number(i64::from(w.max_retries)));
-    item.insert("timeout_ms".into(), number(i64::from(w.timeout_ms)));
-    item.insert("secret".into(), text(&w.secret));
-    if let Some((secret, until)) = &w.previous_secret {
-        item.insert("previous_secret".into(), text(secret));
-        item.insert("previous_secret_until".into(), text(rfc3339(*until)));
-    }
-    item.insert("created_at".into(), text(rfc3339(w.created_at)));
-    item.insert("updated_at".into(), text(rfc3339(w.updated_at)));
-    item.insert(VERSION.into(), number(w.version));
-    item
-}
-
-pub(super) fn webhook_from_item(item: &Item) -> Result<Webhook> {
-    let previous = match (
-        optional_text(item, "previous_secret"),
-        optional_time(item, "previous_secret_until")?,
-    ) {
-        (Some(secret), Some(until)) => Some((secret, until)),
-        _ => None,
-    };
-    Ok(Webhook {
-        id: uuid_of(item, "id")?,
-        tenant_id: uuid_of(item, "tenant_id")?,
-        url: text_of(item, "url")?.to_owned(),
-        description: optional_text(item, "description"),
-        events: serde_json::from_str(text_of(item, "events")?).map_err(|_| corrupt("events"))?,
-        headers: serde_json::from_str::<BTreeMap<String, String>>(text_of(item, "headers")?)
-            .map_err(|_| corrupt("headers"))?,
-        active: matches!(item.get("active"), Some(AttributeValue::Bool(true))),
-        max_retries: number_of(item, "max_retries")?,
-        timeout_ms: number_of(item, "timeout_ms")?,
-        secret: text_of(item, "secret")?.to_owned(),
-        previous_secret: previous,
-        created_at: time_of(item, "created_at")?,
-        updated_at: time_of(item, "updated_at")?,
-        version: number_of(item, VERSION)?,
-    })
 }
 
 pub(super) fn delivery_item(d: &Delivery) -> Item {
@@ -261,7 +190,7 @@ pub(super) fn payload_item(p: &EventPayload) -> Item {
 
 /// The sort key of a stored item, if it has one.
 pub(super) fn sk_of(item: &Item) -> Option<&str> {
-    match item.get(super::tables::SK) {
+    match item.get(SK) {
         Some(AttributeValue::S(sk)) => Some(sk),
         _ => None,
     }
@@ -395,14 +324,12 @@ pub(super) fn attempt_from_item(item: &Item) -> Result<Attempt> {
 }
 
 /// Counts per status from a counts item (absent statuses are zero).
-pub(super) fn delivery_counts_from_item(
-    item: &Item,
-) -> Result<crate::domain::delivery::StatusCounts> {
+pub(super) fn delivery_counts_from_item(item: &Item) -> Result<StatusCounts> {
     let mut counts = BTreeMap::new();
     for status in DeliveryStatus::ALL {
         if let Some(count) = optional_number::<i64>(item, status_counter_name(status))? {
             counts.insert(status, count);
         }
     }
-    Ok(crate::domain::delivery::StatusCounts(counts))
+    Ok(StatusCounts(counts))
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 use tokio::sync::Notify;
 
-use super::sqlite_writer::Writer;
+use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::ports::{Queue, QueueMessage, Received};
 

@@ -1,11 +1,11 @@
 //! Reading the SQLite store's columns and answering its constraint failures: what the store's
-//! aggregates (`sqlite.rs`, `sqlite_webhooks.rs`) share, so that neither imports the other.
+//! aggregates (`tenants.rs`, `clients.rs`, `outbox.rs`, `webhooks.rs`, `deliveries.rs`) share,
+//! so that none imports another for them.
 
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 use uuid::Uuid;
 
-use crate::domain::event::OutboxEvent;
 use crate::error::Error;
 use crate::time::parse_rfc3339;
 
@@ -53,21 +53,4 @@ pub(super) fn bad_text(index: usize, expected: &str) -> rusqlite::Error {
         rusqlite::types::Type::Text,
         format!("stored value is not {expected}").into(),
     )
-}
-
-/// Columns: id, tenant_id, event, data, created_at.
-pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
-    let data: String = row.get(3)?;
-    let created_at = time_column(row, 4)?;
-    // Written before notify's events came through the outbox: a client write's, which
-    // happened when written.
-    let occurred_at = optional_time_column(row, 5)?.unwrap_or(created_at);
-    Ok(OutboxEvent {
-        id: uuid_column(row, 0)?,
-        tenant_id: uuid_column(row, 1)?,
-        event: row.get(2)?,
-        data: serde_json::from_str(&data).map_err(|_| bad_text(3, "JSON"))?,
-        created_at,
-        occurred_at,
-    })
 }

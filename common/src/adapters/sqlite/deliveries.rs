@@ -1,157 +1,25 @@
-//! Webhooks, deliveries, attempts and their counters in the embedded store. Called by the
-//! `Store` impl in `sqlite.rs`: reads on a reader connection (the worker's two on the writer's:
-//! see there), writes on the writer thread, each write atomic in its own savepoint.
+//! Payloads, deliveries, attempts and their counters (`DeliveryStore`). Reads run on a reader
+//! connection (the worker's one, `get_delivery`, on the writer's: see `sqlite/mod.rs`), writes on
+//! the writer thread, each write atomic in its own savepoint.
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::sqlite_columns::{
-    bad_text, conflict_on_duplicate, event_from_row, optional_time_column, time_column, uuid_column,
-};
+use super::columns::{bad_text, optional_time_column, time_column, uuid_column};
+use super::SqliteStore;
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
-    PAYLOAD_RETENTION,
 };
-use crate::domain::event::OutboxEvent;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
-use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryCounts, DeliveryRef, DueCursor, DuePage, Requeue};
+use crate::ports::{
+    DeliveryChange, DeliveryCounts, DeliveryRef, DeliveryStore, DueCursor, DuePage, Requeue,
+};
 use crate::time::rfc3339;
-
-const WEBHOOK_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
-     max_retries, timeout_ms, secret, previous_secret, previous_secret_until, created_at, \
-     updated_at, version";
-
-fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
-    let events: String = row.get(4)?;
-    let headers: String = row.get(5)?;
-    let previous: Option<String> = row.get(10)?;
-    let until = optional_time_column(row, 11)?;
-    Ok(Webhook {
-        tenant_id: uuid_column(row, 0)?,
-        id: uuid_column(row, 1)?,
-        url: row.get(2)?,
-        description: row.get(3)?,
-        events: serde_json::from_str(&events).map_err(|_| bad_text(4, "a JSON list"))?,
-        headers: serde_json::from_str::<BTreeMap<String, String>>(&headers)
-            .map_err(|_| bad_text(5, "a JSON object"))?,
-        active: row.get(6)?,
-        max_retries: row.get(7)?,
-        timeout_ms: row.get(8)?,
-        secret: row.get(9)?,
-        previous_secret: previous.zip(until),
-        created_at: time_column(row, 12)?,
-        updated_at: time_column(row, 13)?,
-        version: row.get(14)?,
-    })
-}
-
-fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 15] {
-    [
-        Box::new(w.tenant_id.to_string()),
-        Box::new(w.id.to_string()),
-        Box::new(w.url.clone()),
-        Box::new(w.description.clone()),
-        Box::new(serde_json::to_string(&w.events).unwrap_or_default()),
-        Box::new(serde_json::to_string(&w.headers).unwrap_or_default()),
-        Box::new(w.active),
-        Box::new(w.max_retries),
-        Box::new(w.timeout_ms),
-        Box::new(w.secret.clone()),
-        Box::new(w.previous_secret.as_ref().map(|(s, _)| s.clone())),
-        Box::new(w.previous_secret.as_ref().map(|(_, t)| rfc3339(*t))),
-        Box::new(rfc3339(w.created_at)),
-        Box::new(rfc3339(w.updated_at)),
-        Box::new(w.version),
-    ]
-}
-
-/// Counted after the insert, in the same write (the writer runs one write at a time, and an
-/// error undoes the write's savepoint): a duplicate id is a `Conflict` first, as on DynamoDB.
-pub(super) fn create_webhook(conn: &mut Connection, webhook: &Webhook, max: usize) -> Result<()> {
-    let params = webhook_params(webhook);
-    conn.execute(
-        &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-        rusqlite::params_from_iter(params.iter()),
-    )
-    .map_err(|e| conflict_on_duplicate(e, "A webhook with this id"))?;
-    let count: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM webhooks WHERE tenant_id = ?1")?
-        .query_row(params![webhook.tenant_id.to_string()], |row| row.get(0))?;
-    if usize::try_from(count).unwrap_or(usize::MAX) > max {
-        return Err(Error::WebhookLimitReached { limit: max });
-    }
-    Ok(())
-}
-
-pub(super) fn update_webhook(
-    conn: &mut Connection,
-    before_version: i64,
-    webhook: &Webhook,
-) -> Result<()> {
-    let mut params: Vec<Box<dyn rusqlite::ToSql>> = webhook_params(webhook).into_iter().collect();
-    params.push(Box::new(before_version));
-    let changed = conn.execute(
-        "UPDATE webhooks SET url = ?3, description = ?4, events = ?5, headers = ?6, active = ?7,
-             max_retries = ?8, timeout_ms = ?9, secret = ?10, previous_secret = ?11,
-             previous_secret_until = ?12, created_at = ?13, updated_at = ?14, version = ?15
-         WHERE tenant_id = ?1 AND id = ?2 AND version = ?16",
-        rusqlite::params_from_iter(params.iter()),
-    )?;
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(Error::Conflict(
-            "The webhook was changed by another request.".into(),
-        ))
-    }
-}
-
-pub(super) fn delete_webhook(conn: &mut Connection, tenant_id: Uuid, id: Uuid) -> Result<bool> {
-    let deleted = conn.execute(
-        "DELETE FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
-        params![tenant_id.to_string(), id.to_string()],
-    )?;
-    Ok(deleted == 1)
-}
-
-pub(super) fn get_webhook(
-    conn: &mut Connection,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<Option<Webhook>> {
-    let mut query = conn.prepare_cached(&format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
-    ))?;
-    Ok(query
-        .query_row(
-            params![tenant_id.to_string(), id.to_string()],
-            webhook_from_row,
-        )
-        .optional()?)
-}
-
-pub(super) fn list_webhooks(
-    conn: &mut Connection,
-    tenant_id: Uuid,
-    page: PageRequest,
-) -> Result<Page<Webhook>> {
-    let mut query = conn.prepare_cached(&format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
-    ))?;
-    let after = page.after.map(|id| id.to_string()).unwrap_or_default();
-    let rows = query
-        .query_map(
-            params![tenant_id.to_string(), after, (page.limit + 1) as i64],
-            webhook_from_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page::from_overfetch(rows, page.limit, |w| w.id))
-}
 
 /// The columns of a delivery; its payload is the event's, in `payloads`.
 const DELIVERY_COLUMNS: &str = "tenant_id, id, webhook_id, event_id, event, status, \
@@ -209,7 +77,7 @@ fn add_counts(
 }
 
 /// The payload once per event: a second fan-out of the event keeps the stored bytes.
-pub(super) fn put_payload(conn: &mut Connection, payload: &EventPayload) -> Result<()> {
+fn put_payload(conn: &mut Connection, payload: &EventPayload) -> Result<()> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO payloads (tenant_id, event_id, payload, created_at)
          VALUES (?1, ?2, ?3, ?4)",
@@ -223,7 +91,7 @@ pub(super) fn put_payload(conn: &mut Connection, payload: &EventPayload) -> Resu
     Ok(())
 }
 
-pub(super) fn create_deliveries(conn: &mut Connection, deliveries: &[Delivery]) -> Result<()> {
+fn create_deliveries(conn: &mut Connection, deliveries: &[Delivery]) -> Result<()> {
     let mut insert = conn.prepare_cached(&format!(
         "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?;
@@ -256,11 +124,7 @@ pub(super) fn create_deliveries(conn: &mut Connection, deliveries: &[Delivery]) 
     Ok(())
 }
 
-pub(super) fn get_delivery(
-    conn: &mut Connection,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<Option<Delivery>> {
+fn get_delivery(conn: &mut Connection, tenant_id: Uuid, id: Uuid) -> Result<Option<Delivery>> {
     let mut query = conn.prepare_cached(&format!(
         "SELECT {DELIVERY_COLUMNS}, (SELECT p.payload FROM payloads p
              WHERE p.tenant_id = deliveries.tenant_id AND p.event_id = deliveries.event_id)
@@ -274,7 +138,7 @@ pub(super) fn get_delivery(
         .optional()?)
 }
 
-pub(super) fn get_delivery_summary(
+fn get_delivery_summary(
     conn: &mut Connection,
     tenant_id: Uuid,
     id: Uuid,
@@ -290,11 +154,7 @@ pub(super) fn get_delivery_summary(
         .optional()?)
 }
 
-pub(super) fn list_attempts(
-    conn: &mut Connection,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<Vec<Attempt>> {
+fn list_attempts(conn: &mut Connection, tenant_id: Uuid, id: Uuid) -> Result<Vec<Attempt>> {
     let mut query = conn.prepare_cached(
         "SELECT number, at, status_code, duration_ms, error, response_body FROM delivery_attempts
          WHERE tenant_id = ?1 AND delivery_id = ?2 ORDER BY number",
@@ -314,7 +174,7 @@ pub(super) fn list_attempts(
     Ok(rows)
 }
 
-pub(super) fn write_delivery(conn: &mut Connection, change: &DeliveryChange) -> Result<()> {
+fn write_delivery(conn: &mut Connection, change: &DeliveryChange) -> Result<()> {
     let (before, d) = (&change.before, &change.after);
     let changed = conn
         .prepare_cached(
@@ -366,7 +226,7 @@ pub(super) fn write_delivery(conn: &mut Connection, change: &DeliveryChange) -> 
     Ok(())
 }
 
-pub(super) fn list_deliveries(
+fn list_deliveries(
     conn: &mut Connection,
     tenant_id: Uuid,
     webhook_id: Uuid,
@@ -412,7 +272,7 @@ pub(super) fn list_deliveries(
 
 /// Due deliveries in (due time, id) order from where `after` stopped, only the columns the
 /// sweeper needs; the cursor is the last one's due time and id.
-pub(super) fn due_deliveries(
+fn due_deliveries(
     conn: &mut Connection,
     before: DateTime<Utc>,
     after: Option<&DueCursor>,
@@ -463,7 +323,7 @@ pub(super) fn due_deliveries(
 
 /// The sweeper's requeues, in one write: the schedule columns only, each conditional on the
 /// version read.
-pub(super) fn requeue_deliveries(conn: &mut Connection, requeues: &[Requeue]) -> Result<Vec<bool>> {
+fn requeue_deliveries(conn: &mut Connection, requeues: &[Requeue]) -> Result<Vec<bool>> {
     let mut update = conn.prepare_cached(
         "UPDATE deliveries SET next_attempt_at = ?3, lease_until = ?4, updated_at = ?5,
              version = ?6
@@ -487,7 +347,7 @@ pub(super) fn requeue_deliveries(conn: &mut Connection, requeues: &[Requeue]) ->
         .collect()
 }
 
-pub(super) fn failed_deliveries(
+fn failed_deliveries(
     conn: &mut Connection,
     tenant_id: Uuid,
     webhook_id: Option<Uuid>,
@@ -524,7 +384,7 @@ pub(super) fn failed_deliveries(
     Ok(rows)
 }
 
-pub(super) fn delivery_counts(conn: &mut Connection, tenant_id: Uuid) -> Result<DeliveryCounts> {
+fn delivery_counts(conn: &mut Connection, tenant_id: Uuid) -> Result<DeliveryCounts> {
     let mut query = conn.prepare_cached(
         "SELECT webhook_id, status, count FROM delivery_counts WHERE tenant_id = ?1 ORDER BY webhook_id",
     )?;
@@ -555,42 +415,99 @@ pub(super) fn delivery_counts(conn: &mut Connection, tenant_id: Uuid) -> Result<
     Ok(counts)
 }
 
-pub(super) fn undispatched_events(
-    conn: &mut Connection,
-    before: DateTime<Utc>,
-    limit: usize,
-) -> Result<Vec<OutboxEvent>> {
-    let mut query = conn.prepare_cached(
-        "SELECT id, tenant_id, event, data, created_at, occurred_at FROM outbox
-         WHERE dispatched = 0 AND created_at < ?1 ORDER BY created_at LIMIT ?2",
-    )?;
-    let rows = query
-        .query_map(params![rfc3339(before), limit as i64], event_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
-}
+#[async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
+        let payload = payload.clone();
+        self.call(move |conn| put_payload(conn, &payload)).await
+    }
 
-/// Dispatched events removed per event marked: more than are written, so the outbox keeps up.
-const OUTBOX_DELETES_PER_MARK: i64 = 16;
+    async fn create_deliveries_with_payload(
+        &self,
+        payload: &EventPayload,
+        deliveries: &[Delivery],
+    ) -> Result<()> {
+        let (payload, deliveries) = (payload.clone(), deliveries.to_vec());
+        self.call(move |conn| {
+            put_payload(conn, &payload)?;
+            create_deliveries(conn, &deliveries)
+        })
+        .await
+    }
 
-/// Marks the event dispatched, and removes a few events dispatched longer than
-/// `PAYLOAD_RETENTION` ago, as DynamoDB's TTL does. Event ids are UUIDv7, so the oldest are the
-/// first of the primary key's index: the delete reads only them.
-pub(super) fn mark_event_dispatched(
-    conn: &mut Connection,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<()> {
-    conn.prepare_cached("UPDATE outbox SET dispatched = 1 WHERE tenant_id = ?1 AND id = ?2")?
-        .execute(params![tenant_id.to_string(), id.to_string()])?;
-    let cutoff = (Utc::now() - PAYLOAD_RETENTION).timestamp_millis();
-    let first_kept =
-        uuid::Builder::from_unix_timestamp_millis(u64::try_from(cutoff).unwrap_or(0), &[0; 10])
-            .into_uuid();
-    conn.prepare_cached(
-        "DELETE FROM outbox WHERE id IN (
-             SELECT id FROM outbox WHERE id < ?1 AND dispatched = 1 ORDER BY id LIMIT ?2)",
-    )?
-    .execute(params![first_kept.to_string(), OUTBOX_DELETES_PER_MARK])?;
-    Ok(())
+    async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        let deliveries = deliveries.to_vec();
+        self.call(move |conn| create_deliveries(conn, &deliveries))
+            .await
+    }
+
+    async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
+        // On the writer: see `sqlite/mod.rs`.
+        self.writer
+            .read(move |conn| get_delivery(conn, tenant_id, delivery_id))
+            .await
+    }
+
+    async fn get_delivery_summary(
+        &self,
+        tenant_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Option<DeliverySummary>> {
+        self.read(move |conn| get_delivery_summary(conn, tenant_id, delivery_id))
+            .await
+    }
+
+    async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
+        self.read(move |conn| list_attempts(conn, tenant_id, delivery_id))
+            .await
+    }
+
+    async fn write_delivery(&self, change: &DeliveryChange) -> Result<()> {
+        let change = change.clone();
+        self.call(move |conn| write_delivery(conn, &change)).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> Result<Page<DeliverySummary>> {
+        self.read(move |conn| list_deliveries(conn, tenant_id, webhook_id, status, page))
+            .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<DuePage> {
+        let after = after.cloned();
+        self.read(move |conn| due_deliveries(conn, before, after.as_ref(), limit))
+            .await
+    }
+
+    async fn requeue_deliveries(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
+        let requeues = requeues.to_vec();
+        self.call(move |conn| requeue_deliveries(conn, &requeues))
+            .await
+    }
+
+    async fn failed_deliveries(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Option<Uuid>,
+        after: Option<DeliveryRef>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRef>> {
+        self.read(move |conn| failed_deliveries(conn, tenant_id, webhook_id, after, limit))
+            .await
+    }
+
+    async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
+        self.read(move |conn| delivery_counts(conn, tenant_id))
+            .await
+    }
 }

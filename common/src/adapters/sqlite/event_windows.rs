@@ -1,5 +1,5 @@
 //! The embedded store's count of notify events per tenant and second
-//! (`Store::take_event_quota`), kept in memory: one crm-local process serves its data
+//! (`OutboxStore::take_event_quota`), kept in memory: one crm-local process serves its data
 //! directory, so its count is the deployment's, and a notify pays no extra write for it (a
 //! round trip to SQLite's writer before the event's own, on every call).
 

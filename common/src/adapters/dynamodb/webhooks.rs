@@ -1,0 +1,229 @@
+//! Webhooks and each tenant's webhook count (`WebhookStore`, docs/architecture.md §Limits).
+//!
+//! The webhook count moves in the same transaction as each webhook's creation (on condition
+//! that it is under the limit) and deletion, so concurrent creations in any number of
+//! containers never pass the limit.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use uuid::Uuid;
+
+use super::attributes::*;
+use super::contention::backoff;
+use super::paging::{read_query, Reading};
+use super::{build_error, sdk_error, tenant_pk, Condition, DynamoStore, VERSION};
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::webhook::Webhook;
+use crate::error::{Error, Result};
+use crate::ports::WebhookStore;
+use crate::time::rfc3339;
+
+const WEBHOOK_SK_PREFIX: &str = "WEBHOOK#";
+const WEBHOOK_COUNT_SK: &str = "WEBHOOK_COUNT";
+/// The webhook count's attribute.
+const COUNT: &str = "n";
+/// Recounts of one tenant's webhooks before giving up, each after the count moved under it.
+const RECOUNT_ROUNDS: u32 = 5;
+
+/// The position of the webhook's own write in its transaction with the count update: whose
+/// condition failed tells a duplicate id from the limit.
+const WEBHOOK_WRITE: usize = 0;
+
+fn webhook_sk(id: Uuid) -> String {
+    format!("{WEBHOOK_SK_PREFIX}{id}")
+}
+
+fn webhook_item(w: &Webhook) -> Item {
+    let mut item = key(tenant_pk(w.tenant_id), webhook_sk(w.id));
+    item.insert("id".into(), text(w.id.to_string()));
+    item.insert("tenant_id".into(), text(w.tenant_id.to_string()));
+    item.insert("url".into(), text(&w.url));
+    put_optional(&mut item, "description", w.description.clone());
+    item.insert(
+        "events".into(),
+        text(serde_json::to_string(&w.events).unwrap_or_default()),
+    );
+    item.insert(
+        "headers".into(),
+        text(serde_json::to_string(&w.headers).unwrap_or_default()),
+    );
+    item.insert("active".into(), AttributeValue::Bool(w.active));
+    item.insert("max_retries".into(), number(i64::from(w.max_retries)));
+    item.insert("timeout_ms".into(), number(i64::from(w.timeout_ms)));
+    item.insert("secret".into(), text(&w.secret));
+    if let Some((secret, until)) = &w.previous_secret {
+        item.insert("previous_secret".into(), text(secret));
+        item.insert("previous_secret_until".into(), text(rfc3339(*until)));
+    }
+    item.insert("created_at".into(), text(rfc3339(w.created_at)));
+    item.insert("updated_at".into(), text(rfc3339(w.updated_at)));
+    item.insert(VERSION.into(), number(w.version));
+    item
+}
+
+fn webhook_from_item(item: &Item) -> Result<Webhook> {
+    let previous = match (
+        optional_text(item, "previous_secret"),
+        optional_time(item, "previous_secret_until")?,
+    ) {
+        (Some(secret), Some(until)) => Some((secret, until)),
+        _ => None,
+    };
+    Ok(Webhook {
+        id: uuid_of(item, "id")?,
+        tenant_id: uuid_of(item, "tenant_id")?,
+        url: text_of(item, "url")?.to_owned(),
+        description: optional_text(item, "description"),
+        events: serde_json::from_str(text_of(item, "events")?).map_err(|_| corrupt("events"))?,
+        headers: serde_json::from_str::<BTreeMap<String, String>>(text_of(item, "headers")?)
+            .map_err(|_| corrupt("headers"))?,
+        active: matches!(item.get("active"), Some(AttributeValue::Bool(true))),
+        max_retries: number_of(item, "max_retries")?,
+        timeout_ms: number_of(item, "timeout_ms")?,
+        secret: text_of(item, "secret")?.to_owned(),
+        previous_secret: previous,
+        created_at: time_of(item, "created_at")?,
+        updated_at: time_of(item, "updated_at")?,
+        version: number_of(item, VERSION)?,
+    })
+}
+
+impl DynamoStore {
+    /// Adds `delta` to the tenant's webhook count; with `below`, on condition that the count
+    /// (absent: none yet) is under it.
+    fn webhook_count_update(
+        &self,
+        tenant_id: Uuid,
+        delta: i64,
+        below: Option<usize>,
+    ) -> Result<TransactWriteItem> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), WEBHOOK_COUNT_SK.to_owned())))
+            .update_expression("ADD #n :delta")
+            .expression_attribute_names("#n", COUNT)
+            .expression_attribute_values(":delta", number(delta));
+        if let Some(max) = below {
+            update = update
+                .condition_expression("attribute_not_exists(#n) OR #n < :max")
+                .expression_attribute_values(":max", number(count_value(max)));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(build_error)?)
+            .build())
+    }
+
+    /// Sets the tenant's webhook count to the webhooks it has, for a tenant with webhooks
+    /// created before the count existed (`crm-admin recount-webhooks`). Written on condition
+    /// that the count did not move since it was read; if it did, the webhooks are counted again.
+    pub async fn recount_webhooks(&self, tenant_id: Uuid) -> Result<usize> {
+        for _ in 0..RECOUNT_ROUNDS {
+            let before = self
+                .get(tenant_pk(tenant_id), WEBHOOK_COUNT_SK.to_owned())
+                .await?
+                .and_then(|mut item| item.remove(COUNT));
+            let query = self
+                .prefix_query(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX)
+                .projection_expression("#sk");
+            let webhooks = read_query(&query, None, Reading::all()).await?.items.len();
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(tenant_pk(tenant_id), WEBHOOK_COUNT_SK.to_owned())))
+                .update_expression("SET #n = :n")
+                .expression_attribute_names("#n", COUNT)
+                .expression_attribute_values(":n", number(count_value(webhooks)));
+            let update = match before {
+                Some(read) => update
+                    .condition_expression("#n = :read")
+                    .expression_attribute_values(":read", read),
+                None => update.condition_expression("attribute_not_exists(#n)"),
+            };
+            match update.send().await {
+                Ok(_) => return Ok(webhooks),
+                Err(error) => match error.as_service_error() {
+                    Some(e)
+                        if e.is_conditional_check_failed_exception()
+                            || e.is_transaction_conflict_exception() =>
+                    {
+                        backoff(1).await
+                    }
+                    _ => return Err(sdk_error(error)),
+                },
+            }
+        }
+        Err(Error::internal(format!(
+            "the webhook count of tenant {tenant_id} moved during each of {RECOUNT_ROUNDS} recounts"
+        )))
+    }
+}
+
+#[async_trait]
+impl WebhookStore for DynamoStore {
+    /// The webhook and one more in the tenant's count, together. A colliding transaction is
+    /// sent again (`transact_checked`); only a failed condition is an answer: the webhook's
+    /// (its id exists) before the count's (the limit).
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
+        let items = vec![
+            self.put(webhook_item(webhook), Some(Condition::new_item()))?,
+            self.webhook_count_update(webhook.tenant_id, 1, Some(max))?,
+        ];
+        match self.transact_checked(items, "create webhook").await? {
+            Ok(()) => Ok(()),
+            Err(failed) if failed.contains(&WEBHOOK_WRITE) => Err(Error::Conflict(
+                "A webhook with this id already exists.".to_owned(),
+            )),
+            Err(_) => Err(Error::WebhookLimitReached { limit: max }),
+        }
+    }
+
+    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
+        self.put_alone(
+            webhook_item(webhook),
+            Condition::version(before_version),
+            "update webhook",
+        )
+        .await
+    }
+
+    /// The webhook and one less in the tenant's count, together; `false` (and nothing written)
+    /// when there is no such webhook.
+    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
+        let items = vec![
+            self.delete(
+                key(tenant_pk(tenant_id), webhook_sk(webhook_id)),
+                Some(Condition::exists()),
+            )?,
+            self.webhook_count_update(tenant_id, -1, None)?,
+        ];
+        Ok(self
+            .transact_checked(items, "delete webhook")
+            .await?
+            .is_ok())
+    }
+
+    async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
+        self.get(tenant_pk(tenant_id), webhook_sk(webhook_id))
+            .await?
+            .map(|item| webhook_from_item(&item))
+            .transpose()
+    }
+
+    async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
+        let start = page
+            .after
+            .map(|after| key(tenant_pk(tenant_id), webhook_sk(after)));
+        let query = self.prefix_query(tenant_pk(tenant_id), WEBHOOK_SK_PREFIX);
+        // A webhook with many long headers is tens of KB: a page may take several responses.
+        let read = read_query(&query, start, Reading::first(page.limit + 1)).await?;
+        let webhooks = read
+            .items
+            .iter()
+            .map(webhook_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(webhooks, page.limit, |w| w.id))
+    }
+}

@@ -1,0 +1,129 @@
+//! Tenants and their API keys (`TenantStore`).
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+use super::columns::{bad_text, conflict_on_duplicate, time_column, uuid_column};
+use super::SqliteStore;
+use crate::domain::auth::{ApiKey, Role};
+use crate::domain::tenant::Tenant;
+use crate::error::Result;
+use crate::ports::TenantStore;
+use crate::time::rfc3339;
+
+const KEY_COLUMNS: &str = "id, tenant_id, name, role, prefix, key_hash, created_at";
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let role: String = row.get(3)?;
+    Ok(ApiKey {
+        id: uuid_column(row, 0)?,
+        tenant_id: uuid_column(row, 1)?,
+        name: row.get(2)?,
+        role: Role::parse(&role).ok_or_else(|| bad_text(3, "a role"))?,
+        prefix: row.get(4)?,
+        key_hash: row.get(5)?,
+        created_at: time_column(row, 6)?,
+    })
+}
+
+fn insert_key(tx: &Connection, key: &ApiKey) -> Result<()> {
+    tx.execute(
+        "INSERT INTO api_keys (id, tenant_id, name, role, prefix, key_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            key.id.to_string(),
+            key.tenant_id.to_string(),
+            key.name,
+            key.role.as_str(),
+            key.prefix,
+            key.key_hash,
+            rfc3339(key.created_at),
+        ],
+    )
+    .map_err(|e| conflict_on_duplicate(e, "An API key with this value"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
+        let (tenant, key) = (tenant.clone(), first_key.clone());
+        self.call(move |tx| {
+            tx.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![
+                    tenant.id.to_string(),
+                    tenant.name,
+                    rfc3339(tenant.created_at)
+                ],
+            )
+            .map_err(|e| conflict_on_duplicate(e, "The tenant"))?;
+            insert_key(tx, &key)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>> {
+        self.read(move |conn| {
+            let tenant = conn
+                .query_row(
+                    "SELECT id, name, created_at FROM tenants WHERE id = ?1",
+                    params![tenant_id.to_string()],
+                    |row| {
+                        Ok(Tenant {
+                            id: uuid_column(row, 0)?,
+                            name: row.get(1)?,
+                            created_at: time_column(row, 2)?,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(tenant)
+        })
+        .await
+    }
+
+    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
+        let key = key.clone();
+        self.call(move |conn| insert_key(conn, &key)).await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let key_hash = key_hash.to_owned();
+        self.read(move |conn| {
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"
+            ))?;
+            Ok(query
+                .query_row(params![key_hash], key_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
+        self.read(move |conn| {
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY id"
+            ))?;
+            let keys = query
+                .query_map(params![tenant_id.to_string()], key_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
+        self.call(move |conn| {
+            let deleted = conn.execute(
+                "DELETE FROM api_keys WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant_id.to_string(), key_id.to_string()],
+            )?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+}
