@@ -604,14 +604,13 @@ mod deliveries {
     };
     use common::domain::event::OutboxEvent;
     use common::domain::page::{PageRequest, FILTER_SCAN_LIMIT};
-    use common::domain::webhook::{NewWebhook, TargetPolicy, Webhook};
     use common::error::Error;
     use common::ports::{DeliveryChange, DeliveryRef, Requeue, SendOutcome, Store};
     use serde_json::json;
     use uuid::Uuid;
 
     use super::now;
-    use crate::support::{fresh_store, Backend};
+    use crate::support::{fresh_store, stored_webhook, Backend};
 
     crate::on_both_stores!(
         webhooks_are_versioned_and_scoped,
@@ -715,19 +714,6 @@ mod deliveries {
     /// The default limit: these tests are not about it (`limits.rs` is).
     const WEBHOOKS: usize = 1_000;
 
-    fn webhook(tenant: Uuid) -> Webhook {
-        let policy = TargetPolicy {
-            allow_http: true,
-            allow_private: true,
-        };
-        let body = NewWebhook {
-            url: "https://example.com/hook".to_owned(),
-            events: vec!["*".to_owned()],
-            ..NewWebhook::default()
-        };
-        Webhook::create(tenant, body, policy, now()).unwrap()
-    }
-
     fn delivery(tenant: Uuid, webhook: Uuid) -> Delivery {
         let event = Uuid::now_v7();
         let body = payload(event, "lead.created", &json!({"n": 1}), now()).unwrap();
@@ -755,7 +741,7 @@ mod deliveries {
         let fixture = fresh_store(backend).await;
         let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
-        let hook = webhook(tenant);
+        let hook = stored_webhook(tenant);
         store.create_webhook(&hook, WEBHOOKS).await.unwrap();
         assert!(matches!(
             store.create_webhook(&hook, WEBHOOKS).await,
@@ -806,7 +792,7 @@ mod deliveries {
         let mut created = Vec::new();
         // 30 webhooks of 60 KB: 1.8 MB.
         for i in 0..30 {
-            let mut hook = webhook(tenant);
+            let mut hook = stored_webhook(tenant);
             hook.description = Some(format!("{i} {}", "d".repeat(60_000)));
             store.create_webhook(&hook, WEBHOOKS).await.unwrap();
             created.push(hook.id);

@@ -9,7 +9,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use common::adapters::dynamodb::DynamoStore;
 use common::domain::auth::Role;
-use common::domain::webhook::{NewWebhook, TargetPolicy, Webhook};
 use common::error::Error;
 use common::ports::{Clock, SystemClock, WebhookStore};
 use common::service::deps::{DeliverySettings, TenantLimits};
@@ -17,7 +16,7 @@ use lambda_http::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::support::{assert_error, fresh_store, test_settings, Backend, TestApp};
+use crate::support::{assert_error, fresh_store, stored_webhook, test_settings, Backend, TestApp};
 
 crate::on_both_stores!(
     the_store_refuses_a_webhook_past_the_limit_and_a_deletion_makes_room,
@@ -51,19 +50,6 @@ fn events_per_second_at_most(events_per_second: usize) -> DeliverySettings {
     })
 }
 
-fn webhook(tenant: Uuid) -> Webhook {
-    let policy = TargetPolicy {
-        allow_http: true,
-        allow_private: true,
-    };
-    let body = NewWebhook {
-        url: "https://example.com/hook".to_owned(),
-        events: vec!["*".to_owned()],
-        ..NewWebhook::default()
-    };
-    Webhook::create(tenant, body, policy, SystemClock.now()).unwrap()
-}
-
 async fn webhook_count(app: &TestApp, key: &str) -> usize {
     let (status, page) = app.get("/api/webhooks?limit=100", key).await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -76,12 +62,12 @@ async fn the_store_refuses_a_webhook_past_the_limit_and_a_deletion_makes_room(ba
     let (tenant, other) = (Uuid::now_v7(), Uuid::now_v7());
     let mut hooks = Vec::new();
     for _ in 0..3 {
-        let hook = webhook(tenant);
+        let hook = stored_webhook(tenant);
         store.create_webhook(&hook, 3).await.unwrap();
         hooks.push(hook);
     }
 
-    let refused = webhook(tenant);
+    let refused = stored_webhook(tenant);
     let error = store.create_webhook(&refused, 3).await.unwrap_err();
     assert!(
         matches!(error, Error::WebhookLimitReached { limit: 3 }),
@@ -92,13 +78,19 @@ async fn the_store_refuses_a_webhook_past_the_limit_and_a_deletion_makes_room(ba
     let error = store.create_webhook(&hooks[0], 3).await.unwrap_err();
     assert!(matches!(error, Error::Conflict(_)), "{error:?}");
     // Another tenant has its own count.
-    store.create_webhook(&webhook(other), 3).await.unwrap();
+    store
+        .create_webhook(&stored_webhook(other), 3)
+        .await
+        .unwrap();
 
     assert!(store.delete_webhook(tenant, hooks[0].id).await.unwrap());
     // A deletion of nothing frees nothing.
     assert!(!store.delete_webhook(tenant, hooks[0].id).await.unwrap());
     store.create_webhook(&refused, 3).await.unwrap();
-    let error = store.create_webhook(&webhook(tenant), 3).await.unwrap_err();
+    let error = store
+        .create_webhook(&stored_webhook(tenant), 3)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, Error::WebhookLimitReached { limit: 3 }),
         "{error:?}"
@@ -354,7 +346,10 @@ async fn dynamodb_a_recount_takes_in_webhooks_created_before_the_count() {
     let store = DynamoStore::new(client.clone(), table.clone());
     let tenant = Uuid::now_v7();
     for _ in 0..3 {
-        store.create_webhook(&webhook(tenant), 10).await.unwrap();
+        store
+            .create_webhook(&stored_webhook(tenant), 10)
+            .await
+            .unwrap();
     }
     client
         .delete_item()
@@ -364,15 +359,24 @@ async fn dynamodb_a_recount_takes_in_webhooks_created_before_the_count() {
         .send()
         .await
         .unwrap();
-    store.create_webhook(&webhook(tenant), 3).await.unwrap();
+    store
+        .create_webhook(&stored_webhook(tenant), 3)
+        .await
+        .unwrap();
 
     assert_eq!(store.recount_webhooks(tenant).await.unwrap(), 4);
-    let error = store.create_webhook(&webhook(tenant), 4).await.unwrap_err();
+    let error = store
+        .create_webhook(&stored_webhook(tenant), 4)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, Error::WebhookLimitReached { limit: 4 }),
         "{error:?}"
     );
     assert_eq!(store.recount_webhooks(tenant).await.unwrap(), 4, "again");
-    store.create_webhook(&webhook(tenant), 5).await.unwrap();
+    store
+        .create_webhook(&stored_webhook(tenant), 5)
+        .await
+        .unwrap();
     assert_eq!(store.recount_webhooks(Uuid::now_v7()).await.unwrap(), 0);
 }

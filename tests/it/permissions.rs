@@ -167,3 +167,40 @@ async fn every_route_for_every_role() {
         }
     }
 }
+
+/// A caller without the permission is refused before its body is read: 403, never a 400 that
+/// would tell it what the body got wrong.
+#[tokio::test]
+async fn a_refused_caller_gets_403_whatever_the_body_holds() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let (tenant, _admin) = app.tenant_with(Role::Admin).await;
+    let read_only = app.key_for(tenant, Role::ReadOnly).await;
+    let id = "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b";
+    let webhook = format!("/api/webhooks/{id}");
+    let rotate = format!("/api/webhooks/{id}/rotate-secret");
+    let client = format!("/api/clients/{id}");
+    for (method, path, body) in [
+        ("POST", "/api/webhooks", r#"{"url": 5, "color": "blue"}"#),
+        ("PATCH", webhook.as_str(), r#"{"timeoutMs": "soon"}"#),
+        ("POST", rotate.as_str(), r#"{"overlapSeconds": -1}"#),
+        (
+            "POST",
+            "/api/webhooks/notify",
+            r#"{"event": "no.such.event"}"#,
+        ),
+        ("POST", "/api/webhooks/retry", r#"{"deliveryIds": ["x"]}"#),
+        ("POST", "/api/clients", r#"{"name": ""}"#),
+        ("PATCH", client.as_str(), r#"{"name": null}"#),
+        ("POST", "/api/keys", r#"{"role": "OWNER"}"#),
+        (
+            "POST",
+            "/api/crm/update-sync-status",
+            r#"{"clientId": "x", "status": "DONE"}"#,
+        ),
+    ] {
+        let method = method.parse().unwrap();
+        let (status, reply) = app.call(method, path, Some(&read_only), Some(body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} {body}: {reply}");
+        assert_error(status, &reply, StatusCode::FORBIDDEN);
+    }
+}

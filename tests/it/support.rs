@@ -11,10 +11,10 @@ use common::config::aws_clients;
 use common::domain::auth::{generate_key, ApiKey, Role};
 use common::domain::delivery::RetrySchedule;
 use common::domain::tenant::Tenant;
-use common::domain::webhook::TargetPolicy;
+use common::domain::webhook::{NewWebhook, TargetPolicy, Webhook};
 use common::http::{handle, routes::ROUTES};
 use common::local::run_worker;
-use common::ports::{Queue, Store};
+use common::ports::{Clock, Queue, Store, SystemClock};
 use common::service::deps::{DeliverySettings, Deps};
 use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
 use lambda_http::{Body, Response};
@@ -108,6 +108,21 @@ pub async fn fresh_dynamodb(client: aws_sdk_dynamodb::Client) -> TestStore {
 }
 
 /// Delivery settings for tests: seconds, not minutes, and local targets allowed.
+/// A webhook of `tenant` listening to every event, as the domain makes it, for tests that write
+/// it to a store directly.
+pub fn stored_webhook(tenant: Uuid) -> Webhook {
+    let policy = TargetPolicy {
+        allow_http: true,
+        allow_private: true,
+    };
+    let new = NewWebhook {
+        url: "https://example.com/hook".to_owned(),
+        events: vec!["*".to_owned()],
+        ..NewWebhook::default()
+    };
+    Webhook::create(tenant, new, policy, SystemClock.now()).unwrap()
+}
+
 pub fn test_settings() -> DeliverySettings {
     DeliverySettings {
         retry_schedule: RetrySchedule::parse("1,2,2").unwrap(),
