@@ -365,11 +365,15 @@ async fn gone_deactivates_the_webhook(backend: Backend) {
     let ids = s.notify("lead.updated", json!({})).await;
     let failed = s.delivery_in(ids[0], "FAILED").await;
     assert_eq!(failed["attemptCount"], 1, "410 is not retried");
-    let (_, webhook) = s
-        .app
-        .get(&format!("/api/webhooks/{webhook_id}"), &s.key)
-        .await;
-    assert_eq!(webhook["active"], false);
+    // The worker records the failed attempt, then deactivates the webhook: two writes.
+    eventually(WAIT, "the webhook to be deactivated", || async {
+        let (_, webhook) = s
+            .app
+            .get(&format!("/api/webhooks/{webhook_id}"), &s.key)
+            .await;
+        (webhook["active"] == false).then_some(())
+    })
+    .await;
     assert!(
         s.notify("lead.updated", json!({})).await.is_empty(),
         "no more deliveries"
