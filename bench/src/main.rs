@@ -8,6 +8,7 @@ mod counting;
 mod e2e;
 mod fanout;
 mod harness;
+mod idempotency;
 mod init;
 mod local;
 mod receiver;
@@ -20,7 +21,15 @@ mod table;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Sections in the order they print.
-const SECTIONS: &[&str] = &["init", "fanout", "stats", "sweep", "e2e", "cost"];
+const SECTIONS: &[&str] = &[
+    "init",
+    "fanout",
+    "stats",
+    "sweep",
+    "e2e",
+    "idempotency",
+    "cost",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -48,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
             "stats" => stats::run(quick).await?,
             "sweep" => sweep::run(quick).await?,
             "e2e" => e2e::run(quick).await?,
+            "idempotency" => idempotency::run(quick).await?,
             "cost" => cost::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),
         }

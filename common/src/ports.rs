@@ -10,6 +10,7 @@ use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
 };
 use crate::domain::event::OutboxEvent;
+use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 // The values of an attempt belong to the domain; the sender port speaks in them.
 pub use crate::domain::outbound::OutboundRequest;
 pub use crate::domain::outcome::{SendOutcome, RESPONSE_BODY_LIMIT};
@@ -44,9 +45,15 @@ pub struct ClientQuery {
 /// names only `Store` (`Arc<dyn Store>`): the methods of its supertraits are callable on a
 /// `dyn Store` or a `T: Store` without importing them; a concrete store (a test's `SqliteStore`)
 /// needs the aggregate's trait in scope.
-pub trait Store: TenantStore + ClientStore + OutboxStore + WebhookStore + DeliveryStore {}
+pub trait Store:
+    TenantStore + ClientStore + OutboxStore + IdempotencyStore + WebhookStore + DeliveryStore
+{
+}
 
-impl<T> Store for T where T: TenantStore + ClientStore + OutboxStore + WebhookStore + DeliveryStore {}
+impl<T> Store for T where
+    T: TenantStore + ClientStore + OutboxStore + IdempotencyStore + WebhookStore + DeliveryStore
+{
+}
 
 /// Tenants and their API keys.
 #[async_trait]
@@ -92,10 +99,42 @@ pub trait OutboxStore: Send + Sync {
     /// bound holds across every process of the deployment.
     async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool>;
     /// Writes an event that no other change carries (notify's) to the outbox, before its
-    /// fan-out, so that the sweeper finishes a fan-out a crash interrupted.
+    /// fan-out, so that the sweeper finishes a fan-out a crash interrupted. An event already
+    /// stored is left as it is: an idempotent notify may write its event a second time when it
+    /// finishes the work of a request that died part-way.
     async fn append_event(&self, event: &OutboxEvent) -> Result<()>;
     /// Idempotent: an event is fanned out once its deliveries exist.
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()>;
+}
+
+/// Notify's idempotency keys (docs/architecture.md §Idempotent notify): a record per tenant and
+/// key, kept until its `expires_at`; a record past it is as if it did not exist.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// The tenant's record of `key`, unless it expired before `now`. One strongly consistent read.
+    async fn find_idempotency_record(
+        &self,
+        tenant_id: Uuid,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>>;
+    /// Writes `record` (the first request's, without an answer) unless the tenant has a record
+    /// of its key that has not expired at `now`: `false` then, and nothing is written. Atomic:
+    /// of requests claiming one key at once, one wins.
+    async fn claim_idempotency_key(
+        &self,
+        record: &IdempotencyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Records the answer of the request that claimed `key` for `event_id`, on condition that
+    /// the record is still that event's; otherwise (it expired and was claimed again) nothing.
+    async fn record_idempotent_answer(
+        &self,
+        tenant_id: Uuid,
+        key: &IdempotencyKey,
+        event_id: Uuid,
+        delivery_ids: &[Uuid],
+    ) -> Result<()>;
 }
 
 /// Webhooks, counted per tenant against its limit.

@@ -1013,6 +1013,9 @@ const POLLING: [&str; 3] = [
 /// - `create_webhook`: PutItem and UpdateItem (the tenant's webhook count, in the same
 ///   transaction); `delete_webhook`: DeleteItem and UpdateItem (the same count);
 /// - `take_event_quota` (notify, before its event is written): UpdateItem;
+/// - notify with an idempotency key (the notify function, GraphQL): `find_idempotency_record`:
+///   GetItem; `claim_idempotency_key`: PutItem; `record_idempotent_answer`: UpdateItem (all
+///   three already granted to both for notify's other calls);
 /// - `write_client`: PutItem or DeleteItem (the client), UpdateItem (counters), PutItem (events);
 /// - fan-out (`dispatch_events`, `notify`, the sweeper): `list_webhooks`, then
 ///   `put_payload`: PutItem (one per event), `create_deliveries`: PutItem and UpdateItem (in

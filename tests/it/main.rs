@@ -13,6 +13,7 @@ mod crm_local;
 mod delivery;
 mod fairness;
 mod graphql;
+mod idempotency;
 mod infra;
 mod invariant;
 mod isolation;

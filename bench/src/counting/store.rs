@@ -10,6 +10,7 @@ use common::domain::auth::ApiKey;
 use common::domain::client::Client;
 use common::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload};
 use common::domain::event::OutboxEvent;
+use common::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use common::domain::page::{Page, PageRequest};
 use common::domain::sync_status::SyncCounts;
 use common::domain::tenant::Tenant;
@@ -17,7 +18,8 @@ use common::domain::webhook::Webhook;
 use common::error::Result;
 use common::ports::{
     ClientChange, ClientQuery, ClientStore, DeliveryChange, DeliveryCounts, DeliveryRef,
-    DeliveryStore, DueCursor, DuePage, OutboxStore, Requeue, Store, TenantStore, WebhookStore,
+    DeliveryStore, DueCursor, DuePage, IdempotencyStore, OutboxStore, Requeue, Store, TenantStore,
+    WebhookStore,
 };
 use uuid::Uuid;
 
@@ -30,6 +32,8 @@ const WRITES: &[&str] = &[
     "take_event_quota",
     "append_event",
     "mark_event_dispatched",
+    "claim_idempotency_key",
+    "record_idempotent_answer",
     "create_webhook",
     "update_webhook",
     "delete_webhook",
@@ -180,6 +184,41 @@ impl OutboxStore for CountingStore {
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
         self.count("mark_event_dispatched");
         self.inner.mark_event_dispatched(tenant_id, event_id).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for CountingStore {
+    async fn find_idempotency_record(
+        &self,
+        tenant_id: Uuid,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>> {
+        self.count("find_idempotency_record");
+        self.inner
+            .find_idempotency_record(tenant_id, key, now)
+            .await
+    }
+    async fn claim_idempotency_key(
+        &self,
+        record: &IdempotencyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.count("claim_idempotency_key");
+        self.inner.claim_idempotency_key(record, now).await
+    }
+    async fn record_idempotent_answer(
+        &self,
+        tenant_id: Uuid,
+        key: &IdempotencyKey,
+        event_id: Uuid,
+        delivery_ids: &[Uuid],
+    ) -> Result<()> {
+        self.count("record_idempotent_answer");
+        self.inner
+            .record_idempotent_answer(tenant_id, key, event_id, delivery_ids)
+            .await
     }
 }
 

@@ -40,7 +40,16 @@ impl Notification {
     /// The event of the outbox the notification becomes, once its name is one of the
     /// catalogue's (but `webhook.test`, which only a test delivery sends).
     pub fn into_event(self, tenant_id: Uuid, now: DateTime<Utc>) -> Result<OutboxEvent> {
-        let mut errors = FieldErrors::default();
+        self.into_event_with(FieldErrors::default(), tenant_id, now)
+    }
+
+    /// `into_event`, failing with the problems already found in the command around it too.
+    pub(crate) fn into_event_with(
+        self,
+        mut errors: FieldErrors,
+        tenant_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxEvent> {
         let event = errors.text("event", &self.event, EVENT_NAME_MAX);
         if event
             .as_deref()

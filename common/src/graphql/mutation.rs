@@ -15,6 +15,7 @@ use super::types::{
 };
 use crate::domain::delivery::RetrySelection;
 use crate::domain::event::Notification;
+use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_ARGUMENT};
 use crate::domain::webhook::NewWebhook;
 use crate::error::Error;
 use crate::service::{deliveries, webhooks, worker};
@@ -116,6 +117,10 @@ impl Mutation {
 
     /// Seed 000's notify: sends `event` with `data` to every active webhook subscribed to it.
     /// `timestamp` is when the event happened (the payload's `timestamp`); absent: now.
+    /// `idempotencyKey` (1 to 255 printable ASCII characters, kept 24 hours per tenant), as
+    /// REST's `Idempotency-Key` header: the same notification sent again with the same key
+    /// answers the first one's `deliveryIds` and creates nothing; another notification with
+    /// the key is a `CONFLICT` error.
     #[graphql(complexity = "OUTBOUND_COST + child_complexity")]
     async fn notify_webhooks(
         &self,
@@ -123,14 +128,19 @@ impl Mutation {
         event: String,
         data: Json<Value>,
         timestamp: Option<DateTime>,
+        idempotency_key: Option<String>,
     ) -> Result<NotifyWebhooksPayload> {
         let (deps, caller, _slot) = scope(ctx).await?;
-        let notification = Notification {
-            event,
-            data: data.0,
-            occurred_at: timestamp.map(|t| t.0),
+        let command = IdempotentNotification {
+            key: idempotency_key,
+            key_field: IDEMPOTENCY_KEY_ARGUMENT,
+            notification: Notification {
+                event,
+                data: data.0,
+                occurred_at: timestamp.map(|t| t.0),
+            },
         };
-        let result = deliveries::notify(deps, caller, notification)
+        let result = deliveries::notify(deps, caller, command)
             .await
             .or_field_error(ctx)?;
         Ok(NotifyWebhooksPayload {

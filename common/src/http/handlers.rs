@@ -82,7 +82,15 @@ pub(super) async fn dispatch(
         }
         Operation::Notify => json_response(
             StatusCode::OK,
-            &deliveries::notify(deps, caller, requests::deliveries::NotifyBody(body)).await?,
+            &deliveries::notify(
+                deps,
+                caller,
+                requests::deliveries::NotifyRequestIn {
+                    body,
+                    headers: request.headers(),
+                },
+            )
+            .await?,
         ),
         Operation::RetryDeliveries => json_response(
             StatusCode::OK,

@@ -32,6 +32,9 @@ use crate::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
 use crate::domain::delivery::{DeliveryStatus, DeliverySummary};
+use crate::domain::idempotency::{
+    IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_KEPT, IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN,
+};
 use crate::domain::page::{Page, FILTER_SCAN_LIMIT, MAX_LIMIT};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::webhook::Webhook;
@@ -266,6 +269,19 @@ impl Spec {
         self.errors(&[400])
     }
 
+    /// An optional request header.
+    fn header(mut self, name: &str, description: &str, schema: impl Into<RefOr<Schema>>) -> Spec {
+        self.builder = self.builder.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(schema)),
+        );
+        self.errors(&[400])
+    }
+
     /// `?limit=&cursor=`: cursor pagination, `nextCursor` of one page starts the next.
     fn paginated(self) -> Spec {
         self.query(
@@ -486,6 +502,29 @@ fn operation_of(
             let body = s.of::<NotifyRequest>();
             spec("notify", "webhooks", "Seed 000's notify: one delivery per active webhook subscribed to the event.")
                 .body(body, true)
+                .header(
+                    IDEMPOTENCY_KEY_HEADER,
+                    &format!(
+                        "Makes the call safe to send again: the same notification (event, data and \
+                         timestamp, as parsed: key order and spacing do not matter) sent with the \
+                         same key within {} hours answers the first call's `deliveryIds` and creates \
+                         nothing (nor counts against `{MAX_EVENTS_PER_SECOND}`). Kept per tenant.",
+                        IDEMPOTENCY_KEY_KEPT.num_hours()
+                    ),
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(IDEMPOTENCY_KEY_MAX))
+                        .pattern(Some(IDEMPOTENCY_KEY_PATTERN)),
+                )
+                .error(
+                    409,
+                    format!(
+                        "The `{IDEMPOTENCY_KEY_HEADER}` was already used, in the last {} hours, \
+                         with another notification (event, data or timestamp); nothing was stored.",
+                        IDEMPOTENCY_KEY_KEPT.num_hours()
+                    ),
+                )
                 .error(
                     429,
                     format!(

@@ -13,6 +13,10 @@ use crate::domain::delivery::{
     RetrySelection,
 };
 use crate::domain::event::{Notification, OutboxEvent};
+use crate::domain::idempotency::{
+    IdempotencyKey, IdempotencyRecord, IdempotentNotification, NotifyCommand,
+    IDEMPOTENCY_KEY_ARGUMENT,
+};
 use crate::domain::page::{Page, PageRequest};
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope};
@@ -118,33 +122,151 @@ pub struct NotifyResult {
     pub delivery_ids: Vec<Uuid>,
 }
 
-/// Seed 000's `POST /api/webhooks/notify` `{event, timestamp?, data}`.
+/// Seed 000's `POST /api/webhooks/notify` `{event, timestamp?, data}`, with an optional
+/// idempotency key (docs/architecture.md §Idempotent notify).
 pub async fn notify(
     deps: &Deps,
     caller: &Caller,
-    notification: impl Input<Notification>,
+    command: impl Input<IdempotentNotification>,
 ) -> Result<NotifyResult> {
     caller.require(Permission::WebhookNotify)?;
     let now = deps.clock.now();
-    let event = notification.read()?.into_event(caller.tenant_id, now)?;
+    let NotifyCommand { key, event } = command.read()?.into_event(caller.tenant_id, now)?;
     // Rendered before anything is stored or counted: one over the size limit is a 413.
     let payload = EventPayload::of(&event, now)?;
-    super::limits::take_event_quota(deps, caller.tenant_id, now).await?;
+    let Some((key, fingerprint)) = key else {
+        super::limits::take_event_quota(deps, caller.tenant_id, now).await?;
+        return Ok(answer(notify_event(deps, &event, &payload).await?));
+    };
+    // A repeat creates nothing, so it takes no place in the second's quota.
+    let tenant_id = caller.tenant_id;
+    if let Some(first) = deps
+        .store
+        .find_idempotency_record(tenant_id, &key, now)
+        .await?
+    {
+        return answer_repeat(deps, first, &fingerprint, event, now).await;
+    }
+    super::limits::take_event_quota(deps, tenant_id, now).await?;
+    let record =
+        IdempotencyRecord::claim(tenant_id, key.clone(), fingerprint.clone(), event.id, now);
+    if !deps.store.claim_idempotency_key(&record, now).await? {
+        // A request with the same key claimed it between the read and the claim.
+        let first = deps
+            .store
+            .find_idempotency_record(tenant_id, &key, now)
+            .await?
+            .ok_or_else(|| Error::Conflict(KEY_IN_USE.to_owned()))?;
+        return answer_repeat(deps, first, &fingerprint, event, now).await;
+    }
+    let delivery_ids = notify_event(deps, &event, &payload).await?;
+    record_answer(deps, &key, &event, &delivery_ids).await;
+    Ok(answer(delivery_ids))
+}
+
+/// A notification alone: a call without a key.
+impl Input<IdempotentNotification> for Notification {
+    fn read(self) -> Result<IdempotentNotification> {
+        Ok(IdempotentNotification {
+            key: None,
+            key_field: IDEMPOTENCY_KEY_ARGUMENT,
+            notification: self,
+        })
+    }
+}
+
+fn answer(delivery_ids: Vec<Uuid>) -> NotifyResult {
+    NotifyResult {
+        success: true,
+        delivery_ids,
+    }
+}
+
+/// The sentence of a key sent again with another notification.
+pub const KEY_REUSED: &str = "This Idempotency-Key (idempotencyKey) was already used with \
+    another request (event, data or timestamp) in the last 24 hours; send a new key for a new \
+    notification.";
+/// The sentence of a claim that lost to another and found no record (it expired meanwhile).
+const KEY_IN_USE: &str = "A request with this Idempotency-Key (idempotencyKey) is in progress; \
+    retry it.";
+
+/// How long a repeat waits for the first request's answer, looking every `REPEAT_POLL`, before
+/// it finishes the first request's work itself (that request may have died part-way).
+const REPEAT_WAIT: Duration = Duration::from_secs(3);
+const REPEAT_POLL: Duration = Duration::from_millis(25);
+
+/// A request whose key has a record: another notification is a 409; the same one answers the
+/// first request's deliveries, once it has them. A first request that has not answered within
+/// `REPEAT_WAIT` is taken to have died: its work is done again with its event id, which
+/// creates only what it did not (every write of a notify is idempotent for one event id).
+async fn answer_repeat(
+    deps: &Deps,
+    mut first: IdempotencyRecord,
+    fingerprint: &str,
+    event: OutboxEvent,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<NotifyResult> {
+    if first.fingerprint != fingerprint {
+        return Err(Error::Conflict(KEY_REUSED.to_owned()));
+    }
+    let waited = Instant::now();
+    loop {
+        if let Some(delivery_ids) = first.delivery_ids {
+            return Ok(answer(delivery_ids));
+        }
+        if waited.elapsed() >= REPEAT_WAIT {
+            break;
+        }
+        tokio::time::sleep(REPEAT_POLL).await;
+        match deps
+            .store
+            .find_idempotency_record(first.tenant_id, &first.key, now)
+            .await?
+        {
+            Some(again) if again.event_id == first.event_id => first = again,
+            _ => break,
+        }
+    }
+    let event = OutboxEvent {
+        id: first.event_id,
+        ..event
+    };
+    tracing::warn!(event_id = %event.id, "the first request of an idempotency key did not answer; finishing its work");
+    let payload = EventPayload::of(&event, now)?;
+    let delivery_ids = notify_event(deps, &event, &payload).await?;
+    record_answer(deps, &first.key, &event, &delivery_ids).await;
+    Ok(answer(delivery_ids))
+}
+
+/// A failure is logged, not returned: the deliveries exist, and a repeat that finds no answer
+/// finishes the work again, which creates nothing twice.
+async fn record_answer(deps: &Deps, key: &IdempotencyKey, event: &OutboxEvent, ids: &[Uuid]) {
+    if let Err(error) = deps
+        .store
+        .record_idempotent_answer(event.tenant_id, key, event.id, ids)
+        .await
+    {
+        tracing::warn!(event_id = %event.id, %error, "recording the answer of an idempotency key failed");
+    }
+}
+
+/// Writes the event, then fans it out; answers its delivery ids.
+async fn notify_event(
+    deps: &Deps,
+    event: &OutboxEvent,
+    payload: &EventPayload,
+) -> Result<Vec<Uuid>> {
     // The event first, as a client write's: once it is stored, its deliveries will exist, made
     // here or by the sweeper if this request dies part-way.
-    deps.store.append_event(&event).await?;
+    deps.store.append_event(event).await?;
     let webhooks = subscribers(deps, event.tenant_id, &event.event).await?;
-    match deliver(deps, &payload, &webhooks).await {
-        Ok(()) => mark_dispatched(deps, &event).await,
+    match deliver(deps, payload, &webhooks).await {
+        Ok(()) => mark_dispatched(deps, event).await,
         Err(error) => {
             tracing::warn!(event_id = %event.id, %error, "fan-out failed; the sweeper will finish it")
         }
     }
-    let delivery_ids = delivery_ids(&event, &webhooks);
-    Ok(NotifyResult {
-        success: true,
-        delivery_ids,
-    })
+    Ok(delivery_ids(event, &webhooks))
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -9,6 +9,7 @@
 //! | sync counts       | `TENANT#<t>`       | `SYNC_COUNTS`                  |                                         |                                |
 //! | outbox event      | `TENANT#<t>`       | `EVENT#<id>`                   | `OUTBOX#<shard>` / `<created>#<id>`     |                                |
 //! | event window      | `TENANT#<t>`       | `RATE#EVENTS#<second>`         |                                         |                                |
+//! | idempotency key   | `TENANT#<t>`       | `IDEMPOTENCY#<key>`            |                                         |                                |
 //! | webhook           | `TENANT#<t>`       | `WEBHOOK#<id>`                 |                                         |                                |
 //! | webhook count     | `TENANT#<t>`       | `WEBHOOK_COUNT`                |                                         |                                |
 //! | delivery (open)   | `TENANT#<t>`       | `DELIVERY#<id>`                | `DUE#<shard>` / `<next attempt>#<id>`   | `TENANT#<t>#WEBHOOK#<w>` / id  |
@@ -20,12 +21,13 @@
 //! | delivery counts   | `TENANT#<t>`       | `DELIVERY_COUNTS#<w>`          |                                         |                                |
 //!
 //! An outbox event leaves the sweeper's index once fanned out. The event window and the webhook
-//! count keep their count in `n`; an event window, a dispatched event, a payload and a finished
-//! delivery or attempt carry `expires_at` (DynamoDB's TTL).
+//! count keep their count in `n`; an event window, an idempotency key, a dispatched event, a
+//! payload and a finished delivery or attempt carry `expires_at` (DynamoDB's TTL).
 //!
 //! One module per aggregate, each implementing its trait of the `Store` port with the mapping
 //! of its items: `tenants` (`TenantStore`: tenants, API keys), `clients` (`ClientStore`: clients,
-//! sync counts), `outbox` (`OutboxStore`: outbox events, event windows), `webhooks`
+//! sync counts), `outbox` (`OutboxStore`: outbox events, event windows), `idempotency`
+//! (`IdempotencyStore`: notify's idempotency keys), `webhooks`
 //! (`WebhookStore`: webhooks, the webhook count), `deliveries` (`DeliveryStore`: payloads,
 //! deliveries, attempts, delivery counts; its items in `deliveries/items.rs`). Here: the table's
 //! shared keys and the writes, reads and conditions they all use; `attributes` (reading and
@@ -37,6 +39,7 @@ mod attributes;
 mod clients;
 mod contention;
 mod deliveries;
+mod idempotency;
 mod outbox;
 mod paging;
 pub mod tables;

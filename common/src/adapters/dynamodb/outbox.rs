@@ -163,8 +163,14 @@ impl OutboxStore for DynamoStore {
     }
 
     async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
-        self.put_alone(event_item(event), Condition::new_item(), "append event")
+        // An event already stored stays as it is (an idempotent notify finishing another's work).
+        match self
+            .put_alone(event_item(event), Condition::new_item(), "append event")
             .await
+        {
+            Err(crate::error::Error::Conflict(_)) => Ok(()),
+            other => other,
+        }
     }
 
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {

@@ -15,7 +15,7 @@
 //!
 //! One module per aggregate, each implementing its trait of the `Store` port: `tenants`
 //! (`TenantStore`), `clients` (`ClientStore`), `outbox` (`OutboxStore`, with `event_windows`),
-//! `webhooks` (`WebhookStore`), `deliveries` (`DeliveryStore`); `columns` reads the columns they
+//! `idempotency` (`IdempotencyStore`: notify's keys), `webhooks` (`WebhookStore`), `deliveries` (`DeliveryStore`); `columns` reads the columns they
 //! share. Here: opening the file, the reader connections, the writer (`writer`) and the schema
 //! (`migrations/`). `queue`: the delivery queue in the same file.
 
@@ -23,6 +23,7 @@ mod clients;
 mod columns;
 mod deliveries;
 mod event_windows;
+mod idempotency;
 mod outbox;
 pub mod queue;
 mod tenants;
@@ -52,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_failed_by_webhook.sql"),
     include_str!("migrations/0005_outbox_occurred_at.sql"),
     include_str!("migrations/0006_shared_payloads.sql"),
+    include_str!("migrations/0007_idempotency_keys.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run

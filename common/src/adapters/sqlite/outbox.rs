@@ -117,8 +117,23 @@ impl OutboxStore for SqliteStore {
 
     async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
         let event = event.clone();
-        self.call(move |conn| insert_events(conn, std::slice::from_ref(&event)))
-            .await
+        // An event already stored stays as it is (an idempotent notify finishing another's work).
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (id, tenant_id, event, data, created_at, occurred_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                event.id.to_string(),
+                event.tenant_id.to_string(),
+                event.event,
+                event.data.to_string(),
+                rfc3339(event.created_at),
+                rfc3339(event.occurred_at),
+            ])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {

@@ -1,12 +1,14 @@
 //! The bodies of notify and retry: how each reads into its command, and how the OpenAPI
 //! document describes it.
 
+use lambda_http::http::HeaderMap;
 use serde_json::Value;
 
 use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
 use crate::domain::delivery::{RetrySelection, RETRY_MAX_IDS};
 use crate::domain::event::Notification;
-use crate::error::Result;
+use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_HEADER};
+use crate::error::{Error, Result};
 use crate::http::fields::Fields;
 use crate::http::schema;
 use crate::json_body::{parse_json, parse_optional_json};
@@ -14,6 +16,31 @@ use crate::service::input::Input;
 
 /// Seed 000's `POST /api/webhooks/notify` `{event, timestamp?, data}`.
 pub struct NotifyBody<'a>(pub &'a [u8]);
+
+/// Notify's body and its optional `Idempotency-Key` header.
+pub struct NotifyRequestIn<'a> {
+    pub body: &'a [u8],
+    pub headers: &'a HeaderMap,
+}
+
+impl Input<IdempotentNotification> for NotifyRequestIn<'_> {
+    fn read(self) -> Result<IdempotentNotification> {
+        let mut keys = self.headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+        let key = keys.next();
+        if keys.next().is_some() {
+            return Err(Error::invalid_field(
+                IDEMPOTENCY_KEY_HEADER,
+                "must be sent once",
+            ));
+        }
+        Ok(IdempotentNotification {
+            // Bytes that are not ASCII become U+FFFD here, which the domain's rule refuses.
+            key: key.map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            key_field: IDEMPOTENCY_KEY_HEADER,
+            notification: NotifyBody(self.body).read()?,
+        })
+    }
+}
 
 impl Input<Notification> for NotifyBody<'_> {
     fn read(self) -> Result<Notification> {
