@@ -19,6 +19,8 @@ impl FieldErrors {
             .or_insert(message.into());
     }
 
+    /// Whether `name` has failed (for the tests of the rules that fill this).
+    #[cfg(test)]
     pub fn has_failed(&self, name: &str) -> bool {
         self.details.contains_key(name)
     }
