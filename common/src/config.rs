@@ -13,6 +13,7 @@ use crate::adapters::sdk_config::shared_config;
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::domain::delivery::RetrySchedule;
+use crate::domain::retention::{Retention, MAX_RETENTION_DAYS};
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
 use crate::ports::{Queue, Store};
@@ -23,6 +24,7 @@ pub const DEFAULT_DATA_DIR: &str = ".crm-data";
 /// The variables of the per-tenant limits (`TenantLimits`), named in their refusals too.
 pub const MAX_WEBHOOKS_PER_TENANT: &str = "CRM_MAX_WEBHOOKS_PER_TENANT";
 pub const MAX_EVENTS_PER_SECOND: &str = "CRM_MAX_EVENTS_PER_SECOND";
+pub const RETENTION_DAYS: &str = "CRM_RETENTION_DAYS";
 /// How long a received embedded-queue message stays hidden: above the longest attempt (30 s).
 pub const LOCAL_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -41,6 +43,8 @@ pub enum StoreConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub store: StoreConfig,
+    /// `CRM_RETENTION_DAYS`: how long either store keeps finished work.
+    pub retention: Retention,
     pub delivery: DeliverySettings,
 }
 
@@ -160,17 +164,36 @@ impl Config {
             },
             sweep_grace,
         };
-        Ok(Config { store, delivery })
+        let retention = match non_empty(RETENTION_DAYS) {
+            Some(text) => text
+                .trim()
+                .parse()
+                .ok()
+                .and_then(Retention::days)
+                .ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "{RETENTION_DAYS}={text}: expected a whole number of days from 1 to {MAX_RETENTION_DAYS}"
+                    ))
+                })?,
+            None => Retention::default(),
+        };
+        Ok(Config {
+            store,
+            retention,
+            delivery,
+        })
     }
 
     /// The store alone, for operator commands.
     pub async fn build_store(&self) -> Result<Arc<dyn Store>> {
         Ok(match &self.store {
             #[cfg(feature = "embedded")]
-            StoreConfig::Sqlite { dir } => Arc::new(SqliteStore::open(dir)?),
-            StoreConfig::Aws { table, .. } => {
-                Arc::new(DynamoStore::new(aws_clients().await.0, table.clone()))
+            StoreConfig::Sqlite { dir } => {
+                Arc::new(SqliteStore::open(dir)?.retaining(self.retention))
             }
+            StoreConfig::Aws { table, .. } => Arc::new(
+                DynamoStore::new(aws_clients().await.0, table.clone()).retaining(self.retention),
+            ),
         })
     }
 
@@ -179,7 +202,7 @@ impl Config {
         let (store, queue): (Arc<dyn Store>, Arc<dyn Queue>) = match &self.store {
             #[cfg(feature = "embedded")]
             StoreConfig::Sqlite { dir } => {
-                let store = SqliteStore::open(dir)?;
+                let store = SqliteStore::open(dir)?.retaining(self.retention);
                 let queue = store.queue(LOCAL_VISIBILITY_TIMEOUT);
                 // This process is the embedded queue's one consumer: what a previous run held
                 // when it died is not in progress any more.
@@ -192,7 +215,7 @@ impl Config {
                     .ok_or_else(|| ConfigError::new("CRM_QUEUE_URL must be set with CRM_TABLE"))?;
                 let (dynamodb, sqs) = aws_clients().await;
                 (
-                    Arc::new(DynamoStore::new(dynamodb, table.clone())),
+                    Arc::new(DynamoStore::new(dynamodb, table.clone()).retaining(self.retention)),
                     Arc::new(SqsQueue::new(sqs, queue_url)),
                 )
             }
@@ -244,6 +267,18 @@ mod tests {
     /// embedded store needs a table named.
     fn with_table(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         config(mode, &[vars, &[("CRM_TABLE", "crm")]].concat())
+    }
+
+    #[test]
+    fn retention_is_a_number_of_days_thirty_by_default() {
+        let c = with_table(Mode::Production, &[]).unwrap();
+        assert_eq!(c.retention, Retention::default());
+        let c = with_table(Mode::Production, &[(RETENTION_DAYS, " 7 ")]).unwrap();
+        assert_eq!(c.retention, Retention::days(7).unwrap());
+        for bad in ["0", "-3", "1.5", "a week", "3651"] {
+            let error = with_table(Mode::Production, &[(RETENTION_DAYS, bad)]).unwrap_err();
+            assert!(error.to_string().contains(RETENTION_DAYS), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -46,12 +46,24 @@ pub struct ClientQuery {
 /// `dyn Store` or a `T: Store` without importing them; a concrete store (a test's `SqliteStore`)
 /// needs the aggregate's trait in scope.
 pub trait Store:
-    TenantStore + ClientStore + OutboxStore + IdempotencyStore + WebhookStore + DeliveryStore
+    TenantStore
+    + ClientStore
+    + OutboxStore
+    + IdempotencyStore
+    + WebhookStore
+    + DeliveryStore
+    + RetentionStore
 {
 }
 
 impl<T> Store for T where
-    T: TenantStore + ClientStore + OutboxStore + IdempotencyStore + WebhookStore + DeliveryStore
+    T: TenantStore
+        + ClientStore
+        + OutboxStore
+        + IdempotencyStore
+        + WebhookStore
+        + DeliveryStore
+        + RetentionStore
 {
 }
 
@@ -220,6 +232,23 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<Vec<DeliveryRef>>;
     /// Counts per status: the tenant's and each webhook's.
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts>;
+}
+
+/// Removing what is past its retention (`domain::retention`, docs/architecture.md §Retention).
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Removes up to `limit` finished deliveries (with their attempts, and each event's payload
+    /// with the last delivery that needs it) and up to `limit` dispatched events, past their
+    /// retention at `now`; fewer than `limit` of both means nothing more is past it. DynamoDB
+    /// removes them with its TTL, on its own: that store removes nothing here.
+    async fn remove_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<Expired>;
+}
+
+/// What one `RetentionStore::remove_expired` removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub deliveries: usize,
+    pub events: usize,
 }
 
 /// One of the sweeper's requeues (`DeliveryStore::requeue_deliveries`).

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use common::adapters::dynamodb::tables::{main_table, TableSpec};
 use common::adapters::sqs::DELIVERY_QUEUE_VISIBILITY;
-use common::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
+use common::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT, RETENTION_DAYS};
 use common::domain::delivery::RetrySchedule;
+use common::domain::retention::{Retention, MAX_RETENTION_DAYS};
 use common::http::routes::ROUTES;
 use common::service::deps::TenantLimits;
 use serde_norway::Value;
@@ -1261,12 +1262,13 @@ fn crm_admin_creates_the_delivery_queue_as_the_template_does() {
 }
 
 /// The variables every function reads, and what sets each: a resource or a parameter.
-const FUNCTION_VARIABLES: [(&str, &str); 5] = [
+const FUNCTION_VARIABLES: [(&str, &str); 6] = [
     ("CRM_TABLE", "Table"),
     ("CRM_QUEUE_URL", "DeliveryQueue"),
     ("WEBHOOK_RETRY_DELAYS", "WebhookRetryDelays"),
     (MAX_WEBHOOKS_PER_TENANT, "MaxWebhooksPerTenant"),
     (MAX_EVENTS_PER_SECOND, "MaxEventsPerSecond"),
+    (RETENTION_DAYS, "RetentionDays"),
 ];
 
 #[test]
@@ -1307,6 +1309,13 @@ fn every_function_is_configured_for_the_table_queue_retry_schedule_and_limits() 
         );
         assert_eq!(parameters[parameter]["MinValue"].as_u64(), Some(1));
     }
+    let retention = &parameters["RetentionDays"];
+    assert_eq!(
+        retention["Default"].as_i64().map(Retention::days),
+        Some(Some(Retention::default()))
+    );
+    assert_eq!(retention["MinValue"].as_i64(), Some(1));
+    assert_eq!(retention["MaxValue"].as_i64(), Some(MAX_RETENTION_DAYS));
     assert_eq!(parameters["Stage"]["Type"].as_str(), Some("String"));
     assert!(parameters["Stage"]["Default"].as_str().is_some());
 }

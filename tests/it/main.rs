@@ -27,6 +27,7 @@ mod openapi;
 mod permissions;
 mod queue;
 mod receiver;
+mod retention;
 mod seed_contracts;
 mod sweeper;
 mod webhooks_api;

@@ -63,6 +63,14 @@ pub struct TestStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestStore {
+    /// The SQLite store's file, for tests that look at its rows themselves.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        let dir = self._dir.as_ref()?;
+        Some(dir.path().join(common::adapters::sqlite::DB_FILE))
+    }
+}
+
 /// The visibility timeout of test queues: a message not deleted shows again this soon.
 pub const TEST_VISIBILITY: Duration = Duration::from_secs(5);
 

@@ -331,3 +331,15 @@ impl DeliveryStore for CountingStore {
         self.inner.delivery_counts(tenant_id).await
     }
 }
+
+#[async_trait]
+impl common::ports::RetentionStore for CountingStore {
+    async fn remove_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<common::ports::Expired> {
+        self.count("remove_expired");
+        self.inner.remove_expired(now, limit).await
+    }
+}

@@ -24,10 +24,6 @@ use crate::time::rfc3339;
 pub const API_VERSION: &str = "2026-11-01";
 /// docs/architecture.md §Limits: a payload is at most 256 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
-/// docs/architecture.md §Retention: how long a payload is kept after its delivery was created
-/// (or manually retried), and an outbox event after it was dispatched: longer than any delivery
-/// that finishes its automatic retries within 30 days.
-pub const PAYLOAD_RETENTION: chrono::Duration = chrono::Duration::days(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

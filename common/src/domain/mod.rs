@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod outbound;
 pub mod outcome;
 pub mod page;
+pub mod retention;
 pub mod signature;
 pub mod sync_status;
 pub mod target;

@@ -28,6 +28,9 @@ const DUE_PAGE: usize = 4_000;
 const CLAIM_BATCH: usize = 100;
 /// Batches claimed and sent at once.
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Expired deliveries (and expired events) removed per store call: one SQLite write of a few
+/// milliseconds, so the writer thread is never held long.
+const EXPIRED_BATCH: usize = 500;
 /// How long one run works at most: most of the minute before the next run (crm-local's timer,
 /// or a Lambda given a longer timeout than the template's 60 s).
 const BUDGET: Duration = Duration::from_secs(55);
@@ -41,6 +44,11 @@ pub struct SweepReport {
     pub events_fanned_out: usize,
     /// Deliveries due for longer than the grace period and not in flight, enqueued again.
     pub deliveries_requeued: usize,
+    /// Finished deliveries past their retention, removed (the SQLite store's: DynamoDB's TTL
+    /// removes its own).
+    pub deliveries_expired: usize,
+    /// Dispatched events past their retention, removed (likewise).
+    pub events_expired: usize,
     /// The run stopped at its time budget with work possibly left, for the next run.
     pub unfinished: bool,
 }
@@ -55,7 +63,8 @@ pub fn stop_time(start: Instant, deadline: Option<Instant>) -> Instant {
     }
 }
 
-/// One run: stuck outbox events, then stuck deliveries, until done or `stop_time(now, deadline)`.
+/// One run: stuck outbox events, then stuck deliveries, then what is past its retention, until
+/// done or `stop_time(now, deadline)`.
 pub async fn sweep(deps: &Deps, deadline: Option<Instant>) -> Result<SweepReport> {
     let stop_at = stop_time(Instant::now(), deadline);
     let grace = chrono::Duration::from_std(deps.settings.sweep_grace).unwrap_or_default();
@@ -63,6 +72,7 @@ pub async fn sweep(deps: &Deps, deadline: Option<Instant>) -> Result<SweepReport
     let mut report = SweepReport::default();
     fan_out_stuck_events(deps, cutoff, stop_at, &mut report).await?;
     requeue_stuck_deliveries(deps, cutoff, stop_at, &mut report).await?;
+    remove_expired(deps, stop_at, &mut report).await?;
     if report != SweepReport::default() {
         tracing::info!(?report, "sweep finished work left behind");
     }
@@ -99,6 +109,24 @@ async fn fan_out_stuck_events(
             return Ok(());
         }
     }
+}
+
+/// Removes what is past its retention, a bounded batch per store call, until nothing is left or
+/// the run's time is up: last, so that it never delays the sweep's recovery work.
+async fn remove_expired(deps: &Deps, stop_at: Instant, report: &mut SweepReport) -> Result<()> {
+    while Instant::now() < stop_at {
+        let removed = deps
+            .store
+            .remove_expired(deps.clock.now(), EXPIRED_BATCH)
+            .await?;
+        report.deliveries_expired += removed.deliveries;
+        report.events_expired += removed.events;
+        if removed.deliveries < EXPIRED_BATCH && removed.events < EXPIRED_BATCH {
+            return Ok(());
+        }
+    }
+    report.unfinished = true;
+    Ok(())
 }
 
 /// Requeues open deliveries due before `cutoff` and not leased, a page at a time: each is

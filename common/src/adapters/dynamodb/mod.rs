@@ -29,7 +29,8 @@
 //! sync counts), `outbox` (`OutboxStore`: outbox events, event windows), `idempotency`
 //! (`IdempotencyStore`: notify's idempotency keys), `webhooks`
 //! (`WebhookStore`: webhooks, the webhook count), `deliveries` (`DeliveryStore`: payloads,
-//! deliveries, attempts, delivery counts; its items in `deliveries/items.rs`). Here: the table's
+//! deliveries, attempts, delivery counts; its items in `deliveries/items.rs`). Here (besides
+//! `RetentionStore`, which has nothing to do: the TTL removes what expires): the table's
 //! shared keys and the writes, reads and conditions they all use; `attributes` (reading and
 //! writing attributes), `paging` (every Query that may take more than one response),
 //! `contention` (resending collided writes), `tables` (the table definition). Every request path
@@ -61,6 +62,7 @@ use uuid::Uuid;
 use self::attributes::*;
 use self::contention::{until_done, Sent};
 use self::tables::{GSI1, GSI1_PK, GSI2_PK, PK, SK};
+use crate::domain::retention::Retention;
 use crate::error::{Error, Result};
 
 /// The partition of every item of a tenant.
@@ -82,6 +84,9 @@ fn shard_of(id: Uuid) -> u8 {
 pub struct DynamoStore {
     pub(super) client: DynamoClient,
     pub(super) table: String,
+    /// Sets the expiry (TTL) of what is kept for a time: finished deliveries, attempts,
+    /// payloads and dispatched events.
+    pub(super) retention: Retention,
 }
 
 pub(super) fn sdk_error<E, R>(error: SdkError<E, R>) -> Error
@@ -101,7 +106,13 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            retention: Retention::default(),
         }
+    }
+
+    /// The same store, keeping finished work for `retention` instead of the default.
+    pub fn retaining(self, retention: Retention) -> DynamoStore {
+        DynamoStore { retention, ..self }
     }
 
     pub(super) fn put(
@@ -380,4 +391,17 @@ pub(super) fn condition_failed<R>(error: &SdkError<UpdateItemError, R>) -> bool 
     error
         .as_service_error()
         .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+}
+
+/// DynamoDB's TTL removes what is past its retention (each item carries its `expires_at`), on
+/// its own and without consuming write capacity: there is nothing for the sweep to remove.
+#[async_trait::async_trait]
+impl crate::ports::RetentionStore for DynamoStore {
+    async fn remove_expired(
+        &self,
+        _now: chrono::DateTime<chrono::Utc>,
+        _limit: usize,
+    ) -> Result<crate::ports::Expired> {
+        Ok(crate::ports::Expired::default())
+    }
 }

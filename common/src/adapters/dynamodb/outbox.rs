@@ -19,7 +19,6 @@ use super::{
     condition_failed, sdk_error, shard_of, tenant_pk, update_collided, Condition, DynamoStore,
     SHARDS,
 };
-use crate::domain::delivery::PAYLOAD_RETENTION;
 use crate::domain::event::OutboxEvent;
 use crate::domain::tenant::EVENT_WINDOW_KEPT_SECS;
 use crate::error::Result;
@@ -174,9 +173,9 @@ impl OutboxStore for DynamoStore {
     }
 
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
-        // Out of the sweeper's index, and removed by DynamoDB's TTL once its deliveries' payloads
-        // (the same data) are: an outbox that kept every event would only grow.
-        let expiry = (Utc::now() + PAYLOAD_RETENTION).timestamp();
+        // Out of the sweeper's index, and kept for replay as long as finished deliveries are,
+        // then removed by DynamoDB's TTL: an outbox that kept every event would only grow.
+        let expiry = self.retention.expiry(Utc::now()).timestamp();
         until_done("mark event dispatched", |_| async {
             let result = self
                 .client

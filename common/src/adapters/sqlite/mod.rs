@@ -15,7 +15,7 @@
 //!
 //! One module per aggregate, each implementing its trait of the `Store` port: `tenants`
 //! (`TenantStore`), `clients` (`ClientStore`), `outbox` (`OutboxStore`, with `event_windows`),
-//! `idempotency` (`IdempotencyStore`: notify's keys), `webhooks` (`WebhookStore`), `deliveries` (`DeliveryStore`); `columns` reads the columns they
+//! `idempotency` (`IdempotencyStore`: notify's keys), `webhooks` (`WebhookStore`), `deliveries` (`DeliveryStore`), `retention` (`RetentionStore`: the sweep's removals); `columns` reads the columns they
 //! share. Here: opening the file, the reader connections, the writer (`writer`) and the schema
 //! (`migrations/`). `queue`: the delivery queue in the same file.
 
@@ -26,6 +26,7 @@ mod event_windows;
 mod idempotency;
 mod outbox;
 pub mod queue;
+mod retention;
 mod tenants;
 mod webhooks;
 mod writer;
@@ -39,6 +40,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use self::event_windows::EventWindows;
 use self::queue::SqliteQueue;
 use self::writer::Writer;
+use crate::domain::retention::Retention;
 use crate::error::{Error, Result};
 
 pub const DB_FILE: &str = "crm.sqlite3";
@@ -54,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_outbox_occurred_at.sql"),
     include_str!("migrations/0006_shared_payloads.sql"),
     include_str!("migrations/0007_idempotency_keys.sql"),
+    include_str!("migrations/0008_retention.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
@@ -63,6 +66,8 @@ pub struct SqliteStore {
     writer: Arc<Writer>,
     readers: Arc<Readers>,
     event_windows: Arc<EventWindows>,
+    /// What the sweep removes (`retention`): SQLite has no TTL.
+    retention: Retention,
 }
 
 const READERS: usize = 4;
@@ -158,7 +163,13 @@ impl SqliteStore {
             writer: Arc::new(Writer::start(conn, &dir.join(DB_FILE))?),
             readers: Arc::new(Readers::new(readers)),
             event_windows: Arc::new(EventWindows::default()),
+            retention: Retention::default(),
         })
+    }
+
+    /// The same store, keeping finished work for `retention` instead of the default.
+    pub fn retaining(self, retention: Retention) -> SqliteStore {
+        SqliteStore { retention, ..self }
     }
 
     /// Runs a read on a free reader connection, on the blocking pool.
@@ -369,7 +380,8 @@ mod tests {
             [
                 "deliveries_by_webhook",
                 "deliveries_due",
-                "deliveries_failed"
+                "deliveries_failed",
+                "deliveries_finished"
             ]
         );
     }

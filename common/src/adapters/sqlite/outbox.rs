@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::columns::{bad_text, optional_time_column, time_column, uuid_column};
 use super::SqliteStore;
-use crate::domain::delivery::PAYLOAD_RETENTION;
 use crate::domain::event::OutboxEvent;
 use crate::error::Result;
 use crate::ports::OutboxStore;
@@ -65,27 +64,6 @@ fn undispatched_events(
     Ok(rows)
 }
 
-/// Dispatched events removed per event marked: more than are written, so the outbox keeps up.
-const OUTBOX_DELETES_PER_MARK: i64 = 16;
-
-/// Marks the event dispatched, and removes a few events dispatched longer than
-/// `PAYLOAD_RETENTION` ago, as DynamoDB's TTL does. Event ids are UUIDv7, so the oldest are the
-/// first of the primary key's index: the delete reads only them.
-fn mark_event_dispatched(conn: &mut Connection, tenant_id: Uuid, id: Uuid) -> Result<()> {
-    conn.prepare_cached("UPDATE outbox SET dispatched = 1 WHERE tenant_id = ?1 AND id = ?2")?
-        .execute(params![tenant_id.to_string(), id.to_string()])?;
-    let cutoff = (Utc::now() - PAYLOAD_RETENTION).timestamp_millis();
-    let first_kept =
-        uuid::Builder::from_unix_timestamp_millis(u64::try_from(cutoff).unwrap_or(0), &[0; 10])
-            .into_uuid();
-    conn.prepare_cached(
-        "DELETE FROM outbox WHERE id IN (
-             SELECT id FROM outbox WHERE id < ?1 AND dispatched = 1 ORDER BY id LIMIT ?2)",
-    )?
-    .execute(params![first_kept.to_string(), OUTBOX_DELETES_PER_MARK])?;
-    Ok(())
-}
-
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
@@ -137,7 +115,13 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
-        self.call(move |conn| mark_event_dispatched(conn, tenant_id, event_id))
-            .await
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE outbox SET dispatched = 1 WHERE tenant_id = ?1 AND id = ?2",
+            )?
+            .execute(params![tenant_id.to_string(), event_id.to_string()])?;
+            Ok(())
+        })
+        .await
     }
 }

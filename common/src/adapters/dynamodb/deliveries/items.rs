@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::adapters::dynamodb::attributes::*;
@@ -22,8 +22,8 @@ use crate::adapters::dynamodb::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, SK, 
 use crate::adapters::dynamodb::{shard_of, tenant_pk, VERSION};
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
-    PAYLOAD_RETENTION,
 };
+use crate::domain::retention::Retention;
 use crate::error::Result;
 use crate::ports::DeliveryRef;
 use crate::time::rfc3339;
@@ -31,11 +31,6 @@ use crate::time::rfc3339;
 pub(super) const DELIVERY_SK_PREFIX: &str = "DELIVERY#";
 pub(super) const COUNTS_SK_PREFIX: &str = "DELIVERY_COUNTS#";
 pub(super) const COUNTS_ALL: &str = "DELIVERY_COUNTS#ALL";
-/// Finished deliveries are kept this long, then DynamoDB's TTL removes them. A payload's item is
-/// never rewritten by a transition, so it cannot take the finished delivery's expiry: it lives
-/// `PAYLOAD_RETENTION` from creation (or from a manual retry, which extends it). A dispatched
-/// outbox event, which holds the same data, lives as long.
-const RETENTION: Duration = Duration::days(30);
 
 pub(super) fn delivery_sk(id: Uuid) -> String {
     format!("{DELIVERY_SK_PREFIX}{id}")
@@ -111,7 +106,11 @@ pub(super) fn status_counter_name(status: DeliveryStatus) -> &'static str {
     }
 }
 
-pub(super) fn delivery_item(d: &Delivery) -> Item {
+/// A finished delivery carries its expiry (`Retention::expiry` of its last change), then
+/// DynamoDB's TTL removes it. A payload's item is never rewritten by a transition, so it cannot
+/// take the finished delivery's expiry: it lives `Retention::payload_expiry` of its creation (or
+/// of a manual retry, which extends it).
+pub(super) fn delivery_item(d: &Delivery, retention: Retention) -> Item {
     let mut item = key(tenant_pk(d.tenant_id), delivery_sk(d.id));
     match d.status {
         status if status.is_open() => {
@@ -126,7 +125,10 @@ pub(super) fn delivery_item(d: &Delivery) -> Item {
         _ => {}
     }
     if !d.status.is_open() {
-        item.insert(TTL.into(), number((d.updated_at + RETENTION).timestamp()));
+        item.insert(
+            TTL.into(),
+            number(retention.expiry(d.updated_at).timestamp()),
+        );
     }
     item.insert(
         GSI2_PK.into(),
@@ -170,20 +172,23 @@ const STATE: &[&str] = &[
 ];
 
 /// The state attributes of `d`: a value to set, or `None` to remove.
-pub(super) fn delivery_state(d: &Delivery) -> Vec<(&'static str, Option<AttributeValue>)> {
-    let mut item = delivery_item(d);
+pub(super) fn delivery_state(
+    d: &Delivery,
+    retention: Retention,
+) -> Vec<(&'static str, Option<AttributeValue>)> {
+    let mut item = delivery_item(d, retention);
     STATE
         .iter()
         .map(|name| (*name, item.remove(*name)))
         .collect()
 }
 
-pub(super) fn payload_item(p: &EventPayload) -> Item {
+pub(super) fn payload_item(p: &EventPayload, retention: Retention) -> Item {
     let mut item = key(tenant_pk(p.tenant_id), event_payload_sk(p.event_id));
     item.insert(PAYLOAD.into(), text(&*p.body));
     item.insert(
         TTL.into(),
-        number((p.created_at + PAYLOAD_RETENTION).timestamp()),
+        number(retention.payload_expiry(p.created_at).timestamp()),
     );
     item
 }
@@ -292,7 +297,7 @@ pub(super) fn delivery_from_item(item: &Item, payload: Option<&Item>) -> Result<
     Ok(summary_from_item(item)?.with_payload(payload))
 }
 
-pub(super) fn attempt_item(d: &Delivery, a: &Attempt) -> Item {
+pub(super) fn attempt_item(d: &Delivery, a: &Attempt, retention: Retention) -> Item {
     let mut item = key(
         tenant_pk(d.tenant_id),
         format!("{}{:04}", attempt_prefix(d.id), a.number),
@@ -308,7 +313,7 @@ pub(super) fn attempt_item(d: &Delivery, a: &Attempt) -> Item {
     );
     put_optional(&mut item, "error", a.error.clone());
     item.insert("response_body".into(), text(&a.response_body));
-    item.insert(TTL.into(), number((a.at + RETENTION).timestamp()));
+    item.insert(TTL.into(), number(retention.expiry(a.at).timestamp()));
     item
 }
 

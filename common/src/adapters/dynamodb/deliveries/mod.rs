@@ -18,7 +18,6 @@ use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL}
 use super::{build_error, sdk_error, tenant_pk, Condition, DynamoStore, SHARDS, VERSION};
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload, StatusCounts,
-    PAYLOAD_RETENTION,
 };
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::error::{Error, Result};
@@ -97,7 +96,10 @@ impl DynamoStore {
         let mut names = HashMap::from([("#read".to_owned(), VERSION.to_owned())]);
         let mut values = HashMap::from([(":read".to_owned(), number(change.before.version))]);
         let (mut sets, mut removes) = (Vec::new(), Vec::new());
-        for (index, (name, value)) in delivery_state(&change.after).into_iter().enumerate() {
+        for (index, (name, value)) in delivery_state(&change.after, self.retention)
+            .into_iter()
+            .enumerate()
+        {
             names.insert(format!("#a{index}"), name.to_owned());
             match value {
                 Some(value) => {
@@ -153,7 +155,10 @@ impl DynamoStore {
         let mut items = Vec::with_capacity(deliveries.len() + 1);
         let mut per_webhook: Vec<((Uuid, Uuid), StatusCounts)> = Vec::new();
         for delivery in deliveries {
-            items.push(self.put(delivery_item(delivery), Some(Condition::new_item()))?);
+            items.push(self.put(
+                delivery_item(delivery, self.retention),
+                Some(Condition::new_item()),
+            )?);
             let scope = (delivery.tenant_id, delivery.webhook_id);
             let delta = StatusCounts::delta(None, delivery.status);
             match per_webhook.iter_mut().find(|(s, _)| *s == scope) {
@@ -249,7 +254,7 @@ impl DeliveryStore for DynamoStore {
 
     /// The event's payload item, once: a second fan-out of the event finds it and keeps it.
     async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
-        let item = payload_item(payload);
+        let item = payload_item(payload, self.retention);
         match self
             .put_alone(item, Condition::new_item(), "store payload")
             .await
@@ -334,12 +339,12 @@ impl DeliveryStore for DynamoStore {
         }
         let mut items = vec![TransactWriteItem::builder().update(transition).build()];
         if let Some(attempt) = &change.attempt {
-            items.push(self.put(attempt_item(after, attempt), None)?);
+            items.push(self.put(attempt_item(after, attempt, self.retention), None)?);
         }
         items.extend(counts);
         if reopened {
             // A manual retry: the payload must outlive the delivery's new attempts.
-            let expiry = (after.updated_at + PAYLOAD_RETENTION).timestamp();
+            let expiry = self.retention.payload_expiry(after.updated_at).timestamp();
             let payload = event_payload_sk(after.event_id);
             let update = Update::builder()
                 .table_name(&self.table)
