@@ -107,7 +107,13 @@ mod tests {
             let id = crate::domain::delivery::delivery_id(event, Uuid::now_v7()).to_string();
             assert!(low <= id && id <= high, "{low} <= {id} <= {high}");
         }
-        let later = crate::domain::delivery::delivery_id(Uuid::now_v7(), Uuid::now_v7());
-        assert!(later.to_string() > high);
+        let (seconds, nanos) = event.get_timestamp().unwrap().to_unix();
+        let next_millis = seconds * 1_000 + u64::from(nanos / 1_000_000) + 1;
+        let next = uuid::Builder::from_unix_timestamp_millis(next_millis, &[0; 10]).into_uuid();
+        let later = crate::domain::delivery::delivery_id(next, Uuid::now_v7());
+        assert!(
+            later.to_string() > high,
+            "an event a millisecond later is outside"
+        );
     }
 }
