@@ -12,7 +12,7 @@ use crate::adapters::sdk_config::shared_config;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
-use crate::domain::delivery::RetrySchedule;
+use crate::domain::delivery::{Jitter, RetrySchedule, MAX_JITTER_PERCENT};
 use crate::domain::retention::{Retention, MAX_RETENTION_DAYS};
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
@@ -130,6 +130,20 @@ impl Config {
                 .map_err(|e| ConfigError::new(format!("WEBHOOK_RETRY_DELAYS: {e}")))?,
             None => RetrySchedule::default(),
         };
+        let retry_jitter = match non_empty("WEBHOOK_RETRY_JITTER") {
+            Some(text) => text
+                .trim()
+                .trim_end_matches('%')
+                .parse()
+                .ok()
+                .and_then(Jitter::percent)
+                .ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "WEBHOOK_RETRY_JITTER={text}: expected a percentage from 0 (no jitter) to {MAX_JITTER_PERCENT}"
+                    ))
+                })?,
+            None => Jitter::default(),
+        };
         let sweep_grace = match non_empty("WEBHOOK_SWEEP_GRACE_SECONDS") {
             Some(text) => Duration::from_secs(text.trim().parse().map_err(|_| {
                 ConfigError::new("WEBHOOK_SWEEP_GRACE_SECONDS must be a number of seconds")
@@ -156,6 +170,7 @@ impl Config {
         };
         let delivery = DeliverySettings {
             retry_schedule,
+            retry_jitter,
             fair_share,
             limits,
             targets: TargetPolicy {
@@ -267,6 +282,24 @@ mod tests {
     /// embedded store needs a table named.
     fn with_table(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         config(mode, &[vars, &[("CRM_TABLE", "crm")]].concat())
+    }
+
+    #[test]
+    fn retry_jitter_is_a_percentage_twenty_by_default() {
+        let c = with_table(Mode::Production, &[]).unwrap();
+        assert_eq!(c.delivery.retry_jitter, Jitter::default());
+        for (text, percent) in [("0", 0), (" 35 ", 35), ("10%", 10), ("100", 100)] {
+            let c = with_table(Mode::Production, &[("WEBHOOK_RETRY_JITTER", text)]).unwrap();
+            assert_eq!(
+                c.delivery.retry_jitter,
+                Jitter::percent(percent).unwrap(),
+                "{text}"
+            );
+        }
+        for bad in ["-1", "101", "0.2", "some"] {
+            let error = with_table(Mode::Production, &[("WEBHOOK_RETRY_JITTER", bad)]).unwrap_err();
+            assert!(error.to_string().contains("WEBHOOK_RETRY_JITTER"), "{bad}");
+        }
     }
 
     #[test]

@@ -43,7 +43,11 @@ struct Local {
 
 impl Local {
     fn new(backend: Backend, env: &[(&'static str, &str)]) -> Local {
-        let mut all = vec![("WEBHOOK_RETRY_DELAYS", RETRY_DELAYS.to_owned())];
+        // Exact delays, so that a test can time them.
+        let mut all = vec![
+            ("WEBHOOK_RETRY_DELAYS", RETRY_DELAYS.to_owned()),
+            ("WEBHOOK_RETRY_JITTER", "0".to_owned()),
+        ];
         all.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
         Local {
             store: LocalStore::new(backend),

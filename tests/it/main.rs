@@ -28,6 +28,7 @@ mod permissions;
 mod queue;
 mod receiver;
 mod retention;
+mod retry_schedules;
 mod seed_contracts;
 mod sweeper;
 mod webhooks_api;

@@ -9,7 +9,7 @@ use common::adapters::sqlite::SqliteStore;
 use common::adapters::sqs::{create_queues, SqsQueue};
 use common::config::aws_clients;
 use common::domain::auth::{generate_key, ApiKey, Role};
-use common::domain::delivery::RetrySchedule;
+use common::domain::delivery::{Jitter, RetrySchedule};
 use common::domain::tenant::Tenant;
 use common::domain::webhook::{NewWebhook, TargetPolicy, Webhook};
 use common::http::{handle, routes::ROUTES};
@@ -134,6 +134,8 @@ pub fn stored_webhook(tenant: Uuid) -> Webhook {
 pub fn test_settings() -> DeliverySettings {
     DeliverySettings {
         retry_schedule: RetrySchedule::parse("1,2,2").unwrap(),
+        // Exact delays, for tests that time retries; `delivery::retry_schedules` tries jitter.
+        retry_jitter: Jitter::NONE,
         targets: TargetPolicy {
             allow_http: true,
             allow_private: true,

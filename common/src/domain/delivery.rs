@@ -5,6 +5,7 @@
 //! A deleted or inactive webhook turns a delivery CANCELLED without a request.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -270,36 +271,148 @@ pub fn delivery_id(event_id: Uuid, webhook_id: Uuid) -> Uuid {
         .into_uuid()
 }
 
-/// Seconds to wait before retry 1, 2, …; the last delay repeats.
+/// The most delays a webhook's own `retrySchedule` may list.
+pub const RETRY_SCHEDULE_MAX: usize = 10;
+/// Each delay of a schedule, in seconds: up to a day (a wait past SQS's 900 s is chained).
+pub const RETRY_DELAY_SECONDS: RangeInclusive<i64> = 1..=86_400;
+/// `WEBHOOK_RETRY_JITTER` when unset: each delay is drawn within ±20% of the schedule's.
+pub const DEFAULT_JITTER_PERCENT: u8 = 20;
+/// The widest jitter: ±100% (from no wait at all to twice the delay).
+pub const MAX_JITTER_PERCENT: u8 = 100;
+
+/// Seconds to wait before retry 1, 2, …; the last delay repeats. The deployment's
+/// (`WEBHOOK_RETRY_DELAYS`), or a webhook's own (`retrySchedule`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetrySchedule(Vec<Duration>);
+pub struct RetrySchedule {
+    delays: Vec<Duration>,
+    jitter: Jitter,
+}
 
 impl Default for RetrySchedule {
     fn default() -> RetrySchedule {
-        RetrySchedule([300, 600, 900].map(Duration::from_secs).to_vec())
+        RetrySchedule::of([300, 600, 900].map(Duration::from_secs).to_vec())
+    }
+}
+
+impl Serialize for RetrySchedule {
+    /// As a client gives it: the seconds of each delay.
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.seconds())
     }
 }
 
 impl RetrySchedule {
+    fn of(delays: Vec<Duration>) -> RetrySchedule {
+        RetrySchedule {
+            delays,
+            jitter: Jitter::NONE,
+        }
+    }
+
     /// `WEBHOOK_RETRY_DELAYS`: comma-separated seconds, e.g. `300,600,900`.
     pub fn parse(text: &str) -> std::result::Result<RetrySchedule, String> {
         let delays = text
             .split(',')
-            .map(|part| part.trim().parse::<u64>())
+            .map(|part| part.trim().parse::<i64>())
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|_| format!("`{text}` is not a comma-separated list of seconds"))?;
-        if delays.is_empty() || delays.iter().any(|d| *d == 0 || *d > 86_400) {
-            return Err(format!("`{text}`: each delay must be 1 to 86400 seconds"));
-        }
-        Ok(RetrySchedule(
-            delays.into_iter().map(Duration::from_secs).collect(),
-        ))
+        RetrySchedule::from_seconds(&delays).ok_or_else(|| {
+            format!(
+                "`{text}`: each delay must be {} to {} seconds",
+                RETRY_DELAY_SECONDS.start(),
+                RETRY_DELAY_SECONDS.end()
+            )
+        })
     }
 
-    /// The wait before retry `n` (1-based).
+    /// At least one delay, each within `RETRY_DELAY_SECONDS`.
+    pub fn from_seconds(delays: &[i64]) -> Option<RetrySchedule> {
+        let valid = !delays.is_empty() && delays.iter().all(|d| RETRY_DELAY_SECONDS.contains(d));
+        valid.then(|| {
+            RetrySchedule::of(
+                delays
+                    .iter()
+                    .map(|d| Duration::from_secs(d.unsigned_abs()))
+                    .collect(),
+            )
+        })
+    }
+
+    /// A webhook's `retrySchedule`, checked: 1 to `RETRY_SCHEDULE_MAX` delays, each within
+    /// `RETRY_DELAY_SECONDS`.
+    pub(crate) fn checked(
+        errors: &mut FieldErrors,
+        name: &str,
+        delays: &[i64],
+    ) -> Option<RetrySchedule> {
+        if !errors.count(name, delays.len(), RETRY_SCHEDULE_MAX) {
+            return None;
+        }
+        let schedule = RetrySchedule::from_seconds(delays);
+        if schedule.is_none() {
+            errors.fail(
+                name,
+                format!(
+                    "must list 1 to {RETRY_SCHEDULE_MAX} delays, each from {} to {} seconds",
+                    RETRY_DELAY_SECONDS.start(),
+                    RETRY_DELAY_SECONDS.end()
+                ),
+            );
+        }
+        schedule
+    }
+
+    /// The seconds of each delay, as configured.
+    pub fn seconds(&self) -> Vec<u64> {
+        self.delays.iter().map(Duration::as_secs).collect()
+    }
+
+    /// The same delays, each drawn within `jitter` of its value when used.
+    pub fn jittered(&self, jitter: Jitter) -> RetrySchedule {
+        RetrySchedule {
+            jitter,
+            ..self.clone()
+        }
+    }
+
+    /// The wait before retry `n` (1-based), jittered if the schedule is.
     pub fn delay_before_retry(&self, n: u32) -> Duration {
-        let index = (n.max(1) as usize - 1).min(self.0.len() - 1);
-        self.0[index]
+        let index = (n.max(1) as usize - 1).min(self.delays.len() - 1);
+        self.jitter.spread(self.delays[index])
+    }
+}
+
+/// How far a retry's delay may stray from its schedule, in percent either way, so that the
+/// retries of deliveries that failed together (an endpoint back from an outage) do not all
+/// come back in the same second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Jitter(u8);
+
+impl Default for Jitter {
+    fn default() -> Jitter {
+        Jitter(DEFAULT_JITTER_PERCENT)
+    }
+}
+
+impl Jitter {
+    pub const NONE: Jitter = Jitter(0);
+
+    /// `WEBHOOK_RETRY_JITTER`: 0 to `MAX_JITTER_PERCENT`.
+    pub fn percent(percent: u8) -> Option<Jitter> {
+        (percent <= MAX_JITTER_PERCENT).then_some(Jitter(percent))
+    }
+
+    /// `delay`, moved by a random share of up to this jitter either way, to the millisecond.
+    pub fn spread(self, delay: Duration) -> Duration {
+        if self.0 == 0 {
+            return delay;
+        }
+        let millis = delay.as_millis() as f64;
+        let share = f64::from(self.0) / 100.0 * (rand::random::<f64>() * 2.0 - 1.0);
+        Duration::from_millis((millis * (1.0 + share)).round().max(0.0) as u64)
     }
 }
 
@@ -638,6 +751,47 @@ mod tests {
         for bad in ["", "a", "1,,2", "0", "-5", "100000"] {
             assert!(RetrySchedule::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_webhooks_schedule_has_one_to_ten_delays_of_up_to_a_day() {
+        let check = |delays: &[i64]| {
+            let mut errors = FieldErrors::default();
+            let schedule = RetrySchedule::checked(&mut errors, "retrySchedule", delays);
+            (schedule, errors.has_failed("retrySchedule"))
+        };
+        let (schedule, failed) = check(&[5, 86_400]);
+        assert_eq!(schedule.unwrap().seconds(), [5, 86_400]);
+        assert!(!failed);
+        for bad in [&[][..], &[0], &[-1], &[86_401], &[1; 11]] {
+            assert_eq!(check(bad), (None, true), "{bad:?}");
+        }
+        assert_eq!(check(&[1; 10]).0.unwrap().seconds().len(), 10);
+    }
+
+    #[test]
+    fn jitter_spreads_delays_within_its_share_and_none_keeps_them() {
+        let delay = Duration::from_secs(300);
+        let jittered = RetrySchedule::default().jittered(Jitter::default());
+        let delays: Vec<Duration> = (0..2_000).map(|_| jittered.delay_before_retry(1)).collect();
+        assert!(delays
+            .iter()
+            .all(|d| (240_000..=360_000).contains(&d.as_millis())));
+        let (low, high) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+        assert!(
+            low.as_millis() < 250_000 && high.as_millis() > 350_000,
+            "{low:?} {high:?}"
+        );
+        assert!(
+            delays.iter().filter(|d| **d < delay).count() > 800,
+            "both ways"
+        );
+        assert_eq!(RetrySchedule::default().delay_before_retry(1), delay);
+        assert_eq!(Jitter::NONE.spread(delay), delay);
+        assert_eq!(Jitter::percent(101), None);
+        assert!(
+            Jitter::percent(100).unwrap().spread(Duration::from_secs(1)) <= Duration::from_secs(2)
+        );
     }
 
     #[test]

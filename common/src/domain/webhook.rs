@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::auth::{Permission, Role};
 use super::catalogue::{is_valid_pattern, pattern_matches, WEBHOOK_TEST};
+use super::delivery::RetrySchedule;
 use super::signature::{secret_key_bytes, SECRET_PREFIX};
 use super::target::{check_url, MAX_URL_LEN};
 use super::validation::FieldErrors;
@@ -54,6 +55,10 @@ pub struct Webhook {
     pub headers: BTreeMap<String, String>,
     pub active: bool,
     pub max_retries: u32,
+    /// Seconds before retry 1, 2, …, the last repeating; `null`: the deployment's
+    /// (`WEBHOOK_RETRY_DELAYS`). Either is jittered (`WEBHOOK_RETRY_JITTER`).
+    #[schema(value_type = Option<Vec<u64>>)]
+    pub retry_schedule: Option<RetrySchedule>,
     pub timeout_ms: u32,
     #[serde(skip)]
     pub secret: String,
@@ -79,6 +84,8 @@ pub struct NewWebhook {
     pub description: Option<String>,
     pub active: Option<bool>,
     pub max_retries: Option<i64>,
+    /// Seconds before each retry (`RetrySchedule::checked`).
+    pub retry_schedule: Option<Vec<i64>>,
     pub timeout_ms: Option<i64>,
     pub secret: Option<String>,
 }
@@ -94,6 +101,8 @@ pub struct WebhookChanges {
     pub description: Option<Option<String>>,
     pub active: Option<bool>,
     pub max_retries: Option<i64>,
+    /// `Some(None)`: back to the deployment's schedule.
+    pub retry_schedule: Option<Option<Vec<i64>>>,
     pub timeout_ms: Option<i64>,
 }
 
@@ -295,6 +304,9 @@ impl Webhook {
         let max_retries = new
             .max_retries
             .and_then(|n| errors.int("maxRetries", n, MAX_RETRIES));
+        let retry_schedule = new
+            .retry_schedule
+            .and_then(|delays| RetrySchedule::checked(&mut errors, "retrySchedule", &delays));
         let timeout_ms = new
             .timeout_ms
             .and_then(|n| errors.int("timeoutMs", n, TIMEOUT_MS));
@@ -321,6 +333,7 @@ impl Webhook {
             headers,
             active: new.active.unwrap_or(true),
             max_retries: max_retries.map_or(DEFAULT_MAX_RETRIES, |n| n as u32),
+            retry_schedule,
             timeout_ms: timeout_ms.map_or(DEFAULT_TIMEOUT_MS, |n| n as u32),
             secret: secret.unwrap_or_else(generate_secret),
             previous_secret: None,
@@ -362,6 +375,13 @@ impl Webhook {
         }
         if let Some(n) = changes.max_retries {
             next.max_retries = errors.int("maxRetries", n, MAX_RETRIES).unwrap_or(0) as u32;
+        }
+        match &changes.retry_schedule {
+            None => {}
+            Some(None) => next.retry_schedule = None,
+            Some(Some(delays)) => {
+                next.retry_schedule = RetrySchedule::checked(&mut errors, "retrySchedule", delays);
+            }
         }
         if let Some(n) = changes.timeout_ms {
             next.timeout_ms = errors.int("timeoutMs", n, TIMEOUT_MS).unwrap_or(0) as u32;

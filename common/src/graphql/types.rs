@@ -69,6 +69,9 @@ pub struct WebhookNode {
     pub active: bool,
     /// Retries after a failed first attempt, 0 to 10.
     pub max_retries: u32,
+    /// Seconds before retry 1, 2, …, the last repeating; null: the deployment's
+    /// (`WEBHOOK_RETRY_DELAYS`). Each delay is jittered (`WEBHOOK_RETRY_JITTER`).
+    pub retry_schedule: Option<Vec<u64>>,
     /// How long an attempt waits for the response, 100 to 30000 ms.
     pub timeout_ms: u32,
     pub created_at: DateTime,
@@ -89,6 +92,7 @@ impl From<Webhook> for WebhookNode {
                 .collect(),
             active: webhook.active,
             max_retries: webhook.max_retries,
+            retry_schedule: webhook.retry_schedule.map(|schedule| schedule.seconds()),
             timeout_ms: webhook.timeout_ms,
             created_at: DateTime(webhook.created_at),
             updated_at: DateTime(webhook.updated_at),
@@ -420,6 +424,9 @@ pub struct CreateWebhookInput {
     pub active: Option<bool>,
     /// 0 to 10, default 3.
     pub max_retries: Option<i32>,
+    /// 1 to 10 delays of 1 to 86400 seconds before each retry, the last repeating; default
+    /// the deployment's.
+    pub retry_schedule: Option<Vec<i32>>,
     /// 100 to 30000, default 5000.
     pub timeout_ms: Option<i32>,
     /// Bring your own `whsec_` secret; one is generated otherwise.
@@ -437,6 +444,8 @@ pub struct UpdateWebhookInput {
     pub headers: MaybeUndefined<Vec<WebhookHeaderInput>>,
     pub active: MaybeUndefined<bool>,
     pub max_retries: MaybeUndefined<i32>,
+    /// Null: back to the deployment's schedule.
+    pub retry_schedule: MaybeUndefined<Vec<i32>>,
     pub timeout_ms: MaybeUndefined<i32>,
 }
 
@@ -456,6 +465,7 @@ impl From<CreateWebhookInput> for NewWebhook {
             description: input.description,
             active: input.active,
             max_retries: input.max_retries.map(i64::from),
+            retry_schedule: input.retry_schedule.map(seconds),
             timeout_ms: input.timeout_ms.map(i64::from),
             secret: input.secret,
         }
@@ -471,9 +481,14 @@ impl UpdateWebhookInput {
             description: nullable(self.description),
             active: self.active.take(),
             max_retries: self.max_retries.take().map(i64::from),
+            retry_schedule: nullable(self.retry_schedule).map(|delays| delays.map(seconds)),
             timeout_ms: self.timeout_ms.take().map(i64::from),
         }
     }
+}
+
+fn seconds(delays: Vec<i32>) -> Vec<i64> {
+    delays.into_iter().map(i64::from).collect()
 }
 
 /// Left out: `None`; null: `Some(None)`, for the domain to say what clearing means.

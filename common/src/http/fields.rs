@@ -117,13 +117,7 @@ impl<'a> Fields<'a> {
 
     /// An integer; `2.0` is one too, as JSON Schema's `integer` says.
     pub fn optional_int(&mut self, name: &'static str) -> Option<i64> {
-        let value = self.value(name)?;
-        let n = value.as_i64().or_else(|| {
-            value
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
-                .map(|f| f as i64)
-        });
+        let n = integer(self.value(name)?);
         if n.is_none() {
             self.fail(name, "must be an integer");
         }
@@ -150,6 +144,22 @@ impl<'a> Fields<'a> {
             self.fail(name, "must be an array of strings");
         }
         list
+    }
+
+    /// An array of integers; null is `Some(None)` (a PATCH's "back to the default").
+    pub fn nullable_int_list(&mut self, name: &'static str) -> Option<Option<Vec<i64>>> {
+        self.allowed.push(name);
+        let value = self.object.get(name)?;
+        if value.is_null() {
+            return Some(None);
+        }
+        let list = value
+            .as_array()
+            .and_then(|items| items.iter().map(integer).collect::<Option<Vec<i64>>>());
+        if list.is_none() {
+            self.fail(name, "must be an array of integers");
+        }
+        list.map(Some)
     }
 
     /// An array of UUIDs written as strings.
@@ -212,6 +222,16 @@ pub fn one_of(names: &[&str]) -> String {
 }
 
 /// Details by field, for the tests of each decoder.
+/// A JSON number that is a whole number (`5` or `5.0`, as some clients write it).
+fn integer(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+            .map(|f| f as i64)
+    })
+}
+
 #[cfg(test)]
 pub fn details<T: std::fmt::Debug>(
     result: Result<T>,

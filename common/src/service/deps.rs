@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Admission;
-use crate::domain::delivery::RetrySchedule;
+use crate::domain::delivery::{Jitter, RetrySchedule};
 use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::fairness::{FairShare, InFlight};
@@ -14,8 +14,10 @@ use crate::service::shared_payloads::SharedPayloads;
 /// The operator's delivery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverySettings {
-    /// `WEBHOOK_RETRY_DELAYS`.
+    /// `WEBHOOK_RETRY_DELAYS`: the schedule of webhooks without their own.
     pub retry_schedule: RetrySchedule,
+    /// `WEBHOOK_RETRY_JITTER`: how far each retry's delay strays from its schedule.
+    pub retry_jitter: Jitter,
     /// `WEBHOOK_ALLOW_HTTP`, `WEBHOOK_ALLOW_PRIVATE_TARGETS`.
     pub targets: TargetPolicy,
     /// `WEBHOOK_SWEEP_GRACE_SECONDS`: how long past due a delivery (or an event not fanned out)
@@ -51,6 +53,7 @@ impl Default for DeliverySettings {
     fn default() -> DeliverySettings {
         DeliverySettings {
             retry_schedule: RetrySchedule::default(),
+            retry_jitter: Jitter::default(),
             targets: TargetPolicy::default(),
             sweep_grace: Duration::from_secs(60),
             fair_share: FairShare::default(),

@@ -211,12 +211,13 @@ async fn attempt(
     let outcome = deps.sender.post(request).await;
     drop(slot);
     let now = deps.clock.now();
-    let (after, attempt, decision) = claimed.after_attempt(
-        &outcome,
-        retries_allowed,
-        &deps.settings.retry_schedule,
-        now,
-    );
+    let schedule = webhook
+        .retry_schedule
+        .as_ref()
+        .unwrap_or(&deps.settings.retry_schedule)
+        .jittered(deps.settings.retry_jitter);
+    let (after, attempt, decision) =
+        claimed.after_attempt(&outcome, retries_allowed, &schedule, now);
     deps.store
         .write_delivery(&DeliveryChange {
             before: claimed,

@@ -17,6 +17,7 @@ mod headers;
 mod history;
 mod isolation;
 mod notify;
+mod retry_schedule;
 mod test_deliveries;
 mod validation;
 

@@ -14,6 +14,7 @@ use super::attributes::*;
 use super::contention::backoff;
 use super::paging::{read_query, Reading};
 use super::{build_error, sdk_error, tenant_pk, Condition, DynamoStore, VERSION};
+use crate::domain::delivery::RetrySchedule;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
@@ -51,6 +52,14 @@ fn webhook_item(w: &Webhook) -> Item {
     );
     item.insert("active".into(), AttributeValue::Bool(w.active));
     item.insert("max_retries".into(), number(i64::from(w.max_retries)));
+    if let Some(schedule) = &w.retry_schedule {
+        let seconds = schedule
+            .seconds()
+            .iter()
+            .map(|s| number(*s as i64))
+            .collect();
+        item.insert("retry_schedule".into(), AttributeValue::L(seconds));
+    }
     item.insert("timeout_ms".into(), number(i64::from(w.timeout_ms)));
     item.insert("secret".into(), text(&w.secret));
     if let Some((secret, until)) = &w.previous_secret {
@@ -81,6 +90,7 @@ fn webhook_from_item(item: &Item) -> Result<Webhook> {
             .map_err(|_| corrupt("headers"))?,
         active: matches!(item.get("active"), Some(AttributeValue::Bool(true))),
         max_retries: number_of(item, "max_retries")?,
+        retry_schedule: retry_schedule_of(item)?,
         timeout_ms: number_of(item, "timeout_ms")?,
         secret: text_of(item, "secret")?.to_owned(),
         previous_secret: previous,
@@ -88,6 +98,27 @@ fn webhook_from_item(item: &Item) -> Result<Webhook> {
         updated_at: time_of(item, "updated_at")?,
         version: number_of(item, VERSION)?,
     })
+}
+
+/// A number list, not a number set: a set has no order, and may not hold a delay twice.
+fn retry_schedule_of(item: &Item) -> Result<Option<RetrySchedule>> {
+    match item.get("retry_schedule") {
+        None => Ok(None),
+        Some(AttributeValue::L(values)) => {
+            let seconds: Option<Vec<i64>> = values
+                .iter()
+                .map(|value| match value {
+                    AttributeValue::N(n) => n.parse().ok(),
+                    _ => None,
+                })
+                .collect();
+            seconds
+                .and_then(|seconds| RetrySchedule::from_seconds(&seconds))
+                .map(Some)
+                .ok_or_else(|| corrupt("retry_schedule"))
+        }
+        Some(_) => Err(corrupt("retry_schedule")),
+    }
 }
 
 impl DynamoStore {

@@ -7,6 +7,7 @@ use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::openapi::{Array, Object, ObjectBuilder, Type};
 
 use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
+use crate::domain::delivery::{RETRY_DELAY_SECONDS, RETRY_SCHEDULE_MAX};
 use crate::domain::signature::SECRET_PREFIX;
 use crate::domain::target::{MAX_HOST_LEN, MAX_LABEL_LEN, MAX_URL_LEN, URL_MARKS};
 use crate::domain::webhook::{
@@ -40,6 +41,7 @@ impl Input<NewWebhook> for CreateBody<'_> {
             description: fields.optional_string("description"),
             active: fields.optional_bool("active"),
             max_retries: fields.optional_int("maxRetries"),
+            retry_schedule: fields.nullable_int_list("retrySchedule").flatten(),
             timeout_ms: fields.optional_int("timeoutMs"),
             secret: fields.optional_string("secret"),
         };
@@ -62,6 +64,7 @@ impl Input<WebhookChanges> for UpdateBody<'_> {
             description: fields.nullable_string("description"),
             active: fields.optional_bool("active"),
             max_retries: fields.optional_int("maxRetries"),
+            retry_schedule: fields.nullable_int_list("retrySchedule"),
             timeout_ms: fields.optional_int("timeoutMs"),
         };
         fields.command(Some(changes))
@@ -99,6 +102,8 @@ pub struct CreateWebhookRequest {
     active: Option<bool>,
     #[schema(schema_with = max_retries_schema)]
     max_retries: Option<u32>,
+    #[schema(schema_with = retry_schedule_schema)]
+    retry_schedule: Option<Vec<u32>>,
     #[schema(schema_with = timeout_ms_schema)]
     timeout_ms: Option<u32>,
     #[schema(schema_with = secret_schema)]
@@ -124,6 +129,8 @@ pub struct UpdateWebhookRequest {
     active: Option<bool>,
     #[schema(schema_with = max_retries_schema)]
     max_retries: Option<u32>,
+    #[schema(schema_with = retry_schedule_schema)]
+    retry_schedule: Option<Vec<u32>>,
     #[schema(schema_with = timeout_ms_schema)]
     timeout_ms: Option<u32>,
 }
@@ -282,6 +289,12 @@ fn active_schema() -> Object {
 
 fn max_retries_schema() -> Object {
     schema::nullable(schema::int_range(*MAX_RETRIES.start(), *MAX_RETRIES.end()))
+}
+
+/// Seconds before each retry, the last repeating; null: the deployment's schedule.
+fn retry_schedule_schema() -> Schema {
+    let delay = schema::int_range(*RETRY_DELAY_SECONDS.start(), *RETRY_DELAY_SECONDS.end()).build();
+    schema::nullable_list(schema::list(delay, 1, RETRY_SCHEDULE_MAX))
 }
 
 fn timeout_ms_schema() -> Object {
