@@ -13,6 +13,7 @@ use crate::adapters::sdk_config::shared_config;
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::domain::delivery::{Jitter, RetrySchedule, MAX_JITTER_PERCENT};
+use crate::domain::health::DEFAULT_DISABLE_AFTER;
 use crate::domain::retention::{Retention, MAX_RETENTION_DAYS};
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
@@ -144,6 +145,18 @@ impl Config {
                 })?,
             None => Jitter::default(),
         };
+        let disable_after = match non_empty("WEBHOOK_DISABLE_AFTER_SECONDS") {
+            Some(text) => match text.trim().parse::<i64>() {
+                Ok(0) => None,
+                Ok(seconds) if seconds > 0 => Some(chrono::Duration::seconds(seconds)),
+                _ => {
+                    return Err(ConfigError::new(format!(
+                        "WEBHOOK_DISABLE_AFTER_SECONDS={text}: expected a number of seconds (0: never disable)"
+                    )))
+                }
+            },
+            None => Some(DEFAULT_DISABLE_AFTER),
+        };
         let sweep_grace = match non_empty("WEBHOOK_SWEEP_GRACE_SECONDS") {
             Some(text) => Duration::from_secs(text.trim().parse().map_err(|_| {
                 ConfigError::new("WEBHOOK_SWEEP_GRACE_SECONDS must be a number of seconds")
@@ -171,6 +184,7 @@ impl Config {
         let delivery = DeliverySettings {
             retry_schedule,
             retry_jitter,
+            disable_after,
             fair_share,
             limits,
             targets: TargetPolicy {
@@ -299,6 +313,21 @@ mod tests {
         for bad in ["-1", "101", "0.2", "some"] {
             let error = with_table(Mode::Production, &[("WEBHOOK_RETRY_JITTER", bad)]).unwrap_err();
             assert!(error.to_string().contains("WEBHOOK_RETRY_JITTER"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn webhooks_are_disabled_after_five_days_of_failures_unless_told_otherwise() {
+        let c = with_table(Mode::Production, &[]).unwrap();
+        assert_eq!(c.delivery.disable_after, Some(chrono::Duration::days(5)));
+        let var = "WEBHOOK_DISABLE_AFTER_SECONDS";
+        let c = with_table(Mode::Production, &[(var, "2")]).unwrap();
+        assert_eq!(c.delivery.disable_after, Some(chrono::Duration::seconds(2)));
+        let c = with_table(Mode::Production, &[(var, "0")]).unwrap();
+        assert_eq!(c.delivery.disable_after, None);
+        for bad in ["-1", "1.5", "soon"] {
+            let error = with_table(Mode::Production, &[(var, bad)]).unwrap_err();
+            assert!(error.to_string().contains(var), "{bad}");
         }
     }
 

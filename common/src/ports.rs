@@ -10,6 +10,7 @@ use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
 };
 use crate::domain::event::OutboxEvent;
+use crate::domain::health::{HealthChange, WebhookHealth};
 use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 // The values of an attempt belong to the domain; the sender port speaks in them.
 pub use crate::domain::outbound::OutboundRequest;
@@ -163,6 +164,16 @@ pub trait WebhookStore: Send + Sync {
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>>;
     /// In creation order.
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>>;
+    /// Applies `change` at `at` to the webhook's health (`WebhookHealth::after`), atomically and
+    /// without condition on its version: a change of the webhook never writes its health, and
+    /// concurrent attempts each add theirs. The health after it; `None` when the webhook is gone.
+    async fn record_webhook_health(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        change: HealthChange,
+        at: DateTime<Utc>,
+    ) -> Result<Option<WebhookHealth>>;
 }
 
 /// Event payloads, deliveries, their attempts and counters: the fan-out's writes, the worker's

@@ -649,7 +649,7 @@ mod deliveries {
 
         let rotated = hook.rotated(chrono::Duration::hours(24), now());
         store.update_webhook(hook.version, &rotated).await.unwrap();
-        let stale = hook.deactivated(now());
+        let stale = hook.disabled(common::domain::health::DisabledReason::EndpointGone, now());
         let error = store
             .update_webhook(hook.version, &stale)
             .await

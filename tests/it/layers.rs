@@ -225,8 +225,8 @@ fn the_parser_reads_imports_as_this_code_base_writes_them() {
     let imports = |module: &str| graph.get(module).unwrap_or_else(|| panic!("no {module}"));
     // `use crate::service::{deliveries, webhooks, worker};`
     assert!(imports("graphql::mutation").contains("service::worker"));
-    // `use super::webhooks::load as load_webhook;`
-    assert!(imports("service::worker").contains("service::webhooks"));
+    // `use super::lookup::load as load_webhook;`
+    assert!(imports("service::worker").contains("service::lookup"));
     // `use super::signature::{…}` from a sibling; `use super::*` in `mod tests` is the file.
     assert!(imports("domain::webhook").contains("domain::signature"));
     assert!(!imports("domain::webhook").contains("domain"));

@@ -244,6 +244,18 @@ impl WebhookStore for CountingStore {
         self.count("list_webhooks");
         self.inner.list_webhooks(tenant_id, page).await
     }
+    async fn record_webhook_health(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        change: common::domain::health::HealthChange,
+        at: DateTime<Utc>,
+    ) -> Result<Option<common::domain::health::WebhookHealth>> {
+        self.count("record_webhook_health");
+        self.inner
+            .record_webhook_health(tenant_id, webhook_id, change, at)
+            .await
+    }
 }
 
 #[async_trait]

@@ -15,8 +15,11 @@ const fn event(name: &'static str, description: &'static str) -> EventType {
 }
 
 pub const WEBHOOK_TEST: &str = "webhook.test";
+/// The service's own operational events, about a webhook of the tenant.
+pub const WEBHOOK_DISABLED: &str = "webhook.disabled";
+pub const WEBHOOK_ENABLED: &str = "webhook.enabled";
 
-/// Seed 000's four events, seed 003's CRM objects, and the test event.
+/// Seed 000's four events, seed 003's CRM objects, the test event and the operational events.
 pub static CATALOGUE: &[EventType] = &[
     event("client.created", "A client was created."),
     event("client.updated", "A client's fields changed."),
@@ -46,7 +49,21 @@ pub static CATALOGUE: &[EventType] = &[
         WEBHOOK_TEST,
         "A test delivery sent by POST /api/webhooks/{id}/test.",
     ),
+    event(
+        WEBHOOK_DISABLED,
+        "The service deactivated a webhook of the tenant: every attempt failed for \
+         WEBHOOK_DISABLE_AFTER_SECONDS, or it answered 410 Gone.",
+    ),
+    event(
+        WEBHOOK_ENABLED,
+        "A webhook the service had deactivated was enabled again.",
+    ),
 ];
+
+/// Events only the service sends: a notify may not send them.
+pub fn is_service_event(name: &str) -> bool {
+    [WEBHOOK_TEST, WEBHOOK_DISABLED, WEBHOOK_ENABLED].contains(&name)
+}
 
 pub fn is_known_event(name: &str) -> bool {
     CATALOGUE.iter().any(|event| event.name == name)
@@ -121,6 +138,10 @@ mod tests {
         ] {
             assert!(!is_valid_pattern(bad), "{bad}");
         }
+        assert!(pattern_matches("webhook.*", WEBHOOK_DISABLED));
+        assert!(pattern_matches("webhook.*", WEBHOOK_ENABLED));
+        assert!(is_valid_pattern(WEBHOOK_DISABLED) && is_service_event(WEBHOOK_DISABLED));
+        assert!(!is_service_event("client.created"));
         assert!(pattern_matches("client.*", "client.created"));
         assert!(pattern_matches("sync.*", "sync.status.changed"));
         assert!(!pattern_matches("client.*", "clients.created"));

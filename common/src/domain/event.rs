@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::{ContextV7, Timestamp, Uuid};
 
-use super::catalogue::{is_known_event, WEBHOOK_TEST};
+use super::catalogue::{is_known_event, is_service_event};
 use super::client::Client;
 use super::sync_status::SyncStatus;
 use super::validation::FieldErrors;
@@ -53,7 +53,7 @@ impl Notification {
         let event = errors.text("event", &self.event, EVENT_NAME_MAX);
         if event
             .as_deref()
-            .is_some_and(|e| !is_known_event(e) || e == WEBHOOK_TEST)
+            .is_some_and(|e| !is_known_event(e) || is_service_event(e))
         {
             errors.fail("event", "must be an event of GET /api/webhooks/events");
         }

@@ -5,6 +5,7 @@ pub mod catalogue;
 pub mod client;
 pub mod delivery;
 pub mod event;
+pub mod health;
 pub mod idempotency;
 pub mod outbound;
 pub mod outcome;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::auth::{Permission, Role};
 use super::catalogue::{is_valid_pattern, pattern_matches, WEBHOOK_TEST};
 use super::delivery::RetrySchedule;
+use super::health::{DisabledReason, WebhookHealth};
 use super::signature::{secret_key_bytes, SECRET_PREFIX};
 use super::target::{check_url, MAX_URL_LEN};
 use super::validation::FieldErrors;
@@ -71,6 +72,14 @@ pub struct Webhook {
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
     pub version: i64,
+    /// How its deliveries have been going: written by the worker, never by a change of the
+    /// webhook (`WebhookStore::record_webhook_health`).
+    pub health: WebhookHealth,
+    /// Why the service deactivated it (every attempt failing, or `410 Gone`); null when active
+    /// or deactivated by a user.
+    pub disabled_reason: Option<DisabledReason>,
+    #[serde(serialize_with = "crate::time::serde_millis::option::serialize")]
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// A new webhook as a client asks for it, before its rules are checked (`Webhook::create`).
@@ -340,6 +349,9 @@ impl Webhook {
             created_at: now,
             updated_at: now,
             version: 1,
+            health: WebhookHealth::default(),
+            disabled_reason: None,
+            disabled_at: None,
         })
     }
 
@@ -372,6 +384,10 @@ impl Webhook {
         }
         if let Some(active) = changes.active {
             next.active = active;
+            if active {
+                next.disabled_reason = None;
+                next.disabled_at = None;
+            }
         }
         if let Some(n) = changes.max_retries {
             next.max_retries = errors.int("maxRetries", n, MAX_RETRIES).unwrap_or(0) as u32;
@@ -457,9 +473,12 @@ impl Webhook {
         self
     }
 
-    pub fn deactivated(&self, now: DateTime<Utc>) -> Webhook {
+    /// Deactivated by the service itself, for `reason`.
+    pub fn disabled(&self, reason: DisabledReason, now: DateTime<Utc>) -> Webhook {
         let mut next = self.clone();
         next.active = false;
+        next.disabled_reason = Some(reason);
+        next.disabled_at = Some(now);
         next.updated_at = now;
         next.version += 1;
         next
@@ -700,7 +719,7 @@ mod tests {
         assert!(webhook.subscribes_to("client.created"));
         assert!(!webhook.subscribes_to("client.deleted"));
         assert!(!webhook
-            .deactivated(Utc::now())
+            .disabled(DisabledReason::EndpointGone, Utc::now())
             .subscribes_to("client.created"));
     }
 

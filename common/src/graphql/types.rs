@@ -10,6 +10,7 @@ use super::error::OrFieldError;
 use super::scope;
 use crate::domain::catalogue::EventType;
 use crate::domain::delivery::{Attempt, CountSummary, DeliverySummary};
+use crate::domain::health::WebhookHealth;
 use crate::domain::page::{encode_cursor, Page};
 use crate::domain::sync_status::SyncCounts;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookChanges};
@@ -76,6 +77,48 @@ pub struct WebhookNode {
     pub timeout_ms: u32,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+    /// How its deliveries have been going.
+    pub health: WebhookHealthNode,
+    /// Why the service deactivated it; null when active or deactivated by a user.
+    pub disabled_reason: Option<DisabledReasonValue>,
+    pub disabled_at: Option<DateTime>,
+}
+
+/// An endpoint's health, from its attempts.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "WebhookHealth")]
+pub struct WebhookHealthNode {
+    /// A recent 2xx answer (recorded at most once a minute while nothing fails).
+    pub last_success_at: Option<DateTime>,
+    /// The last attempt that failed.
+    pub last_failure_at: Option<DateTime>,
+    /// Deliveries that ended FAILED since the last 2xx answer.
+    pub consecutive_failures: u32,
+    /// The first failed attempt since the last 2xx answer: every attempt since has failed.
+    pub failing_since: Option<DateTime>,
+}
+
+impl From<WebhookHealth> for WebhookHealthNode {
+    fn from(health: WebhookHealth) -> WebhookHealthNode {
+        WebhookHealthNode {
+            last_success_at: health.last_success_at.map(DateTime),
+            last_failure_at: health.last_failure_at.map(DateTime),
+            consecutive_failures: health.consecutive_failures,
+            failing_since: health.failing_since.map(DateTime),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(
+    name = "WebhookDisabledReason",
+    remote = "crate::domain::health::DisabledReason"
+)]
+pub enum DisabledReasonValue {
+    /// Every attempt failed for WEBHOOK_DISABLE_AFTER_SECONDS.
+    EndpointFailing,
+    /// The endpoint answered 410 Gone.
+    EndpointGone,
 }
 
 impl From<Webhook> for WebhookNode {
@@ -96,6 +139,9 @@ impl From<Webhook> for WebhookNode {
             timeout_ms: webhook.timeout_ms,
             created_at: DateTime(webhook.created_at),
             updated_at: DateTime(webhook.updated_at),
+            health: webhook.health.into(),
+            disabled_reason: webhook.disabled_reason.map(Into::into),
+            disabled_at: webhook.disabled_at.map(DateTime),
         }
     }
 }
@@ -338,6 +384,8 @@ pub struct WebhookStats {
     pub success_rate: Option<f64>,
     /// Per webhook, in the tenant-wide stats only.
     pub webhooks: Vec<WebhookStats>,
+    /// The webhook's health, in one webhook's stats only.
+    pub health: Option<WebhookHealthNode>,
 }
 
 impl WebhookStats {
@@ -352,13 +400,17 @@ impl WebhookStats {
             cancelled: counts.cancelled,
             success_rate: counts.success_rate,
             webhooks,
+            health: None,
         }
     }
 }
 
 impl From<WebhookCounts> for WebhookStats {
     fn from(entry: WebhookCounts) -> WebhookStats {
-        WebhookStats::of(entry.counts, Some(entry.webhook_id), Vec::new())
+        WebhookStats {
+            health: entry.health.map(Into::into),
+            ..WebhookStats::of(entry.counts, Some(entry.webhook_id), Vec::new())
+        }
     }
 }
 

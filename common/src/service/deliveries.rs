@@ -6,13 +6,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::input::Input;
-use super::webhooks::{load as load_webhook, subscribers};
+use super::lookup::{load as load_webhook, subscribers};
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::delivery::{
     delivery_id, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, EventPayload,
     RetrySelection,
 };
 use crate::domain::event::{Notification, OutboxEvent};
+use crate::domain::health::WebhookHealth;
 use crate::domain::idempotency::{
     IdempotencyKey, IdempotencyRecord, IdempotentNotification, NotifyCommand,
     IDEMPOTENCY_KEY_ARGUMENT,
@@ -63,6 +64,14 @@ async fn deliver(deps: &Deps, payload: &EventPayload, webhooks: &[Uuid]) -> Resu
         }
         enqueue_now(deps, &deliveries).await;
     }
+    Ok(())
+}
+
+/// Stores an event the service emits itself (`webhook.disabled`, `webhook.enabled`), then fans
+/// it out: once stored, its deliveries will exist, made here or by the sweeper.
+pub(crate) async fn publish(deps: &Deps, event: &OutboxEvent) -> Result<()> {
+    deps.store.append_event(event).await?;
+    dispatch_events(deps, std::slice::from_ref(event)).await;
     Ok(())
 }
 
@@ -473,7 +482,7 @@ pub async fn webhook_stats(
     webhook_id: Uuid,
 ) -> Result<WebhookCounts> {
     caller.require(Permission::WebhookRead)?;
-    load_webhook(deps, caller.tenant_id, webhook_id).await?;
+    let webhook = load_webhook(deps, caller.tenant_id, webhook_id).await?;
     let counts = deps.store.delivery_counts(caller.tenant_id).await?;
     let mine = counts
         .per_webhook
@@ -484,6 +493,7 @@ pub async fn webhook_stats(
     Ok(WebhookCounts {
         counts: mine.summary(),
         webhook_id,
+        health: Some(webhook.health),
     })
 }
 
@@ -494,6 +504,10 @@ pub struct WebhookCounts {
     #[serde(flatten)]
     pub counts: CountSummary,
     pub webhook_id: Uuid,
+    /// The webhook's health, in its own stats (`GET /api/webhooks/{id}/stats`); the tenant's
+    /// stats, which read no webhook, leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<WebhookHealth>,
 }
 
 /// `GET /api/webhooks/stats`: the tenant's counts, and each webhook's.
@@ -514,6 +528,7 @@ pub async fn delivery_stats(deps: &Deps, caller: &Caller) -> Result<DeliveryStat
         .map(|(id, counts)| WebhookCounts {
             counts: counts.summary(),
             webhook_id: *id,
+            health: None,
         })
         .collect();
     Ok(DeliveryStats {

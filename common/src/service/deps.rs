@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::admission::Admission;
 use crate::domain::delivery::{Jitter, RetrySchedule};
+use crate::domain::health::DEFAULT_DISABLE_AFTER;
 use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::fairness::{FairShare, InFlight};
@@ -18,6 +19,9 @@ pub struct DeliverySettings {
     pub retry_schedule: RetrySchedule,
     /// `WEBHOOK_RETRY_JITTER`: how far each retry's delay strays from its schedule.
     pub retry_jitter: Jitter,
+    /// `WEBHOOK_DISABLE_AFTER_SECONDS`: a webhook whose every attempt has failed this long is
+    /// disabled at its next failed attempt; `None` (0): never.
+    pub disable_after: Option<chrono::Duration>,
     /// `WEBHOOK_ALLOW_HTTP`, `WEBHOOK_ALLOW_PRIVATE_TARGETS`.
     pub targets: TargetPolicy,
     /// `WEBHOOK_SWEEP_GRACE_SECONDS`: how long past due a delivery (or an event not fanned out)
@@ -54,6 +58,7 @@ impl Default for DeliverySettings {
         DeliverySettings {
             retry_schedule: RetrySchedule::default(),
             retry_jitter: Jitter::default(),
+            disable_after: Some(DEFAULT_DISABLE_AFTER),
             targets: TargetPolicy::default(),
             sweep_grace: Duration::from_secs(60),
             fair_share: FairShare::default(),

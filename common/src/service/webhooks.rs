@@ -2,12 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::json;
 use uuid::Uuid;
 
+use super::deliveries::publish;
 use super::input::Input;
+use super::lookup::load;
 use super::retry_on_conflict;
 use crate::domain::auth::{Caller, Permission};
-use crate::domain::catalogue::{is_valid_pattern, pattern_matches, EventType, CATALOGUE};
+use crate::domain::catalogue::{
+    is_valid_pattern, pattern_matches, EventType, CATALOGUE, WEBHOOK_ENABLED,
+};
+use crate::domain::event::OutboxEvent;
+use crate::domain::health::HealthChange;
 use crate::domain::page::{encode_cursor, Page, PageRequest, MAX_LIMIT};
 use crate::domain::webhook::{rotation_overlap, NewWebhook, Webhook, WebhookChanges};
 use crate::error::{Error, Result};
@@ -146,14 +153,33 @@ pub async fn update_webhook(
 ) -> Result<Webhook> {
     caller.require(Permission::WebhookUpdate)?;
     let changes = changes.read()?;
-    retry_on_conflict(|| async {
+    let (before, after) = retry_on_conflict(|| async {
         let before = load(deps, caller.tenant_id, id).await?;
         let after = before.patched(&changes, deps.settings.targets, deps.clock.now())?;
         if after != before {
             deps.store.update_webhook(before.version, &after).await?;
         }
-        Ok(shown_to(caller, after))
+        Ok((before, after))
     })
+    .await?;
+    if !before.active && after.active {
+        enabled(deps, &after).await?;
+    }
+    Ok(shown_to(caller, after))
+}
+
+/// A webhook active again: its failures count afresh towards disabling it, and the tenant's
+/// webhooks subscribed to `webhook.enabled` are told.
+async fn enabled(deps: &Deps, webhook: &Webhook) -> Result<()> {
+    let now = deps.clock.now();
+    deps.store
+        .record_webhook_health(webhook.tenant_id, webhook.id, HealthChange::Restarted, now)
+        .await?;
+    let data = json!({"webhookId": webhook.id, "url": webhook.url});
+    publish(
+        deps,
+        &OutboxEvent::new(webhook.tenant_id, WEBHOOK_ENABLED, data, now),
+    )
     .await
 }
 
@@ -214,40 +240,4 @@ pub struct EventCatalogue {
 pub fn event_catalogue(caller: &Caller) -> Result<EventCatalogue> {
     caller.require(Permission::WebhookRead)?;
     Ok(EventCatalogue { events: CATALOGUE })
-}
-
-pub(crate) async fn load(deps: &Deps, tenant_id: Uuid, id: Uuid) -> Result<Webhook> {
-    deps.store
-        .get_webhook(tenant_id, id)
-        .await?
-        .ok_or(Error::NotFound("Webhook"))
-}
-
-/// The ids of the tenant's active webhooks subscribed to `event`, read a page at a time: only
-/// the ids are kept, however many webhooks (and headers) the tenant has.
-pub(crate) async fn subscribers(deps: &Deps, tenant_id: Uuid, event: &str) -> Result<Vec<Uuid>> {
-    let mut ids = Vec::new();
-    let mut after = None;
-    loop {
-        let page = deps
-            .store
-            .list_webhooks(
-                tenant_id,
-                PageRequest {
-                    limit: MAX_LIMIT,
-                    after,
-                },
-            )
-            .await?;
-        after = page.items.last().map(|w| w.id);
-        ids.extend(
-            page.items
-                .iter()
-                .filter(|webhook| webhook.subscribes_to(event))
-                .map(|webhook| webhook.id),
-        );
-        if page.next_cursor.is_none() || after.is_none() {
-            return Ok(ids);
-        }
-    }
 }

@@ -2,23 +2,26 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::deliveries::{message_for, run_retry_job};
+use super::deliveries::{message_for, publish, run_retry_job};
 use super::fairness::Slot;
+use super::lookup::load as load_webhook;
 use super::retry_on_conflict;
-use super::webhooks::load as load_webhook;
 use crate::domain::auth::{Caller, Permission};
-use crate::domain::catalogue::WEBHOOK_TEST;
+use crate::domain::catalogue::{WEBHOOK_DISABLED, WEBHOOK_TEST};
 use crate::domain::delivery::{Decision, Delivery, EventPayload};
 use crate::domain::event::OutboxEvent;
+use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
 use crate::domain::outbound::signed_request;
 use crate::domain::webhook::{Webhook, IN_REQUEST_TIMEOUT_MS};
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage};
 use crate::service::deps::Deps;
+use crate::time::rfc3339;
 
 /// Time kept in hand after an attempt's timeout, for recording its result.
 const LEASE_MARGIN: Duration = Duration::from_secs(15);
@@ -225,6 +228,7 @@ async fn attempt(
             attempt: Some(attempt),
         })
         .await?;
+    let health = record_health(deps, webhook, decision, now).await;
     match decision {
         Decision::RetryAfter(delay) => {
             // If this send is lost, the sweeper finds the delivery due and not in flight.
@@ -236,30 +240,93 @@ async fn attempt(
                 tracing::warn!(delivery_id = %after.id, %error, "enqueueing the retry failed; the sweeper will");
             }
         }
-        Decision::FailedAndDeactivate => deactivate(deps, webhook).await?,
+        Decision::FailedAndDeactivate => {
+            let since = health.as_ref().and_then(|h| h.failing_since).unwrap_or(now);
+            disable(deps, webhook, DisabledReason::EndpointGone, since).await?;
+        }
         Decision::Succeeded | Decision::Failed => {}
+    }
+    if let (Some(limit), Some(health)) = (deps.settings.disable_after, &health) {
+        if decision != Decision::Succeeded && health.failing_for(limit, now) {
+            let since = health.failing_since.unwrap_or(now);
+            disable(deps, webhook, DisabledReason::EndpointFailing, since).await?;
+        }
     }
     tracing::info!(delivery_id = %after.id, status = after.status.as_str(), attempt = after.attempt_count, "attempt recorded");
     Ok((after, decision))
 }
 
-/// 410 Gone: the receiver asked us to stop.
-async fn deactivate(deps: &Deps, webhook: &Webhook) -> Result<()> {
-    retry_on_conflict(|| async {
+/// What the attempt tells about its endpoint, written to the webhook's health (a success only
+/// when worth a write: `WebhookHealth::success_worth_recording`); the health after it, when
+/// written. A failed write is logged, not returned: the attempt is recorded, and health is not
+/// worth sending the delivery twice for.
+async fn record_health(
+    deps: &Deps,
+    webhook: &Webhook,
+    decision: Decision,
+    now: DateTime<Utc>,
+) -> Option<WebhookHealth> {
+    let change = match decision {
+        Decision::Succeeded if webhook.health.success_worth_recording(now) => {
+            HealthChange::Succeeded
+        }
+        Decision::Succeeded => return None,
+        Decision::RetryAfter(_) => HealthChange::Failed {
+            delivery_failed: false,
+        },
+        Decision::Failed | Decision::FailedAndDeactivate => HealthChange::Failed {
+            delivery_failed: true,
+        },
+    };
+    match deps
+        .store
+        .record_webhook_health(webhook.tenant_id, webhook.id, change, now)
+        .await
+    {
+        Ok(health) => health,
+        Err(error) => {
+            tracing::warn!(webhook_id = %webhook.id, %error, "recording the webhook's health failed");
+            None
+        }
+    }
+}
+
+/// Deactivates the webhook for `reason` (unless it is inactive already), then tells the
+/// tenant's other webhooks subscribed to `webhook.disabled`.
+async fn disable(
+    deps: &Deps,
+    webhook: &Webhook,
+    reason: DisabledReason,
+    failing_since: DateTime<Utc>,
+) -> Result<()> {
+    let disabled = retry_on_conflict(|| async {
         let Some(current) = deps
             .store
             .get_webhook(webhook.tenant_id, webhook.id)
             .await?
         else {
-            return Ok(());
+            return Ok(None);
         };
         if !current.active {
-            return Ok(());
+            return Ok(None);
         }
-        let next = current.deactivated(deps.clock.now());
-        deps.store.update_webhook(current.version, &next).await
+        let next = current.disabled(reason, deps.clock.now());
+        deps.store.update_webhook(current.version, &next).await?;
+        Ok(Some(next))
     })
-    .await
+    .await?;
+    if let Some(disabled) = disabled {
+        tracing::warn!(webhook_id = %disabled.id, reason = reason.as_str(), "webhook disabled");
+        let data = json!({
+            "webhookId": disabled.id,
+            "url": disabled.url,
+            "reason": reason.as_str(),
+            "failingSince": rfc3339(failing_since),
+        });
+        let event = OutboxEvent::new(disabled.tenant_id, WEBHOOK_DISABLED, data, deps.clock.now());
+        publish(deps, &event).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

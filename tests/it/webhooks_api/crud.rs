@@ -57,6 +57,9 @@ async fn creation_returns_every_field_with_defaults_and_a_secret(backend: Backen
             "createdAt",
             "updatedAt",
             "secret",
+            "health",
+            "disabledReason",
+            "disabledAt",
         ]),
         "{created}"
     );
@@ -292,6 +295,8 @@ async fn the_event_catalogue_lists_every_event_with_a_description(backend: Backe
         "lead.converted",
         "opportunity.stage_changed",
         "webhook.test",
+        "webhook.disabled",
+        "webhook.enabled",
     ]
     .map(str::to_owned)
     .into();

@@ -242,6 +242,43 @@ impl DynamoStore {
     }
 
     /// One conditional update outside a transaction: half a transaction's write units.
+    /// An update that sets each attribute with a value and removes each without, on condition
+    /// that the item's version is still `read_version`: the attributes it does not name (those
+    /// fixed at creation, those another writer owns) are left as they are.
+    pub(super) fn versioned_update(
+        &self,
+        key: Item,
+        attributes: Vec<(&'static str, Option<AttributeValue>)>,
+        read_version: i64,
+    ) -> Result<Update> {
+        let mut names = HashMap::from([("#read".to_owned(), VERSION.to_owned())]);
+        let mut values = HashMap::from([(":read".to_owned(), number(read_version))]);
+        let (mut sets, mut removes) = (Vec::new(), Vec::new());
+        for (index, (name, value)) in attributes.into_iter().enumerate() {
+            names.insert(format!("#a{index}"), name.to_owned());
+            match value {
+                Some(value) => {
+                    values.insert(format!(":a{index}"), value);
+                    sets.push(format!("#a{index} = :a{index}"));
+                }
+                None => removes.push(format!("#a{index}")),
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression("#read = :read")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)
+    }
+
     pub(super) async fn update_alone(&self, update: Update, what: &str) -> Result<()> {
         until_done(what, |_| async {
             let update = update.clone();

@@ -7,14 +7,17 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::attributes::*;
 use super::contention::backoff;
 use super::paging::{read_query, Reading};
-use super::{build_error, sdk_error, tenant_pk, Condition, DynamoStore, VERSION};
+use super::tables::PK;
+use super::{build_error, condition_failed, sdk_error, tenant_pk, Condition, DynamoStore, VERSION};
 use crate::domain::delivery::RetrySchedule;
+use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
@@ -66,10 +69,54 @@ fn webhook_item(w: &Webhook) -> Item {
         item.insert("previous_secret".into(), text(secret));
         item.insert("previous_secret_until".into(), text(rfc3339(*until)));
     }
+    put_optional(
+        &mut item,
+        "disabled_reason",
+        w.disabled_reason.map(DisabledReason::as_str),
+    );
+    put_optional(&mut item, "disabled_at", w.disabled_at.map(rfc3339));
     item.insert("created_at".into(), text(rfc3339(w.created_at)));
     item.insert("updated_at".into(), text(rfc3339(w.updated_at)));
     item.insert(VERSION.into(), number(w.version));
     item
+}
+
+/// What a change of a webhook writes: everything but its key, id, tenant, creation time and
+/// health (which only the worker writes, `record_webhook_health`).
+const CONFIGURATION: &[&str] = &[
+    "url",
+    "description",
+    "events",
+    "headers",
+    "active",
+    "max_retries",
+    "retry_schedule",
+    "timeout_ms",
+    "secret",
+    "previous_secret",
+    "previous_secret_until",
+    "disabled_reason",
+    "disabled_at",
+    "updated_at",
+    VERSION,
+];
+
+/// The health attributes, as `record_webhook_health` writes them.
+const LAST_SUCCESS: &str = "last_success_at";
+const LAST_FAILURE: &str = "last_failure_at";
+const CONSECUTIVE_FAILURES: &str = "consecutive_failures";
+const FAILING_SINCE: &str = "failing_since";
+
+fn health_of(item: &Item) -> Result<WebhookHealth> {
+    Ok(WebhookHealth {
+        last_success_at: optional_time(item, LAST_SUCCESS)?,
+        last_failure_at: optional_time(item, LAST_FAILURE)?,
+        consecutive_failures: match item.get(CONSECUTIVE_FAILURES) {
+            None => 0,
+            Some(_) => number_of(item, CONSECUTIVE_FAILURES)?,
+        },
+        failing_since: optional_time(item, FAILING_SINCE)?,
+    })
 }
 
 fn webhook_from_item(item: &Item) -> Result<Webhook> {
@@ -97,6 +144,11 @@ fn webhook_from_item(item: &Item) -> Result<Webhook> {
         created_at: time_of(item, "created_at")?,
         updated_at: time_of(item, "updated_at")?,
         version: number_of(item, VERSION)?,
+        health: health_of(item)?,
+        disabled_reason: optional_text(item, "disabled_reason")
+            .map(|text| DisabledReason::parse(&text).ok_or_else(|| corrupt("disabled_reason")))
+            .transpose()?,
+        disabled_at: optional_time(item, "disabled_at")?,
     })
 }
 
@@ -211,13 +263,65 @@ impl WebhookStore for DynamoStore {
         }
     }
 
+    /// The configuration alone, conditional on the version read: a Put would write back the
+    /// health as read, over an attempt's record made since.
     async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
-        self.put_alone(
-            webhook_item(webhook),
-            Condition::version(before_version),
-            "update webhook",
-        )
-        .await
+        let mut item = webhook_item(webhook);
+        let attributes = CONFIGURATION
+            .iter()
+            .map(|name| (*name, item.remove(*name)))
+            .collect();
+        let key = key(tenant_pk(webhook.tenant_id), webhook_sk(webhook.id));
+        let update = self.versioned_update(key, attributes, before_version)?;
+        self.update_alone(update, "update webhook").await
+    }
+
+    /// One UpdateItem, whatever the health was: `if_not_exists` keeps a failing spell's start,
+    /// `ADD` counts failed deliveries, so concurrent attempts never overwrite one another.
+    async fn record_webhook_health(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        change: HealthChange,
+        at: DateTime<Utc>,
+    ) -> Result<Option<WebhookHealth>> {
+        let (expression, failed) = match change {
+            HealthChange::Succeeded => ("SET #ls = :at, #cf = :zero REMOVE #fs", None),
+            HealthChange::Failed { delivery_failed } => (
+                "SET #lf = :at, #fs = if_not_exists(#fs, :at) ADD #cf :failed",
+                Some(i64::from(delivery_failed)),
+            ),
+            HealthChange::Restarted => ("REMOVE #fs", None),
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant_id), webhook_sk(webhook_id))))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#fs", FAILING_SINCE)
+            .return_values(ReturnValue::AllNew);
+        if expression.contains("#ls") {
+            request = request
+                .expression_attribute_names("#ls", LAST_SUCCESS)
+                .expression_attribute_names("#cf", CONSECUTIVE_FAILURES)
+                .expression_attribute_values(":at", text(rfc3339(at)))
+                .expression_attribute_values(":zero", number(0));
+        }
+        if let Some(failed) = failed {
+            request = request
+                .expression_attribute_names("#lf", LAST_FAILURE)
+                .expression_attribute_names("#cf", CONSECUTIVE_FAILURES)
+                .expression_attribute_values(":at", text(rfc3339(at)))
+                .expression_attribute_values(":failed", number(failed));
+        }
+        match request.send().await {
+            Ok(output) => output.attributes.as_ref().map(health_of).transpose(),
+            Err(error) if condition_failed(&error) => Ok(None),
+            Err(error) => Err(sdk_error(error)),
+        }
     }
 
     /// The webhook and one less in the tenant's count, together; `false` (and nothing written)

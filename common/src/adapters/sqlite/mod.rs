@@ -58,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_idempotency_keys.sql"),
     include_str!("migrations/0008_retention.sql"),
     include_str!("migrations/0009_webhook_retry_schedule.sql"),
+    include_str!("migrations/0010_webhook_health.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -11,15 +12,22 @@ use super::columns::{
 };
 use super::SqliteStore;
 use crate::domain::delivery::RetrySchedule;
+use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::WebhookStore;
 use crate::time::rfc3339;
 
+/// What a creation or a change writes (`webhook_params`, in order).
 const WEBHOOK_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
      max_retries, timeout_ms, secret, previous_secret, previous_secret_until, created_at, \
-     updated_at, version, retry_schedule";
+     updated_at, version, retry_schedule, disabled_reason, disabled_at";
+/// What a read reads: the written columns, then the health the worker writes.
+const READ_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
+     max_retries, timeout_ms, secret, previous_secret, previous_secret_until, created_at, \
+     updated_at, version, retry_schedule, disabled_reason, disabled_at, last_success_at, \
+     last_failure_at, consecutive_failures, failing_since";
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let events: String = row.get(4)?;
@@ -51,10 +59,23 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
                     .ok_or_else(|| bad_text(15, "a JSON list of seconds"))?,
             ),
         },
+        disabled_reason: match row.get::<_, Option<String>>(16)? {
+            None => None,
+            Some(text) => Some(
+                DisabledReason::parse(&text).ok_or_else(|| bad_text(16, "a disabled reason"))?,
+            ),
+        },
+        disabled_at: optional_time_column(row, 17)?,
+        health: WebhookHealth {
+            last_success_at: optional_time_column(row, 18)?,
+            last_failure_at: optional_time_column(row, 19)?,
+            consecutive_failures: row.get(20)?,
+            failing_since: optional_time_column(row, 21)?,
+        },
     })
 }
 
-fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 16] {
+fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 18] {
     [
         Box::new(w.tenant_id.to_string()),
         Box::new(w.id.to_string()),
@@ -76,6 +97,8 @@ fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 16] {
                 .as_ref()
                 .map(|schedule| serde_json::to_string(schedule).unwrap_or_default()),
         ),
+        Box::new(w.disabled_reason.map(DisabledReason::as_str)),
+        Box::new(w.disabled_at.map(rfc3339)),
     ]
 }
 
@@ -84,7 +107,7 @@ fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 16] {
 fn create_webhook(conn: &mut Connection, webhook: &Webhook, max: usize) -> Result<()> {
     let params = webhook_params(webhook);
     conn.execute(
-        &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+        &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
         rusqlite::params_from_iter(params.iter()),
     )
     .map_err(|e| conflict_on_duplicate(e, "A webhook with this id"))?;
@@ -104,8 +127,8 @@ fn update_webhook(conn: &mut Connection, before_version: i64, webhook: &Webhook)
         "UPDATE webhooks SET url = ?3, description = ?4, events = ?5, headers = ?6, active = ?7,
              max_retries = ?8, timeout_ms = ?9, secret = ?10, previous_secret = ?11,
              previous_secret_until = ?12, created_at = ?13, updated_at = ?14, version = ?15,
-             retry_schedule = ?16
-         WHERE tenant_id = ?1 AND id = ?2 AND version = ?17",
+             retry_schedule = ?16, disabled_reason = ?17, disabled_at = ?18
+         WHERE tenant_id = ?1 AND id = ?2 AND version = ?19",
         rusqlite::params_from_iter(params.iter()),
     )?;
     if changed == 1 {
@@ -127,7 +150,7 @@ fn delete_webhook(conn: &mut Connection, tenant_id: Uuid, id: Uuid) -> Result<bo
 
 fn get_webhook(conn: &mut Connection, tenant_id: Uuid, id: Uuid) -> Result<Option<Webhook>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
+        "SELECT {READ_COLUMNS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
     ))?;
     Ok(query
         .query_row(
@@ -143,7 +166,7 @@ fn list_webhooks(
     page: PageRequest,
 ) -> Result<Page<Webhook>> {
     let mut query = conn.prepare_cached(&format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        "SELECT {READ_COLUMNS} FROM webhooks WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
     ))?;
     let after = page.after.map(|id| id.to_string()).unwrap_or_default();
     let rows = query
@@ -155,8 +178,61 @@ fn list_webhooks(
     Ok(Page::from_overfetch(rows, page.limit, |w| w.id))
 }
 
+/// One UPDATE, whatever the health was: concurrent attempts each add their own change.
+fn record_health(
+    conn: &mut Connection,
+    tenant_id: Uuid,
+    id: Uuid,
+    change: HealthChange,
+    at: DateTime<Utc>,
+) -> Result<Option<WebhookHealth>> {
+    let (sql, failed_deliveries) = match change {
+        HealthChange::Succeeded => (
+            "UPDATE webhooks SET last_success_at = ?3, consecutive_failures = 0,
+                 failing_since = NULL WHERE tenant_id = ?1 AND id = ?2",
+            0,
+        ),
+        HealthChange::Failed { delivery_failed } => (
+            "UPDATE webhooks SET last_failure_at = ?3, failing_since = coalesce(failing_since, ?3),
+                 consecutive_failures = consecutive_failures + ?4
+             WHERE tenant_id = ?1 AND id = ?2",
+            i64::from(delivery_failed),
+        ),
+        HealthChange::Restarted => (
+            "UPDATE webhooks SET failing_since = NULL WHERE tenant_id = ?1 AND id = ?2",
+            0,
+        ),
+    };
+    let (tenant, webhook) = (tenant_id.to_string(), id.to_string());
+    let changed = {
+        let mut statement = conn.prepare_cached(sql)?;
+        match change {
+            HealthChange::Failed { .. } => {
+                statement.execute(params![tenant, webhook, rfc3339(at), failed_deliveries])?
+            }
+            HealthChange::Succeeded => statement.execute(params![tenant, webhook, rfc3339(at)])?,
+            HealthChange::Restarted => statement.execute(params![tenant, webhook])?,
+        }
+    };
+    if changed == 0 {
+        return Ok(None);
+    }
+    Ok(get_webhook(conn, tenant_id, id)?.map(|w| w.health))
+}
+
 #[async_trait]
 impl WebhookStore for SqliteStore {
+    async fn record_webhook_health(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        change: HealthChange,
+        at: DateTime<Utc>,
+    ) -> Result<Option<WebhookHealth>> {
+        self.call(move |conn| record_health(conn, tenant_id, webhook_id, change, at))
+            .await
+    }
+
     async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
         let webhook = webhook.clone();
         self.call(move |conn| create_webhook(conn, &webhook, max))

@@ -4,7 +4,7 @@
 use lambda_http::http::HeaderMap;
 use serde_json::Value;
 
-use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
+use crate::domain::catalogue::{is_service_event, CATALOGUE};
 use crate::domain::delivery::{RetrySelection, RETRY_MAX_IDS};
 use crate::domain::event::Notification;
 use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_HEADER};
@@ -92,13 +92,13 @@ pub struct NotifyRequest {
     data: Value,
 }
 
-/// Every event of the catalogue but `webhook.test`, which only `POST /api/webhooks/{id}/test` sends.
+/// Every event of the catalogue but the service's own (`webhook.test`, `webhook.disabled`, `webhook.enabled`).
 fn notify_event_schema() -> utoipa::openapi::Object {
     schema::one_of_strings(
         CATALOGUE
             .iter()
             .map(|event| event.name)
-            .filter(|name| *name != WEBHOOK_TEST),
+            .filter(|name| !is_service_event(name)),
     )
     .build()
 }

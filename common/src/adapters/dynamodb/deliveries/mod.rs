@@ -93,36 +93,12 @@ impl DynamoStore {
     /// A transition as an update of the state attributes only, conditional on the version read:
     /// the payload and the fixed attributes are not rewritten.
     fn transition(&self, change: &DeliveryChange) -> Result<Update> {
-        let mut names = HashMap::from([("#read".to_owned(), VERSION.to_owned())]);
-        let mut values = HashMap::from([(":read".to_owned(), number(change.before.version))]);
-        let (mut sets, mut removes) = (Vec::new(), Vec::new());
-        for (index, (name, value)) in delivery_state(&change.after, self.retention)
-            .into_iter()
-            .enumerate()
-        {
-            names.insert(format!("#a{index}"), name.to_owned());
-            match value {
-                Some(value) => {
-                    values.insert(format!(":a{index}"), value);
-                    sets.push(format!("#a{index} = :a{index}"));
-                }
-                None => removes.push(format!("#a{index}")),
-            }
-        }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if !removes.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
         let after = &change.after;
-        Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(tenant_pk(after.tenant_id), delivery_sk(after.id))))
-            .update_expression(expression)
-            .condition_expression("#read = :read")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_error)
+        self.versioned_update(
+            key(tenant_pk(after.tenant_id), delivery_sk(after.id)),
+            delivery_state(after, self.retention),
+            change.before.version,
+        )
     }
 
     async fn create_chunk(&self, chunk: &[Delivery]) -> Result<()> {
