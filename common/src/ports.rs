@@ -320,6 +320,10 @@ pub struct DeliveryMessage {
     /// attempts it once more. Absent from ordinary messages.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retry: bool,
+    /// A user's resend of a finished delivery, asked when it was at this version: the worker
+    /// reopens it if it still is, and attempts it once more. Absent from other messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend_of: Option<i64>,
 }
 
 /// A retry of every FAILED delivery of a tenant, or of one of its webhooks, handed to the

@@ -28,6 +28,7 @@ mod openapi;
 mod permissions;
 mod queue;
 mod receiver;
+mod resend;
 mod retention;
 mod retry_schedules;
 mod seed_contracts;

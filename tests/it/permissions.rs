@@ -2,7 +2,7 @@
 
 use common::domain::auth::Role;
 use common::http::routes::{Operation, ROUTES};
-use lambda_http::http::StatusCode;
+use lambda_http::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::receiver::{Receiver, Reply};
@@ -103,6 +103,15 @@ async fn target(
             None,
             Some(json!({"event": "lead.converted", "data": {"leadId": "L-1"}})),
         ),
+        // A finished delivery: the synchronous test delivery's.
+        ResendDelivery => {
+            let webhook = new_webhook().await;
+            let path = format!("/api/webhooks/{webhook}/test");
+            let (status, tested) = app.call(Method::POST, &path, Some(admin), None).await;
+            assert_eq!(status, StatusCode::OK, "{tested}");
+            let id = tested["deliveryId"].as_str().expect("a delivery id");
+            (Some(id.to_owned()), None)
+        }
         GetDelivery => {
             new_webhook().await;
             let (status, notified) = app

@@ -538,6 +538,22 @@ impl Delivery {
         Some(next)
     }
 
+    /// A user's resend of a finished delivery (SUCCESS included): one more attempt, now, on
+    /// condition that it is still as it was when asked (`version`), so that a resend message
+    /// delivered twice sends once.
+    pub fn resent(&self, version: i64, now: DateTime<Utc>) -> Option<Delivery> {
+        if self.version != version || self.status.is_open() {
+            return None;
+        }
+        let mut next = self.clone();
+        next.status = DeliveryStatus::Retrying;
+        next.next_attempt_at = Some(now);
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        Some(next)
+    }
+
     /// Records an attempt made under this (claimed) delivery and decides what comes next.
     /// `retries_allowed`: the webhook's `maxRetries`, or 0 when a retry is a user's single shot.
     pub fn after_attempt(
@@ -845,6 +861,28 @@ mod tests {
                 "{status:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_resend_reopens_a_finished_delivery_once() {
+        let now = Utc::now();
+        let claimed = sample(now).claimed(now, Duration::from_secs(10)).unwrap();
+        let (done, _, _) =
+            claimed.after_attempt(&outcome(Some(200)), 3, &RetrySchedule::default(), now);
+        assert_eq!(done.status, DeliveryStatus::Success);
+        let reopened = done.resent(done.version, now).unwrap();
+        assert_eq!(reopened.status, DeliveryStatus::Retrying);
+        assert!(reopened.is_due(now));
+        assert_eq!(
+            reopened.resent(done.version, now),
+            None,
+            "a second resend message of the same request"
+        );
+        assert_eq!(
+            sample(now).resent(1, now),
+            None,
+            "an open delivery is on its way already"
+        );
     }
 
     #[test]

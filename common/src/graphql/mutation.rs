@@ -10,8 +10,8 @@ use super::parse_id;
 use super::scope;
 use super::types::{
     CreateWebhookInput, CreateWebhookPayload, DateTime, DeleteWebhookPayload,
-    NotifyWebhooksPayload, RetryWebhookDeliveriesPayload, RotateWebhookSecretPayload,
-    TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
+    NotifyWebhooksPayload, QueuedPayload, RetryWebhookDeliveriesPayload,
+    RotateWebhookSecretPayload, TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
 };
 use crate::domain::delivery::RetrySelection;
 use crate::domain::event::Notification;
@@ -78,6 +78,22 @@ impl Mutation {
         Ok(DeleteWebhookPayload {
             success: true,
             deleted_id: ID(uuid.to_string()),
+        })
+    }
+
+    /// One more attempt of a finished delivery (SUCCESS, FAILED or CANCELLED), recorded as an
+    /// attempt of the same delivery with the same `webhook-id`; REST's
+    /// `POST /api/webhooks/deliveries/{id}/resend`. A delivery still open is CONFLICT.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
+    async fn resend_webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<QueuedPayload> {
+        let (deps, caller, _slot) = scope(ctx).await?;
+        let id = parse_id("id", &id).or_field_error(ctx)?;
+        let result = deliveries::resend_delivery(deps, caller, id)
+            .await
+            .or_field_error(ctx)?;
+        Ok(QueuedPayload {
+            success: result.success,
+            queued: result.queued,
         })
     }
 

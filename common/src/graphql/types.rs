@@ -552,6 +552,14 @@ fn nullable<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
     }
 }
 
+/// What a resend queued.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct QueuedPayload {
+    pub success: bool,
+    /// Deliveries queued for one more attempt each.
+    pub queued: u64,
+}
+
 #[derive(Debug, Clone, SimpleObject)]
 pub struct CreateWebhookPayload {
     pub webhook: WebhookNode,

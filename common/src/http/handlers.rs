@@ -96,6 +96,10 @@ pub(super) async fn dispatch(
             StatusCode::OK,
             &deliveries::retry_failed(deps, caller, requests::deliveries::RetryBody(body)).await?,
         ),
+        Operation::ResendDelivery => json_response(
+            StatusCode::OK,
+            &deliveries::resend_delivery(deps, caller, path_id(params)?).await?,
+        ),
         Operation::ListEventTypes => {
             json_response(StatusCode::OK, &webhooks::event_catalogue(caller)?)
         }

@@ -38,7 +38,9 @@ use crate::domain::idempotency::{
 use crate::domain::page::{Page, FILTER_SCAN_LIMIT, MAX_LIMIT};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::webhook::Webhook;
-use crate::service::deliveries::{DeliveryDetail, DeliveryStats, NotifyResult, RetryResult};
+use crate::service::deliveries::{
+    DeliveryDetail, DeliveryStats, NotifyResult, QueuedResult, RetryResult,
+};
 use crate::service::deps::TenantLimits;
 use crate::service::keys::{CreatedKey, KeyList};
 use crate::service::webhooks::{EventCatalogue, RotatedSecret, WithSecret};
@@ -559,6 +561,18 @@ fn operation_of(
                     s,
                 )
         }
+        O::ResendDelivery => spec("resendDelivery", "webhooks", "One more attempt of a finished delivery (SUCCESS, FAILED or CANCELLED), recorded as an attempt of the same delivery with the same webhook-id; no automatic retries follow.")
+            .path_id("delivery")
+            .error(409, "The delivery is still PENDING or RETRYING: its next attempt is on its way.".to_owned())
+            .answers(
+                200,
+                json_response(
+                    "Queued: the attempt is made by the worker, shortly.",
+                    s.of::<QueuedResult>(),
+                    Some(json!({"success": true, "queued": 1})),
+                ),
+                s,
+            ),
         O::ListEventTypes => spec("listEventTypes", "webhooks", "The event catalogue: what webhooks can subscribe to.")
             .answers(200, json_response("Every event.", s.of::<EventCatalogue>(), None), s),
         O::WebhookStats => spec("webhookStats", "webhooks", "Delivery counts per status and success rate, overall and per webhook.")

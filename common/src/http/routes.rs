@@ -19,6 +19,8 @@ pub enum Operation {
     DeleteKey,
     Notify,
     RetryDeliveries,
+    /// `POST /api/webhooks/deliveries/{id}/resend`: one more attempt of a finished delivery.
+    ResendDelivery,
     ListEventTypes,
     WebhookStats,
     GetDelivery,
@@ -71,6 +73,7 @@ impl Operation {
             | O::ListEventTypes
             | O::WebhookStats
             | O::GetDelivery
+            | O::ResendDelivery
             | O::ListWebhooks
             | O::GetWebhook
             | O::DeleteWebhook
@@ -139,6 +142,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET,    "/api/webhooks/events",              "webhook-events",        Operation::ListEventTypes),
     route(Method::GET,    "/api/webhooks/stats",               "webhook-stats",         Operation::WebhookStats),
     route(Method::GET,    "/api/webhooks/deliveries/{id}",     "delivery",              Operation::GetDelivery),
+    route(Method::POST,   "/api/webhooks/deliveries/{id}/resend", "retry",              Operation::ResendDelivery),
     route(Method::POST,   "/api/webhooks",                     "webhooks",              Operation::CreateWebhook),
     route(Method::GET,    "/api/webhooks",                     "webhooks",              Operation::ListWebhooks),
     route(Method::GET,    "/api/webhooks/{id}",                "webhook",               Operation::GetWebhook),

@@ -121,6 +121,7 @@ pub(crate) fn message_for(delivery: &Delivery) -> QueueMessage {
         delivery_id: delivery.id,
         webhook_id: Some(delivery.webhook_id),
         retry: false,
+        resend_of: None,
     })
 }
 
@@ -324,6 +325,48 @@ pub async fn retry_failed(
     })
 }
 
+/// What a resend, recover or replay queued.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedResult {
+    pub success: bool,
+    /// Deliveries queued for one more attempt each.
+    pub queued: u64,
+}
+
+/// `POST /api/webhooks/deliveries/{id}/resend`: one more attempt of a finished delivery (SUCCESS,
+/// FAILED or CANCELLED), recorded as an attempt of the same delivery, with the same `webhook-id`.
+/// It brings no automatic retries. A delivery still open (PENDING, RETRYING) is 409: it is on its
+/// way already.
+pub async fn resend_delivery(deps: &Deps, caller: &Caller, id: Uuid) -> Result<QueuedResult> {
+    caller.require(Permission::WebhookRetry)?;
+    let delivery = deps
+        .store
+        .get_delivery_summary(caller.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("Delivery"))?;
+    if delivery.status.is_open() {
+        return Err(Error::Conflict(format!(
+            "The delivery is {}: its next attempt is on its way; resend a finished delivery.",
+            delivery.status.as_str()
+        )));
+    }
+    let message = DeliveryMessage {
+        tenant_id: caller.tenant_id,
+        delivery_id: delivery.id,
+        webhook_id: Some(delivery.webhook_id),
+        retry: false,
+        resend_of: Some(delivery.version),
+    };
+    deps.queue
+        .send(&[(QueueMessage::from(message), Duration::ZERO)])
+        .await?;
+    Ok(QueuedResult {
+        success: true,
+        queued: 1,
+    })
+}
+
 /// The listed deliveries that are FAILED (and of `webhook_id`, when given).
 async fn retry_listed(
     deps: &Deps,
@@ -433,6 +476,7 @@ async fn enqueue_retries(deps: &Deps, tenant_id: Uuid, delivery_ids: &[Uuid]) ->
                 delivery_id: *delivery_id,
                 webhook_id: None,
                 retry: true,
+                resend_of: None,
             };
             (message.into(), Duration::ZERO)
         })

@@ -193,6 +193,7 @@ async fn claim_and_enqueue(
                 delivery_id: requeue.after.id,
                 webhook_id: None,
                 retry: false,
+                resend_of: None,
             };
             (QueueMessage::from(message), Duration::ZERO)
         })

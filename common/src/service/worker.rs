@@ -93,7 +93,12 @@ async fn deliver(
     let now = deps.clock.now();
     // A user's retry reopens a delivery that is still FAILED (in the same write as the claim
     // below); one that is not was retried already, or never failed.
-    let delivery = if message.retry {
+    let delivery = if let Some(version) = message.resend_of {
+        match stored.resent(version, now) {
+            Some(reopened) => reopened,
+            None => return Ok(MessageOutcome::Done),
+        }
+    } else if message.retry {
         match stored.retried(now) {
             Some(reopened) => reopened,
             None => return Ok(MessageOutcome::Done),
@@ -174,8 +179,8 @@ async fn deliver(
         Err(Error::Conflict(_)) => return Ok(MessageOutcome::Done),
         Err(error) => return Err(error),
     }
-    // A user's retry is one more attempt, whatever `maxRetries` says now.
-    let retries_allowed = if message.retry {
+    // A user's retry or resend is one more attempt, whatever `maxRetries` says now.
+    let retries_allowed = if message.retry || message.resend_of.is_some() {
         0
     } else {
         webhook.max_retries
