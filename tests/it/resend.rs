@@ -46,13 +46,19 @@ async fn with_attempts(s: &Setup, id: &str, attempts: u64) -> Value {
     .await
 }
 
-async fn a_successful_delivery_is_sent_once_more_with_the_same_webhook_id(backend: Backend) {
+/// A webhook answering 200 and one delivery to it, SUCCESS, with the worker still running.
+async fn delivered(backend: Backend) -> (Setup, Receiver, crate::support::Running, String) {
     let s = setup(backend).await;
     let receiver = Receiver::start(Reply::Status(200)).await;
     s.webhook(&receiver, json!({})).await;
     let worker = s.app.start_worker();
     let id = notify(&s).await;
     s.delivery_in(id.parse().unwrap(), "SUCCESS").await;
+    (s, receiver, worker, id)
+}
+
+async fn a_successful_delivery_is_sent_once_more_with_the_same_webhook_id(backend: Backend) {
+    let (s, receiver, worker, id) = delivered(backend).await;
 
     let (status, answer) = resend(&s, &id).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -137,12 +143,7 @@ async fn only_a_finished_delivery_of_the_tenant_may_be_resent(backend: Backend) 
 }
 
 async fn graphql_resends_a_delivery(backend: Backend) {
-    let s = setup(backend).await;
-    let receiver = Receiver::start(Reply::Status(200)).await;
-    s.webhook(&receiver, json!({})).await;
-    let worker = s.app.start_worker();
-    let id = notify(&s).await;
-    s.delivery_in(id.parse().unwrap(), "SUCCESS").await;
+    let (s, receiver, worker, id) = delivered(backend).await;
     let query = "mutation($id: ID!) { resendWebhookDelivery(id: $id) { success queued } }";
     let body = json!({"query": query, "variables": {"id": id}}).to_string();
     let (status, answer) = s

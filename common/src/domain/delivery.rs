@@ -526,32 +526,25 @@ impl Delivery {
 
     /// A user's retry of a FAILED delivery: one more attempt, now.
     pub fn retried(&self, now: DateTime<Utc>) -> Option<Delivery> {
-        if self.status != DeliveryStatus::Failed {
-            return None;
-        }
-        let mut next = self.clone();
-        next.status = DeliveryStatus::Retrying;
-        next.next_attempt_at = Some(now);
-        next.lease_until = None;
-        next.updated_at = now;
-        next.version += 1;
-        Some(next)
+        (self.status == DeliveryStatus::Failed).then(|| self.reopened(now))
     }
 
     /// A user's resend of a finished delivery (SUCCESS included): one more attempt, now, on
     /// condition that it is still as it was when asked (`version`), so that a resend message
     /// delivered twice sends once.
     pub fn resent(&self, version: i64, now: DateTime<Utc>) -> Option<Delivery> {
-        if self.version != version || self.status.is_open() {
-            return None;
-        }
+        (self.version == version && !self.status.is_open()).then(|| self.reopened(now))
+    }
+
+    /// Due for an attempt now, and not in flight.
+    fn reopened(&self, now: DateTime<Utc>) -> Delivery {
         let mut next = self.clone();
         next.status = DeliveryStatus::Retrying;
         next.next_attempt_at = Some(now);
         next.lease_until = None;
         next.updated_at = now;
         next.version += 1;
-        Some(next)
+        next
     }
 
     /// Records an attempt made under this (claimed) delivery and decides what comes next.
