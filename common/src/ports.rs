@@ -9,7 +9,7 @@ use crate::domain::client::Client;
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
 };
-use crate::domain::event::OutboxEvent;
+use crate::domain::event::{EventRange, OutboxEvent};
 use crate::domain::health::{HealthChange, WebhookHealth};
 use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 // The values of an attempt belong to the domain; the sender port speaks in them.
@@ -116,6 +116,16 @@ pub trait OutboxStore: Send + Sync {
     /// stored is left as it is: an idempotent notify may write its event a second time when it
     /// finishes the work of a request that died part-way.
     async fn append_event(&self, event: &OutboxEvent) -> Result<()>;
+    /// The tenant's accepted events (fanned out or not, kept for the retention) whose ids fall
+    /// in `range` (UUIDv7: their acceptance time), oldest first, after `after` when given: at
+    /// most `limit`; fewer means the range is read to its end.
+    async fn events_between(
+        &self,
+        tenant_id: Uuid,
+        range: &EventRange,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>>;
     /// Idempotent: an event is fanned out once its deliveries exist.
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()>;
 }
@@ -347,12 +357,24 @@ pub struct RetryScope {
     pub after: Option<DeliveryRef>,
 }
 
+/// The rest of a replay a request could not finish in its time: the worker goes on from `after`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayMessage {
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    pub replay: crate::domain::delivery::Replay,
+    /// The last event already replayed.
+    pub after: Uuid,
+}
+
 /// Everything the delivery queue carries.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum QueueMessage {
     Delivery(DeliveryMessage),
     RetryFailed(RetryFailedMessage),
+    Replay(ReplayMessage),
 }
 
 impl QueueMessage {
@@ -361,6 +383,7 @@ impl QueueMessage {
         match self {
             QueueMessage::Delivery(message) => message.tenant_id,
             QueueMessage::RetryFailed(message) => message.tenant_id,
+            QueueMessage::Replay(message) => message.tenant_id,
         }
     }
 }

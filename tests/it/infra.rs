@@ -1021,7 +1021,8 @@ const POLLING: [&str; 3] = [
 /// - fan-out (`dispatch_events`, `notify`, the sweeper): `list_webhooks`, then
 ///   `put_payload`: PutItem (one per event), `create_deliveries`: PutItem and UpdateItem (in
 ///   transactions); then send, and
-///   `mark_event_dispatched`: UpdateItem;
+///   `mark_event_dispatched`: UpdateItem; re-enabling a webhook (`webhook`) fans out
+///   `webhook.enabled` so, and a replay (`retry`, the worker) creates deliveries so;
 /// - `write_delivery`: UpdateItem, with PutItem (the attempt) in a transaction;
 /// - `list_deliveries`: Query on gsi2; `undispatched_events`, `due_deliveries`,
 ///   `failed_deliveries`: Query on gsi1; none of them reads a payload.
@@ -1037,13 +1038,13 @@ const GRANTS: &[Grant] = &[
     grant("keys",                  &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
     grant("key",                   &["GetItem", "DeleteItem"],                                                                     &[],       &[]),
     grant("notify",                &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
-    grant("retry",                 &["GetItem", "Query"],                                                                          &[],       &["SendMessage"]),
+    grant("retry",                 &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
     grant("webhook-events",        &["GetItem"],                                                                                   &[],       &[]),
     grant("openapi",               &[],                                                                                            &[],       &[]),
     grant("webhook-stats",         &["GetItem", "Query"],                                                                          &[],       &[]),
     grant("delivery",              &["GetItem", "Query"],                                                                          &[],       &[]),
     grant("webhooks",              &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &[],       &[]),
-    grant("webhook",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem"],                                            &[],       &[]),
+    grant("webhook",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &[],       &["SendMessage"]),
     grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &[]),
     grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
     grant("webhook-deliveries",    &["GetItem"],                                                                                   &["gsi2"], &[]),

@@ -28,6 +28,7 @@ mod openapi;
 mod permissions;
 mod queue;
 mod receiver;
+mod replay;
 mod resend;
 mod retention;
 mod retry_schedules;

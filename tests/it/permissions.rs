@@ -103,6 +103,10 @@ async fn target(
             None,
             Some(json!({"event": "lead.converted", "data": {"leadId": "L-1"}})),
         ),
+        ReplayEvents => (
+            Some(new_webhook().await),
+            Some(json!({"since": "2026-01-01T00:00:00Z"})),
+        ),
         // A finished delivery: the synchronous test delivery's.
         ResendDelivery => {
             let webhook = new_webhook().await;

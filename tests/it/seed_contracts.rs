@@ -374,6 +374,7 @@ async fn a_retry_of_all_requeues_five_thousand_failed_deliveries(backend: Backen
                     in_jobs += job_started.elapsed();
                     assert_eq!(outcome, MessageOutcome::Done);
                 }
+                QueueMessage::Replay(job) => panic!("a retry queued a replay: {job:?}"),
             }
             queue.delete(&message.receipt).await.unwrap();
         }

@@ -161,6 +161,18 @@ impl ClientStore for CountingStore {
 
 #[async_trait]
 impl OutboxStore for CountingStore {
+    async fn events_between(
+        &self,
+        tenant_id: Uuid,
+        range: &common::domain::event::EventRange,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        self.count("events_between");
+        self.inner
+            .events_between(tenant_id, range, after, limit)
+            .await
+    }
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
         self.count("list_outbox_events");
         self.inner.list_outbox_events(tenant_id, limit).await

@@ -122,3 +122,41 @@ impl OutboxEvent {
         OutboxEvent::new(client.tenant_id, SYNC_STATUS_CHANGED, data, now)
     }
 }
+/// Events accepted from `since` (inclusive) until `until` (exclusive), as bounds on their
+/// UUIDv7 ids, which begin with the millisecond they were made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRange {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl EventRange {
+    /// Whether no event can fall in it (`until` not after `since`).
+    pub fn is_empty(&self) -> bool {
+        self.until <= self.since
+    }
+
+    /// The smallest id of an event accepted at `since`.
+    pub fn first_id(&self) -> Uuid {
+        id_bound(self.since, 0x00)
+    }
+
+    /// The largest id of an event accepted before `until`.
+    pub fn last_id(&self) -> Uuid {
+        id_bound(self.until - chrono::Duration::milliseconds(1), 0xff)
+    }
+}
+
+/// A UUIDv7 of the millisecond of `at`, its random bits all `fill`.
+fn id_bound(at: DateTime<Utc>, fill: u8) -> Uuid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let mut id = *uuid::Builder::from_unix_timestamp_millis(millis, &[fill; 10])
+        .into_uuid()
+        .as_bytes();
+    if fill == 0xff {
+        // The version and variant bits stay as v7 has them; the rest of bytes 6 to 15 are set.
+        id[6] |= 0x0f;
+        id[8] |= 0x3f;
+    }
+    Uuid::from_bytes(id)
+}

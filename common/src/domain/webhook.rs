@@ -237,7 +237,8 @@ fn check_headers(
     clean
 }
 
-fn check_events(errors: &mut FieldErrors, events: &[String]) -> Vec<String> {
+/// Subscription patterns under the rule of a webhook's `events` (a replay's `events` too).
+pub(crate) fn check_events(errors: &mut FieldErrors, events: &[String]) -> Vec<String> {
     let mut clean: Vec<String> = Vec::new();
     if !errors.count("events", events.len(), MAX_EVENTS) {
         return clean;

@@ -10,10 +10,10 @@ use super::parse_id;
 use super::scope;
 use super::types::{
     CreateWebhookInput, CreateWebhookPayload, DateTime, DeleteWebhookPayload,
-    NotifyWebhooksPayload, QueuedPayload, RetryWebhookDeliveriesPayload,
+    NotifyWebhooksPayload, QueuedPayload, ReplayPayload, RetryWebhookDeliveriesPayload,
     RotateWebhookSecretPayload, TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
 };
-use crate::domain::delivery::RetrySelection;
+use crate::domain::delivery::{ReplaySelection, RetrySelection};
 use crate::domain::event::Notification;
 use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_ARGUMENT};
 use crate::domain::webhook::NewWebhook;
@@ -94,6 +94,35 @@ impl Mutation {
         Ok(QueuedPayload {
             success: result.success,
             queued: result.queued,
+        })
+    }
+
+    /// The tenant's events accepted from `since` until `until` (default now) that the webhook
+    /// subscribes to (and `events` names), sent to it as new deliveries, oldest first; events it
+    /// has a delivery of already are left alone. REST's `POST /api/webhooks/{id}/replay`.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
+    async fn replay_webhook_events(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        since: DateTime,
+        until: Option<DateTime>,
+        events: Option<Vec<String>>,
+    ) -> Result<ReplayPayload> {
+        let (deps, caller, _slot) = scope(ctx).await?;
+        let id = parse_id("id", &id).or_field_error(ctx)?;
+        let selection = ReplaySelection {
+            since: Some(since.0),
+            until: until.map(|t| t.0),
+            events,
+        };
+        let result = deliveries::replay(deps, caller, id, selection)
+            .await
+            .or_field_error(ctx)?;
+        Ok(ReplayPayload {
+            success: result.success,
+            queued: result.queued,
+            complete: result.complete,
         })
     }
 

@@ -552,6 +552,16 @@ fn nullable<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
     }
 }
 
+/// What a replay queued.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct ReplayPayload {
+    pub success: bool,
+    /// New deliveries this request created and queued.
+    pub queued: u64,
+    /// False: the range was longer than the request's time; the worker queues the rest.
+    pub complete: bool,
+}
+
 /// What a resend queued.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct QueuedPayload {

@@ -96,6 +96,16 @@ pub(super) async fn dispatch(
             StatusCode::OK,
             &deliveries::retry_failed(deps, caller, requests::deliveries::RetryBody(body)).await?,
         ),
+        Operation::ReplayEvents => json_response(
+            StatusCode::OK,
+            &deliveries::replay(
+                deps,
+                caller,
+                path_id(params)?,
+                requests::webhooks::ReplayBody(body),
+            )
+            .await?,
+        ),
         Operation::ResendDelivery => json_response(
             StatusCode::OK,
             &deliveries::resend_delivery(deps, caller, path_id(params)?).await?,

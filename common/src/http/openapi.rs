@@ -26,7 +26,9 @@ use super::requests::clients::{CreateClientRequest, UpdateClientRequest};
 use super::requests::deliveries::{NotifyRequest, RetryRequest};
 use super::requests::keys::CreateKeyRequest;
 use super::requests::sync::UpdateSyncStatusRequest;
-use super::requests::webhooks::{CreateWebhookRequest, RotateSecretRequest, UpdateWebhookRequest};
+use super::requests::webhooks::{
+    CreateWebhookRequest, ReplayRequest, RotateSecretRequest, UpdateWebhookRequest,
+};
 use super::routes::{Operation, ROUTES};
 use crate::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
 use crate::domain::auth::ApiKey;
@@ -39,7 +41,7 @@ use crate::domain::page::{Page, FILTER_SCAN_LIMIT, MAX_LIMIT};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::webhook::Webhook;
 use crate::service::deliveries::{
-    DeliveryDetail, DeliveryStats, NotifyResult, QueuedResult, RetryResult,
+    DeliveryDetail, DeliveryStats, NotifyResult, QueuedResult, ReplayResult, RetryResult,
 };
 use crate::service::deps::TenantLimits;
 use crate::service::keys::{CreatedKey, KeyList};
@@ -557,6 +559,22 @@ fn operation_of(
                         "How many were re-queued.",
                         s.of::<RetryResult>(),
                         Some(json!({"success": true, "retriedCount": 2})),
+                    ),
+                    s,
+                )
+        }
+        O::ReplayEvents => {
+            let body = s.of::<ReplayRequest>();
+            spec("replayEvents", "webhooks", "Sends the tenant's events of a time range that the webhook subscribes to (and `events` names) to it as new deliveries, oldest first, so that a new endpoint catches up. Events it has a delivery of already are left alone. A range longer than the request's 20 s is finished by the worker.")
+                .path_id("webhook")
+                .body(body, true)
+                .error(409, "The webhook is inactive: activate it first.".to_owned())
+                .answers(
+                    200,
+                    json_response(
+                        "How many new deliveries the request queued.",
+                        s.of::<ReplayResult>(),
+                        Some(json!({"success": true, "queued": 12, "complete": true})),
                     ),
                     s,
                 )

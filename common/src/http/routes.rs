@@ -21,6 +21,8 @@ pub enum Operation {
     RetryDeliveries,
     /// `POST /api/webhooks/deliveries/{id}/resend`: one more attempt of a finished delivery.
     ResendDelivery,
+    /// `POST /api/webhooks/{id}/replay`: past events sent to a webhook as new deliveries.
+    ReplayEvents,
     ListEventTypes,
     WebhookStats,
     GetDelivery,
@@ -62,6 +64,7 @@ impl Operation {
             | O::Notify
             | O::CreateWebhook
             | O::UpdateWebhook
+            | O::ReplayEvents
             | O::GraphQl => RequestBody::Required,
             O::RetryDeliveries | O::RotateWebhookSecret => RequestBody::Optional,
             O::GetSyncStatus
@@ -149,6 +152,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::PATCH,  "/api/webhooks/{id}",                "webhook",               Operation::UpdateWebhook),
     route(Method::DELETE, "/api/webhooks/{id}",                "webhook",               Operation::DeleteWebhook),
     route(Method::POST,   "/api/webhooks/{id}/test",           "webhook-test",          Operation::TestWebhook),
+    route(Method::POST,   "/api/webhooks/{id}/replay",         "retry",                 Operation::ReplayEvents),
     route(Method::POST,   "/api/webhooks/{id}/rotate-secret",  "webhook-rotate-secret", Operation::RotateWebhookSecret),
     route(Method::GET,    "/api/webhooks/{id}/deliveries",     "webhook-deliveries",    Operation::ListWebhookDeliveries),
     route(Method::POST,   "/graphql",                          "graphql",               Operation::GraphQl),

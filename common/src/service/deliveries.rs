@@ -10,7 +10,7 @@ use super::lookup::{load as load_webhook, subscribers};
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::delivery::{
     delivery_id, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, EventPayload,
-    RetrySelection,
+    Replay, ReplaySelection, RetrySelection,
 };
 use crate::domain::event::{Notification, OutboxEvent};
 use crate::domain::health::WebhookHealth;
@@ -19,8 +19,9 @@ use crate::domain::idempotency::{
     IDEMPOTENCY_KEY_ARGUMENT,
 };
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope};
+use crate::ports::{DeliveryMessage, QueueMessage, ReplayMessage, RetryFailedMessage, RetryScope};
 use crate::service::deps::Deps;
 
 /// Deliveries are created and enqueued this many at a time, so that a fan-out's memory does not
@@ -367,6 +368,138 @@ pub async fn resend_delivery(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Q
     })
 }
 
+/// Events read at a time by a replay.
+const REPLAY_PAGE: usize = 100;
+
+/// `POST /api/webhooks/{id}/replay {since, until?, events?}`: the tenant's events of the range
+/// that the webhook subscribes to (and `events` names), sent to it as new deliveries, oldest
+/// first: a new endpoint catches up. An event the webhook has a delivery of already is left
+/// alone (resend or recover re-send those). What the request has not reached after 20 s is
+/// handed to the worker; `queued` counts what the request queued itself.
+pub async fn replay(
+    deps: &Deps,
+    caller: &Caller,
+    webhook_id: Uuid,
+    selection: impl Input<ReplaySelection>,
+) -> Result<ReplayResult> {
+    caller.require(Permission::WebhookRetry)?;
+    let replay = selection.read()?.validated(deps.clock.now())?;
+    let webhook = load_webhook(deps, caller.tenant_id, webhook_id).await?;
+    if !webhook.active {
+        return Err(Error::Conflict(
+            "The webhook is inactive: activate it before replaying events to it.".into(),
+        ));
+    }
+    let stop_at = Instant::now() + RETRY_JOB_BUDGET;
+    let (queued, complete) = replay_until(deps, &webhook, &replay, None, stop_at).await?;
+    Ok(ReplayResult {
+        success: true,
+        queued,
+        complete,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayResult {
+    pub success: bool,
+    /// New deliveries this request created and queued.
+    pub queued: u64,
+    /// `false`: the range was longer than the request's time; the worker queues the rest.
+    pub complete: bool,
+}
+
+/// A replay handed on by a request (or an earlier worker) that ran out of time.
+pub(crate) async fn run_replay_job(
+    deps: &Deps,
+    job: &ReplayMessage,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    let Some(webhook) = deps
+        .store
+        .get_webhook(job.tenant_id, job.webhook_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    let stop_at = job_stop(deadline);
+    replay_until(deps, &webhook, &job.replay, Some(job.after), stop_at).await?;
+    Ok(())
+}
+
+/// Replays pages of events after `after` until the range ends (`complete`) or `stop_at`, when
+/// the rest is handed to the worker. How many deliveries it created.
+async fn replay_until(
+    deps: &Deps,
+    webhook: &Webhook,
+    replay: &Replay,
+    mut after: Option<Uuid>,
+    stop_at: Instant,
+) -> Result<(u64, bool)> {
+    let mut queued = 0;
+    loop {
+        let events = deps
+            .store
+            .events_between(webhook.tenant_id, &replay.range(), after, REPLAY_PAGE)
+            .await?;
+        for event in &events {
+            if webhook.subscribes_to(&event.event) && replay.wants(&event.event) {
+                queued += u64::from(replay_one(deps, webhook, event).await?);
+            }
+        }
+        after = events.last().map(|event| event.id).or(after);
+        if events.len() < REPLAY_PAGE {
+            return Ok((queued, true));
+        }
+        if Instant::now() >= stop_at {
+            let rest = ReplayMessage {
+                tenant_id: webhook.tenant_id,
+                webhook_id: webhook.id,
+                replay: replay.clone(),
+                after: after.unwrap_or_default(),
+            };
+            deps.queue
+                .send(&[(QueueMessage::Replay(rest), Duration::ZERO)])
+                .await?;
+            return Ok((queued, false));
+        }
+    }
+}
+
+/// The event's delivery to the webhook, created and queued unless it exists; whether it was.
+async fn replay_one(deps: &Deps, webhook: &Webhook, event: &OutboxEvent) -> Result<bool> {
+    let id = delivery_id(event.id, webhook.id);
+    if deps
+        .store
+        .get_delivery_summary(webhook.tenant_id, id)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let now = deps.clock.now();
+    let payload = EventPayload::of(event, now)?;
+    let delivery = payload.delivery_to(webhook.id, now);
+    deps.store
+        .create_deliveries_with_payload(&payload, std::slice::from_ref(&delivery))
+        .await?;
+    enqueue_now(deps, std::slice::from_ref(&delivery)).await;
+    Ok(true)
+}
+
+/// When a worker's job stops: after `RETRY_JOB_BUDGET`, or 5 s before its invocation ends.
+fn job_stop(deadline: Option<Instant>) -> Instant {
+    let stop_at = Instant::now() + RETRY_JOB_BUDGET;
+    match deadline {
+        Some(deadline) => stop_at.min(
+            deadline
+                .checked_sub(Duration::from_secs(5))
+                .unwrap_or(deadline),
+        ),
+        None => stop_at,
+    }
+}
+
 /// The listed deliveries that are FAILED (and of `webhook_id`, when given).
 async fn retry_listed(
     deps: &Deps,
@@ -430,14 +563,7 @@ pub(crate) async fn run_retry_job(
     job: &RetryFailedMessage,
     deadline: Option<Instant>,
 ) -> Result<()> {
-    let mut stop_at = Instant::now() + RETRY_JOB_BUDGET;
-    if let Some(deadline) = deadline {
-        stop_at = stop_at.min(
-            deadline
-                .checked_sub(Duration::from_secs(5))
-                .unwrap_or(deadline),
-        );
-    }
+    let stop_at = job_stop(deadline);
     let scope = &job.retry_failed;
     let mut after = scope.after;
     loop {

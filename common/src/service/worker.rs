@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::deliveries::{message_for, publish, run_retry_job};
+use super::deliveries::{message_for, publish, run_replay_job, run_retry_job};
 use super::fairness::Slot;
 use super::lookup::load as load_webhook;
 use super::retry_on_conflict;
@@ -52,6 +52,13 @@ pub async fn process_message(deps: &Deps, body: &str, deadline: Option<Instant>)
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::warn!(delivery_id = %message.delivery_id, %error, "delivery not processed; will be redelivered");
+                MessageOutcome::RetryLater
+            }
+        },
+        QueueMessage::Replay(job) => match run_replay_job(deps, &job, deadline).await {
+            Ok(()) => MessageOutcome::Done,
+            Err(error) => {
+                tracing::warn!(tenant_id = %job.tenant_id, %error, "replay interrupted; will be redelivered");
                 MessageOutcome::RetryLater
             }
         },

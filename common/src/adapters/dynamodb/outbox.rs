@@ -14,12 +14,12 @@ use uuid::Uuid;
 use super::attributes::*;
 use super::contention::{until_done, Sent};
 use super::paging::{read_query, Reading};
-use super::tables::{GSI1, GSI1_PK, GSI1_SK, PK, TTL};
+use super::tables::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
 use super::{
     condition_failed, sdk_error, shard_of, tenant_pk, update_collided, Condition, DynamoStore,
     SHARDS,
 };
-use crate::domain::event::OutboxEvent;
+use crate::domain::event::{EventRange, OutboxEvent};
 use crate::domain::tenant::EVENT_WINDOW_KEPT_SECS;
 use crate::error::Result;
 use crate::ports::OutboxStore;
@@ -110,6 +110,35 @@ impl OutboxStore for DynamoStore {
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
         let query = self.prefix_query(tenant_pk(tenant_id), EVENT_SK_PREFIX);
         let read = read_query(&query, None, Reading::first(limit)).await?;
+        read.items.iter().map(event_from_item).collect()
+    }
+
+    /// One key range of the tenant's partition: `EVENT#<id>` sorts as the ids do.
+    async fn events_between(
+        &self,
+        tenant_id: Uuid,
+        range: &EventRange,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", text(tenant_pk(tenant_id)))
+            .expression_attribute_values(":low", text(event_sk(range.first_id())))
+            .expression_attribute_values(":high", text(event_sk(range.last_id())))
+            .consistent_read(true);
+        let start = after
+            .filter(|after| *after >= range.first_id())
+            .map(|after| key(tenant_pk(tenant_id), event_sk(after)));
+        let read = read_query(&query, start, Reading::first(limit)).await?;
         read.items.iter().map(event_from_item).collect()
     }
 

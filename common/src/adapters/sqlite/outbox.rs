@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::columns::{bad_text, optional_time_column, time_column, uuid_column};
 use super::SqliteStore;
-use crate::domain::event::OutboxEvent;
+use crate::domain::event::{EventRange, OutboxEvent};
 use crate::error::Result;
 use crate::ports::OutboxStore;
 use crate::time::rfc3339;
@@ -87,6 +87,44 @@ impl OutboxStore for SqliteStore {
     ) -> Result<Vec<OutboxEvent>> {
         self.read(move |conn| undispatched_events(conn, before, limit))
             .await
+    }
+
+    async fn events_between(
+        &self,
+        tenant_id: Uuid,
+        range: &EventRange,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let low = after.map_or(range.first_id(), |after| after.max(range.first_id()));
+        let inclusive = after.is_none_or(|after| after < range.first_id());
+        let high = range.last_id();
+        self.read(move |conn| {
+            let sql = if inclusive {
+                "SELECT id, tenant_id, event, data, created_at, occurred_at FROM outbox
+                 WHERE tenant_id = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id LIMIT ?4"
+            } else {
+                "SELECT id, tenant_id, event, data, created_at, occurred_at FROM outbox
+                 WHERE tenant_id = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4"
+            };
+            let rows = conn
+                .prepare_cached(sql)?
+                .query_map(
+                    params![
+                        tenant_id.to_string(),
+                        low.to_string(),
+                        high.to_string(),
+                        limit as i64
+                    ],
+                    event_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
     }
 
     async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {

@@ -7,6 +7,7 @@ use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::openapi::{Array, Object, ObjectBuilder, Type};
 
 use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
+use crate::domain::delivery::ReplaySelection;
 use crate::domain::delivery::{RETRY_DELAY_SECONDS, RETRY_SCHEDULE_MAX};
 use crate::domain::signature::SECRET_PREFIX;
 use crate::domain::target::{MAX_HOST_LEN, MAX_LABEL_LEN, MAX_URL_LEN, URL_MARKS};
@@ -69,6 +70,46 @@ impl Input<WebhookChanges> for UpdateBody<'_> {
         };
         fields.command(Some(changes))
     }
+}
+
+/// `POST /api/webhooks/{id}/replay {since, until?, events?}`.
+pub struct ReplayBody<'a>(pub &'a [u8]);
+
+impl Input<ReplaySelection> for ReplayBody<'_> {
+    fn read(self) -> Result<ReplaySelection> {
+        let body = parse_json(self.0)?;
+        let mut fields = Fields::of(&body)?;
+        let selection = ReplaySelection {
+            since: fields.optional_time("since"),
+            until: fields.optional_time("until"),
+            events: fields.optional_string_list("events"),
+        };
+        fields.command(Some(selection))
+    }
+}
+
+/// The body of `POST /api/webhooks/{id}/replay`, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"since": "2026-11-24T00:00:00.000Z", "events": ["client.*"]}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct ReplayRequest {
+    /// The first acceptance time replayed (inclusive), RFC 3339 with a time zone; before `until`.
+    #[schema(schema_with = required_time_schema)]
+    since: String,
+    /// The end of the range (exclusive); absent or null: now.
+    #[schema(schema_with = schema::time)]
+    until: Option<String>,
+    /// Only the events these names or patterns match (as a subscription); absent or null: every
+    /// event the webhook subscribes to.
+    #[schema(schema_with = nullable_events_schema)]
+    events: Option<Vec<String>>,
+}
+
+fn required_time_schema() -> Object {
+    let mut time = schema::time();
+    time.schema_type = utoipa::openapi::schema::SchemaType::Type(Type::String);
+    time
 }
 
 /// `POST /api/webhooks/{id}/rotate-secret`'s optional body: the overlap in seconds.
