@@ -22,6 +22,8 @@ pub enum Operation {
     ListEventTypes,
     WebhookStats,
     GetDelivery,
+    /// `GET /api/webhooks/deliveries`: the tenant's deliveries, filtered.
+    SearchDeliveries,
     CreateWebhook,
     ListWebhooks,
     GetWebhook,
@@ -71,6 +73,7 @@ impl Operation {
             | O::ListEventTypes
             | O::WebhookStats
             | O::GetDelivery
+            | O::SearchDeliveries
             | O::ListWebhooks
             | O::GetWebhook
             | O::DeleteWebhook
@@ -139,6 +142,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET,    "/api/webhooks/events",              "webhook-events",        Operation::ListEventTypes),
     route(Method::GET,    "/api/webhooks/stats",               "webhook-stats",         Operation::WebhookStats),
     route(Method::GET,    "/api/webhooks/deliveries/{id}",     "delivery",              Operation::GetDelivery),
+    route(Method::GET,    "/api/webhooks/deliveries",          "webhook-deliveries",    Operation::SearchDeliveries),
     route(Method::POST,   "/api/webhooks",                     "webhooks",              Operation::CreateWebhook),
     route(Method::GET,    "/api/webhooks",                     "webhooks",              Operation::ListWebhooks),
     route(Method::GET,    "/api/webhooks/{id}",                "webhook",               Operation::GetWebhook),

@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_outbox_occurred_at.sql"),
     include_str!("migrations/0006_shared_payloads.sql"),
     include_str!("migrations/0007_idempotency_keys.sql"),
+    include_str!("migrations/0008_delivery_search.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
