@@ -11,6 +11,7 @@ mod conflicts;
 mod conformance;
 mod crm_local;
 mod delivery;
+mod delivery_search;
 mod fairness;
 mod graphql;
 mod idempotency;

@@ -200,7 +200,9 @@ mod tests {
             ..DeliveryFilter::default()
         };
         let page = PageRequest::new(Some(0), None, ("limit", "cursor"));
-        let Err(Error::Invalid { details, .. }) = DeliverySearch::new(filter, page, FieldErrors::default()) else {
+        let Err(Error::Invalid { details, .. }) =
+            DeliverySearch::new(filter, page, FieldErrors::default())
+        else {
             panic!("refused");
         };
         assert_eq!(details["event"], UNKNOWN_EVENT);

@@ -4,8 +4,9 @@ use async_graphql::{Context, Object, Result, ID};
 
 use super::error::OrFieldError;
 use super::types::{
-    DeliveryFilterInput, DeliveryNode, DeliveryStatusValue, SearchArguments, SyncStatusNode, WebhookConnection,
-    WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput, WebhookNode, WebhookStats,
+    DeliveryFilterInput, DeliveryNode, DeliveryStatusValue, SearchArguments, SyncStatusNode,
+    WebhookConnection, WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput,
+    WebhookNode, WebhookStats,
 };
 use super::{page_cost, page_request, parse_id, scope, webhooks_cost};
 use crate::service::webhooks::WebhookFilter;

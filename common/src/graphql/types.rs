@@ -11,12 +11,12 @@ use super::scope;
 use crate::domain::catalogue::EventType;
 use crate::domain::delivery::{Attempt, CountSummary, DeliverySummary};
 use crate::domain::delivery_search::{DeliveryFilter, DeliverySearch};
-use crate::domain::validation::FieldErrors;
-use crate::service::input::Input;
 use crate::domain::page::{encode_cursor, Page};
 use crate::domain::sync_status::SyncCounts;
+use crate::domain::validation::FieldErrors;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookChanges};
 use crate::service::deliveries::{self, DeliveryStats, WebhookCounts};
+use crate::service::input::Input;
 use crate::service::worker::TestResult;
 use crate::time::{parse_rfc3339, rfc3339};
 

@@ -86,9 +86,24 @@ pub fn main_table() -> TableSpec {
         indexes: vec![
             index(GSI1, GSI1_PK, GSI1_SK, IndexProjection::All),
             index(GSI2, GSI2_PK, GSI2_SK, IndexProjection::All),
-            index(SEARCH_TENANT, SEARCH_TENANT_PK, SEARCH_SK, IndexProjection::KeysOnly),
-            index(SEARCH_EVENT, SEARCH_EVENT_PK, SEARCH_SK, IndexProjection::KeysOnly),
-            index(SEARCH_WEBHOOK, SEARCH_WEBHOOK_PK, SEARCH_SK, IndexProjection::KeysOnly),
+            index(
+                SEARCH_TENANT,
+                SEARCH_TENANT_PK,
+                SEARCH_SK,
+                IndexProjection::KeysOnly,
+            ),
+            index(
+                SEARCH_EVENT,
+                SEARCH_EVENT_PK,
+                SEARCH_SK,
+                IndexProjection::KeysOnly,
+            ),
+            index(
+                SEARCH_WEBHOOK,
+                SEARCH_WEBHOOK_PK,
+                SEARCH_SK,
+                IndexProjection::KeysOnly,
+            ),
             index(
                 SEARCH_WEBHOOK_EVENT,
                 SEARCH_WEBHOOK_EVENT_PK,

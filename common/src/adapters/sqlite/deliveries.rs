@@ -345,7 +345,9 @@ fn search_deliveries(
                 filter.webhook_id.map(|id| id.to_string()),
                 range.lower.map(|id| id.to_string()).unwrap_or_default(),
                 // Above every id: no upper bound.
-                range.upper.map_or_else(|| "~".to_owned(), |id| id.to_string()),
+                range
+                    .upper
+                    .map_or_else(|| "~".to_owned(), |id| id.to_string()),
                 (page.limit + 1) as i64,
             ],
             summary_from_row,
@@ -639,14 +641,11 @@ mod tests {
         super::super::migrate(&mut conn).unwrap();
         for filter in every_filter() {
             let sql = search_sql(&filter);
-            let mut plan = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap();
+            let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let steps: Vec<String> = plan
-                .query_map(
-                    params!["t", "e", "w", "", "~", 51],
-                    |row| row.get::<_, String>(3),
-                )
+                .query_map(params!["t", "e", "w", "", "~", 51], |row| {
+                    row.get::<_, String>(3)
+                })
                 .unwrap()
                 .collect::<rusqlite::Result<_>>()
                 .unwrap();

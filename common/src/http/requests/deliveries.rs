@@ -8,10 +8,10 @@ use uuid::Uuid;
 use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
 use crate::domain::delivery::{DeliveryStatus, RetrySelection, RETRY_MAX_IDS};
 use crate::domain::delivery_search::{DeliveryFilter, DeliverySearch};
-use crate::domain::page::PageRequest;
-use crate::domain::validation::FieldErrors;
 use crate::domain::event::Notification;
 use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_HEADER};
+use crate::domain::page::PageRequest;
+use crate::domain::validation::FieldErrors;
 use crate::error::{Error, Result};
 use crate::http::fields::{one_of, Fields, TIME_MAX, TIME_MESSAGE};
 use crate::http::schema;
@@ -229,7 +229,10 @@ mod tests {
         assert_eq!(read.filter.status, Some(DeliveryStatus::Failed));
         assert_eq!(read.filter.event.as_deref(), Some("lead.created"));
         assert_eq!(read.filter.webhook_id, Some(webhook));
-        assert_eq!(read.filter.since, read.filter.until, "11:00 at +01:00 is 10:00 UTC");
+        assert_eq!(
+            read.filter.since, read.filter.until,
+            "11:00 at +01:00 is 10:00 UTC"
+        );
         assert_eq!(read.page.limit, 10);
         assert_eq!(search("").unwrap().filter, DeliveryFilter::default());
     }
@@ -242,7 +245,15 @@ mod tests {
         ));
         assert_eq!(
             found.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["cursor", "event", "limit", "since", "status", "until", "webhookId"]
+            [
+                "cursor",
+                "event",
+                "limit",
+                "since",
+                "status",
+                "until",
+                "webhookId"
+            ]
         );
         let found = details(search(
             "since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z&limit=0",

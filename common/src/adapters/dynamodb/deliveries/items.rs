@@ -138,7 +138,10 @@ fn search_keys(d: &Delivery) -> [(&'static str, String); 5] {
     [
         (SEARCH_TENANT_PK, search_pk(d.tenant_id, &[], shard)),
         (SEARCH_EVENT_PK, search_pk(d.tenant_id, &[&d.event], shard)),
-        (SEARCH_WEBHOOK_PK, search_pk(d.tenant_id, &[&webhook], shard)),
+        (
+            SEARCH_WEBHOOK_PK,
+            search_pk(d.tenant_id, &[&webhook], shard),
+        ),
         (
             SEARCH_WEBHOOK_EVENT_PK,
             search_pk(d.tenant_id, &[&webhook, &d.event], shard),

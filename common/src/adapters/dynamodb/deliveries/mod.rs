@@ -16,8 +16,8 @@ use super::attributes::*;
 use super::paging::{read_query, Reading};
 use super::tables::{
     GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SEARCH_EVENT, SEARCH_EVENT_PK, SEARCH_SK,
-    SEARCH_TENANT, SEARCH_TENANT_PK, SEARCH_WEBHOOK, SEARCH_WEBHOOK_EVENT,
-    SEARCH_WEBHOOK_EVENT_PK, SEARCH_WEBHOOK_PK, SK, TTL,
+    SEARCH_TENANT, SEARCH_TENANT_PK, SEARCH_WEBHOOK, SEARCH_WEBHOOK_EVENT, SEARCH_WEBHOOK_EVENT_PK,
+    SEARCH_WEBHOOK_PK, SK, TTL,
 };
 use super::{build_error, sdk_error, tenant_pk, Condition, DynamoStore, SHARDS, VERSION};
 use crate::domain::delivery::{
@@ -210,7 +210,9 @@ impl DynamoStore {
     ) -> Result<Vec<Uuid>> {
         // BETWEEN includes its upper end: one more is read, and an id equal to it dropped.
         let lower = range.lower.map_or_else(String::new, |id| id.to_string());
-        let upper = range.upper.map_or_else(|| "~".to_owned(), |id| id.to_string());
+        let upper = range
+            .upper
+            .map_or_else(|| "~".to_owned(), |id| id.to_string());
         let query = self
             .client
             .query()
@@ -242,8 +244,12 @@ impl DynamoStore {
         want: usize,
     ) -> Result<Vec<DeliverySummary>> {
         // Every id sorts after "0" and before "~"; BETWEEN includes its upper end.
-        let lower = range.lower.map_or_else(|| "0".to_owned(), |id| id.to_string());
-        let upper = range.upper.map_or_else(|| "~".to_owned(), |id| id.to_string());
+        let lower = range
+            .lower
+            .map_or_else(|| "0".to_owned(), |id| id.to_string());
+        let upper = range
+            .upper
+            .map_or_else(|| "~".to_owned(), |id| id.to_string());
         let (projection, names) = summary_projection();
         let mut query = self
             .index_query(GSI2, webhook_index_pk(tenant_id, webhook_id))
@@ -548,7 +554,9 @@ impl DeliveryStore for DynamoStore {
         }
         let want = page.limit + 1;
         if let (None, None, Some(webhook_id)) = (filter.status, &filter.event, filter.webhook_id) {
-            let found = self.webhook_range(tenant_id, webhook_id, range, want).await?;
+            let found = self
+                .webhook_range(tenant_id, webhook_id, range, want)
+                .await?;
             return Ok(Page::from_overfetch(found, page.limit, |d| d.id));
         }
         let webhook = filter.webhook_id.map(|id| id.to_string());
