@@ -370,7 +370,11 @@ mod tests {
             [
                 "deliveries_by_webhook",
                 "deliveries_due",
-                "deliveries_failed"
+                "deliveries_failed",
+                "deliveries_search_event",
+                "deliveries_search_status",
+                "deliveries_search_webhook",
+                "deliveries_search_webhook_event"
             ]
         );
     }
