@@ -51,8 +51,17 @@ st() {
         --no-color)
 }
 
+# A rule across parameters, which an OpenAPI document cannot state: a delivery search's `since`
+# after its `until` is refused with the documented 400, though each value alone is valid.
+cat > "$data_dir/across-parameters.toml" <<'TOML'
+[[operations]]
+include-operation-id = "searchDeliveries"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+TOML
+
 echo "==> schemathesis on $url ($examples examples per operation, all checks)"
-st run "$url" --max-examples "$examples" 2>&1 | tee target/openapi-fuzz.log || status=$?
+st --config-file across-parameters.toml run "$url" --max-examples "$examples" 2>&1 |
+    tee target/openapi-fuzz.log || status=$?
 
 echo "==> schemathesis on the webhook URL ($url_examples examples per operation)"
 "$venv/bin/python" - "$base" "$key" "$data_dir" <<'PY'

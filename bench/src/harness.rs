@@ -27,6 +27,8 @@ pub struct Service {
     pub aws: Option<AwsAccess>,
     /// An ADMIN key of the tenant the section works in.
     pub key: String,
+    /// That tenant.
+    pub tenant_id: uuid::Uuid,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -105,7 +107,7 @@ impl Service {
             Arc::new(sender),
             settings,
         );
-        let (_, key) =
+        let (tenant, key) =
             common::service::tenants::create_tenant(deps.store.as_ref(), &SystemClock, "bench")
                 .await?;
         let service = Service {
@@ -113,6 +115,7 @@ impl Service {
             port,
             aws,
             key,
+            tenant_id: tenant.id,
             _dir: dir,
         };
         service.reset_meters();

@@ -12,6 +12,7 @@ mod idempotency;
 mod init;
 mod local;
 mod receiver;
+mod search;
 mod stats;
 mod sweep;
 mod table;
@@ -28,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "sweep",
     "e2e",
     "idempotency",
+    "search",
     "cost",
 ];
 
@@ -58,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             "sweep" => sweep::run(quick).await?,
             "e2e" => e2e::run(quick).await?,
             "idempotency" => idempotency::run(quick).await?,
+            "search" => search::run(quick).await?,
             "cost" => cost::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),
         }

@@ -9,6 +9,7 @@ use crate::domain::client::Client;
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
 };
+use crate::domain::delivery_search::DeliveryFilter;
 use crate::domain::event::{EventRange, OutboxEvent};
 use crate::domain::health::{HealthChange, WebhookHealth};
 use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
@@ -225,6 +226,15 @@ pub trait DeliveryStore: Send + Sync {
         tenant_id: Uuid,
         webhook_id: Uuid,
         status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> Result<Page<DeliverySummary>>;
+    /// The tenant's deliveries that pass `filter`, newest first, payloads not read: one page.
+    /// Every combination of filters reads id ranges of indexes, each no further than the page
+    /// needs: never a delivery that does not pass the filter.
+    async fn search_deliveries(
+        &self,
+        tenant_id: Uuid,
+        filter: &DeliveryFilter,
         page: PageRequest,
     ) -> Result<Page<DeliverySummary>>;
     /// Open deliveries of any tenant whose next attempt was due before `before`, without their

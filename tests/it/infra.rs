@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::adapters::dynamodb::tables::{main_table, TableSpec};
+use common::adapters::dynamodb::tables::{main_table, IndexProjection, TableSpec};
 use common::adapters::sqs::DELIVERY_QUEUE_VISIBILITY;
 use common::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT, RETENTION_DAYS};
 use common::domain::delivery::RetrySchedule;
@@ -372,8 +372,8 @@ fn http_api_is_throttled_on_the_default_stage_and_outputs_its_url() {
 struct TableShape {
     hash_key: String,
     range_key: String,
-    /// (index name, hash key, range key)
-    indexes: Vec<(String, String, String)>,
+    /// (index name, hash key, range key, projection type)
+    indexes: Vec<(String, String, String, String)>,
     ttl_attribute: Option<String>,
 }
 
@@ -385,7 +385,18 @@ impl From<&TableSpec> for TableShape {
             indexes: spec
                 .indexes
                 .iter()
-                .map(|(name, hash, range)| (name.to_string(), hash.to_string(), range.to_string()))
+                .map(|index| {
+                    let projection = match index.projection {
+                        IndexProjection::All => "ALL",
+                        IndexProjection::KeysOnly => "KEYS_ONLY",
+                    };
+                    (
+                        index.name.to_owned(),
+                        index.hash_key.to_owned(),
+                        index.range_key.to_owned(),
+                        projection.to_owned(),
+                    )
+                })
                 .collect(),
             ttl_attribute: spec.ttl_attribute.map(str::to_owned),
         }
@@ -416,13 +427,12 @@ fn table_shape(name: &str, properties: &Value) -> TableShape {
                 .iter()
                 .map(|index| {
                     let index_name = index["IndexName"].as_str().unwrap().to_owned();
-                    assert_eq!(
-                        index["Projection"]["ProjectionType"].as_str(),
-                        Some("ALL"),
-                        "{name}.{index_name}: the adapter reads whole items from its indexes"
-                    );
+                    let projection = index["Projection"]["ProjectionType"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{name}.{index_name}: no projection"))
+                        .to_owned();
                     let (hash, range) = key_schema(&index_name, &index["KeySchema"]);
-                    (index_name, hash, range)
+                    (index_name, hash, range, projection)
                 })
                 .collect()
         })
@@ -468,7 +478,7 @@ fn the_table_is_the_one_the_adapter_creates() {
         .chain(
             spec.indexes
                 .iter()
-                .flat_map(|(_, hash, range)| [*hash, *range]),
+                .flat_map(|index| [index.hash_key, index.range_key]),
         )
         .map(|key| (key, "S"))
         .collect();
@@ -1024,10 +1034,21 @@ const POLLING: [&str; 3] = [
 ///   `mark_event_dispatched`: UpdateItem; re-enabling a webhook (`webhook`) fans out
 ///   `webhook.enabled` so, and a replay (`retry`, the worker) creates deliveries so;
 /// - `write_delivery`: UpdateItem, with PutItem (the attempt) in a transaction;
+/// - `search_deliveries`: Query on the four search indexes (keys only) or on gsi2, then
+///   BatchGetItem (the page's summaries);
 /// - `list_deliveries`: Query on gsi2; `undispatched_events`, `due_deliveries`,
 ///   `failed_deliveries`: Query on gsi1; none of them reads a payload.
 ///
 /// A change to what a use case or a Store method calls changes rows here and the template.
+/// The indexes a delivery search or a webhook's delivery list may read.
+const SEARCH: &[&str] = &[
+    "gsi2",
+    "search_tenant",
+    "search_event",
+    "search_webhook",
+    "search_webhook_event",
+];
+
 #[rustfmt::skip]
 const GRANTS: &[Grant] = &[
     // function                    dynamodb: on the table                                                                          Query on   sqs: on the queue
@@ -1047,8 +1068,8 @@ const GRANTS: &[Grant] = &[
     grant("webhook",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &[],       &["SendMessage"]),
     grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &[]),
     grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
-    grant("webhook-deliveries",    &["GetItem"],                                                                                   &["gsi2"], &[]),
-    grant("graphql",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &["gsi2"], &["SendMessage"]),
+    grant("webhook-deliveries",    &["GetItem", "BatchGetItem"],                                                                   SEARCH,    &[]),
+    grant("graphql",               &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"], SEARCH,    &["SendMessage"]),
     grant("worker",                &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &["gsi1"], &["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]),
     grant("sweeper",               &["PutItem", "UpdateItem", "Query"],                                          &["gsi1"], &["SendMessage"]),
 ];
@@ -1083,7 +1104,7 @@ fn each_function_is_granted_exactly_what_its_code_calls() {
     let indexes: BTreeSet<&str> = main_table()
         .indexes
         .iter()
-        .map(|(name, ..)| *name)
+        .map(|index| index.name)
         .collect();
 
     for grant in GRANTS {

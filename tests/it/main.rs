@@ -11,6 +11,7 @@ mod conflicts;
 mod conformance;
 mod crm_local;
 mod delivery;
+mod delivery_search;
 mod endpoint_health;
 mod fairness;
 mod graphql;

@@ -21,6 +21,7 @@ fn allowed(role: Role, operation: Operation) -> bool {
             | ListWebhooks
             | GetWebhook
             | ListWebhookDeliveries
+            | SearchDeliveries
     );
     // The GraphQL endpoint is open to every key; its fields check permissions (graphql.rs).
     if matches!(operation, GraphQl) {
@@ -141,8 +142,9 @@ async fn target(
             Some(json!({"description": "changed", "active": false})),
         ),
         GraphQl => (None, Some(json!({"query": "{ webhookEvents { name } }"}))),
-        // GetSyncStatus, ListClients, ListKeys, ListEventTypes, WebhookStats, ListWebhooks and
-        // RetryDeliveries (an empty body retries every FAILED delivery) need nothing.
+        // GetSyncStatus, ListClients, ListKeys, ListEventTypes, WebhookStats, ListWebhooks,
+        // SearchDeliveries and RetryDeliveries (an empty body retries every FAILED delivery)
+        // need nothing.
         _ => (None, None),
     }
 }

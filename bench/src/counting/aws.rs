@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemInput;
 use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
@@ -249,6 +250,16 @@ impl Intercept for AwsMeter {
                 table: get.table_name.clone().unwrap_or_default(),
                 consistent: get.consistent_read == Some(true),
             })
+        } else if let Some(batch) = input.downcast_ref::<BatchGetItemInput>() {
+            let (table, keys) = batch
+                .request_items()
+                .and_then(|tables| tables.iter().next())
+                .map(|(table, keys)| (table.clone(), keys.consistent_read == Some(true)))
+                .unwrap_or_default();
+            Some(PendingRead {
+                table,
+                consistent: keys,
+            })
         } else if let Some(query) = input.downcast_ref::<QueryInput>() {
             Some(PendingRead {
                 table: query.table_name.clone().unwrap_or_default(),
@@ -314,6 +325,13 @@ impl Intercept for AwsMeter {
                 self.price_read(&pending, &items);
             } else if let Some(query) = output.downcast_ref::<QueryOutput>() {
                 self.price_read(&pending, query.items());
+            } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
+                // Each item of a batch is priced as a GetItem of its own.
+                for items in batch.responses().into_iter().flat_map(|r| r.values()) {
+                    for item in items {
+                        self.price_read(&pending, std::slice::from_ref(item));
+                    }
+                }
             }
         }
         Ok(())

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use common::domain::auth::ApiKey;
 use common::domain::client::Client;
 use common::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload};
+use common::domain::delivery_search::DeliveryFilter;
 use common::domain::event::OutboxEvent;
 use common::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use common::domain::page::{Page, PageRequest};
@@ -312,6 +313,15 @@ impl DeliveryStore for CountingStore {
     async fn write_delivery(&self, change: &DeliveryChange) -> Result<()> {
         self.count("write_delivery");
         self.inner.write_delivery(change).await
+    }
+    async fn search_deliveries(
+        &self,
+        tenant_id: Uuid,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<DeliverySummary>> {
+        self.count("search_deliveries");
+        self.inner.search_deliveries(tenant_id, filter, page).await
     }
     async fn list_deliveries(
         &self,

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod client;
 pub mod delivery;
+pub mod delivery_search;
 pub mod event;
 pub mod health;
 pub mod idempotency;

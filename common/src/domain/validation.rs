@@ -19,6 +19,20 @@ impl FieldErrors {
             .or_insert(message.into());
     }
 
+    /// Records the field details of a 400 made elsewhere (a page's `limit` and `cursor`), so
+    /// that one answer names them with the rest; any other error is handed back.
+    pub fn absorb(&mut self, error: Error) -> Result<(), Error> {
+        match error {
+            Error::Invalid { details, .. } if !details.is_empty() => {
+                for (name, message) in details {
+                    self.fail(&name, message);
+                }
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
     /// Whether `name` has failed (for the tests of the rules that fill this).
     #[cfg(test)]
     pub fn has_failed(&self, name: &str) -> bool {

@@ -4,8 +4,9 @@ use async_graphql::{Context, Object, Result, ID};
 
 use super::error::OrFieldError;
 use super::types::{
-    DeliveryNode, DeliveryStatusValue, SyncStatusNode, WebhookConnection,
-    WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput, WebhookNode, WebhookStats,
+    DeliveryFilterInput, DeliveryNode, DeliveryStatusValue, SearchArguments, SyncStatusNode,
+    WebhookConnection, WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput,
+    WebhookNode, WebhookStats,
 };
 use super::{page_cost, page_request, parse_id, scope, webhooks_cost};
 use crate::service::webhooks::WebhookFilter;
@@ -66,6 +67,30 @@ impl Query {
             deliveries::list_deliveries(deps, caller, webhook_id, status.map(Into::into), page)
                 .await
                 .or_field_error(ctx)?;
+        Ok(WebhookDeliveryConnection::new(page, asked_after))
+    }
+
+    /// The tenant's deliveries, newest first, filtered by any of status, event, webhook and
+    /// creation time; `first` (default 50, at most 100) at a time. REST's
+    /// `GET /api/webhooks/deliveries`.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DeliveryFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<WebhookDeliveryConnection> {
+        let (deps, caller, _slot) = scope(ctx).await?;
+        let asked_after = after.is_some();
+        let search = SearchArguments {
+            filter,
+            page: page_request(first, after),
+        };
+        // The permission before the arguments' problems, as on REST.
+        let page = deliveries::search_deliveries(deps, caller, search)
+            .await
+            .or_field_error(ctx)?;
         Ok(WebhookDeliveryConnection::new(page, asked_after))
     }
 

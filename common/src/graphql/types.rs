@@ -10,11 +10,14 @@ use super::error::OrFieldError;
 use super::scope;
 use crate::domain::catalogue::EventType;
 use crate::domain::delivery::{Attempt, CountSummary, DeliverySummary};
+use crate::domain::delivery_search::{DeliveryFilter, DeliverySearch};
 use crate::domain::health::WebhookHealth;
 use crate::domain::page::{encode_cursor, Page};
 use crate::domain::sync_status::SyncCounts;
+use crate::domain::validation::FieldErrors;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookChanges};
 use crate::service::deliveries::{self, DeliveryStats, WebhookCounts};
+use crate::service::input::Input;
 use crate::service::worker::TestResult;
 use crate::time::{parse_rfc3339, rfc3339};
 
@@ -443,6 +446,50 @@ impl From<SyncCounts> for SyncStatusNode {
             needs_update_clients: counts.needs_update_clients,
             last_sync_time: counts.last_sync_time.map(DateTime),
         }
+    }
+}
+
+/// Which of the tenant's deliveries `deliveries` finds: every field given must hold.
+#[derive(Debug, Clone, Default, InputObject)]
+#[graphql(name = "DeliveryFilter")]
+pub struct DeliveryFilterInput {
+    pub status: Option<DeliveryStatusValue>,
+    /// An event name of the catalogue (`webhookEvents`), matched exactly.
+    pub event: Option<String>,
+    /// Only deliveries to this webhook (another tenant's finds nothing).
+    pub webhook_id: Option<ID>,
+    /// Created at or after this time; a time within a millisecond counts from the next one.
+    pub since: Option<DateTime>,
+    /// Created before this time, which must not be before `since`.
+    pub until: Option<DateTime>,
+}
+
+/// `deliveries`' arguments, read into the search's command (after the permission check, as
+/// REST's query) with REST's rules and messages; `first`/`after` read as `limit`/`cursor`.
+pub struct SearchArguments {
+    pub filter: Option<DeliveryFilterInput>,
+    pub page: crate::error::Result<crate::domain::page::PageRequest>,
+}
+
+impl Input<DeliverySearch> for SearchArguments {
+    fn read(self) -> crate::error::Result<DeliverySearch> {
+        let filter = self.filter.unwrap_or_default();
+        let mut errors = FieldErrors::default();
+        let webhook_id = filter.webhook_id.and_then(|id| {
+            let id = Uuid::parse_str(&id).ok();
+            if id.is_none() {
+                errors.fail("webhookId", "must be a UUID");
+            }
+            id
+        });
+        let search = DeliveryFilter {
+            status: filter.status.map(Into::into),
+            event: filter.event,
+            webhook_id,
+            since: filter.since.map(|time| time.0),
+            until: filter.until.map(|time| time.0),
+        };
+        DeliverySearch::new(search, self.page, errors)
     }
 }
 

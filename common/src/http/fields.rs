@@ -12,6 +12,9 @@ use crate::time::parse_rfc3339;
 
 /// The longest date-time string `optional_time` reads.
 pub const TIME_MAX: usize = 64;
+/// What a date-time that is none is told.
+pub const TIME_MESSAGE: &str =
+    "must be an ISO 8601 date-time with a time zone, e.g. 2026-11-24T12:00:00.000Z";
 
 /// Reads fields from a JSON object and records a message per bad field; `finish` turns the
 /// messages into one 400, so a client learns about every problem at once.
@@ -88,10 +91,7 @@ impl<'a> Fields<'a> {
             .and_then(parse_rfc3339)
             .and_then(|time| DateTime::from_timestamp_millis(time.timestamp_millis()));
         if time.is_none() {
-            self.fail(
-                name,
-                "must be an ISO 8601 date-time with a time zone, e.g. 2026-11-24T12:00:00.000Z",
-            );
+            self.fail(name, TIME_MESSAGE);
         }
         time
     }

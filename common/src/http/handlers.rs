@@ -180,6 +180,13 @@ pub(super) async fn dispatch(
                 &deliveries::list_deliveries(deps, caller, path_id(params)?, status, page).await?,
             )
         }
+        Operation::SearchDeliveries => {
+            let query = requests::deliveries::SearchQuery(request.uri().query().unwrap_or(""));
+            json_response(
+                StatusCode::OK,
+                &deliveries::search_deliveries(deps, caller, query).await?,
+            )
+        }
         Operation::GraphQl => graphql_request(deps, caller, body).await?,
         Operation::GraphiQl => graphiql_page()?,
     })

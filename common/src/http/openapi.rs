@@ -12,7 +12,7 @@ use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
@@ -22,6 +22,7 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ErrorEnvelope;
+use super::fields::TIME_MAX;
 use super::requests::clients::{CreateClientRequest, UpdateClientRequest};
 use super::requests::deliveries::{NotifyRequest, RetryRequest};
 use super::requests::keys::CreateKeyRequest;
@@ -32,6 +33,7 @@ use super::requests::webhooks::{
 use super::routes::{Operation, ROUTES};
 use crate::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
 use crate::domain::auth::ApiKey;
+use crate::domain::catalogue::CATALOGUE;
 use crate::domain::client::Client;
 use crate::domain::delivery::{DeliveryStatus, DeliverySummary};
 use crate::domain::idempotency::{
@@ -682,6 +684,42 @@ fn operation_of(
                     status,
                 )
                 .answers(200, json_response("A page of deliveries.", s.page_of::<DeliverySummary>(), None), s)
+        }
+        O::SearchDeliveries => {
+            let status = s.of::<DeliveryStatus>();
+            s.of::<DeliverySummary>();
+            let time = || {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .max_length(Some(TIME_MAX))
+            };
+            spec("searchDeliveries", "webhooks", "The tenant's deliveries, newest first, filtered by any of status, event, webhook and creation time.")
+                .paginated()
+                .query("status", "Only deliveries in this status.", status)
+                .query(
+                    "event",
+                    "Only deliveries of this event (exact name).",
+                    super::schema::one_of_strings(CATALOGUE.iter().map(|event| event.name)),
+                )
+                .query(
+                    "webhookId",
+                    "Only deliveries to this webhook (another tenant's finds nothing).",
+                    uuid_schema(),
+                )
+                .query(
+                    "since",
+                    "Only deliveries created at or after this time (RFC 3339). A time within \
+                     a millisecond counts from the next millisecond.",
+                    time(),
+                )
+                .query(
+                    "until",
+                    "Only deliveries created before this time (RFC 3339), which must not be \
+                     before `since`.",
+                    time(),
+                )
+                .answers(200, json_response("A page of deliveries, newest first.", s.page_of::<DeliverySummary>(), None), s)
         }
         O::OpenApi => spec("getOpenApi", "meta", "This OpenAPI document.")
             .public()

@@ -26,6 +26,8 @@ pub enum Operation {
     ListEventTypes,
     WebhookStats,
     GetDelivery,
+    /// `GET /api/webhooks/deliveries`: the tenant's deliveries, filtered.
+    SearchDeliveries,
     CreateWebhook,
     ListWebhooks,
     GetWebhook,
@@ -77,6 +79,7 @@ impl Operation {
             | O::WebhookStats
             | O::GetDelivery
             | O::ResendDelivery
+            | O::SearchDeliveries
             | O::ListWebhooks
             | O::GetWebhook
             | O::DeleteWebhook
@@ -146,6 +149,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET,    "/api/webhooks/stats",               "webhook-stats",         Operation::WebhookStats),
     route(Method::GET,    "/api/webhooks/deliveries/{id}",     "delivery",              Operation::GetDelivery),
     route(Method::POST,   "/api/webhooks/deliveries/{id}/resend", "retry",              Operation::ResendDelivery),
+    route(Method::GET,    "/api/webhooks/deliveries",          "webhook-deliveries",    Operation::SearchDeliveries),
     route(Method::POST,   "/api/webhooks",                     "webhooks",              Operation::CreateWebhook),
     route(Method::GET,    "/api/webhooks",                     "webhooks",              Operation::ListWebhooks),
     route(Method::GET,    "/api/webhooks/{id}",                "webhook",               Operation::GetWebhook),

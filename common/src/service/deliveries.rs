@@ -12,6 +12,7 @@ use crate::domain::delivery::{
     delivery_id, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, EventPayload,
     Replay, ReplaySelection, RetrySelection,
 };
+use crate::domain::delivery_search::DeliverySearch;
 use crate::domain::event::{Notification, OutboxEvent};
 use crate::domain::health::WebhookHealth;
 use crate::domain::idempotency::{
@@ -642,6 +643,20 @@ pub async fn list_deliveries(
     load_webhook(deps, caller.tenant_id, webhook_id).await?;
     deps.store
         .list_deliveries(caller.tenant_id, webhook_id, status, page)
+        .await
+}
+
+/// The tenant's deliveries that pass a filter, newest first: a page. A webhook id of another
+/// tenant finds nothing, as the stores read only the caller's tenant's keys.
+pub async fn search_deliveries(
+    deps: &Deps,
+    caller: &Caller,
+    search: impl Input<DeliverySearch>,
+) -> Result<Page<DeliverySummary>> {
+    caller.require(Permission::WebhookRead)?;
+    let search = search.read()?;
+    deps.store
+        .search_deliveries(caller.tenant_id, &search.filter, search.page)
         .await
 }
 

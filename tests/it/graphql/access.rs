@@ -30,6 +30,7 @@ fn allowed(role: Role, operation: &str) -> bool {
         "webhook",
         "webhooks",
         "webhookDeliveries",
+        "deliveries",
         "webhookDelivery",
         "webhookEvents",
         "webhookStats",
@@ -57,6 +58,12 @@ async fn each_role_may_do_what_the_permission_table_says(backend: Backend) {
             "webhookDeliveries",
             format!(
                 r#"{{ webhookDeliveries(webhookId: "{webhook}") {{ edges {{ node {{ id }} }} }} }}"#
+            ),
+        ),
+        (
+            "deliveries",
+            format!(
+                r#"{{ deliveries(filter: {{webhookId: "{webhook}"}}) {{ edges {{ node {{ id }} }} }} }}"#
             ),
         ),
         (

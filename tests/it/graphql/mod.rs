@@ -19,14 +19,19 @@ mod schema;
 mod test_deliveries;
 
 /// Posts one GraphQL request; returns the HTTP status and the JSON body.
-async fn gql(app: &TestApp, key: &str, query: &str, variables: Value) -> (StatusCode, Value) {
+pub(crate) async fn gql(
+    app: &TestApp,
+    key: &str,
+    query: &str,
+    variables: Value,
+) -> (StatusCode, Value) {
     let body = json!({"query": query, "variables": variables}).to_string();
     app.call(Method::POST, "/graphql", Some(key), Some(&body))
         .await
 }
 
 /// A request that must succeed: 200, no errors; returns `data`.
-async fn data(app: &TestApp, key: &str, query: &str, variables: Value) -> Value {
+pub(crate) async fn data(app: &TestApp, key: &str, query: &str, variables: Value) -> Value {
     let (status, body) = gql(app, key, query, variables).await;
     assert_eq!(status, StatusCode::OK, "{query}: {body}");
     assert!(body.get("errors").is_none(), "{query}: {body}");

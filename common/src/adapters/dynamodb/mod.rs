@@ -1,4 +1,5 @@
-//! The production store: one DynamoDB table (single-table design, two overloaded GSIs).
+//! The production store: one DynamoDB table (single-table design, two overloaded GSIs and the
+//! delivery search's four).
 //!
 //! | item              | pk                 | sk                             | gsi1pk / gsi1sk                         | gsi2pk / gsi2sk                |
 //! |-------------------|--------------------|--------------------------------|-----------------------------------------|--------------------------------|
@@ -20,6 +21,11 @@
 //! | attempt           | `TENANT#<t>`       | `DELIVERY#<id>#ATTEMPT#<nnnn>` |                                         |                                |
 //! | delivery counts   | `TENANT#<t>`       | `DELIVERY_COUNTS#<w>`          |                                         |                                |
 //!
+//! Every delivery is also in the four search indexes (keys only, `tables::SEARCH_*`): partition
+//! keys `stpk` `<t>#<shard>`, `sepk` `<t>#<event>#<shard>`, `swpk` `<t>#<w>#<shard>`, `swepk`
+//! `<t>#<w>#<event>#<shard>`, and one sort key for all four, `ssk` `<status>#<id>`
+//! (`deliveries/items.rs`; `docs/architecture.md §Delivery search`).
+//!
 //! An outbox event leaves the sweeper's index once fanned out. The event window and the webhook
 //! count keep their count in `n`; an event window, an idempotency key, a dispatched event, a
 //! payload and a finished delivery or attempt carry `expires_at` (DynamoDB's TTL).
@@ -34,7 +40,8 @@
 //! shared keys and the writes, reads and conditions they all use; `attributes` (reading and
 //! writing attributes), `paging` (every Query that may take more than one response),
 //! `contention` (resending collided writes), `tables` (the table definition). Every request path
-//! is a GetItem, a Query, an UpdateItem, a PutItem or a TransactWriteItems: never a Scan.
+//! is a GetItem, a Query, an UpdateItem, a PutItem, a TransactWriteItems or a BatchGetItem (the
+//! page of a delivery search): never a Scan.
 
 mod attributes;
 mod clients;

@@ -20,15 +20,60 @@ pub const GSI1_SK: &str = "gsi1sk";
 pub const GSI2: &str = "gsi2";
 pub const GSI2_PK: &str = "gsi2pk";
 pub const GSI2_SK: &str = "gsi2sk";
+/// The delivery search's indexes (`deliveries/items.rs`): keys only, each partitioned by the
+/// tenant and a set of the search's fixed dimensions, all sorted by one attribute, the
+/// delivery's status and id (`SEARCH_SK`).
+pub const SEARCH_TENANT: &str = "search_tenant";
+pub const SEARCH_TENANT_PK: &str = "stpk";
+pub const SEARCH_EVENT: &str = "search_event";
+pub const SEARCH_EVENT_PK: &str = "sepk";
+pub const SEARCH_WEBHOOK: &str = "search_webhook";
+pub const SEARCH_WEBHOOK_PK: &str = "swpk";
+pub const SEARCH_WEBHOOK_EVENT: &str = "search_webhook_event";
+pub const SEARCH_WEBHOOK_EVENT_PK: &str = "swepk";
+pub const SEARCH_SK: &str = "ssk";
 pub const TTL: &str = "expires_at";
+
+/// What an index holds of an item besides the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexProjection {
+    /// Every attribute: a read of the index is the read of the items.
+    All,
+    /// The keys only (the table's and the index's): the item is read from the table by key.
+    /// DynamoDB writes such an index only when the item enters it, leaves it or changes its
+    /// index key, so an item's other changes cost it nothing.
+    KeysOnly,
+}
+
+/// One global secondary index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    pub projection: IndexProjection,
+}
+
+const fn index(
+    name: &'static str,
+    hash_key: &'static str,
+    range_key: &'static str,
+    projection: IndexProjection,
+) -> IndexSpec {
+    IndexSpec {
+        name,
+        hash_key,
+        range_key,
+        projection,
+    }
+}
 
 /// A plain description of a table, for building it and for comparing it with the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSpec {
     pub hash_key: &'static str,
     pub range_key: &'static str,
-    /// (index name, hash key, range key); every index projects all attributes.
-    pub indexes: Vec<(&'static str, &'static str, &'static str)>,
+    pub indexes: Vec<IndexSpec>,
     /// The attribute DynamoDB's TTL deletes items by (epoch seconds); delivery records set it.
     pub ttl_attribute: Option<&'static str>,
 }
@@ -38,7 +83,34 @@ pub fn main_table() -> TableSpec {
     TableSpec {
         hash_key: PK,
         range_key: SK,
-        indexes: vec![(GSI1, GSI1_PK, GSI1_SK), (GSI2, GSI2_PK, GSI2_SK)],
+        indexes: vec![
+            index(GSI1, GSI1_PK, GSI1_SK, IndexProjection::All),
+            index(GSI2, GSI2_PK, GSI2_SK, IndexProjection::All),
+            index(
+                SEARCH_TENANT,
+                SEARCH_TENANT_PK,
+                SEARCH_SK,
+                IndexProjection::KeysOnly,
+            ),
+            index(
+                SEARCH_EVENT,
+                SEARCH_EVENT_PK,
+                SEARCH_SK,
+                IndexProjection::KeysOnly,
+            ),
+            index(
+                SEARCH_WEBHOOK,
+                SEARCH_WEBHOOK_PK,
+                SEARCH_SK,
+                IndexProjection::KeysOnly,
+            ),
+            index(
+                SEARCH_WEBHOOK_EVENT,
+                SEARCH_WEBHOOK_EVENT_PK,
+                SEARCH_SK,
+                IndexProjection::KeysOnly,
+            ),
+        ],
         ttl_attribute: Some(TTL),
     }
 }
@@ -60,8 +132,13 @@ fn key_schema(hash: &str, range: &str) -> Result<Vec<KeySchemaElement>> {
 /// Creates the table if it does not exist and waits until it and its indexes are ACTIVE.
 pub async fn create_table(client: &DynamoClient, name: &str, spec: &TableSpec) -> Result<()> {
     let mut attributes = vec![spec.hash_key, spec.range_key];
-    for (_, hash, range) in &spec.indexes {
-        attributes.extend([*hash, *range]);
+    for index in &spec.indexes {
+        for key in [index.hash_key, index.range_key] {
+            // The search indexes share their sort key: declared once.
+            if !attributes.contains(&key) {
+                attributes.push(key);
+            }
+        }
     }
     let mut request = client
         .create_table()
@@ -77,16 +154,16 @@ pub async fn create_table(client: &DynamoClient, name: &str, spec: &TableSpec) -
                 .map_err(Error::internal)?,
         );
     }
-    for (index, hash, range) in &spec.indexes {
+    for index in &spec.indexes {
+        let projection = match index.projection {
+            IndexProjection::All => ProjectionType::All,
+            IndexProjection::KeysOnly => ProjectionType::KeysOnly,
+        };
         request = request.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(*index)
-                .set_key_schema(Some(key_schema(hash, range)?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .index_name(index.name)
+                .set_key_schema(Some(key_schema(index.hash_key, index.range_key)?))
+                .projection(Projection::builder().projection_type(projection).build())
                 .build()
                 .map_err(Error::internal)?,
         );

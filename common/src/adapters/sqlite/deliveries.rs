@@ -14,6 +14,7 @@ use super::SqliteStore;
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
 };
+use crate::domain::delivery_search::DeliveryFilter;
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -270,6 +271,91 @@ fn list_deliveries(
     Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
 }
 
+/// The index a search reads: the one of its fixed dimensions (event, webhook), ordered by
+/// status then id (`migrations/0011_delivery_search.sql`).
+fn search_index(filter: &DeliveryFilter) -> &'static str {
+    match (&filter.event, filter.webhook_id) {
+        (None, None) => "deliveries_search_status",
+        (Some(_), None) => "deliveries_search_event",
+        (None, Some(_)) => "deliveries_search_webhook",
+        (Some(_), Some(_)) => "deliveries_search_webhook_event",
+    }
+}
+
+/// The statement of a search, newest first, at most `?6` rows; parameters: ?1 tenant, ?2 event,
+/// ?3 webhook, ?4 the lowest id (inclusive), ?5 the highest (exclusive). Every form reads id
+/// ranges of an index (`EXPLAIN QUERY PLAN` in the tests): with a status, one range; without,
+/// the tenant's primary key, or a webhook's index by id, or the five status ranges of the
+/// filter's index, merged.
+fn search_sql(filter: &DeliveryFilter) -> String {
+    let mut fixed = "tenant_id = ?1".to_owned();
+    if filter.event.is_some() {
+        fixed.push_str(" AND event = ?2");
+    }
+    if filter.webhook_id.is_some() {
+        fixed.push_str(" AND webhook_id = ?3");
+    }
+    let range = "id >= ?4 AND id < ?5 ORDER BY id DESC LIMIT ?6";
+    let index = search_index(filter);
+    match (filter.status, &filter.event, filter.webhook_id) {
+        (Some(status), _, _) => format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries INDEXED BY {index}
+             WHERE {fixed} AND status = '{}' AND {range}",
+            status.as_str()
+        ),
+        (None, None, None) => {
+            format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {fixed} AND {range}")
+        }
+        (None, None, Some(_)) => format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries INDEXED BY deliveries_by_webhook
+             WHERE {fixed} AND {range}"
+        ),
+        (None, Some(_), _) => {
+            let ranges: Vec<String> = DeliveryStatus::ALL
+                .iter()
+                .map(|status| {
+                    format!(
+                        "SELECT * FROM (SELECT {DELIVERY_COLUMNS} FROM deliveries INDEXED BY {index}
+                         WHERE {fixed} AND status = '{}' AND {range})",
+                        status.as_str()
+                    )
+                })
+                .collect();
+            format!(
+                "SELECT * FROM ({}) ORDER BY id DESC LIMIT ?6",
+                ranges.join(" UNION ALL ")
+            )
+        }
+    }
+}
+
+fn search_deliveries(
+    conn: &mut Connection,
+    tenant_id: Uuid,
+    filter: &DeliveryFilter,
+    page: PageRequest,
+) -> Result<Page<DeliverySummary>> {
+    let range = filter.id_range().before(page.after);
+    let mut query = conn.prepare_cached(&search_sql(filter))?;
+    let found = query
+        .query_map(
+            params![
+                tenant_id.to_string(),
+                filter.event,
+                filter.webhook_id.map(|id| id.to_string()),
+                range.lower.map(|id| id.to_string()).unwrap_or_default(),
+                // Above every id: no upper bound.
+                range
+                    .upper
+                    .map_or_else(|| "~".to_owned(), |id| id.to_string()),
+                (page.limit + 1) as i64,
+            ],
+            summary_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(found, page.limit, |d| d.id))
+}
+
 /// Due deliveries in (due time, id) order from where `after` stopped, only the columns the
 /// sweeper needs; the cursor is the last one's due time and id.
 fn due_deliveries(
@@ -478,6 +564,17 @@ impl DeliveryStore for SqliteStore {
             .await
     }
 
+    async fn search_deliveries(
+        &self,
+        tenant_id: Uuid,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<DeliverySummary>> {
+        let filter = filter.clone();
+        self.read(move |conn| search_deliveries(conn, tenant_id, &filter, page))
+            .await
+    }
+
     async fn due_deliveries(
         &self,
         before: DateTime<Utc>,
@@ -509,5 +606,57 @@ impl DeliveryStore for SqliteStore {
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
         self.read(move |conn| delivery_counts(conn, tenant_id))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every combination of the search's filters, with and without a time range.
+    fn every_filter() -> Vec<DeliveryFilter> {
+        let mut filters = Vec::new();
+        for status in [None, Some(DeliveryStatus::Failed)] {
+            for event in [None, Some("lead.created".to_owned())] {
+                for webhook_id in [None, Some(Uuid::now_v7())] {
+                    for since in [None, Some(Utc::now())] {
+                        filters.push(DeliveryFilter {
+                            status,
+                            event: event.clone(),
+                            webhook_id,
+                            since,
+                            until: None,
+                        });
+                    }
+                }
+            }
+        }
+        filters
+    }
+
+    #[test]
+    fn no_search_scans_the_deliveries_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("plan.sqlite3")).unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        for filter in every_filter() {
+            let sql = search_sql(&filter);
+            let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let steps: Vec<String> = plan
+                .query_map(params!["t", "e", "w", "", "~", 51], |row| {
+                    row.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let reads: Vec<&String> = steps.iter().filter(|s| s.contains("deliveries")).collect();
+            assert!(!reads.is_empty(), "{filter:?}: {steps:?}");
+            for read in reads {
+                assert!(
+                    read.starts_with("SEARCH deliveries USING") && read.contains("id>? AND id<?"),
+                    "{filter:?} reads the table otherwise than by an id range of an index: {steps:?}"
+                );
+            }
+        }
     }
 }

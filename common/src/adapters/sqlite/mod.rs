@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_retention.sql"),
     include_str!("migrations/0009_webhook_retry_schedule.sql"),
     include_str!("migrations/0010_webhook_health.sql"),
+    include_str!("migrations/0011_delivery_search.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
@@ -383,7 +384,11 @@ mod tests {
                 "deliveries_by_webhook",
                 "deliveries_due",
                 "deliveries_failed",
-                "deliveries_finished"
+                "deliveries_finished",
+                "deliveries_search_event",
+                "deliveries_search_status",
+                "deliveries_search_webhook",
+                "deliveries_search_webhook_event"
             ]
         );
     }

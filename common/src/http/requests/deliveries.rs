@@ -1,18 +1,23 @@
-//! The bodies of notify and retry: how each reads into its command, and how the OpenAPI
-//! document describes it.
+//! The bodies of notify and retry, and the query of the delivery search: how each reads into
+//! its command, and how the OpenAPI document describes the bodies.
 
 use lambda_http::http::HeaderMap;
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::domain::catalogue::{is_service_event, CATALOGUE};
-use crate::domain::delivery::{RetrySelection, RETRY_MAX_IDS};
+use crate::domain::delivery::{DeliveryStatus, RetrySelection, RETRY_MAX_IDS};
+use crate::domain::delivery_search::{DeliveryFilter, DeliverySearch};
 use crate::domain::event::Notification;
 use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_HEADER};
+use crate::domain::page::PageRequest;
+use crate::domain::validation::FieldErrors;
 use crate::error::{Error, Result};
-use crate::http::fields::Fields;
+use crate::http::fields::{one_of, Fields, TIME_MAX, TIME_MESSAGE};
 use crate::http::schema;
 use crate::json_body::{parse_json, parse_optional_json};
 use crate::service::input::Input;
+use crate::time::parse_rfc3339;
 
 /// Seed 000's `POST /api/webhooks/notify` `{event, timestamp?, data}`.
 pub struct NotifyBody<'a>(pub &'a [u8]);
@@ -73,6 +78,69 @@ impl Input<RetrySelection> for RetryBody<'_> {
             delivery_ids: fields.optional_uuid_list("deliveryIds"),
         };
         fields.command(Some(selection))
+    }
+}
+
+/// `GET /api/webhooks/deliveries?status=&event=&webhookId=&since=&until=&limit=&cursor=`: the
+/// query string as sent (a repeated parameter keeps its first value, as on every route).
+pub struct SearchQuery<'a>(pub &'a str);
+
+impl SearchQuery<'_> {
+    fn param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.0.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+}
+
+impl Input<DeliverySearch> for SearchQuery<'_> {
+    fn read(self) -> Result<DeliverySearch> {
+        let mut errors = FieldErrors::default();
+        let status = self.param("status").and_then(|text| {
+            let status = DeliveryStatus::parse(&text);
+            if status.is_none() {
+                errors.fail(
+                    "status",
+                    one_of(&DeliveryStatus::ALL.map(DeliveryStatus::as_str)),
+                );
+            }
+            status
+        });
+        let webhook_id = self.param("webhookId").and_then(|text| {
+            let id = Uuid::parse_str(text.trim()).ok();
+            if id.is_none() {
+                errors.fail("webhookId", "must be a UUID");
+            }
+            id
+        });
+        let mut time = |name: &str| {
+            let text = self.param(name)?;
+            // Kept to the nanosecond: a bound within a millisecond rounds up (`id_range`).
+            let time = Some(text.trim())
+                .filter(|text| text.chars().count() <= TIME_MAX)
+                .and_then(parse_rfc3339);
+            if time.is_none() {
+                errors.fail(name, TIME_MESSAGE);
+            }
+            time
+        };
+        let (since, until) = (time("since"), time("until"));
+        let limit = self.param("limit").and_then(|text| {
+            let limit = text.parse::<i64>().ok();
+            if limit.is_none() {
+                errors.fail("limit", "must be an integer");
+            }
+            limit
+        });
+        let page = PageRequest::new(limit, self.param("cursor").as_deref(), ("limit", "cursor"));
+        let filter = DeliveryFilter {
+            status,
+            event: self.param("event"),
+            webhook_id,
+            since,
+            until,
+        };
+        DeliverySearch::new(filter, page, errors)
     }
 }
 
@@ -144,6 +212,54 @@ mod tests {
         assert!(found["timestamp"].starts_with("must be an ISO 8601 date-time"));
         let read = notify(br#"{"event": "client.created", "data": null}"#).unwrap();
         assert_eq!((read.data, read.occurred_at), (Value::Null, None));
+    }
+
+    fn search(query: &str) -> Result<DeliverySearch> {
+        SearchQuery(query).read()
+    }
+
+    #[test]
+    fn a_search_reads_every_filter() {
+        let webhook = Uuid::now_v7();
+        let read = search(&format!(
+            "status=FAILED&event=lead.created&webhookId={webhook}&since=2026-12-01T10:00:00Z\
+             &until=2026-12-01T11:00:00%2B01:00&limit=10"
+        ))
+        .unwrap();
+        assert_eq!(read.filter.status, Some(DeliveryStatus::Failed));
+        assert_eq!(read.filter.event.as_deref(), Some("lead.created"));
+        assert_eq!(read.filter.webhook_id, Some(webhook));
+        assert_eq!(
+            read.filter.since, read.filter.until,
+            "11:00 at +01:00 is 10:00 UTC"
+        );
+        assert_eq!(read.page.limit, 10);
+        assert_eq!(search("").unwrap().filter, DeliveryFilter::default());
+    }
+
+    #[test]
+    fn a_search_names_every_bad_parameter_at_once() {
+        let found = details(search(
+            "status=DONE&event=nope&webhookId=x&since=yesterday&until=2026-13-01T00:00:00Z\
+             &limit=ten&cursor=!!",
+        ));
+        assert_eq!(
+            found.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "cursor",
+                "event",
+                "limit",
+                "since",
+                "status",
+                "until",
+                "webhookId"
+            ]
+        );
+        let found = details(search(
+            "since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z&limit=0",
+        ));
+        assert_eq!(found["since"], "must not be after until");
+        assert_eq!(found["limit"], "must be an integer from 1 to 100");
     }
 
     #[test]

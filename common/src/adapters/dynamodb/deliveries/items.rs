@@ -18,7 +18,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::adapters::dynamodb::attributes::*;
-use crate::adapters::dynamodb::tables::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, SK, TTL};
+use crate::adapters::dynamodb::tables::{
+    GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, SEARCH_EVENT_PK, SEARCH_SK, SEARCH_TENANT_PK,
+    SEARCH_WEBHOOK_EVENT_PK, SEARCH_WEBHOOK_PK, SK, TTL,
+};
 use crate::adapters::dynamodb::{shard_of, tenant_pk, VERSION};
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, DueDelivery, EventPayload, StatusCounts,
@@ -96,6 +99,52 @@ pub(super) fn index_delivery_id(key: &Item) -> Result<Uuid> {
     uuid_of(key, GSI2_SK)
 }
 
+/// A search index's partition: the tenant, the index's fixed dimensions (`parts`: an event, a
+/// webhook, both, or none), and a shard of the delivery id, so that one tenant's deliveries at
+/// 1,000 a second spread their index writes (a put, and a delete and a put per status change)
+/// over `SHARDS` partitions. A search reads every shard.
+pub(super) fn search_pk(tenant_id: Uuid, parts: &[&str], shard: u8) -> String {
+    let mut pk = tenant_id.to_string();
+    for part in parts {
+        pk.push('#');
+        pk.push_str(part);
+    }
+    format!("{pk}#{shard}")
+}
+
+/// The search indexes' sort key: the status, then the id, so that a status's deliveries are
+/// one range in id (creation) order.
+pub(super) fn search_sk(status: DeliveryStatus, id: Uuid) -> String {
+    format!("{}#{id}", status.as_str())
+}
+
+/// The delivery id of a search index's key.
+pub(super) fn search_delivery_id(key: &Item) -> Result<Uuid> {
+    text_of(key, SEARCH_SK)?
+        .split_once('#')
+        .and_then(|(_, id)| Uuid::parse_str(id).ok())
+        .ok_or_else(|| corrupt(SEARCH_SK))
+}
+
+/// The search indexes' keys of a delivery (`tables::SEARCH_*`).
+fn search_keys(d: &Delivery) -> [(&'static str, String); 5] {
+    let shard = shard_of(d.id);
+    let webhook = d.webhook_id.to_string();
+    [
+        (SEARCH_TENANT_PK, search_pk(d.tenant_id, &[], shard)),
+        (SEARCH_EVENT_PK, search_pk(d.tenant_id, &[&d.event], shard)),
+        (
+            SEARCH_WEBHOOK_PK,
+            search_pk(d.tenant_id, &[&webhook], shard),
+        ),
+        (
+            SEARCH_WEBHOOK_EVENT_PK,
+            search_pk(d.tenant_id, &[&webhook, &d.event], shard),
+        ),
+        (SEARCH_SK, search_sk(d.status, d.id)),
+    ]
+}
+
 pub(super) fn status_counter_name(status: DeliveryStatus) -> &'static str {
     match status {
         DeliveryStatus::Pending => "pending",
@@ -135,6 +184,9 @@ pub(super) fn delivery_item(d: &Delivery, retention: Retention) -> Item {
         text(webhook_index_pk(d.tenant_id, d.webhook_id)),
     );
     item.insert(GSI2_SK.into(), text(d.id.to_string()));
+    for (name, value) in search_keys(d) {
+        item.insert(name.into(), text(value));
+    }
     item.insert("id".into(), text(d.id.to_string()));
     item.insert("tenant_id".into(), text(d.tenant_id.to_string()));
     item.insert("webhook_id".into(), text(d.webhook_id.to_string()));
@@ -156,10 +208,18 @@ pub(super) fn delivery_item(d: &Delivery, retention: Retention) -> Item {
 
 pub(super) const PAYLOAD: &str = "payload";
 
-/// What a transition may change; everything else about a delivery is fixed at creation.
+/// What a transition may change; everything else about a delivery is fixed at creation. The
+/// search keys but `SEARCH_SK` never change: written again with the same value they cost no
+/// index write, and a delivery written before the search indexes enters them at its next
+/// transition.
 const STATE: &[&str] = &[
     GSI1_PK,
     GSI1_SK,
+    SEARCH_TENANT_PK,
+    SEARCH_EVENT_PK,
+    SEARCH_WEBHOOK_PK,
+    SEARCH_WEBHOOK_EVENT_PK,
+    SEARCH_SK,
     TTL,
     "status",
     "attempt_count",

@@ -6,7 +6,7 @@ mod items;
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use uuid::Uuid;
@@ -14,11 +14,16 @@ use uuid::Uuid;
 use self::items::*;
 use super::attributes::*;
 use super::paging::{read_query, Reading};
-use super::tables::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
+use super::tables::{
+    GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SEARCH_EVENT, SEARCH_EVENT_PK, SEARCH_SK,
+    SEARCH_TENANT, SEARCH_TENANT_PK, SEARCH_WEBHOOK, SEARCH_WEBHOOK_EVENT, SEARCH_WEBHOOK_EVENT_PK,
+    SEARCH_WEBHOOK_PK, SK, TTL,
+};
 use super::{build_error, sdk_error, tenant_pk, Condition, DynamoStore, SHARDS, VERSION};
 use crate::domain::delivery::{
     Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload, StatusCounts,
 };
+use crate::domain::delivery_search::{DeliveryFilter, IdRange};
 use crate::domain::page::{Page, PageRequest, FILTER_SCAN_LIMIT};
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -173,6 +178,136 @@ impl DynamoStore {
             }
         }
         Ok(None)
+    }
+
+    /// One range of a search: the ids of one status's deliveries in one partition of a search
+    /// index, within `range`, newest first, at most `want` (the index holds keys only).
+    async fn search_range(
+        &self,
+        (index, pk_name, pk): (&'static str, &'static str, String),
+        status: DeliveryStatus,
+        range: IdRange,
+        want: usize,
+    ) -> Result<Vec<Uuid>> {
+        // BETWEEN includes its upper end: one more is read, and an id equal to it dropped.
+        let lower = range.lower.map_or_else(String::new, |id| id.to_string());
+        let upper = range
+            .upper
+            .map_or_else(|| "~".to_owned(), |id| id.to_string());
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lower AND :upper")
+            .expression_attribute_names("#ipk", pk_name)
+            .expression_attribute_names("#isk", SEARCH_SK)
+            .expression_attribute_values(":ipk", text(pk))
+            .expression_attribute_values(":lower", text(format!("{}#{lower}", status.as_str())))
+            .expression_attribute_values(":upper", text(format!("{}#{upper}", status.as_str())))
+            .scan_index_forward(false);
+        let read = read_query(&query, None, Reading::first(want + 1)).await?;
+        let ids = read
+            .items
+            .iter()
+            .map(search_delivery_id)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ids.into_iter().filter(|id| range.contains(*id)).collect())
+    }
+
+    /// A webhook's deliveries within `range`, newest first, from its list's index (`gsi2`,
+    /// which holds deliveries written before the search indexes too): at most `want`.
+    async fn webhook_range(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        range: IdRange,
+        want: usize,
+    ) -> Result<Vec<DeliverySummary>> {
+        // Every id sorts after "0" and before "~"; BETWEEN includes its upper end.
+        let lower = range
+            .lower
+            .map_or_else(|| "0".to_owned(), |id| id.to_string());
+        let upper = range
+            .upper
+            .map_or_else(|| "~".to_owned(), |id| id.to_string());
+        let (projection, names) = summary_projection();
+        let mut query = self
+            .index_query(GSI2, webhook_index_pk(tenant_id, webhook_id))
+            .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lower AND :upper")
+            .expression_attribute_names("#isk", GSI2_SK)
+            .expression_attribute_values(":lower", text(lower))
+            .expression_attribute_values(":upper", text(upper))
+            .scan_index_forward(false)
+            .projection_expression(projection);
+        for (placeholder, name) in names {
+            query = query.expression_attribute_names(placeholder, name);
+        }
+        let read = read_query(&query, None, Reading::first(want + 1)).await?;
+        let found = read
+            .items
+            .iter()
+            .map(summary_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(found
+            .into_iter()
+            .filter(|d| range.contains(d.id))
+            .take(want)
+            .collect())
+    }
+
+    /// The summaries of the tenant's deliveries `ids`, in that order, read by key (one
+    /// BatchGetItem, eventually consistent: half a read unit each). One gone meanwhile (expired)
+    /// is left out.
+    async fn summaries(&self, tenant_id: Uuid, ids: &[Uuid]) -> Result<Vec<DeliverySummary>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (projection, names) = summary_projection();
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(
+                ids.iter()
+                    .map(|id| key(tenant_pk(tenant_id), delivery_sk(*id)))
+                    .collect(),
+            ))
+            .projection_expression(projection);
+        for (placeholder, name) in names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        let mut pending = Some(request.build().map_err(build_error)?);
+        let mut found = HashMap::new();
+        let mut round = 0;
+        while let Some(keys) = pending.take() {
+            if round > 0 {
+                // Keys DynamoDB left unprocessed (throttled): again, after a pause.
+                tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(5))).await;
+            }
+            round += 1;
+            let mut output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output
+                .responses
+                .as_mut()
+                .and_then(|responses| responses.remove(&self.table))
+                .unwrap_or_default()
+            {
+                let summary = summary_from_item(&item)?;
+                found.insert(summary.id, summary);
+            }
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                .filter(|keys| !keys.keys().is_empty());
+            if pending.is_some() && round >= 8 {
+                return Err(Error::internal("search: keys left unprocessed"));
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
     /// One requeue: the schedule attributes and the due index's sort key, conditional on the
@@ -381,6 +516,70 @@ impl DeliveryStore for DynamoStore {
             Some(key) => Some(index_delivery_id(key)?),
             None => None,
         };
+        Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
+    }
+
+    /// With a status, one id range of each shard of the search index of the filter's fixed
+    /// dimensions; without, the five statuses' ranges of each shard (a webhook's alone: its
+    /// list's index). Each range reads at most a page and one, keys only; the newest of all
+    /// are the page, whose summaries are then read by key.
+    async fn search_deliveries(
+        &self,
+        tenant_id: Uuid,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<DeliverySummary>> {
+        let range = filter.id_range().before(page.after);
+        if range.is_empty() {
+            return Ok(Page::from_overfetch(Vec::new(), page.limit, |d| d.id));
+        }
+        let want = page.limit + 1;
+        if let (None, None, Some(webhook_id)) = (filter.status, &filter.event, filter.webhook_id) {
+            let found = self
+                .webhook_range(tenant_id, webhook_id, range, want)
+                .await?;
+            return Ok(Page::from_overfetch(found, page.limit, |d| d.id));
+        }
+        let webhook = filter.webhook_id.map(|id| id.to_string());
+        let (index, pk_name, parts): (_, _, Vec<&str>) = match (&filter.event, &webhook) {
+            (None, None) => (SEARCH_TENANT, SEARCH_TENANT_PK, vec![]),
+            (Some(event), None) => (SEARCH_EVENT, SEARCH_EVENT_PK, vec![event]),
+            (None, Some(webhook)) => (SEARCH_WEBHOOK, SEARCH_WEBHOOK_PK, vec![webhook]),
+            (Some(event), Some(webhook)) => (
+                SEARCH_WEBHOOK_EVENT,
+                SEARCH_WEBHOOK_EVENT_PK,
+                vec![webhook, event],
+            ),
+        };
+        let statuses = match filter.status {
+            Some(status) => vec![status],
+            None => DeliveryStatus::ALL.to_vec(),
+        };
+        let reads = (0..SHARDS).flat_map(|shard| {
+            let pk = search_pk(tenant_id, &parts, shard);
+            statuses.iter().map(move |status| {
+                self.search_range((index, pk_name, pk.clone()), *status, range, want)
+            })
+        });
+        let mut ids: Vec<Uuid> = futures_util::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        ids.truncate(want);
+        let more = ids.len() > page.limit;
+        ids.truncate(page.limit);
+        let stopped_after = if more { ids.last().copied() } else { None };
+        // The indexes are eventually consistent with the table: a delivery whose status changed
+        // since its index entry was read is left out rather than shown under another status.
+        let found: Vec<DeliverySummary> = self
+            .summaries(tenant_id, &ids)
+            .await?
+            .into_iter()
+            .filter(|d| filter.status.is_none_or(|status| d.status == status))
+            .collect();
         Ok(Page::from_read(found, page.limit, |d| d.id, stopped_after))
     }
 
