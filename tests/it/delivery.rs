@@ -412,6 +412,7 @@ async fn a_duplicated_queue_message_is_delivered_once(backend: Backend) {
         delivery_id: ids[0],
         webhook_id: None,
         retry: false,
+        send_slot: None,
     };
     let copies = vec![(QueueMessage::from(message), Duration::ZERO); 3];
     s.app.deps.queue.send(&copies).await.unwrap();
@@ -562,6 +563,7 @@ async fn the_worker_lambda_reports_exactly_the_failed_records(backend: Backend) 
             delivery_id: id,
             webhook_id: None,
             retry: false,
+            send_slot: None,
         })
         .unwrap();
         if delivery.webhook_id == quick_webhook {

@@ -26,6 +26,7 @@ mod local_edges;
 mod openapi;
 mod permissions;
 mod queue;
+mod rate_limit;
 mod receiver;
 mod seed_contracts;
 mod sweeper;

@@ -20,6 +20,7 @@ fn message() -> QueueMessage {
         delivery_id: Uuid::now_v7(),
         webhook_id: None,
         retry: false,
+        send_slot: None,
     })
 }
 
@@ -33,6 +34,7 @@ fn message_of_kind(n: usize) -> QueueMessage {
             delivery_id: Uuid::now_v7(),
             webhook_id: None,
             retry: true,
+            send_slot: None,
         }),
         2 => QueueMessage::RetryFailed(RetryFailedMessage {
             tenant_id,

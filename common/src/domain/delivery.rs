@@ -404,6 +404,15 @@ impl Delivery {
         Some(next)
     }
 
+    /// Gives a claim back untried (the attempt's send slot was missed): due again, as it was.
+    pub fn released(&self, now: DateTime<Utc>) -> Delivery {
+        let mut next = self.clone();
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        next
+    }
+
     pub fn cancelled(&self, reason: &str, now: DateTime<Utc>) -> Delivery {
         let mut next = self.clone();
         next.status = DeliveryStatus::Cancelled;

@@ -8,6 +8,7 @@ pub mod event;
 pub mod idempotency;
 pub mod outbound;
 pub mod outcome;
+pub mod pacing;
 pub mod page;
 pub mod signature;
 pub mod sync_status;

@@ -71,6 +71,8 @@ pub struct WebhookNode {
     pub max_retries: u32,
     /// How long an attempt waits for the response, 100 to 30000 ms.
     pub timeout_ms: u32,
+    /// At most this many deliveries in any one second, 1 to 10000; null: unlimited.
+    pub rate_limit_per_second: Option<u32>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
 }
@@ -90,6 +92,7 @@ impl From<Webhook> for WebhookNode {
             active: webhook.active,
             max_retries: webhook.max_retries,
             timeout_ms: webhook.timeout_ms,
+            rate_limit_per_second: webhook.rate_limit_per_second,
             created_at: DateTime(webhook.created_at),
             updated_at: DateTime(webhook.updated_at),
         }
@@ -422,6 +425,8 @@ pub struct CreateWebhookInput {
     pub max_retries: Option<i32>,
     /// 100 to 30000, default 5000.
     pub timeout_ms: Option<i32>,
+    /// At most this many deliveries in any one second, 1 to 10000; default unlimited.
+    pub rate_limit_per_second: Option<i32>,
     /// Bring your own `whsec_` secret; one is generated otherwise.
     pub secret: Option<String>,
 }
@@ -438,6 +443,8 @@ pub struct UpdateWebhookInput {
     pub active: MaybeUndefined<bool>,
     pub max_retries: MaybeUndefined<i32>,
     pub timeout_ms: MaybeUndefined<i32>,
+    /// Null: unlimited.
+    pub rate_limit_per_second: MaybeUndefined<i32>,
 }
 
 fn header_pairs(headers: Vec<WebhookHeaderInput>) -> Vec<(String, String)> {
@@ -457,6 +464,7 @@ impl From<CreateWebhookInput> for NewWebhook {
             active: input.active,
             max_retries: input.max_retries.map(i64::from),
             timeout_ms: input.timeout_ms.map(i64::from),
+            rate_limit_per_second: input.rate_limit_per_second.map(i64::from),
             secret: input.secret,
         }
     }
@@ -472,6 +480,8 @@ impl UpdateWebhookInput {
             active: self.active.take(),
             max_retries: self.max_retries.take().map(i64::from),
             timeout_ms: self.timeout_ms.take().map(i64::from),
+            rate_limit_per_second: nullable(self.rate_limit_per_second)
+                .map(|limit| limit.map(i64::from)),
         }
     }
 }

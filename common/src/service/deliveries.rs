@@ -112,6 +112,7 @@ pub(crate) fn message_for(delivery: &Delivery) -> QueueMessage {
         delivery_id: delivery.id,
         webhook_id: Some(delivery.webhook_id),
         retry: false,
+        send_slot: None,
     })
 }
 
@@ -424,6 +425,7 @@ async fn enqueue_retries(deps: &Deps, tenant_id: Uuid, delivery_ids: &[Uuid]) ->
                 delivery_id: *delivery_id,
                 webhook_id: None,
                 retry: true,
+                send_slot: None,
             };
             (message.into(), Duration::ZERO)
         })

@@ -165,6 +165,7 @@ async fn claim_and_enqueue(
                 delivery_id: requeue.after.id,
                 webhook_id: None,
                 retry: false,
+                send_slot: None,
             };
             (QueueMessage::from(message), Duration::ZERO)
         })

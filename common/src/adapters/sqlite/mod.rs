@@ -15,7 +15,7 @@
 //!
 //! One module per aggregate, each implementing its trait of the `Store` port: `tenants`
 //! (`TenantStore`), `clients` (`ClientStore`), `outbox` (`OutboxStore`, with `event_windows`),
-//! `idempotency` (`IdempotencyStore`: notify's keys), `webhooks` (`WebhookStore`), `deliveries` (`DeliveryStore`); `columns` reads the columns they
+//! `idempotency` (`IdempotencyStore`: notify's keys), `webhooks` (`WebhookStore`, with `send_slots`), `deliveries` (`DeliveryStore`); `columns` reads the columns they
 //! share. Here: opening the file, the reader connections, the writer (`writer`) and the schema
 //! (`migrations/`). `queue`: the delivery queue in the same file.
 
@@ -26,6 +26,7 @@ mod event_windows;
 mod idempotency;
 mod outbox;
 pub mod queue;
+mod send_slots;
 mod tenants;
 mod webhooks;
 mod writer;
@@ -38,6 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::event_windows::EventWindows;
 use self::queue::SqliteQueue;
+use self::send_slots::SendSlots;
 use self::writer::Writer;
 use crate::error::{Error, Result};
 
@@ -54,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_outbox_occurred_at.sql"),
     include_str!("migrations/0006_shared_payloads.sql"),
     include_str!("migrations/0007_idempotency_keys.sql"),
+    include_str!("migrations/0008_webhook_rate_limit.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
@@ -63,6 +66,7 @@ pub struct SqliteStore {
     writer: Arc<Writer>,
     readers: Arc<Readers>,
     event_windows: Arc<EventWindows>,
+    send_slots: Arc<SendSlots>,
 }
 
 const READERS: usize = 4;
@@ -158,6 +162,7 @@ impl SqliteStore {
             writer: Arc::new(Writer::start(conn, &dir.join(DB_FILE))?),
             readers: Arc::new(Readers::new(readers)),
             event_windows: Arc::new(EventWindows::default()),
+            send_slots: Arc::new(SendSlots::default()),
         })
     }
 

@@ -10,6 +10,7 @@ use super::columns::{
     bad_text, conflict_on_duplicate, optional_time_column, time_column, uuid_column,
 };
 use super::SqliteStore;
+use crate::domain::pacing::Pacing;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
@@ -18,7 +19,7 @@ use crate::time::rfc3339;
 
 const WEBHOOK_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
      max_retries, timeout_ms, secret, previous_secret, previous_secret_until, created_at, \
-     updated_at, version";
+     updated_at, version, rate_limit_per_second";
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let events: String = row.get(4)?;
@@ -36,6 +37,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
         active: row.get(6)?,
         max_retries: row.get(7)?,
         timeout_ms: row.get(8)?,
+        rate_limit_per_second: row.get(15)?,
         secret: row.get(9)?,
         previous_secret: previous.zip(until),
         created_at: time_column(row, 12)?,
@@ -44,7 +46,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     })
 }
 
-fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 15] {
+fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 16] {
     [
         Box::new(w.tenant_id.to_string()),
         Box::new(w.id.to_string()),
@@ -61,6 +63,7 @@ fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 15] {
         Box::new(rfc3339(w.created_at)),
         Box::new(rfc3339(w.updated_at)),
         Box::new(w.version),
+        Box::new(w.rate_limit_per_second),
     ]
 }
 
@@ -69,7 +72,7 @@ fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 15] {
 fn create_webhook(conn: &mut Connection, webhook: &Webhook, max: usize) -> Result<()> {
     let params = webhook_params(webhook);
     conn.execute(
-        &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
         rusqlite::params_from_iter(params.iter()),
     )
     .map_err(|e| conflict_on_duplicate(e, "A webhook with this id"))?;
@@ -88,8 +91,9 @@ fn update_webhook(conn: &mut Connection, before_version: i64, webhook: &Webhook)
     let changed = conn.execute(
         "UPDATE webhooks SET url = ?3, description = ?4, events = ?5, headers = ?6, active = ?7,
              max_retries = ?8, timeout_ms = ?9, secret = ?10, previous_secret = ?11,
-             previous_secret_until = ?12, created_at = ?13, updated_at = ?14, version = ?15
-         WHERE tenant_id = ?1 AND id = ?2 AND version = ?16",
+             previous_secret_until = ?12, created_at = ?13, updated_at = ?14, version = ?15,
+             rate_limit_per_second = ?16
+         WHERE tenant_id = ?1 AND id = ?2 AND version = ?17",
         rusqlite::params_from_iter(params.iter()),
     )?;
     if changed == 1 {
@@ -168,5 +172,15 @@ impl WebhookStore for SqliteStore {
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
         self.read(move |conn| list_webhooks(conn, tenant_id, page))
             .await
+    }
+
+    async fn reserve_send_slot(
+        &self,
+        _tenant_id: Uuid,
+        webhook_id: Uuid,
+        pacing: Pacing,
+        now_us: i64,
+    ) -> Result<i64> {
+        Ok(self.send_slots.reserve(webhook_id, pacing, now_us))
     }
 }
