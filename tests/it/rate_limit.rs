@@ -194,7 +194,6 @@ async fn graphql_refuses_a_rate_limit_out_of_range(backend: Backend) {
 }
 
 const LIMIT: usize = 20;
-const DELIVERIES: usize = 500;
 
 /// The most of `times` in any one-second window [t, t + 1 s), whatever t.
 pub fn most_in_any_second(times: &[Instant]) -> usize {
@@ -215,6 +214,13 @@ pub fn most_in_any_second(times: &[Instant]) -> usize {
 /// consumers: the receiver never counts more than 20 in any sliding second, and every delivery
 /// succeeds at its first attempt (a held delivery is neither failed nor tried).
 async fn a_limited_webhook_never_sees_more_than_its_limit_in_any_second(backend: Backend) {
+    // moto runs one DynamoDB request at a time and reads a tenant's whole partition for each
+    // delivery it reads: on two shared cores it drains a few deliveries a second, under the
+    // limit, so fewer there; the bound itself is the store's (conformance::send_slots).
+    let count = match backend {
+        Backend::Sqlite => 500,
+        Backend::DynamoDb => 100,
+    };
     let app = TestApp::new(backend).await;
     let (tenant, key) = app.tenant_with(Role::Admin).await;
     let receiver = Receiver::start(Reply::Status(200)).await;
@@ -230,7 +236,7 @@ async fn a_limited_webhook_never_sees_more_than_its_limit_in_any_second(backend:
 
     let store = &app.deps.store;
     let now = app.deps.clock.now();
-    let deliveries: Vec<Delivery> = (0..DELIVERIES)
+    let deliveries: Vec<Delivery> = (0..count)
         .map(|_| {
             let event_id = Uuid::now_v7();
             let body = common::domain::delivery::payload(event_id, "lead.created", &json!({}), now)
@@ -261,12 +267,12 @@ async fn a_limited_webhook_never_sees_more_than_its_limit_in_any_second(backend:
     let workers = [app.start_worker(), app.start_worker()];
     let within = match backend {
         Backend::Sqlite => Duration::from_secs(40),
-        Backend::DynamoDb => Duration::from_secs(180),
+        Backend::DynamoDb => Duration::from_secs(60),
     };
-    while receiver.seen().len() < DELIVERIES {
+    while receiver.seen().len() < count {
         assert!(
             started.elapsed() < within,
-            "{backend:?}: {} of {DELIVERIES} deliveries at the receiver after {within:?}",
+            "{backend:?}: {} of {count} deliveries at the receiver after {within:?}",
             receiver.seen().len()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -287,7 +293,7 @@ async fn a_limited_webhook_never_sees_more_than_its_limit_in_any_second(backend:
         started.elapsed().as_secs_f64(),
         100.0 * rate / LIMIT as f64,
     );
-    assert_eq!(seen.len(), DELIVERIES, "each delivery sent once");
+    assert_eq!(seen.len(), count, "each delivery sent once");
     assert!(most <= LIMIT, "{most} requests in one second");
     for delivery in &deliveries {
         let stored = store

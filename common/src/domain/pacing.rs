@@ -8,7 +8,7 @@
 //!
 //! The store keeps, per webhook, only the next free slot (`Pacing::reserve`, the rule both
 //! stores apply); every delivery takes the next slot, however far ahead. One whose slot is near
-//! (`lead_us`) waits for it and sends; one whose slot is further is held: queued again,
+//! (within its lead) waits for it and sends; one whose slot is further is held: queued again,
 //! unclaimed and untried, with its slot (`HeldSlot`), to come back shortly before it. A slot
 //! missed (a worker or queue late by more than `LATE_MAX_US`) is left empty, and the delivery
 //! takes a new one.
@@ -17,11 +17,12 @@ use serde::{Deserialize, Serialize};
 
 /// One second; slots are µs since the Unix epoch.
 pub const SECOND_US: i64 = 1_000_000;
-/// What N gaps hold beyond one second: the lateness of a send (`LATE_MAX_US`) and variation in
-/// how long a request takes to reach the receiver. A limit's throughput is N / 1.05 a second.
-pub const SEND_SLACK_US: i64 = 50_000;
+/// What N gaps hold beyond one second: the lateness of a send (`LATE_MAX_US`) and up to 80 ms
+/// of variation in how long a request takes to reach the receiver and be counted there (a
+/// loaded two-core machine showed 25 ms too little). A limit's throughput is N / 1.1 a second.
+pub const SEND_SLACK_US: i64 = 100_000;
 /// The latest a delivery may be sent after its slot; a later one takes a new slot.
-pub const LATE_MAX_US: i64 = 25_000;
+pub const LATE_MAX_US: i64 = 20_000;
 /// How long before its slot a delivery starts on it (its reads and claim, then a wait in the
 /// worker): at most this long, and at most `LEAD_SLOTS` gaps, so that a fast limit keeps only
 /// a few of its deliveries waiting in a consumer's slots at once.
@@ -67,23 +68,10 @@ impl Pacing {
         (slot, slot + self.gap_us)
     }
 
-    /// How long before its slot a delivery starts on it.
+    /// How long before its slot a delivery starts on it, at least (the worker takes longer
+    /// while its store is slow to claim a delivery).
     pub fn lead_us(&self) -> i64 {
         (LEAD_SLOTS * self.gap_us).min(LEAD_MAX_US)
-    }
-
-    /// Whether a delivery at `now_us` with slot `slot` waits for it in the worker rather than
-    /// in the queue.
-    pub fn is_near(&self, slot: i64, now_us: i64) -> bool {
-        slot - now_us <= self.lead_us()
-    }
-
-    /// A held delivery's slot, to carry in its message.
-    pub fn held(&self, slot: i64) -> HeldSlot {
-        HeldSlot {
-            at: slot,
-            lead: self.lead_us(),
-        }
     }
 
     /// Whether a send at `now_us` keeps to `slot`: not before it, and not more than `LATE_MAX_US`
@@ -114,20 +102,20 @@ mod tests {
             );
             assert!(pacing.gap_us * i64::from(n) < SECOND_US + SEND_SLACK_US + i64::from(n));
         }
-        assert_eq!(Pacing::per_second(20).gap_us, 52_500);
+        assert_eq!(Pacing::per_second(20).gap_us, 55_000);
     }
 
     #[test]
     fn an_idle_webhook_sends_at_once_and_a_busy_one_takes_the_next_slot() {
         let pacing = Pacing::per_second(20);
         let now = 1_000 * SECOND_US;
-        assert_eq!(pacing.reserve(None, now), (now, now + 52_500));
+        assert_eq!(pacing.reserve(None, now), (now, now + 55_000));
         // A free slot in the past is now.
-        assert_eq!(pacing.reserve(Some(now - 10), now), (now, now + 52_500));
+        assert_eq!(pacing.reserve(Some(now - 10), now), (now, now + 55_000));
         let mut next = None;
         for i in 0..50 {
             let (slot, after) = pacing.reserve(next, now);
-            assert_eq!(slot, now + i * 52_500);
+            assert_eq!(slot, now + i * 55_000);
             next = Some(after);
         }
     }
@@ -135,11 +123,11 @@ mod tests {
     #[test]
     fn a_delivery_starts_on_its_slot_a_lead_ahead() {
         assert_eq!(Pacing::per_second(5).lead_us(), LEAD_MAX_US);
-        assert_eq!(Pacing::per_second(500).lead_us(), 32 * 2_100);
-        let pacing = Pacing::per_second(20);
-        assert!(pacing.is_near(1_000 + LEAD_MAX_US, 1_000));
-        assert!(!pacing.is_near(1_001 + LEAD_MAX_US, 1_000));
-        let held = pacing.held(5 * SECOND_US);
+        assert_eq!(Pacing::per_second(500).lead_us(), 32 * 2_200);
+        let held = HeldSlot {
+            at: 5 * SECOND_US,
+            lead: LEAD_MAX_US,
+        };
         assert_eq!(held.start(), 5 * SECOND_US - LEAD_MAX_US);
         let message = serde_json::to_string(&held).unwrap();
         assert_eq!(serde_json::from_str::<HeldSlot>(&message).unwrap(), held);

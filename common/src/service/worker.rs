@@ -82,20 +82,9 @@ async fn deliver(
         tokio::time::sleep(wait).await;
     }
     let started = deps.clock.now_us();
-    // A busy tenant or endpoint: set aside before any read, when the message names it.
-    let early_slot = match message.webhook_id {
-        Some(webhook_id) => match deps
-            .in_flight
-            .take_or_wait(message.tenant_id, webhook_id)
-            .await
-        {
-            Ok(slot) => Some(slot),
-            Err(wait) => return set_aside(deps, message, wait).await,
-        },
-        None => None,
-    };
     // A rate-limited webhook's send slot before the delivery is read, when the message names
-    // the webhook: a delivery held for it then costs one read and one reservation.
+    // the webhook: a delivery held for it then costs one read and one reservation, and takes
+    // none of the consumer's attempt slots.
     let early_webhook = match message.webhook_id {
         Some(webhook_id) => {
             deps.store
@@ -111,6 +100,18 @@ async fn deliver(
             Err(held) => return Ok(held),
         }
     }
+    // A busy tenant or endpoint: set aside before any read, when the message names it.
+    let early_slot = match message.webhook_id {
+        Some(webhook_id) => match deps
+            .in_flight
+            .take_or_wait(message.tenant_id, webhook_id)
+            .await
+        {
+            Ok(slot) => Some(slot),
+            Err(wait) => return set_aside(deps, message, wait).await,
+        },
+        None => None,
+    };
     let Some(stored) = deps
         .store
         .get_delivery(message.tenant_id, message.delivery_id)
