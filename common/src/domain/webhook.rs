@@ -57,7 +57,7 @@ pub struct Webhook {
     pub active: bool,
     pub max_retries: u32,
     pub timeout_ms: u32,
-    /// At most this many deliveries in any one second (domain::pacing); `None`: unlimited.
+    /// At most this many deliveries in any one second, 1 to 10000; null: unlimited.
     pub rate_limit_per_second: Option<u32>,
     #[serde(skip)]
     pub secret: String,
