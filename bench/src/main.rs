@@ -11,6 +11,7 @@ mod harness;
 mod idempotency;
 mod init;
 mod local;
+mod ratelimit;
 mod receiver;
 mod stats;
 mod sweep;
@@ -28,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "sweep",
     "e2e",
     "idempotency",
+    "ratelimit",
     "cost",
 ];
 
@@ -58,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             "sweep" => sweep::run(quick).await?,
             "e2e" => e2e::run(quick).await?,
             "idempotency" => idempotency::run(quick).await?,
+            "ratelimit" => ratelimit::run(quick).await?,
             "cost" => cost::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),
         }
