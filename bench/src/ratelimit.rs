@@ -95,6 +95,7 @@ async fn measure(limit: u64, seconds: u64) -> anyhow::Result<Measured> {
     let tally = receiver.tally.lock().expect("lock");
     anyhow::ensure!(tally.bad_signatures == 0, "bad signatures");
     let mut times: Vec<Instant> = tally.arrivals.values().copied().collect();
+    anyhow::ensure!(times.len() > 1, "{} deliveries arrived", times.len());
     let most = most_in_any_second(&mut times);
     let (first, last) = (times[0], times[times.len() - 1]);
     let rate = (times.len() - 1) as f64 / (last - first).as_secs_f64();

@@ -267,7 +267,7 @@ async fn a_limited_webhook_never_sees_more_than_its_limit_in_any_second(backend:
     let workers = [app.start_worker(), app.start_worker()];
     let within = match backend {
         Backend::Sqlite => Duration::from_secs(40),
-        Backend::DynamoDb => Duration::from_secs(60),
+        Backend::DynamoDb => Duration::from_secs(90),
     };
     while receiver.seen().len() < count {
         assert!(

@@ -100,7 +100,8 @@ async fn deliver(
             Err(held) => return Ok(held),
         }
     }
-    // A busy tenant or endpoint: set aside before any read, when the message names it.
+    // A busy tenant or endpoint: set aside before the delivery is read, when the message names
+    // it.
     let early_slot = match message.webhook_id {
         Some(webhook_id) => match deps
             .in_flight

@@ -33,3 +33,24 @@ impl SendSlots {
         slot
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_webhook_has_its_own_slots_and_past_ones_are_forgotten_first() {
+        let slots = SendSlots::default();
+        let pacing = Pacing { gap_us: 100 };
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(slots.reserve(a, pacing, 1_000), 1_000);
+        assert_eq!(slots.reserve(a, pacing, 1_000), 1_100);
+        assert_eq!(slots.reserve(b, pacing, 1_000), 1_000);
+        // Full: webhooks whose next free slot is past go, as they reserve like none at all.
+        for _ in 0..REMEMBERED {
+            slots.reserve(Uuid::now_v7(), pacing, 0);
+        }
+        assert_eq!(slots.reserve(a, pacing, 1_150), 1_200);
+        assert!(slots.next_free.lock().unwrap().len() <= REMEMBERED + 1);
+    }
+}
