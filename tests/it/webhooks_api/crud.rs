@@ -52,6 +52,7 @@ async fn creation_returns_every_field_with_defaults_and_a_secret(backend: Backen
             "active",
             "maxRetries",
             "timeoutMs",
+            "rateLimitPerSecond",
             "description",
             "createdAt",
             "updatedAt",
@@ -66,6 +67,7 @@ async fn creation_returns_every_field_with_defaults_and_a_secret(backend: Backen
     assert_eq!(created["active"], true);
     assert_eq!(created["maxRetries"], 3);
     assert_eq!(created["timeoutMs"], 5000);
+    assert_eq!(created["rateLimitPerSecond"], Value::Null);
     assert_eq!(created["description"], "CRM mirror");
     assert!(created["createdAt"]
         .as_str()
