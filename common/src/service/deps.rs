@@ -9,8 +9,8 @@ use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::fairness::{FairShare, InFlight};
 use crate::service::key_cache::{KeyCache, KEY_CACHE_TTL};
+use crate::service::prep_time::PrepTime;
 use crate::service::shared_payloads::SharedPayloads;
-use crate::service::worker::PrepTime;
 
 /// The operator's delivery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub struct Deps {
     pub keys: Arc<KeyCache>,
     /// The attempts this process runs, by tenant and endpoint (service::fairness).
     pub in_flight: Arc<InFlight>,
-    /// How long its deliveries take to be claimed, for their send slots (service::worker).
+    /// How long its deliveries take to be claimed, for their send slots (service::prep_time).
     pub prep_time: Arc<PrepTime>,
     /// One copy of each payload its attempts in flight send (service::shared_payloads).
     pub payloads: Arc<SharedPayloads>,

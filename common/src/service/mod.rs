@@ -9,6 +9,7 @@ pub mod input;
 pub mod key_cache;
 pub mod keys;
 pub mod limits;
+pub mod prep_time;
 pub mod shared_payloads;
 pub mod sweeper;
 pub mod sync;

@@ -1,6 +1,5 @@
 //! Attempts: the queue consumer's work, and the synchronous test delivery.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -301,25 +300,6 @@ async fn take_send_slot(
 /// process's store takes longer to read a delivery and claim it.
 fn lead(deps: &Deps, pacing: Pacing) -> i64 {
     pacing.lead_us().max(2 * deps.prep_time.get())
-}
-
-/// How long this process takes from starting on a delivery to its claim written, lately (a
-/// moving average, µs): the time a send slot must leave it.
-#[derive(Debug, Default)]
-pub struct PrepTime {
-    us: AtomicI64,
-}
-
-impl PrepTime {
-    pub fn get(&self) -> i64 {
-        self.us.load(Ordering::Relaxed)
-    }
-
-    fn observe(&self, took_us: i64) {
-        let before = self.get();
-        self.us
-            .store((before * 7 + took_us.max(0)) / 8, Ordering::Relaxed);
-    }
 }
 
 /// Queues the message again with its send slot, to come back shortly before it. A new message,
