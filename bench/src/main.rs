@@ -11,6 +11,7 @@ mod harness;
 mod idempotency;
 mod init;
 mod local;
+mod ratelimit;
 mod receiver;
 mod search;
 mod stats;
@@ -30,6 +31,7 @@ const SECTIONS: &[&str] = &[
     "e2e",
     "idempotency",
     "search",
+    "ratelimit",
     "cost",
 ];
 
@@ -61,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             "e2e" => e2e::run(quick).await?,
             "idempotency" => idempotency::run(quick).await?,
             "search" => search::run(quick).await?,
+            "ratelimit" => ratelimit::run(quick).await?,
             "cost" => cost::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),
         }

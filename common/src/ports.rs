@@ -16,6 +16,7 @@ use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 // The values of an attempt belong to the domain; the sender port speaks in them.
 pub use crate::domain::outbound::OutboundRequest;
 pub use crate::domain::outcome::{SendOutcome, RESPONSE_BODY_LIMIT};
+use crate::domain::pacing::{HeldSlot, Pacing};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
@@ -185,6 +186,16 @@ pub trait WebhookStore: Send + Sync {
         change: HealthChange,
         at: DateTime<Utc>,
     ) -> Result<Option<WebhookHealth>>;
+    /// Reserves the webhook's next send slot for a delivery at `now_us` (µs since the epoch) by
+    /// `Pacing::reserve` on the webhook's next free slot as stored, and returns it. Atomic, so
+    /// that no two deliveries in any process of the deployment take one slot.
+    async fn reserve_send_slot(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        pacing: Pacing,
+        now_us: i64,
+    ) -> Result<i64>;
 }
 
 /// Event payloads, deliveries, their attempts and counters: the fan-out's writes, the worker's
@@ -344,6 +355,9 @@ pub struct DeliveryMessage {
     /// reopens it if it still is, and attempts it once more. Absent from other messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resend_of: Option<i64>,
+    /// A delivery held for its webhook's rate limit: its send slot (domain::pacing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_slot: Option<HeldSlot>,
 }
 
 /// A retry of every FAILED delivery of a tenant, or of one of its webhooks, handed to the
@@ -373,7 +387,7 @@ pub struct RetryScope {
 pub struct ReplayMessage {
     pub tenant_id: Uuid,
     pub webhook_id: Uuid,
-    pub replay: crate::domain::delivery::Replay,
+    pub replay: crate::domain::replay::Replay,
     /// The last event already replayed.
     pub after: Uuid,
 }
@@ -425,6 +439,10 @@ pub trait Queue: Send + Sync {
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+    /// Now in µs since the epoch, for send slots (domain::pacing) that may lie 100 µs apart.
+    fn now_us(&self) -> i64 {
+        self.now().timestamp_micros()
+    }
 }
 
 /// Wall-clock time, cut to milliseconds so a value reads back from any store exactly as written.
@@ -434,6 +452,10 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         let now = Utc::now();
         DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    }
+
+    fn now_us(&self) -> i64 {
+        Utc::now().timestamp_micros()
     }
 }
 

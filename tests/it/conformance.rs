@@ -1283,3 +1283,85 @@ mod deliveries {
         assert_eq!(counts.per_webhook.len(), 2);
     }
 }
+
+/// `reserve_send_slot`: a rate-limited webhook's send slots (domain::pacing), by the same rule
+/// on both stores.
+mod send_slots {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use common::domain::pacing::Pacing;
+    use uuid::Uuid;
+
+    use crate::support::{fresh_store, Backend};
+
+    crate::on_both_stores!(
+        slots_follow_each_other_by_the_gap,
+        concurrent_reservations_never_share_a_slot,
+    );
+
+    const NOW: i64 = 1_800_000_000_000_000;
+
+    async fn slots_follow_each_other_by_the_gap(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = &fixture.store;
+        let (tenant, webhook, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let pacing = Pacing::per_second(20);
+        let reserve = |webhook, now| store.reserve_send_slot(tenant, webhook, pacing, now);
+        for i in 0..10 {
+            assert_eq!(
+                reserve(webhook, NOW).await.unwrap(),
+                NOW + i * pacing.gap_us,
+                "slot {i}"
+            );
+        }
+        // Another webhook has slots of its own.
+        assert_eq!(reserve(other, NOW).await.unwrap(), NOW);
+        // Time passing does not free the slots taken: the next is after them.
+        let later = NOW + pacing.gap_us;
+        assert_eq!(
+            reserve(webhook, later).await.unwrap(),
+            NOW + 10 * pacing.gap_us
+        );
+        // An idle webhook sends at once: a free slot in the past is now.
+        let idle = NOW + 60_000_000;
+        assert_eq!(reserve(webhook, idle).await.unwrap(), idle);
+        assert_eq!(reserve(webhook, idle).await.unwrap(), idle + pacing.gap_us);
+        // A lower limit spaces the slots after the next free one further.
+        let slower = Pacing::per_second(1);
+        assert_eq!(
+            store
+                .reserve_send_slot(tenant, webhook, slower, idle)
+                .await
+                .unwrap(),
+            idle + 2 * pacing.gap_us
+        );
+        assert_eq!(
+            reserve(webhook, idle).await.unwrap(),
+            idle + 2 * pacing.gap_us + slower.gap_us
+        );
+    }
+
+    async fn concurrent_reservations_never_share_a_slot(backend: Backend) {
+        let fixture = fresh_store(backend).await;
+        let store = Arc::clone(&fixture.store);
+        let (tenant, webhook) = (Uuid::now_v7(), Uuid::now_v7());
+        let pacing = Pacing { gap_us: 1_000 };
+        let reservations = (0..40).map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .reserve_send_slot(tenant, webhook, pacing, NOW)
+                    .await
+                    .unwrap()
+            })
+        });
+        let slots: BTreeSet<i64> = futures::future::join_all(reservations)
+            .await
+            .into_iter()
+            .map(|reserved| reserved.unwrap())
+            .collect();
+        let expected: BTreeSet<i64> = (0..40).map(|i| NOW + i * 1_000).collect();
+        assert_eq!(slots, expected);
+    }
+}

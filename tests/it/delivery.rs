@@ -413,6 +413,7 @@ async fn a_duplicated_queue_message_is_delivered_once(backend: Backend) {
         webhook_id: None,
         retry: false,
         resend_of: None,
+        send_slot: None,
     };
     let copies = vec![(QueueMessage::from(message), Duration::ZERO); 3];
     s.app.deps.queue.send(&copies).await.unwrap();
@@ -564,6 +565,7 @@ async fn the_worker_lambda_reports_exactly_the_failed_records(backend: Backend) 
             webhook_id: None,
             retry: false,
             resend_of: None,
+            send_slot: None,
         })
         .unwrap();
         if delivery.webhook_id == quick_webhook {

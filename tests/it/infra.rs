@@ -1024,6 +1024,8 @@ const POLLING: [&str; 3] = [
 /// - `create_webhook`: PutItem and UpdateItem (the tenant's webhook count, in the same
 ///   transaction); `delete_webhook`: DeleteItem and UpdateItem (the same count);
 /// - `take_event_quota` (notify, before its event is written): UpdateItem;
+/// - `reserve_send_slot` (the worker, for a rate-limited webhook): UpdateItem, and GetItem when
+///   a failed condition leaves out the item;
 /// - notify with an idempotency key (the notify function, GraphQL): `find_idempotency_record`:
 ///   GetItem; `claim_idempotency_key`: PutItem; `record_idempotent_answer`: UpdateItem (all
 ///   three already granted to both for notify's other calls);

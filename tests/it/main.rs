@@ -28,6 +28,7 @@ mod local_edges;
 mod openapi;
 mod permissions;
 mod queue;
+mod rate_limit;
 mod receiver;
 mod replay;
 mod resend;

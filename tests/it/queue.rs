@@ -21,6 +21,7 @@ fn message() -> QueueMessage {
         webhook_id: None,
         retry: false,
         resend_of: None,
+        send_slot: None,
     })
 }
 
@@ -35,6 +36,7 @@ fn message_of_kind(n: usize) -> QueueMessage {
             webhook_id: None,
             retry: true,
             resend_of: None,
+            send_slot: None,
         }),
         2 => QueueMessage::RetryFailed(RetryFailedMessage {
             tenant_id,

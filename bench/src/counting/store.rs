@@ -12,6 +12,7 @@ use common::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummar
 use common::domain::delivery_search::DeliveryFilter;
 use common::domain::event::OutboxEvent;
 use common::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+use common::domain::pacing::Pacing;
 use common::domain::page::{Page, PageRequest};
 use common::domain::sync_status::SyncCounts;
 use common::domain::tenant::Tenant;
@@ -248,6 +249,18 @@ impl WebhookStore for CountingStore {
     async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
         self.count("delete_webhook");
         self.inner.delete_webhook(tenant_id, webhook_id).await
+    }
+    async fn reserve_send_slot(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        pacing: Pacing,
+        now_us: i64,
+    ) -> Result<i64> {
+        self.count("reserve_send_slot");
+        self.inner
+            .reserve_send_slot(tenant_id, webhook_id, pacing, now_us)
+            .await
     }
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
         self.count("get_webhook");

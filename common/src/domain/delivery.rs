@@ -513,6 +513,15 @@ impl Delivery {
         Some(next)
     }
 
+    /// Gives a claim back untried (the attempt's send slot was missed): due again, as it was.
+    pub fn released(&self, now: DateTime<Utc>) -> Delivery {
+        let mut next = self.clone();
+        next.lease_until = None;
+        next.updated_at = now;
+        next.version += 1;
+        next
+    }
+
     pub fn cancelled(&self, reason: &str, now: DateTime<Utc>) -> Delivery {
         let mut next = self.clone();
         next.status = DeliveryStatus::Cancelled;
@@ -699,66 +708,6 @@ impl RetrySelection {
         }
         errors.finish()?;
         Ok(self)
-    }
-}
-
-/// A replay to one webhook: the tenant's events accepted from `since` until `until` (default
-/// now), only those matching `events` when given (names or patterns, as a subscription).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReplaySelection {
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub events: Option<Vec<String>>,
-}
-
-/// A replay, checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Replay {
-    pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub events: Option<Vec<String>>,
-}
-
-impl ReplaySelection {
-    /// `since` given; `until` at most `now`; each entry of `events` a subscription pattern
-    /// (`webhook::check_events`' rule), at most `MAX_EVENTS` of them.
-    pub fn validated(self, now: DateTime<Utc>) -> Result<Replay> {
-        let mut errors = FieldErrors::default();
-        // A range that ends before it starts, or in the future, has nothing to replay: it is
-        // answered with nothing queued, not refused.
-        let until = self.until.unwrap_or(now).min(now);
-        if self.since.is_none() {
-            errors.fail("since", "is required");
-        }
-        let events = self
-            .events
-            .map(|events| super::webhook::check_events(&mut errors, &events));
-        errors.finish()?;
-        Ok(Replay {
-            since: self.since.unwrap_or(now),
-            until,
-            events,
-        })
-    }
-}
-
-impl Replay {
-    pub fn range(&self) -> super::event::EventRange {
-        super::event::EventRange {
-            since: self.since,
-            until: self.until,
-        }
-    }
-
-    /// Whether `event` is among those asked for.
-    pub fn wants(&self, event: &str) -> bool {
-        self.events.as_ref().is_none_or(|patterns| {
-            patterns
-                .iter()
-                .any(|pattern| super::catalogue::pattern_matches(pattern, event))
-        })
     }
 }
 

@@ -33,6 +33,8 @@ pub const MAX_HEADERS: usize = 20;
 pub const DESCRIPTION_MAX: usize = 500;
 pub const MAX_RETRIES: RangeInclusive<i64> = 0..=10;
 pub const TIMEOUT_MS: RangeInclusive<i64> = 100..=30_000;
+/// The deliveries a second a webhook may ask to receive at most (`rateLimitPerSecond`).
+pub const RATE_LIMIT_PER_SECOND: RangeInclusive<i64> = 1..=10_000;
 /// The longest secret a client may bring.
 pub const SECRET_MAX: usize = 100;
 /// How many random bytes a secret a client brings must hold, once its base64 is decoded.
@@ -61,6 +63,8 @@ pub struct Webhook {
     #[schema(value_type = Option<Vec<u64>>)]
     pub retry_schedule: Option<RetrySchedule>,
     pub timeout_ms: u32,
+    /// At most this many deliveries in any one second, 1 to 10000; null: unlimited.
+    pub rate_limit_per_second: Option<u32>,
     #[serde(skip)]
     pub secret: String,
     /// The secret before the last rotation and until when it still signs.
@@ -96,12 +100,13 @@ pub struct NewWebhook {
     /// Seconds before each retry (`RetrySchedule::checked`).
     pub retry_schedule: Option<Vec<i64>>,
     pub timeout_ms: Option<i64>,
+    pub rate_limit_per_second: Option<i64>,
     pub secret: Option<String>,
 }
 
 /// A change to a webhook (`Webhook::patched`): `None` leaves a field alone; `Some(None)` clears
-/// the description, and is refused for the URL, which every webhook has. The secret changes
-/// only through rotation.
+/// the description and the rate limit, and is refused for the URL, which every webhook has. The
+/// secret changes only through rotation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebhookChanges {
     pub url: Option<Option<String>>,
@@ -113,6 +118,7 @@ pub struct WebhookChanges {
     /// `Some(None)`: back to the deployment's schedule.
     pub retry_schedule: Option<Option<Vec<i64>>>,
     pub timeout_ms: Option<i64>,
+    pub rate_limit_per_second: Option<Option<i64>>,
 }
 
 /// Where webhooks may point: HTTPS and public addresses, unless the operator allows more.
@@ -285,6 +291,12 @@ fn check_target(errors: &mut FieldErrors, url: &str, policy: TargetPolicy) -> St
     }
 }
 
+fn check_rate_limit(errors: &mut FieldErrors, n: i64) -> Option<u32> {
+    errors
+        .int("rateLimitPerSecond", n, RATE_LIMIT_PER_SECOND)
+        .map(|n| n as u32)
+}
+
 /// How long the old secret keeps signing after a rotation: `seconds` (0 to
 /// `MAX_ROTATION_OVERLAP`), or `ROTATION_OVERLAP` when not given.
 pub fn rotation_overlap(seconds: Option<i64>) -> Result<Duration> {
@@ -320,6 +332,9 @@ impl Webhook {
         let timeout_ms = new
             .timeout_ms
             .and_then(|n| errors.int("timeoutMs", n, TIMEOUT_MS));
+        let rate_limit_per_second = new
+            .rate_limit_per_second
+            .and_then(|n| check_rate_limit(&mut errors, n));
         let secret = new
             .secret
             .and_then(|text| errors.text("secret", &text, SECRET_MAX));
@@ -345,6 +360,7 @@ impl Webhook {
             max_retries: max_retries.map_or(DEFAULT_MAX_RETRIES, |n| n as u32),
             retry_schedule,
             timeout_ms: timeout_ms.map_or(DEFAULT_TIMEOUT_MS, |n| n as u32),
+            rate_limit_per_second,
             secret: secret.unwrap_or_else(generate_secret),
             previous_secret: None,
             created_at: now,
@@ -402,6 +418,9 @@ impl Webhook {
         }
         if let Some(n) = changes.timeout_ms {
             next.timeout_ms = errors.int("timeoutMs", n, TIMEOUT_MS).unwrap_or(0) as u32;
+        }
+        if let Some(limit) = changes.rate_limit_per_second {
+            next.rate_limit_per_second = limit.and_then(|n| check_rate_limit(&mut errors, n));
         }
         errors.finish()?;
         if next != *self {
@@ -546,6 +565,7 @@ mod tests {
             ]),
             max_retries: Some(11),
             timeout_ms: Some(50),
+            rate_limit_per_second: Some(0),
             secret: Some("plain-text".to_owned()),
             description: Some(" \u{200b} ".to_owned()),
             ..new(
@@ -560,6 +580,7 @@ mod tests {
             "headers",
             "maxRetries",
             "timeoutMs",
+            "rateLimitPerSecond",
             "secret",
             "description",
         ] {
@@ -788,5 +809,60 @@ mod tests {
         assert_eq!(found["url"], "is required");
         assert_eq!(found["timeoutMs"], "must be an integer from 100 to 30000");
         assert_eq!(unchanged, webhook);
+    }
+
+    #[test]
+    fn a_rate_limit_is_unlimited_by_default_and_from_1_to_10000() {
+        let now = Utc::now();
+        let create = |limit| {
+            let body = NewWebhook {
+                rate_limit_per_second: limit,
+                ..new("https://example.com/h", &["*"])
+            };
+            Webhook::create(Uuid::now_v7(), body, STRICT, now)
+        };
+        assert_eq!(create(None).unwrap().rate_limit_per_second, None);
+        assert_eq!(create(Some(1)).unwrap().rate_limit_per_second, Some(1));
+        assert_eq!(
+            create(Some(10_000)).unwrap().rate_limit_per_second,
+            Some(10_000)
+        );
+        for bad in [0, -5, 10_001, i64::MAX] {
+            let found = details(create(Some(bad)));
+            assert_eq!(
+                found["rateLimitPerSecond"], "must be an integer from 1 to 10000",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_patch_sets_and_clears_the_rate_limit() {
+        let now = Utc::now();
+        let webhook = Webhook::create(
+            Uuid::now_v7(),
+            new("https://example.com/h", &["*"]),
+            STRICT,
+            now,
+        )
+        .unwrap();
+        let change = |limit| WebhookChanges {
+            rate_limit_per_second: Some(limit),
+            ..WebhookChanges::default()
+        };
+        let limited = webhook.patched(&change(Some(20)), STRICT, now).unwrap();
+        assert_eq!(limited.rate_limit_per_second, Some(20));
+        assert_eq!(limited.version, webhook.version + 1);
+        let kept = limited
+            .patched(&WebhookChanges::default(), STRICT, now)
+            .unwrap();
+        assert_eq!(kept.rate_limit_per_second, Some(20));
+        let cleared = limited.patched(&change(None), STRICT, now).unwrap();
+        assert_eq!(cleared.rate_limit_per_second, None);
+        let found = details(limited.patched(&change(Some(10_001)), STRICT, now));
+        assert_eq!(
+            found["rateLimitPerSecond"],
+            "must be an integer from 1 to 10000"
+        );
     }
 }

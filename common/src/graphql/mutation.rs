@@ -13,9 +13,10 @@ use super::types::{
     NotifyWebhooksPayload, QueuedPayload, ReplayPayload, RetryWebhookDeliveriesPayload,
     RotateWebhookSecretPayload, TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
 };
-use crate::domain::delivery::{ReplaySelection, RetrySelection};
+use crate::domain::delivery::RetrySelection;
 use crate::domain::event::Notification;
 use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_ARGUMENT};
+use crate::domain::replay::ReplaySelection;
 use crate::domain::webhook::NewWebhook;
 use crate::error::Error;
 use crate::service::{deliveries, webhooks, worker};

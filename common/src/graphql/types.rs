@@ -78,6 +78,8 @@ pub struct WebhookNode {
     pub retry_schedule: Option<Vec<u64>>,
     /// How long an attempt waits for the response, 100 to 30000 ms.
     pub timeout_ms: u32,
+    /// At most this many deliveries in any one second, 1 to 10000; null: unlimited.
+    pub rate_limit_per_second: Option<u32>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
     /// How its deliveries have been going.
@@ -140,6 +142,7 @@ impl From<Webhook> for WebhookNode {
             max_retries: webhook.max_retries,
             retry_schedule: webhook.retry_schedule.map(|schedule| schedule.seconds()),
             timeout_ms: webhook.timeout_ms,
+            rate_limit_per_second: webhook.rate_limit_per_second,
             created_at: DateTime(webhook.created_at),
             updated_at: DateTime(webhook.updated_at),
             health: webhook.health.into(),
@@ -528,6 +531,8 @@ pub struct CreateWebhookInput {
     pub retry_schedule: Option<Vec<i32>>,
     /// 100 to 30000, default 5000.
     pub timeout_ms: Option<i32>,
+    /// At most this many deliveries in any one second, 1 to 10000; default unlimited.
+    pub rate_limit_per_second: Option<i32>,
     /// Bring your own `whsec_` secret; one is generated otherwise.
     pub secret: Option<String>,
 }
@@ -546,6 +551,8 @@ pub struct UpdateWebhookInput {
     /// Null: back to the deployment's schedule.
     pub retry_schedule: MaybeUndefined<Vec<i32>>,
     pub timeout_ms: MaybeUndefined<i32>,
+    /// Null: unlimited.
+    pub rate_limit_per_second: MaybeUndefined<i32>,
 }
 
 fn header_pairs(headers: Vec<WebhookHeaderInput>) -> Vec<(String, String)> {
@@ -566,6 +573,7 @@ impl From<CreateWebhookInput> for NewWebhook {
             max_retries: input.max_retries.map(i64::from),
             retry_schedule: input.retry_schedule.map(seconds),
             timeout_ms: input.timeout_ms.map(i64::from),
+            rate_limit_per_second: input.rate_limit_per_second.map(i64::from),
             secret: input.secret,
         }
     }
@@ -582,6 +590,8 @@ impl UpdateWebhookInput {
             max_retries: self.max_retries.take().map(i64::from),
             retry_schedule: nullable(self.retry_schedule).map(|delays| delays.map(seconds)),
             timeout_ms: self.timeout_ms.take().map(i64::from),
+            rate_limit_per_second: nullable(self.rate_limit_per_second)
+                .map(|limit| limit.map(i64::from)),
         }
     }
 }

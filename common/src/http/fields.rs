@@ -117,7 +117,21 @@ impl<'a> Fields<'a> {
 
     /// An integer; `2.0` is one too, as JSON Schema's `integer` says.
     pub fn optional_int(&mut self, name: &'static str) -> Option<i64> {
-        let n = integer(self.value(name)?);
+        let value = self.value(name)?;
+        self.int_of(name, value)
+    }
+
+    /// Absent → `None`; null → `Some(None)` (clear it); an integer → `Some(Some(..))`.
+    pub fn nullable_int(&mut self, name: &'static str) -> Option<Option<i64>> {
+        self.allowed.push(name);
+        match self.object.get(name)? {
+            Value::Null => Some(None),
+            value => self.int_of(name, value).map(Some),
+        }
+    }
+
+    fn int_of(&mut self, name: &'static str, value: &Value) -> Option<i64> {
+        let n = integer(value);
         if n.is_none() {
             self.fail(name, "must be an integer");
         }

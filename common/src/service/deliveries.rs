@@ -10,7 +10,7 @@ use super::lookup::{load as load_webhook, subscribers};
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::delivery::{
     delivery_id, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, EventPayload,
-    Replay, ReplaySelection, RetrySelection,
+    RetrySelection,
 };
 use crate::domain::delivery_search::DeliverySearch;
 use crate::domain::event::{Notification, OutboxEvent};
@@ -20,6 +20,7 @@ use crate::domain::idempotency::{
     IDEMPOTENCY_KEY_ARGUMENT,
 };
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::replay::{Replay, ReplaySelection};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryMessage, QueueMessage, ReplayMessage, RetryFailedMessage, RetryScope};
@@ -124,6 +125,7 @@ pub(crate) fn message_for(delivery: &Delivery) -> QueueMessage {
         webhook_id: Some(delivery.webhook_id),
         retry: false,
         resend_of: None,
+        send_slot: None,
     })
 }
 
@@ -359,6 +361,7 @@ pub async fn resend_delivery(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Q
         webhook_id: Some(delivery.webhook_id),
         retry: false,
         resend_of: Some(delivery.version),
+        send_slot: None,
     };
     deps.queue
         .send(&[(QueueMessage::from(message), Duration::ZERO)])
@@ -604,6 +607,7 @@ async fn enqueue_retries(deps: &Deps, tenant_id: Uuid, delivery_ids: &[Uuid]) ->
                 webhook_id: None,
                 retry: true,
                 resend_of: None,
+                send_slot: None,
             };
             (message.into(), Duration::ZERO)
         })

@@ -10,6 +10,7 @@ use crate::domain::webhook::TargetPolicy;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::fairness::{FairShare, InFlight};
 use crate::service::key_cache::{KeyCache, KEY_CACHE_TTL};
+use crate::service::prep_time::PrepTime;
 use crate::service::shared_payloads::SharedPayloads;
 
 /// The operator's delivery settings.
@@ -78,6 +79,8 @@ pub struct Deps {
     pub keys: Arc<KeyCache>,
     /// The attempts this process runs, by tenant and endpoint (service::fairness).
     pub in_flight: Arc<InFlight>,
+    /// How long its deliveries take to be claimed, for their send slots (service::prep_time).
+    pub prep_time: Arc<PrepTime>,
     /// One copy of each payload its attempts in flight send (service::shared_payloads).
     pub payloads: Arc<SharedPayloads>,
     /// Places for GraphQL requests running at once, in all and per tenant.
@@ -97,6 +100,7 @@ impl Deps {
             sender,
             clock: Arc::new(SystemClock),
             in_flight: Arc::new(InFlight::new(settings.fair_share)),
+            prep_time: Arc::new(PrepTime::default()),
             payloads: Arc::new(SharedPayloads::default()),
             settings: Arc::new(settings),
             keys: Arc::new(KeyCache::new(KEY_CACHE_TTL)),

@@ -10,6 +10,7 @@ pub mod key_cache;
 pub mod keys;
 pub mod limits;
 pub mod lookup;
+pub mod prep_time;
 pub mod shared_payloads;
 pub mod sweeper;
 pub mod sync;

@@ -194,6 +194,7 @@ async fn claim_and_enqueue(
                 webhook_id: None,
                 retry: false,
                 resend_of: None,
+                send_slot: None,
             };
             (QueueMessage::from(message), Duration::ZERO)
         })

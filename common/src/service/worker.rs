@@ -17,6 +17,7 @@ use crate::domain::delivery::{Decision, Delivery, EventPayload};
 use crate::domain::event::OutboxEvent;
 use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
 use crate::domain::outbound::signed_request;
+use crate::domain::pacing::{HeldSlot, Pacing};
 use crate::domain::webhook::{Webhook, IN_REQUEST_TIMEOUT_MS};
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage};
@@ -25,6 +26,9 @@ use crate::time::rfc3339;
 
 /// Time kept in hand after an attempt's timeout, for recording its result.
 const LEASE_MARGIN: Duration = Duration::from_secs(15);
+/// The longest a held delivery waits in the worker for its send slot, rather than in the
+/// queue: SQS delays are whole seconds, so a held delivery comes back up to a second early.
+const HELD_WAIT_MAX: Duration = Duration::from_secs(2);
 /// SQS caps `DelaySeconds` at 15 minutes; longer waits are chained.
 const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 
@@ -77,7 +81,36 @@ async fn deliver(
     message: &DeliveryMessage,
     deadline: Option<Instant>,
 ) -> Result<MessageOutcome> {
-    // A busy tenant or endpoint: set aside before any read, when the message names it.
+    // A delivery held for its webhook's rate limit waits, holding no slot, until shortly
+    // before its send slot; back in the queue if that is far (a chained long wait).
+    if let Some(held) = message.send_slot {
+        let wait = micros(held.start() - deps.clock.now_us());
+        if wait > HELD_WAIT_MAX {
+            return hold(deps, message, held).await;
+        }
+        tokio::time::sleep(wait).await;
+    }
+    let started = deps.clock.now_us();
+    // A rate-limited webhook's send slot before the delivery is read, when the message names
+    // the webhook: a delivery held for it then costs one read and one reservation, and takes
+    // none of the consumer's attempt slots.
+    let early_webhook = match message.webhook_id {
+        Some(webhook_id) => {
+            deps.store
+                .get_webhook(message.tenant_id, webhook_id)
+                .await?
+        }
+        None => None,
+    };
+    let mut send_slot = None;
+    if let Some(webhook) = &early_webhook {
+        match take_send_slot(deps, message, webhook).await? {
+            Ok(slot) => send_slot = slot,
+            Err(held) => return Ok(held),
+        }
+    }
+    // A busy tenant or endpoint: set aside before the delivery is read, when the message names
+    // it.
     let early_slot = match message.webhook_id {
         Some(webhook_id) => match deps
             .in_flight
@@ -141,10 +174,15 @@ async fn deliver(
             Err(wait) => return set_aside(deps, message, wait).await,
         },
     };
-    let webhook = deps
-        .store
-        .get_webhook(message.tenant_id, delivery.webhook_id)
-        .await?;
+    let gated = early_webhook.is_some();
+    let webhook = match early_webhook.filter(|webhook| webhook.id == delivery.webhook_id) {
+        Some(webhook) => Some(webhook),
+        None => {
+            deps.store
+                .get_webhook(message.tenant_id, delivery.webhook_id)
+                .await?
+        }
+    };
     let webhook = match webhook {
         Some(webhook) if webhook.active => webhook,
         other => {
@@ -164,9 +202,19 @@ async fn deliver(
             };
         }
     };
+    if !gated {
+        match take_send_slot(deps, message, &webhook).await? {
+            Ok(slot) => send_slot = slot,
+            Err(held) => return Ok(held),
+        }
+    }
     let timeout = Duration::from_millis(u64::from(webhook.timeout_ms));
-    if deadline.is_some_and(|deadline| Instant::now() + timeout + Duration::from_secs(1) > deadline)
-    {
+    let slot_wait = send_slot.map_or(Duration::ZERO, |(_, slot)| {
+        micros(slot - deps.clock.now_us())
+    });
+    if deadline.is_some_and(|deadline| {
+        Instant::now() + slot_wait + timeout + Duration::from_secs(1) > deadline
+    }) {
         return Ok(MessageOutcome::RetryLater);
     }
     let Some(claimed) = delivery.claimed(now, timeout + LEASE_MARGIN) else {
@@ -181,7 +229,7 @@ async fn deliver(
         })
         .await
     {
-        Ok(()) => {}
+        Ok(()) => deps.prep_time.observe(deps.clock.now_us() - started),
         // Another consumer claimed it first: its attempt is the one that counts.
         Err(Error::Conflict(_)) => return Ok(MessageOutcome::Done),
         Err(error) => return Err(error),
@@ -192,6 +240,20 @@ async fn deliver(
     } else {
         webhook.max_retries
     };
+    if let Some((pacing, slot)) = send_slot {
+        if !wait_for_send_slot(deps, slot).await {
+            // The slot stays empty (the claim's write took too long); a new one, now that only
+            // the send is left to do.
+            let now = deps.clock.now_us();
+            let again = deps
+                .store
+                .reserve_send_slot(message.tenant_id, webhook.id, pacing, now)
+                .await?;
+            if again - now > lead(deps, pacing) || !wait_for_send_slot(deps, again).await {
+                return release_and_hold(deps, message, &webhook, pacing, claimed, again).await;
+            }
+        }
+    }
     attempt(deps, &webhook, claimed, retries_allowed, Some(slot)).await?;
     Ok(MessageOutcome::Done)
 }
@@ -210,6 +272,126 @@ async fn set_aside(
         .await?;
     tracing::debug!(delivery_id = %message.delivery_id, ?wait, "set aside: its tenant or endpoint is busy");
     Ok(MessageOutcome::Done)
+}
+
+/// The delivery's send slot if its webhook is rate-limited (domain::pacing): the one its message
+/// carries, unless missed, or the next; `Err` when the slot is far, and the delivery is held for
+/// it, neither claimed nor tried.
+async fn take_send_slot(
+    deps: &Deps,
+    message: &DeliveryMessage,
+    webhook: &Webhook,
+) -> Result<std::result::Result<Option<(Pacing, i64)>, MessageOutcome>> {
+    let Some(pacing) = webhook
+        .rate_limit_per_second
+        .filter(|_| webhook.active)
+        .map(Pacing::per_second)
+    else {
+        return Ok(Ok(None));
+    };
+    // Not before the claim can be written, as this process's recent claims took.
+    let ready = deps.clock.now_us() + deps.prep_time.get();
+    let slot = match message
+        .send_slot
+        .filter(|held| Pacing::not_missed(held.at, ready))
+    {
+        Some(held) => held.at,
+        None => {
+            deps.store
+                .reserve_send_slot(message.tenant_id, webhook.id, pacing, ready)
+                .await?
+        }
+    };
+    let lead = lead(deps, pacing);
+    if slot - deps.clock.now_us() > lead {
+        return hold(deps, message, HeldSlot { at: slot, lead })
+            .await
+            .map(Err);
+    }
+    Ok(Ok(Some((pacing, slot))))
+}
+
+/// How long before its slot a delivery starts on it: the pacing's lead, or longer while this
+/// process's store takes longer to read a delivery and claim it.
+fn lead(deps: &Deps, pacing: Pacing) -> i64 {
+    pacing.lead_us().max(2 * deps.prep_time.get())
+}
+
+/// Queues the message again with its send slot, to come back shortly before it. A new message,
+/// as `set_aside` sends, so that holding never counts towards the dead-letter queue's receive
+/// limit; the delivery was neither claimed nor tried.
+async fn hold(deps: &Deps, message: &DeliveryMessage, held: HeldSlot) -> Result<MessageOutcome> {
+    let mut again = message.clone();
+    again.send_slot = Some(held);
+    let wait = micros(held.start() - deps.clock.now_us());
+    deps.queue
+        .send(&[(QueueMessage::Delivery(again), wait.min(MAX_QUEUE_DELAY))])
+        .await?;
+    tracing::debug!(delivery_id = %message.delivery_id, ?wait, "held for its webhook's rate limit");
+    Ok(MessageOutcome::Done)
+}
+
+/// Sleeps until the claimed delivery's send slot; `false` if the worker woke more than
+/// `LATE_MAX_US` after it (a busy machine): a late send could make N + 1 in a second with the
+/// sends of the slots after it.
+async fn wait_for_send_slot(deps: &Deps, slot: i64) -> bool {
+    let mut now = deps.clock.now_us();
+    while now < slot {
+        tokio::time::sleep(micros(slot - now)).await;
+        now = deps.clock.now_us();
+    }
+    let on_time = Pacing::on_time(slot, now);
+    if !on_time {
+        tracing::debug!(late_us = now - slot, "send slot missed");
+    }
+    on_time
+}
+
+/// A claimed delivery whose slot is far or was missed gives its claim back (untried, as it was)
+/// and is held for `slot`, or for a new one if it was missed.
+async fn release_and_hold(
+    deps: &Deps,
+    message: &DeliveryMessage,
+    webhook: &Webhook,
+    pacing: Pacing,
+    claimed: Delivery,
+    slot: i64,
+) -> Result<MessageOutcome> {
+    let released = claimed.released(deps.clock.now());
+    deps.store
+        .write_delivery(&DeliveryChange {
+            before: claimed,
+            after: released,
+            attempt: None,
+        })
+        .await?;
+    let now = deps.clock.now_us();
+    let slot = if Pacing::not_missed(slot, now) {
+        slot
+    } else {
+        deps.store
+            .reserve_send_slot(message.tenant_id, webhook.id, pacing, now)
+            .await?
+    };
+    // A user's retry reopened the delivery in the claim, which stays: an ordinary delivery now.
+    let message = DeliveryMessage {
+        retry: false,
+        ..message.clone()
+    };
+    hold(
+        deps,
+        &message,
+        HeldSlot {
+            at: slot,
+            lead: lead(deps, pacing),
+        },
+    )
+    .await
+}
+
+/// A wait in µs (none if negative).
+fn micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
 }
 
 /// Sends one attempt of a claimed delivery, records it, and schedules what follows. The slot

@@ -53,6 +53,7 @@ async fn creation_returns_every_field_with_defaults_and_a_secret(backend: Backen
             "maxRetries",
             "retrySchedule",
             "timeoutMs",
+            "rateLimitPerSecond",
             "description",
             "createdAt",
             "updatedAt",
@@ -71,6 +72,7 @@ async fn creation_returns_every_field_with_defaults_and_a_secret(backend: Backen
     assert_eq!(created["maxRetries"], 3);
     assert_eq!(created["timeoutMs"], 5000);
     assert_eq!(created["retrySchedule"], Value::Null, "the deployment's");
+    assert_eq!(created["rateLimitPerSecond"], Value::Null);
     assert_eq!(created["description"], "CRM mirror");
     assert!(created["createdAt"]
         .as_str()

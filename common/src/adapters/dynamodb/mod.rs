@@ -13,6 +13,7 @@
 //! | idempotency key   | `TENANT#<t>`       | `IDEMPOTENCY#<key>`            |                                         |                                |
 //! | webhook           | `TENANT#<t>`       | `WEBHOOK#<id>`                 |                                         |                                |
 //! | webhook count     | `TENANT#<t>`       | `WEBHOOK_COUNT`                |                                         |                                |
+//! | send slot         | `TENANT#<t>`       | `SEND_SLOT#<w>`                |                                         |                                |
 //! | delivery (open)   | `TENANT#<t>`       | `DELIVERY#<id>`                | `DUE#<shard>` / `<next attempt>#<id>`   | `TENANT#<t>#WEBHOOK#<w>` / id  |
 //! | delivery (failed) | `TENANT#<t>`       | `DELIVERY#<id>`                | `TENANT#<t>#FAILED` / `<w>#<id>`        | same                           |
 //! | delivery (done)   | `TENANT#<t>`       | `DELIVERY#<id>`                |                                         | same                           |
@@ -27,16 +28,17 @@
 //! (`deliveries/items.rs`; `docs/architecture.md §Delivery search`).
 //!
 //! An outbox event leaves the sweeper's index once fanned out. The event window and the webhook
-//! count keep their count in `n`; an event window, an idempotency key, a dispatched event, a
+//! count keep their count in `n`; a send slot keeps a rate-limited webhook's next free slot in
+//! `next` (µs since the epoch). An event window, a send slot, an idempotency key, a dispatched event, a
 //! payload and a finished delivery or attempt carry `expires_at` (DynamoDB's TTL).
 //!
 //! One module per aggregate, each implementing its trait of the `Store` port with the mapping
 //! of its items: `tenants` (`TenantStore`: tenants, API keys), `clients` (`ClientStore`: clients,
 //! sync counts), `outbox` (`OutboxStore`: outbox events, event windows), `idempotency`
 //! (`IdempotencyStore`: notify's idempotency keys), `webhooks`
-//! (`WebhookStore`: webhooks, the webhook count), `deliveries` (`DeliveryStore`: payloads,
-//! deliveries, attempts, delivery counts; its items in `deliveries/items.rs`). Here (besides
-//! `RetentionStore`, which has nothing to do: the TTL removes what expires): the table's
+//! (`WebhookStore`: webhooks, the webhook count, the send slot), `deliveries` (`DeliveryStore`:
+//! payloads, deliveries, attempts, delivery counts; its items in `deliveries/items.rs`). Here
+//! (besides `RetentionStore`, which has nothing to do: the TTL removes what expires): the table's
 //! shared keys and the writes, reads and conditions they all use; `attributes` (reading and
 //! writing attributes), `paging` (every Query that may take more than one response),
 //! `contention` (resending collided writes), `tables` (the table definition). Every request path

@@ -12,12 +12,16 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::attributes::*;
-use super::contention::backoff;
+use super::contention::{backoff, until_done, Sent};
 use super::paging::{read_query, Reading};
-use super::tables::PK;
-use super::{build_error, condition_failed, sdk_error, tenant_pk, Condition, DynamoStore, VERSION};
+use super::tables::{PK, TTL};
+use super::{
+    build_error, condition_failed, sdk_error, tenant_pk, update_collided, Condition, DynamoStore,
+    VERSION,
+};
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
+use crate::domain::pacing::{Pacing, SECOND_US};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
@@ -26,6 +30,14 @@ use crate::time::rfc3339;
 
 const WEBHOOK_SK_PREFIX: &str = "WEBHOOK#";
 const WEBHOOK_COUNT_SK: &str = "WEBHOOK_COUNT";
+/// A webhook's `rateLimitPerSecond`, absent when unlimited.
+const RATE_LIMIT: &str = "rate_limit_per_second";
+const SEND_SLOT_SK_PREFIX: &str = "SEND_SLOT#";
+/// A send slot item's next free slot (µs since the epoch).
+const NEXT_SLOT: &str = "next";
+/// A send slot item expires this long after its last reservation (DynamoDB's TTL): far longer
+/// than a backlog of slots ahead would reach (a month at a webhook's limit).
+const SEND_SLOT_KEPT_SECS: i64 = 30 * 24 * 3600;
 /// The webhook count's attribute.
 const COUNT: &str = "n";
 /// Recounts of one tenant's webhooks before giving up, each after the count moved under it.
@@ -64,6 +76,10 @@ fn webhook_item(w: &Webhook) -> Item {
         item.insert("retry_schedule".into(), AttributeValue::L(seconds));
     }
     item.insert("timeout_ms".into(), number(i64::from(w.timeout_ms)));
+    // Absent: unlimited (and so on every item written before limits existed).
+    if let Some(limit) = w.rate_limit_per_second {
+        item.insert(RATE_LIMIT.into(), number(i64::from(limit)));
+    }
     item.insert("secret".into(), text(&w.secret));
     if let Some((secret, until)) = &w.previous_secret {
         item.insert("previous_secret".into(), text(secret));
@@ -139,6 +155,7 @@ fn webhook_from_item(item: &Item) -> Result<Webhook> {
         max_retries: number_of(item, "max_retries")?,
         retry_schedule: retry_schedule_of(item)?,
         timeout_ms: number_of(item, "timeout_ms")?,
+        rate_limit_per_second: optional_number(item, RATE_LIMIT)?,
         secret: text_of(item, "secret")?.to_owned(),
         previous_secret: previous,
         created_at: time_of(item, "created_at")?,
@@ -173,7 +190,96 @@ fn retry_schedule_of(item: &Item) -> Result<Option<RetrySchedule>> {
     }
 }
 
+fn send_slot_key(tenant_id: Uuid, webhook_id: Uuid) -> Item {
+    key(
+        tenant_pk(tenant_id),
+        format!("{SEND_SLOT_SK_PREFIX}{webhook_id}"),
+    )
+}
+
+fn send_slot_expiry(now_us: i64) -> AttributeValue {
+    number(now_us / SECOND_US + SEND_SLOT_KEPT_SECS)
+}
+
 impl DynamoStore {
+    /// `next += gap` while the next free slot is after now: the slot before the new `next`;
+    /// `None` when there is no next free slot or it is past.
+    async fn advance_send_slot(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        pacing: Pacing,
+        now_us: i64,
+    ) -> Result<Option<i64>> {
+        let result = until_done("reserve a send slot", |_| async {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(send_slot_key(tenant_id, webhook_id)))
+                .update_expression("SET #next = #next + :gap, #ttl = :ttl")
+                .condition_expression("#next > :now")
+                .expression_attribute_names("#next", NEXT_SLOT)
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":gap", number(pacing.gap_us))
+                .expression_attribute_values(":ttl", send_slot_expiry(now_us))
+                .expression_attribute_values(":now", number(now_us))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match result {
+                Ok(output) => Ok(Sent::Done(Some(output))),
+                Err(error) if condition_failed(&error) => Ok(Sent::Done(None)),
+                Err(error) if update_collided(&error) => Ok(Sent::Collided),
+                Err(error) => Err(sdk_error(error)),
+            }
+        })
+        .await?;
+        let Some(output) = result else {
+            return Ok(None);
+        };
+        let next: i64 = output
+            .attributes()
+            .map(|item| number_of(item, NEXT_SLOT))
+            .ok_or_else(|| corrupt(NEXT_SLOT))??;
+        Ok(Some(next - pacing.gap_us))
+    }
+
+    /// `next = now + gap` while there is no next free slot or it is past; `false` when another
+    /// delivery reserved one after now since.
+    async fn start_send_slots(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        pacing: Pacing,
+        now_us: i64,
+    ) -> Result<bool> {
+        let next = now_us + pacing.gap_us;
+        until_done("reserve a send slot", |_| async {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(send_slot_key(tenant_id, webhook_id)))
+                .update_expression("SET #next = :next, #ttl = :ttl")
+                .condition_expression("attribute_not_exists(#next) OR #next <= :now")
+                .expression_attribute_names("#next", NEXT_SLOT)
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":next", number(next))
+                .expression_attribute_values(":now", number(now_us))
+                .expression_attribute_values(":ttl", send_slot_expiry(now_us))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Sent::Done(true)),
+                Err(error) if condition_failed(&error) => Ok(Sent::Done(false)),
+                Err(error) if update_collided(&error) => Ok(Sent::Collided),
+                Err(error) => Err(sdk_error(error)),
+            }
+        })
+        .await
+    }
+
     /// Adds `delta` to the tenant's webhook count; with `below`, on condition that the count
     /// (absent: none yet) is under it.
     fn webhook_count_update(
@@ -345,6 +451,34 @@ impl WebhookStore for DynamoStore {
             .await?
             .map(|item| webhook_from_item(&item))
             .transpose()
+    }
+
+    /// `Pacing::reserve` in conditional UpdateItems on the webhook's send slot item: first
+    /// `next += gap` on condition that the next free slot is after now (a busy webhook: one
+    /// write); if it is not, `next = now + gap` on condition that there is no next free slot or
+    /// it is past (an idle webhook: two writes). `next` only grows, so the second fails only
+    /// when another delivery made the webhook busy meanwhile, and the first then succeeds.
+    async fn reserve_send_slot(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        pacing: Pacing,
+        now_us: i64,
+    ) -> Result<i64> {
+        loop {
+            if let Some(slot) = self
+                .advance_send_slot(tenant_id, webhook_id, pacing, now_us)
+                .await?
+            {
+                return Ok(slot);
+            }
+            if self
+                .start_send_slots(tenant_id, webhook_id, pacing, now_us)
+                .await?
+            {
+                return Ok(now_us);
+            }
+        }
     }
 
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {

@@ -15,7 +15,7 @@
 //!
 //! One module per aggregate, each implementing its trait of the `Store` port: `tenants`
 //! (`TenantStore`), `clients` (`ClientStore`), `outbox` (`OutboxStore`, with `event_windows`),
-//! `idempotency` (`IdempotencyStore`: notify's keys), `webhooks` (`WebhookStore`), `deliveries` (`DeliveryStore`), `retention` (`RetentionStore`: the sweep's removals); `columns` reads the columns they
+//! `idempotency` (`IdempotencyStore`: notify's keys), `webhooks` (`WebhookStore`, with `send_slots`), `deliveries` (`DeliveryStore`), `retention` (`RetentionStore`: the sweep's removals); `columns` reads the columns they
 //! share. Here: opening the file, the reader connections, the writer (`writer`) and the schema
 //! (`migrations/`). `queue`: the delivery queue in the same file.
 
@@ -27,6 +27,7 @@ mod idempotency;
 mod outbox;
 pub mod queue;
 mod retention;
+mod send_slots;
 mod tenants;
 mod webhooks;
 mod writer;
@@ -39,6 +40,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::event_windows::EventWindows;
 use self::queue::SqliteQueue;
+use self::send_slots::SendSlots;
 use self::writer::Writer;
 use crate::domain::retention::Retention;
 use crate::error::{Error, Result};
@@ -60,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_webhook_retry_schedule.sql"),
     include_str!("migrations/0010_webhook_health.sql"),
     include_str!("migrations/0011_delivery_search.sql"),
+    include_str!("migrations/0012_webhook_rate_limit.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
@@ -71,6 +74,7 @@ pub struct SqliteStore {
     event_windows: Arc<EventWindows>,
     /// What the sweep removes (`retention`): SQLite has no TTL.
     retention: Retention,
+    send_slots: Arc<SendSlots>,
 }
 
 const READERS: usize = 4;
@@ -167,6 +171,7 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(readers)),
             event_windows: Arc::new(EventWindows::default()),
             retention: Retention::default(),
+            send_slots: Arc::new(SendSlots::default()),
         })
     }
 

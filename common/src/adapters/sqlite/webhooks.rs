@@ -13,6 +13,7 @@ use super::columns::{
 use super::SqliteStore;
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
+use crate::domain::pacing::Pacing;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
@@ -22,12 +23,12 @@ use crate::time::rfc3339;
 /// What a creation or a change writes (`webhook_params`, in order).
 const WEBHOOK_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
      max_retries, timeout_ms, secret, previous_secret, previous_secret_until, created_at, \
-     updated_at, version, retry_schedule, disabled_reason, disabled_at";
+     updated_at, version, retry_schedule, disabled_reason, disabled_at, rate_limit_per_second";
 /// What a read reads: the written columns, then the health the worker writes.
 const READ_COLUMNS: &str = "tenant_id, id, url, description, events, headers, active, \
      max_retries, timeout_ms, secret, previous_secret, previous_secret_until, created_at, \
-     updated_at, version, retry_schedule, disabled_reason, disabled_at, last_success_at, \
-     last_failure_at, consecutive_failures, failing_since";
+     updated_at, version, retry_schedule, disabled_reason, disabled_at, rate_limit_per_second, \
+     last_success_at, last_failure_at, consecutive_failures, failing_since";
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let events: String = row.get(4)?;
@@ -45,6 +46,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
         active: row.get(6)?,
         max_retries: row.get(7)?,
         timeout_ms: row.get(8)?,
+        rate_limit_per_second: row.get(18)?,
         secret: row.get(9)?,
         previous_secret: previous.zip(until),
         created_at: time_column(row, 12)?,
@@ -67,15 +69,15 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
         },
         disabled_at: optional_time_column(row, 17)?,
         health: WebhookHealth {
-            last_success_at: optional_time_column(row, 18)?,
-            last_failure_at: optional_time_column(row, 19)?,
-            consecutive_failures: row.get(20)?,
-            failing_since: optional_time_column(row, 21)?,
+            last_success_at: optional_time_column(row, 19)?,
+            last_failure_at: optional_time_column(row, 20)?,
+            consecutive_failures: row.get(21)?,
+            failing_since: optional_time_column(row, 22)?,
         },
     })
 }
 
-fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 18] {
+fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 19] {
     [
         Box::new(w.tenant_id.to_string()),
         Box::new(w.id.to_string()),
@@ -99,6 +101,7 @@ fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 18] {
         ),
         Box::new(w.disabled_reason.map(DisabledReason::as_str)),
         Box::new(w.disabled_at.map(rfc3339)),
+        Box::new(w.rate_limit_per_second),
     ]
 }
 
@@ -107,7 +110,7 @@ fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 18] {
 fn create_webhook(conn: &mut Connection, webhook: &Webhook, max: usize) -> Result<()> {
     let params = webhook_params(webhook);
     conn.execute(
-        &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
+        &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
         rusqlite::params_from_iter(params.iter()),
     )
     .map_err(|e| conflict_on_duplicate(e, "A webhook with this id"))?;
@@ -127,8 +130,9 @@ fn update_webhook(conn: &mut Connection, before_version: i64, webhook: &Webhook)
         "UPDATE webhooks SET url = ?3, description = ?4, events = ?5, headers = ?6, active = ?7,
              max_retries = ?8, timeout_ms = ?9, secret = ?10, previous_secret = ?11,
              previous_secret_until = ?12, created_at = ?13, updated_at = ?14, version = ?15,
-             retry_schedule = ?16, disabled_reason = ?17, disabled_at = ?18
-         WHERE tenant_id = ?1 AND id = ?2 AND version = ?19",
+             retry_schedule = ?16, disabled_reason = ?17, disabled_at = ?18,
+             rate_limit_per_second = ?19
+         WHERE tenant_id = ?1 AND id = ?2 AND version = ?20",
         rusqlite::params_from_iter(params.iter()),
     )?;
     if changed == 1 {
@@ -260,5 +264,15 @@ impl WebhookStore for SqliteStore {
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
         self.read(move |conn| list_webhooks(conn, tenant_id, page))
             .await
+    }
+
+    async fn reserve_send_slot(
+        &self,
+        _tenant_id: Uuid,
+        webhook_id: Uuid,
+        pacing: Pacing,
+        now_us: i64,
+    ) -> Result<i64> {
+        Ok(self.send_slots.reserve(webhook_id, pacing, now_us))
     }
 }

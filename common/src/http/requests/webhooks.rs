@@ -7,14 +7,15 @@ use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::openapi::{Array, Object, ObjectBuilder, Type};
 
 use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
-use crate::domain::delivery::ReplaySelection;
 use crate::domain::delivery::{RETRY_DELAY_SECONDS, RETRY_SCHEDULE_MAX};
+use crate::domain::replay::ReplaySelection;
 use crate::domain::signature::SECRET_PREFIX;
 use crate::domain::target::{MAX_HOST_LEN, MAX_LABEL_LEN, MAX_URL_LEN, URL_MARKS};
 use crate::domain::webhook::{
     NewWebhook, WebhookChanges, DESCRIPTION_MAX, HEADER_NAME_MARKS, HEADER_NAME_MAX,
-    HEADER_VALUE_MAX, MAX_EVENTS, MAX_HEADERS, MAX_RETRIES, MAX_ROTATION_OVERLAP, RESERVED_HEADERS,
-    RESERVED_HEADER_PREFIXES, SECRET_KEY_BYTES, SECRET_MAX, TIMEOUT_MS, URL_MAX,
+    HEADER_VALUE_MAX, MAX_EVENTS, MAX_HEADERS, MAX_RETRIES, MAX_ROTATION_OVERLAP,
+    RATE_LIMIT_PER_SECOND, RESERVED_HEADERS, RESERVED_HEADER_PREFIXES, SECRET_KEY_BYTES,
+    SECRET_MAX, TIMEOUT_MS, URL_MAX,
 };
 use crate::error::Result;
 use crate::http::fields::Fields;
@@ -44,14 +45,15 @@ impl Input<NewWebhook> for CreateBody<'_> {
             max_retries: fields.optional_int("maxRetries"),
             retry_schedule: fields.nullable_int_list("retrySchedule").flatten(),
             timeout_ms: fields.optional_int("timeoutMs"),
+            rate_limit_per_second: fields.optional_int("rateLimitPerSecond"),
             secret: fields.optional_string("secret"),
         };
         fields.command(Some(new))
     }
 }
 
-/// `PATCH /api/webhooks/{id}`: absent or null leaves a field alone, except `description`, which
-/// null clears, and `url`, which the domain refuses to clear.
+/// `PATCH /api/webhooks/{id}`: absent or null leaves a field alone, except `description` and
+/// `rateLimitPerSecond`, which null clears, and `url`, which the domain refuses to clear.
 pub struct UpdateBody<'a>(pub &'a [u8]);
 
 impl Input<WebhookChanges> for UpdateBody<'_> {
@@ -67,6 +69,7 @@ impl Input<WebhookChanges> for UpdateBody<'_> {
             max_retries: fields.optional_int("maxRetries"),
             retry_schedule: fields.nullable_int_list("retrySchedule"),
             timeout_ms: fields.optional_int("timeoutMs"),
+            rate_limit_per_second: fields.nullable_int("rateLimitPerSecond"),
         };
         fields.command(Some(changes))
     }
@@ -147,12 +150,15 @@ pub struct CreateWebhookRequest {
     retry_schedule: Option<Vec<u32>>,
     #[schema(schema_with = timeout_ms_schema)]
     timeout_ms: Option<u32>,
+    /// At most this many deliveries in any one second; absent or null: unlimited.
+    #[schema(schema_with = rate_limit_schema)]
+    rate_limit_per_second: Option<u32>,
     #[schema(schema_with = secret_schema)]
     secret: Option<String>,
 }
 
 /// `PATCH /api/webhooks/{id}`: the fields to change; absent or null leaves a field alone,
-/// except `description`, which null clears.
+/// except `description` and `rateLimitPerSecond`, which null clears.
 #[derive(utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"active": false, "description": null}))]
@@ -174,6 +180,9 @@ pub struct UpdateWebhookRequest {
     retry_schedule: Option<Vec<u32>>,
     #[schema(schema_with = timeout_ms_schema)]
     timeout_ms: Option<u32>,
+    /// At most this many deliveries in any one second; null: unlimited.
+    #[schema(schema_with = rate_limit_schema)]
+    rate_limit_per_second: Option<u32>,
 }
 
 /// The optional body of `POST /api/webhooks/{id}/rotate-secret`, for the OpenAPI document.
@@ -342,6 +351,13 @@ fn timeout_ms_schema() -> Object {
     schema::nullable(schema::int_range(*TIMEOUT_MS.start(), *TIMEOUT_MS.end()))
 }
 
+fn rate_limit_schema() -> Object {
+    schema::nullable(schema::int_range(
+        *RATE_LIMIT_PER_SECOND.start(),
+        *RATE_LIMIT_PER_SECOND.end(),
+    ))
+}
+
 /// `whsec_` and the canonical, padded base64 of `SECRET_KEY_BYTES` bytes.
 fn secret_schema() -> Object {
     schema::nullable(
@@ -428,6 +444,28 @@ mod tests {
             }
         );
         assert_eq!(update(br#"{"url": null}"#).unwrap().url, Some(None));
+    }
+
+    #[test]
+    fn a_rate_limit_is_read_on_create_and_null_clears_it_on_patch() {
+        let body =
+            br#"{"url": "https://example.com/h", "events": ["*"], "rateLimitPerSecond": 20}"#;
+        assert_eq!(create(body).unwrap().rate_limit_per_second, Some(20));
+        let body =
+            br#"{"url": "https://example.com/h", "events": ["*"], "rateLimitPerSecond": null}"#;
+        assert_eq!(create(body).unwrap().rate_limit_per_second, None);
+        let changes = update(br#"{"rateLimitPerSecond": null}"#).unwrap();
+        assert_eq!(changes.rate_limit_per_second, Some(None));
+        let changes = update(br#"{"rateLimitPerSecond": 5.0}"#).unwrap();
+        assert_eq!(changes.rate_limit_per_second, Some(Some(5)));
+        assert_eq!(update(b"{}").unwrap().rate_limit_per_second, None);
+        for body in [
+            &br#"{"rateLimitPerSecond": "20"}"#[..],
+            br#"{"rateLimitPerSecond": 1.5}"#,
+        ] {
+            let found = details(update(body));
+            assert_eq!(found["rateLimitPerSecond"], "must be an integer");
+        }
     }
 
     #[test]
