@@ -107,6 +107,7 @@ const CONFIGURATION: &[&str] = &[
     "active",
     "max_retries",
     "retry_schedule",
+    RATE_LIMIT,
     "timeout_ms",
     "secret",
     "previous_secret",
@@ -494,5 +495,39 @@ impl WebhookStore for DynamoStore {
             .map(webhook_from_item)
             .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(webhooks, page.limit, |w| w.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::health::DisabledReason;
+    use crate::domain::webhook::{NewWebhook, TargetPolicy};
+
+    /// A change writes every attribute a webhook may have but those fixed at its creation: an
+    /// attribute left out of `CONFIGURATION` would keep its old value through every change.
+    #[test]
+    fn a_change_writes_every_attribute_but_the_fixed_ones() {
+        let now = chrono::Utc::now();
+        let new = NewWebhook {
+            url: "https://example.com/hook".into(),
+            events: vec!["*".into()],
+            headers: vec![("x-team".into(), "crm".into())],
+            description: Some("all of it".into()),
+            retry_schedule: Some(vec![5]),
+            rate_limit_per_second: Some(20),
+            ..NewWebhook::default()
+        };
+        let webhook = Webhook::create(Uuid::now_v7(), new, TargetPolicy::default(), now)
+            .unwrap()
+            .rotated(chrono::Duration::hours(1), now)
+            .disabled(DisabledReason::EndpointGone, now);
+        let fixed = [PK, "sk", "id", "tenant_id", "created_at"];
+        for name in webhook_item(&webhook).keys() {
+            assert!(
+                fixed.contains(&name.as_str()) || CONFIGURATION.contains(&name.as_str()),
+                "{name} is not written by a change"
+            );
+        }
     }
 }
