@@ -124,7 +124,12 @@ async fn events_no_webhook_listened_to_are_kept_and_replayed_past_a_page(backend
     let worker = s.app.start_worker();
     let (status, answer) = replay(&s, webhook, json!({"since": start})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["queued"], 130, "{answer}");
+    // A request that runs out of its time hands the rest to the worker, and says so.
+    let queued = answer["queued"].as_u64().unwrap();
+    match answer["complete"].as_bool() {
+        Some(true) => assert_eq!(queued, 130, "{answer}"),
+        _ => assert!((100..130).contains(&queued), "at least one page: {answer}"),
+    }
     let got = received(&receiver, 130).await;
     worker.stop().await;
     assert_eq!(got, sent);

@@ -567,7 +567,7 @@ fn operation_of(
         }
         O::ReplayEvents => {
             let body = s.of::<ReplayRequest>();
-            spec("replayEvents", "webhooks", "Sends the tenant's events of a time range that the webhook subscribes to (and `events` names) to it as new deliveries, oldest first, so that a new endpoint catches up. Events it has a delivery of already are left alone. A range longer than the request's 20 s is finished by the worker.")
+            spec("replayEvents", "webhooks", "Sends the tenant's events of a time range that the webhook subscribes to (and `events` names) to it as new deliveries, oldest first, so that a new endpoint catches up. Events it has a delivery of already are left alone. A range the request cannot finish in 4 s is finished by the worker (`complete: false`).")
                 .path_id("webhook")
                 .body(body, true)
                 .error(409, "The webhook is inactive: activate it first.".to_owned())

@@ -374,11 +374,15 @@ pub async fn resend_delivery(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Q
 
 /// Events read at a time by a replay.
 const REPLAY_PAGE: usize = 100;
+/// How long a replay request works before it hands the rest to the worker: its function (`retry`)
+/// times out at 10 s, and the page under way when the budget runs out must still finish.
+const REPLAY_REQUEST_BUDGET: Duration = Duration::from_secs(4);
 
 /// `POST /api/webhooks/{id}/replay {since, until?, events?}`: the tenant's events of the range
 /// that the webhook subscribes to (and `events` names), sent to it as new deliveries, oldest
 /// first: a new endpoint catches up. An event the webhook has a delivery of already is left
-/// alone (resend or recover re-send those). What the request has not reached after 20 s is
+/// alone (resend or recover re-send those). What the request has not reached after
+/// `REPLAY_REQUEST_BUDGET` is
 /// handed to the worker; `queued` counts what the request queued itself.
 pub async fn replay(
     deps: &Deps,
@@ -394,7 +398,7 @@ pub async fn replay(
             "The webhook is inactive: activate it before replaying events to it.".into(),
         ));
     }
-    let stop_at = Instant::now() + RETRY_JOB_BUDGET;
+    let stop_at = Instant::now() + REPLAY_REQUEST_BUDGET;
     let (queued, complete) = replay_until(deps, &webhook, &replay, None, stop_at).await?;
     Ok(ReplayResult {
         success: true,
