@@ -51,11 +51,16 @@ st() {
         --no-color)
 }
 
-# A rule across parameters, which an OpenAPI document cannot state: a delivery search's `since`
-# after its `until` is refused with the documented 400, though each value alone is valid.
+# Rules across parameters, which an OpenAPI document cannot state: a delivery search's `since`
+# after its `until`, and a webhook change's `recover: true` without `active: true`, are refused
+# with the documented 400, though each value alone is valid.
 cat > "$data_dir/across-parameters.toml" <<'TOML'
 [[operations]]
 include-operation-id = "searchDeliveries"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "updateWebhook"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
 TOML
 

@@ -392,6 +392,41 @@ pub struct ReplayMessage {
     pub after: Uuid,
 }
 
+/// The longest delay a queued message may have: SQS caps `DelaySeconds` at 15 minutes; longer
+/// waits are chained.
+pub const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// A recovery (`service::redelivery::recover`), or the rest of one a request could not finish in
+/// its time: the worker goes on from `status` and `after`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverMessage {
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    pub recover: crate::domain::recovery::Recovery,
+    /// The status whose deliveries are being resent (`recovery::RECOVERED`, in order).
+    pub status: crate::domain::delivery::DeliveryStatus,
+    /// The last delivery of that status already resent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Uuid>,
+}
+
+impl RecoverMessage {
+    /// The recovery of `webhook` from its beginning.
+    pub fn start(
+        webhook: &crate::domain::webhook::Webhook,
+        recover: crate::domain::recovery::Recovery,
+    ) -> RecoverMessage {
+        RecoverMessage {
+            tenant_id: webhook.tenant_id,
+            webhook_id: webhook.id,
+            recover,
+            status: crate::domain::recovery::RECOVERED[0],
+            after: None,
+        }
+    }
+}
+
 /// Everything the delivery queue carries.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
@@ -399,6 +434,7 @@ pub enum QueueMessage {
     Delivery(DeliveryMessage),
     RetryFailed(RetryFailedMessage),
     Replay(ReplayMessage),
+    Recover(RecoverMessage),
 }
 
 impl QueueMessage {
@@ -408,6 +444,7 @@ impl QueueMessage {
             QueueMessage::Delivery(message) => message.tenant_id,
             QueueMessage::RetryFailed(message) => message.tenant_id,
             QueueMessage::Replay(message) => message.tenant_id,
+            QueueMessage::Recover(message) => message.tenant_id,
         }
     }
 }

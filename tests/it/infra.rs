@@ -1037,7 +1037,9 @@ const POLLING: [&str; 3] = [
 ///   `webhook.enabled` so, and a replay (`retry`, the worker) creates deliveries so;
 /// - `write_delivery`: UpdateItem, with PutItem (the attempt) in a transaction;
 /// - `search_deliveries`: Query on the four search indexes (keys only) or on gsi2, then
-///   BatchGetItem (the page's summaries);
+///   BatchGetItem (the page's summaries); a recovery (`retry`, the worker) searches one
+///   webhook's deliveries of a status so, on search_webhook; re-enabling with `recover`
+///   (`webhook`) only queues the recovery for the worker;
 /// - `list_deliveries`: Query on gsi2; `undispatched_events`, `due_deliveries`,
 ///   `failed_deliveries`: Query on gsi1; none of them reads a payload.
 ///
@@ -1061,7 +1063,7 @@ const GRANTS: &[Grant] = &[
     grant("keys",                  &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
     grant("key",                   &["GetItem", "DeleteItem"],                                                                     &[],       &[]),
     grant("notify",                &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
-    grant("retry",                 &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
+    grant("retry",                 &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],               &["search_webhook"], &["SendMessage"]),
     grant("webhook-events",        &["GetItem"],                                                                                   &[],       &[]),
     grant("openapi",               &[],                                                                                            &[],       &[]),
     grant("webhook-stats",         &["GetItem", "Query"],                                                                          &[],       &[]),
@@ -1072,7 +1074,7 @@ const GRANTS: &[Grant] = &[
     grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
     grant("webhook-deliveries",    &["GetItem", "BatchGetItem"],                                                                   SEARCH,    &[]),
     grant("graphql",               &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"], SEARCH,    &["SendMessage"]),
-    grant("worker",                &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &["gsi1"], &["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]),
+    grant("worker",                &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],                                 &["gsi1", "search_webhook"], &["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]),
     grant("sweeper",               &["PutItem", "UpdateItem", "Query"],                                          &["gsi1"], &["SendMessage"]),
 ];
 

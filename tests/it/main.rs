@@ -30,6 +30,7 @@ mod permissions;
 mod queue;
 mod rate_limit;
 mod receiver;
+mod recover;
 mod replay;
 mod resend;
 mod retention;

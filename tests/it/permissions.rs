@@ -104,7 +104,7 @@ async fn target(
             None,
             Some(json!({"event": "lead.converted", "data": {"leadId": "L-1"}})),
         ),
-        ReplayEvents => (
+        ReplayEvents | RecoverDeliveries => (
             Some(new_webhook().await),
             Some(json!({"since": "2026-01-01T00:00:00Z"})),
         ),

@@ -375,6 +375,7 @@ async fn a_retry_of_all_requeues_five_thousand_failed_deliveries(backend: Backen
                     assert_eq!(outcome, MessageOutcome::Done);
                 }
                 QueueMessage::Replay(job) => panic!("a retry queued a replay: {job:?}"),
+                QueueMessage::Recover(job) => panic!("a retry queued a recovery: {job:?}"),
             }
             queue.delete(&message.receipt).await.unwrap();
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -26,7 +26,19 @@ pub const API_VERSION: &str = "2026-11-01";
 /// docs/architecture.md §Limits: a payload is at most 256 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeliveryStatus {
     Pending,
@@ -378,6 +390,16 @@ impl RetrySchedule {
         }
     }
 
+    /// The longest `retries` retries can take: every delay drawn at its longest.
+    pub fn longest(&self, retries: u32) -> Duration {
+        (1..=retries)
+            .map(|n| {
+                let index = (n as usize - 1).min(self.delays.len() - 1);
+                self.jitter.widest(self.delays[index])
+            })
+            .sum()
+    }
+
     /// The wait before retry `n` (1-based), jittered if the schedule is.
     pub fn delay_before_retry(&self, n: u32) -> Duration {
         let index = (n.max(1) as usize - 1).min(self.delays.len() - 1);
@@ -403,6 +425,11 @@ impl Jitter {
     /// `WEBHOOK_RETRY_JITTER`: 0 to `MAX_JITTER_PERCENT`.
     pub fn percent(percent: u8) -> Option<Jitter> {
         (percent <= MAX_JITTER_PERCENT).then_some(Jitter(percent))
+    }
+
+    /// `delay` moved by the whole jitter upwards: the longest `spread` can make it.
+    fn widest(self, delay: Duration) -> Duration {
+        delay + delay * u32::from(self.0) / 100
     }
 
     /// `delay`, moved by a random share of up to this jitter either way, to the millisecond.
@@ -810,6 +837,22 @@ mod tests {
         assert!(
             Jitter::percent(100).unwrap().spread(Duration::from_secs(1)) <= Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn the_longest_retries_take_every_delay_at_its_widest() {
+        let schedule = RetrySchedule::parse("300,600,900").unwrap();
+        assert_eq!(schedule.longest(0), Duration::ZERO);
+        assert_eq!(schedule.longest(3), Duration::from_secs(1_800));
+        assert_eq!(
+            schedule.longest(5),
+            Duration::from_secs(3_600),
+            "the last repeats"
+        );
+        let jittered = schedule.jittered(Jitter::default());
+        assert_eq!(jittered.longest(3), Duration::from_secs(2_160));
+        let drawn: Duration = (1..=3).map(|n| jittered.delay_before_retry(n)).sum();
+        assert!(drawn <= jittered.longest(3));
     }
 
     #[test]

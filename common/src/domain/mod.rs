@@ -12,6 +12,7 @@ pub mod outbound;
 pub mod outcome;
 pub mod pacing;
 pub mod page;
+pub mod recovery;
 pub mod replay;
 pub mod retention;
 pub mod signature;

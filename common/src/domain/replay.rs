@@ -33,20 +33,30 @@ impl ReplaySelection {
     /// (`webhook::check_events`' rule), at most `MAX_EVENTS` of them.
     pub fn validated(self, now: DateTime<Utc>) -> Result<Replay> {
         let mut errors = FieldErrors::default();
-        // A range that ends before it starts, or in the future, has nothing to replay: it is
-        // answered with nothing queued, not refused.
-        let until = self.until.unwrap_or(now).min(now);
-        if self.since.is_none() {
-            errors.fail("since", "is required");
-        }
+        let (since, until) = checked_range(&mut errors, self.since, self.until, now);
         let events = self.events.map(|events| check_events(&mut errors, &events));
         errors.finish()?;
         Ok(Replay {
-            since: self.since.unwrap_or(now),
+            since,
             until,
             events,
         })
     }
+}
+
+/// The rule of a range of a replay or a recovery: `since` given (a failure recorded under its
+/// name), `until` at most `now` (absent: now). A range that ends before it starts, or in the
+/// future, holds nothing: it is answered with nothing queued, not refused.
+pub(crate) fn checked_range(
+    errors: &mut FieldErrors,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    if since.is_none() {
+        errors.fail("since", "is required");
+    }
+    (since.unwrap_or(now), until.unwrap_or(now).min(now))
 }
 
 impl Replay {

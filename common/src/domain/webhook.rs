@@ -82,6 +82,7 @@ pub struct Webhook {
     /// Why the service deactivated it (every attempt failing, or `410 Gone`); null when active
     /// or deactivated by a user.
     pub disabled_reason: Option<DisabledReason>,
+    /// When it was deactivated, by the service or a user; null when active.
     #[serde(serialize_with = "crate::time::serde_millis::option::serialize")]
     pub disabled_at: Option<DateTime<Utc>>,
 }
@@ -119,7 +120,12 @@ pub struct WebhookChanges {
     pub retry_schedule: Option<Option<Vec<i64>>>,
     pub timeout_ms: Option<i64>,
     pub rate_limit_per_second: Option<Option<i64>>,
+    /// With `active: true`: its deliveries that failed or were cancelled since it began failing
+    /// or was deactivated are sent again (`recovery::Recovery::on_enabling`).
+    pub recover: bool,
 }
+
+pub const RECOVER_NEEDS_ACTIVE: &str = "is allowed only with \"active\": true";
 
 /// Where webhooks may point: HTTPS and public addresses, unless the operator allows more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -404,7 +410,12 @@ impl Webhook {
             if active {
                 next.disabled_reason = None;
                 next.disabled_at = None;
+            } else if self.active {
+                next.disabled_at = Some(now);
             }
+        }
+        if changes.recover && changes.active != Some(true) {
+            errors.fail("recover", RECOVER_NEEDS_ACTIVE);
         }
         if let Some(n) = changes.max_retries {
             next.max_retries = errors.int("maxRetries", n, MAX_RETRIES).unwrap_or(0) as u32;
@@ -864,5 +875,46 @@ mod tests {
             found["rateLimitPerSecond"],
             "must be an integer from 1 to 10000"
         );
+    }
+
+    #[test]
+    fn deactivating_records_when_and_recover_needs_active_true() {
+        let created = Utc::now() - chrono::Duration::hours(1);
+        let webhook = Webhook::create(
+            Uuid::now_v7(),
+            new("https://example.com/h", &["*"]),
+            STRICT,
+            created,
+        )
+        .unwrap();
+        let now = Utc::now();
+        let active = |active, recover| WebhookChanges {
+            active,
+            recover,
+            ..WebhookChanges::default()
+        };
+        let off = webhook
+            .patched(&active(Some(false), false), STRICT, now)
+            .unwrap();
+        assert_eq!(
+            (off.active, off.disabled_at, off.disabled_reason),
+            (false, Some(now), None)
+        );
+        let still_off = off.patched(
+            &active(Some(false), false),
+            STRICT,
+            now + chrono::Duration::seconds(5),
+        );
+        assert_eq!(
+            still_off.unwrap().disabled_at,
+            Some(now),
+            "the first deactivation"
+        );
+        for change in [active(None, true), active(Some(false), true)] {
+            let found = details(off.patched(&change, STRICT, now));
+            assert_eq!(found["recover"], RECOVER_NEEDS_ACTIVE);
+        }
+        let on = off.patched(&active(Some(true), true), STRICT, now).unwrap();
+        assert_eq!((on.active, on.disabled_at), (true, None));
     }
 }

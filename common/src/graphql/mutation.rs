@@ -10,16 +10,17 @@ use super::parse_id;
 use super::scope;
 use super::types::{
     CreateWebhookInput, CreateWebhookPayload, DateTime, DeleteWebhookPayload,
-    NotifyWebhooksPayload, QueuedPayload, ReplayPayload, RetryWebhookDeliveriesPayload,
+    NotifyWebhooksPayload, QueuedPayload, RedeliveryPayload, RetryWebhookDeliveriesPayload,
     RotateWebhookSecretPayload, TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
 };
 use crate::domain::delivery::RetrySelection;
 use crate::domain::event::Notification;
 use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_ARGUMENT};
+use crate::domain::recovery::RecoverySelection;
 use crate::domain::replay::ReplaySelection;
 use crate::domain::webhook::NewWebhook;
 use crate::error::Error;
-use crate::service::{deliveries, webhooks, worker};
+use crate::service::{deliveries, redelivery, webhooks, worker};
 
 pub struct Mutation;
 
@@ -89,7 +90,7 @@ impl Mutation {
     async fn resend_webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<QueuedPayload> {
         let (deps, caller, _slot) = scope(ctx).await?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
-        let result = deliveries::resend_delivery(deps, caller, id)
+        let result = redelivery::resend_delivery(deps, caller, id)
             .await
             .or_field_error(ctx)?;
         Ok(QueuedPayload {
@@ -109,7 +110,7 @@ impl Mutation {
         since: DateTime,
         until: Option<DateTime>,
         events: Option<Vec<String>>,
-    ) -> Result<ReplayPayload> {
+    ) -> Result<RedeliveryPayload> {
         let (deps, caller, _slot) = scope(ctx).await?;
         let id = parse_id("id", &id).or_field_error(ctx)?;
         let selection = ReplaySelection {
@@ -117,14 +118,33 @@ impl Mutation {
             until: until.map(|t| t.0),
             events,
         };
-        let result = deliveries::replay(deps, caller, id, selection)
+        let result = redelivery::replay(deps, caller, id, selection)
             .await
             .or_field_error(ctx)?;
-        Ok(ReplayPayload {
-            success: result.success,
-            queued: result.queued,
-            complete: result.complete,
-        })
+        Ok(result.into())
+    }
+
+    /// The webhook's FAILED, then CANCELLED, deliveries created from `since` until `until`
+    /// (default now), each sent again as one more attempt of the same delivery. REST's
+    /// `POST /api/webhooks/{id}/recover`.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
+    async fn recover_webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        since: DateTime,
+        until: Option<DateTime>,
+    ) -> Result<RedeliveryPayload> {
+        let (deps, caller, _slot) = scope(ctx).await?;
+        let id = parse_id("id", &id).or_field_error(ctx)?;
+        let selection = RecoverySelection {
+            since: Some(since.0),
+            until: until.map(|t| t.0),
+        };
+        let result = redelivery::recover(deps, caller, id, selection)
+            .await
+            .or_field_error(ctx)?;
+        Ok(result.into())
     }
 
     /// Sends one signed `webhook.test` delivery now and waits for the answer.

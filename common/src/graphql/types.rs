@@ -18,6 +18,7 @@ use crate::domain::validation::FieldErrors;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookChanges};
 use crate::service::deliveries::{self, DeliveryStats, WebhookCounts};
 use crate::service::input::Input;
+use crate::service::redelivery::RedeliveryResult;
 use crate::service::worker::TestResult;
 use crate::time::{parse_rfc3339, rfc3339};
 
@@ -553,6 +554,9 @@ pub struct UpdateWebhookInput {
     pub timeout_ms: MaybeUndefined<i32>,
     /// Null: unlimited.
     pub rate_limit_per_second: MaybeUndefined<i32>,
+    /// Only with `active: true`: the deliveries that failed or were cancelled since the webhook
+    /// began failing or was deactivated are sent again, by the worker.
+    pub recover: MaybeUndefined<bool>,
 }
 
 fn header_pairs(headers: Vec<WebhookHeaderInput>) -> Vec<(String, String)> {
@@ -592,6 +596,7 @@ impl UpdateWebhookInput {
             timeout_ms: self.timeout_ms.take().map(i64::from),
             rate_limit_per_second: nullable(self.rate_limit_per_second)
                 .map(|limit| limit.map(i64::from)),
+            recover: self.recover.take().unwrap_or(false),
         }
     }
 }
@@ -609,14 +614,24 @@ fn nullable<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
     }
 }
 
-/// What a replay queued.
+/// What a recover or a replay queued.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct ReplayPayload {
+pub struct RedeliveryPayload {
     pub success: bool,
-    /// New deliveries this request created and queued.
+    /// Deliveries this request queued.
     pub queued: u64,
     /// False: the range was longer than the request's time; the worker queues the rest.
     pub complete: bool,
+}
+
+impl From<RedeliveryResult> for RedeliveryPayload {
+    fn from(result: RedeliveryResult) -> RedeliveryPayload {
+        RedeliveryPayload {
+            success: result.success,
+            queued: result.queued,
+            complete: result.complete,
+        }
+    }
 }
 
 /// What a resend queued.

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ports::ClientQuery;
 use crate::reply::json_response;
 use crate::service::deps::Deps;
-use crate::service::{clients, deliveries, keys, sync, webhooks, worker};
+use crate::service::{clients, deliveries, keys, redelivery, sync, webhooks, worker};
 
 pub(super) async fn dispatch(
     deps: &Deps,
@@ -96,9 +96,19 @@ pub(super) async fn dispatch(
             StatusCode::OK,
             &deliveries::retry_failed(deps, caller, requests::deliveries::RetryBody(body)).await?,
         ),
+        Operation::RecoverDeliveries => json_response(
+            StatusCode::OK,
+            &redelivery::recover(
+                deps,
+                caller,
+                path_id(params)?,
+                requests::webhooks::RecoverBody(body),
+            )
+            .await?,
+        ),
         Operation::ReplayEvents => json_response(
             StatusCode::OK,
-            &deliveries::replay(
+            &redelivery::replay(
                 deps,
                 caller,
                 path_id(params)?,
@@ -108,7 +118,7 @@ pub(super) async fn dispatch(
         ),
         Operation::ResendDelivery => json_response(
             StatusCode::OK,
-            &deliveries::resend_delivery(deps, caller, path_id(params)?).await?,
+            &redelivery::resend_delivery(deps, caller, path_id(params)?).await?,
         ),
         Operation::ListEventTypes => {
             json_response(StatusCode::OK, &webhooks::event_catalogue(caller)?)

@@ -28,7 +28,7 @@ use super::requests::deliveries::{NotifyRequest, RetryRequest};
 use super::requests::keys::CreateKeyRequest;
 use super::requests::sync::UpdateSyncStatusRequest;
 use super::requests::webhooks::{
-    CreateWebhookRequest, ReplayRequest, RotateSecretRequest, UpdateWebhookRequest,
+    CreateWebhookRequest, RecoverRequest, ReplayRequest, RotateSecretRequest, UpdateWebhookRequest,
 };
 use super::routes::{Operation, ROUTES};
 use crate::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
@@ -42,11 +42,10 @@ use crate::domain::idempotency::{
 use crate::domain::page::{Page, FILTER_SCAN_LIMIT, MAX_LIMIT};
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::webhook::Webhook;
-use crate::service::deliveries::{
-    DeliveryDetail, DeliveryStats, NotifyResult, QueuedResult, ReplayResult, RetryResult,
-};
+use crate::service::deliveries::{DeliveryDetail, DeliveryStats, NotifyResult, RetryResult};
 use crate::service::deps::TenantLimits;
 use crate::service::keys::{CreatedKey, KeyList};
+use crate::service::redelivery::{QueuedResult, RedeliveryResult};
 use crate::service::webhooks::{EventCatalogue, RotatedSecret, WithSecret};
 use crate::service::worker::TestResult;
 
@@ -575,8 +574,24 @@ fn operation_of(
                     200,
                     json_response(
                         "How many new deliveries the request queued.",
-                        s.of::<ReplayResult>(),
+                        s.of::<RedeliveryResult>(),
                         Some(json!({"success": true, "queued": 12, "complete": true})),
+                    ),
+                    s,
+                )
+        }
+        O::RecoverDeliveries => {
+            let body = s.of::<RecoverRequest>();
+            spec("recoverDeliveries", "webhooks", "Sends again the webhook's FAILED, then CANCELLED, deliveries created in a time range, newest first: each gets one more attempt, recorded as an attempt of the same delivery (same webhook-id), without automatic retries. A range the request cannot finish in 4 s is finished by the worker (`complete: false`).")
+                .path_id("webhook")
+                .body(body, true)
+                .error(409, "The webhook is inactive: activate it first (`{\"active\": true, \"recover\": true}` does both).".to_owned())
+                .answers(
+                    200,
+                    json_response(
+                        "How many deliveries the request queued.",
+                        s.of::<RedeliveryResult>(),
+                        Some(json!({"success": true, "queued": 42, "complete": true})),
                     ),
                     s,
                 )
@@ -637,7 +652,7 @@ fn operation_of(
             .answers(200, json_response("The webhook.", s.of::<Webhook>(), None), s),
         O::UpdateWebhook => {
             let body = s.of::<UpdateWebhookRequest>();
-            spec("updateWebhook", "webhooks", "Changes a webhook's fields.")
+            spec("updateWebhook", "webhooks", "Changes a webhook's fields. `recover: true` is refused (400) unless the same change has `active: true`.")
                 .path_id("webhook")
                 .body(body, true)
                 .errors(&[409])

@@ -23,6 +23,8 @@ pub enum Operation {
     ResendDelivery,
     /// `POST /api/webhooks/{id}/replay`: past events sent to a webhook as new deliveries.
     ReplayEvents,
+    /// `POST /api/webhooks/{id}/recover`: a webhook's FAILED and CANCELLED deliveries sent again.
+    RecoverDeliveries,
     ListEventTypes,
     WebhookStats,
     GetDelivery,
@@ -67,6 +69,7 @@ impl Operation {
             | O::CreateWebhook
             | O::UpdateWebhook
             | O::ReplayEvents
+            | O::RecoverDeliveries
             | O::GraphQl => RequestBody::Required,
             O::RetryDeliveries | O::RotateWebhookSecret => RequestBody::Optional,
             O::GetSyncStatus
@@ -157,6 +160,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::DELETE, "/api/webhooks/{id}",                "webhook",               Operation::DeleteWebhook),
     route(Method::POST,   "/api/webhooks/{id}/test",           "webhook-test",          Operation::TestWebhook),
     route(Method::POST,   "/api/webhooks/{id}/replay",         "retry",                 Operation::ReplayEvents),
+    route(Method::POST,   "/api/webhooks/{id}/recover",        "retry",                 Operation::RecoverDeliveries),
     route(Method::POST,   "/api/webhooks/{id}/rotate-secret",  "webhook-rotate-secret", Operation::RotateWebhookSecret),
     route(Method::GET,    "/api/webhooks/{id}/deliveries",     "webhook-deliveries",    Operation::ListWebhookDeliveries),
     route(Method::POST,   "/graphql",                          "graphql",               Operation::GraphQl),

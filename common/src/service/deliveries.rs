@@ -1,4 +1,5 @@
-//! Fan-out, notify, manual retry and monitoring of deliveries.
+//! Fan-out, notify, manual retry and monitoring of deliveries. Resend, recover and replay are
+//! `service::redelivery`'s.
 
 use std::time::{Duration, Instant};
 
@@ -20,10 +21,8 @@ use crate::domain::idempotency::{
     IDEMPOTENCY_KEY_ARGUMENT,
 };
 use crate::domain::page::{Page, PageRequest};
-use crate::domain::replay::{Replay, ReplaySelection};
-use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryMessage, QueueMessage, ReplayMessage, RetryFailedMessage, RetryScope};
+use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope};
 use crate::service::deps::Deps;
 
 /// Deliveries are created and enqueued this many at a time, so that a fan-out's memory does not
@@ -329,174 +328,8 @@ pub async fn retry_failed(
     })
 }
 
-/// What a resend, recover or replay queued.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct QueuedResult {
-    pub success: bool,
-    /// Deliveries queued for one more attempt each.
-    pub queued: u64,
-}
-
-/// `POST /api/webhooks/deliveries/{id}/resend`: one more attempt of a finished delivery (SUCCESS,
-/// FAILED or CANCELLED), recorded as an attempt of the same delivery, with the same `webhook-id`.
-/// It brings no automatic retries. A delivery still open (PENDING, RETRYING) is 409: it is on its
-/// way already.
-pub async fn resend_delivery(deps: &Deps, caller: &Caller, id: Uuid) -> Result<QueuedResult> {
-    caller.require(Permission::WebhookRetry)?;
-    let delivery = deps
-        .store
-        .get_delivery_summary(caller.tenant_id, id)
-        .await?
-        .ok_or(Error::NotFound("Delivery"))?;
-    if delivery.status.is_open() {
-        return Err(Error::Conflict(format!(
-            "The delivery is {}: its next attempt is on its way; resend a finished delivery.",
-            delivery.status.as_str()
-        )));
-    }
-    let message = DeliveryMessage {
-        tenant_id: caller.tenant_id,
-        delivery_id: delivery.id,
-        webhook_id: Some(delivery.webhook_id),
-        retry: false,
-        resend_of: Some(delivery.version),
-        send_slot: None,
-    };
-    deps.queue
-        .send(&[(QueueMessage::from(message), Duration::ZERO)])
-        .await?;
-    Ok(QueuedResult {
-        success: true,
-        queued: 1,
-    })
-}
-
-/// Events read at a time by a replay.
-const REPLAY_PAGE: usize = 100;
-/// How long a replay request works before it hands the rest to the worker: its function (`retry`)
-/// times out at 10 s, and the page under way when the budget runs out must still finish.
-const REPLAY_REQUEST_BUDGET: Duration = Duration::from_secs(4);
-
-/// `POST /api/webhooks/{id}/replay {since, until?, events?}`: the tenant's events of the range
-/// that the webhook subscribes to (and `events` names), sent to it as new deliveries, oldest
-/// first: a new endpoint catches up. An event the webhook has a delivery of already is left
-/// alone (resend or recover re-send those). What the request has not reached after
-/// `REPLAY_REQUEST_BUDGET` is
-/// handed to the worker; `queued` counts what the request queued itself.
-pub async fn replay(
-    deps: &Deps,
-    caller: &Caller,
-    webhook_id: Uuid,
-    selection: impl Input<ReplaySelection>,
-) -> Result<ReplayResult> {
-    caller.require(Permission::WebhookRetry)?;
-    let replay = selection.read()?.validated(deps.clock.now())?;
-    let webhook = load_webhook(deps, caller.tenant_id, webhook_id).await?;
-    if !webhook.active {
-        return Err(Error::Conflict(
-            "The webhook is inactive: activate it before replaying events to it.".into(),
-        ));
-    }
-    let stop_at = Instant::now() + REPLAY_REQUEST_BUDGET;
-    let (queued, complete) = replay_until(deps, &webhook, &replay, None, stop_at).await?;
-    Ok(ReplayResult {
-        success: true,
-        queued,
-        complete,
-    })
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReplayResult {
-    pub success: bool,
-    /// New deliveries this request created and queued.
-    pub queued: u64,
-    /// `false`: the range was longer than the request's time; the worker queues the rest.
-    pub complete: bool,
-}
-
-/// A replay handed on by a request (or an earlier worker) that ran out of time.
-pub(crate) async fn run_replay_job(
-    deps: &Deps,
-    job: &ReplayMessage,
-    deadline: Option<Instant>,
-) -> Result<()> {
-    let Some(webhook) = deps
-        .store
-        .get_webhook(job.tenant_id, job.webhook_id)
-        .await?
-    else {
-        return Ok(());
-    };
-    let stop_at = job_stop(deadline);
-    replay_until(deps, &webhook, &job.replay, Some(job.after), stop_at).await?;
-    Ok(())
-}
-
-/// Replays pages of events after `after` until the range ends (`complete`) or `stop_at`, when
-/// the rest is handed to the worker. How many deliveries it created.
-async fn replay_until(
-    deps: &Deps,
-    webhook: &Webhook,
-    replay: &Replay,
-    mut after: Option<Uuid>,
-    stop_at: Instant,
-) -> Result<(u64, bool)> {
-    let mut queued = 0;
-    loop {
-        let events = deps
-            .store
-            .events_between(webhook.tenant_id, &replay.range(), after, REPLAY_PAGE)
-            .await?;
-        for event in &events {
-            if webhook.subscribes_to(&event.event) && replay.wants(&event.event) {
-                queued += u64::from(replay_one(deps, webhook, event).await?);
-            }
-        }
-        after = events.last().map(|event| event.id).or(after);
-        if events.len() < REPLAY_PAGE {
-            return Ok((queued, true));
-        }
-        if Instant::now() >= stop_at {
-            let rest = ReplayMessage {
-                tenant_id: webhook.tenant_id,
-                webhook_id: webhook.id,
-                replay: replay.clone(),
-                after: after.unwrap_or_default(),
-            };
-            deps.queue
-                .send(&[(QueueMessage::Replay(rest), Duration::ZERO)])
-                .await?;
-            return Ok((queued, false));
-        }
-    }
-}
-
-/// The event's delivery to the webhook, created and queued unless it exists; whether it was.
-async fn replay_one(deps: &Deps, webhook: &Webhook, event: &OutboxEvent) -> Result<bool> {
-    let id = delivery_id(event.id, webhook.id);
-    if deps
-        .store
-        .get_delivery_summary(webhook.tenant_id, id)
-        .await?
-        .is_some()
-    {
-        return Ok(false);
-    }
-    let now = deps.clock.now();
-    let payload = EventPayload::of(event, now)?;
-    let delivery = payload.delivery_to(webhook.id, now);
-    deps.store
-        .create_deliveries_with_payload(&payload, std::slice::from_ref(&delivery))
-        .await?;
-    enqueue_now(deps, std::slice::from_ref(&delivery)).await;
-    Ok(true)
-}
-
 /// When a worker's job stops: after `RETRY_JOB_BUDGET`, or 5 s before its invocation ends.
-fn job_stop(deadline: Option<Instant>) -> Instant {
+pub(crate) fn job_stop(deadline: Option<Instant>) -> Instant {
     let stop_at = Instant::now() + RETRY_JOB_BUDGET;
     match deadline {
         Some(deadline) => stop_at.min(

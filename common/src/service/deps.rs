@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::admission::Admission;
 use crate::domain::delivery::{Jitter, RetrySchedule};
 use crate::domain::health::DEFAULT_DISABLE_AFTER;
-use crate::domain::webhook::TargetPolicy;
+use crate::domain::webhook::{TargetPolicy, Webhook};
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::fairness::{FairShare, InFlight};
 use crate::service::key_cache::{KeyCache, KEY_CACHE_TTL};
@@ -51,6 +51,17 @@ impl Default for TenantLimits {
             webhooks: 1_000,
             events_per_second: 1_000,
         }
+    }
+}
+
+impl DeliverySettings {
+    /// The retries `webhook` follows: its own schedule or the deployment's, jittered.
+    pub fn schedule_for(&self, webhook: &Webhook) -> RetrySchedule {
+        webhook
+            .retry_schedule
+            .as_ref()
+            .unwrap_or(&self.retry_schedule)
+            .jittered(self.retry_jitter)
     }
 }
 

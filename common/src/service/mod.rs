@@ -11,6 +11,7 @@ pub mod keys;
 pub mod limits;
 pub mod lookup;
 pub mod prep_time;
+pub mod redelivery;
 pub mod shared_payloads;
 pub mod sweeper;
 pub mod sync;

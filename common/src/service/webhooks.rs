@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::deliveries::publish;
 use super::input::Input;
 use super::lookup::load;
+use super::redelivery::recover_on_enabling;
 use super::retry_on_conflict;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::{
@@ -153,6 +154,9 @@ pub async fn update_webhook(
 ) -> Result<Webhook> {
     caller.require(Permission::WebhookUpdate)?;
     let changes = changes.read()?;
+    if changes.recover {
+        caller.require(Permission::WebhookRetry)?;
+    }
     let (before, after) = retry_on_conflict(|| async {
         let before = load(deps, caller.tenant_id, id).await?;
         let after = before.patched(&changes, deps.settings.targets, deps.clock.now())?;
@@ -164,6 +168,9 @@ pub async fn update_webhook(
     .await?;
     if !before.active && after.active {
         enabled(deps, &after).await?;
+    }
+    if changes.recover {
+        recover_on_enabling(deps, &before).await?;
     }
     Ok(shown_to(caller, after))
 }

@@ -7,9 +7,10 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::deliveries::{message_for, publish, run_replay_job, run_retry_job};
+use super::deliveries::{message_for, publish, run_retry_job};
 use super::fairness::Slot;
 use super::lookup::load as load_webhook;
+use super::redelivery::{run_recover_job, run_replay_job};
 use super::retry_on_conflict;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::{WEBHOOK_DISABLED, WEBHOOK_TEST};
@@ -20,7 +21,7 @@ use crate::domain::outbound::signed_request;
 use crate::domain::pacing::{HeldSlot, Pacing};
 use crate::domain::webhook::{Webhook, IN_REQUEST_TIMEOUT_MS};
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage};
+use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage, MAX_QUEUE_DELAY};
 use crate::service::deps::Deps;
 use crate::time::rfc3339;
 
@@ -29,8 +30,6 @@ const LEASE_MARGIN: Duration = Duration::from_secs(15);
 /// The longest a held delivery waits in the worker for its send slot, rather than in the
 /// queue: SQS delays are whole seconds, so a held delivery comes back up to a second early.
 const HELD_WAIT_MAX: Duration = Duration::from_secs(2);
-/// SQS caps `DelaySeconds` at 15 minutes; longer waits are chained.
-const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 
 /// What the consumer does with the message afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +62,13 @@ pub async fn process_message(deps: &Deps, body: &str, deadline: Option<Instant>)
             Ok(()) => MessageOutcome::Done,
             Err(error) => {
                 tracing::warn!(tenant_id = %job.tenant_id, %error, "replay interrupted; will be redelivered");
+                MessageOutcome::RetryLater
+            }
+        },
+        QueueMessage::Recover(job) => match run_recover_job(deps, &job, deadline).await {
+            Ok(()) => MessageOutcome::Done,
+            Err(error) => {
+                tracing::warn!(tenant_id = %job.tenant_id, %error, "recovery interrupted; will be redelivered");
                 MessageOutcome::RetryLater
             }
         },
@@ -408,11 +414,7 @@ async fn attempt(
     let outcome = deps.sender.post(request).await;
     drop(slot);
     let now = deps.clock.now();
-    let schedule = webhook
-        .retry_schedule
-        .as_ref()
-        .unwrap_or(&deps.settings.retry_schedule)
-        .jittered(deps.settings.retry_jitter);
+    let schedule = deps.settings.schedule_for(webhook);
     let (after, attempt, decision) =
         claimed.after_attempt(&outcome, retries_allowed, &schedule, now);
     deps.store

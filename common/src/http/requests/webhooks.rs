@@ -8,6 +8,7 @@ use utoipa::openapi::{Array, Object, ObjectBuilder, Type};
 
 use crate::domain::catalogue::{CATALOGUE, WEBHOOK_TEST};
 use crate::domain::delivery::{RETRY_DELAY_SECONDS, RETRY_SCHEDULE_MAX};
+use crate::domain::recovery::RecoverySelection;
 use crate::domain::replay::ReplaySelection;
 use crate::domain::signature::SECRET_PREFIX;
 use crate::domain::target::{MAX_HOST_LEN, MAX_LABEL_LEN, MAX_URL_LEN, URL_MARKS};
@@ -70,6 +71,7 @@ impl Input<WebhookChanges> for UpdateBody<'_> {
             retry_schedule: fields.nullable_int_list("retrySchedule"),
             timeout_ms: fields.optional_int("timeoutMs"),
             rate_limit_per_second: fields.nullable_int("rateLimitPerSecond"),
+            recover: fields.optional_bool("recover").unwrap_or(false),
         };
         fields.command(Some(changes))
     }
@@ -89,6 +91,35 @@ impl Input<ReplaySelection> for ReplayBody<'_> {
         };
         fields.command(Some(selection))
     }
+}
+
+/// `POST /api/webhooks/{id}/recover {since, until?}`.
+pub struct RecoverBody<'a>(pub &'a [u8]);
+
+impl Input<RecoverySelection> for RecoverBody<'_> {
+    fn read(self) -> Result<RecoverySelection> {
+        let body = parse_json(self.0)?;
+        let mut fields = Fields::of(&body)?;
+        let selection = RecoverySelection {
+            since: fields.optional_time("since"),
+            until: fields.optional_time("until"),
+        };
+        fields.command(Some(selection))
+    }
+}
+
+/// The body of `POST /api/webhooks/{id}/recover`, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"since": "2026-11-24T00:00:00.000Z"}))]
+#[allow(dead_code)] // a description of the body, never built
+pub struct RecoverRequest {
+    /// The first creation time recovered (inclusive), RFC 3339 with a time zone; before `until`.
+    #[schema(schema_with = required_time_schema)]
+    since: String,
+    /// The end of the range (exclusive); absent or null: now.
+    #[schema(schema_with = schema::time)]
+    until: Option<String>,
 }
 
 /// The body of `POST /api/webhooks/{id}/replay`, for the OpenAPI document.
@@ -183,6 +214,11 @@ pub struct UpdateWebhookRequest {
     /// At most this many deliveries in any one second; null: unlimited.
     #[schema(schema_with = rate_limit_schema)]
     rate_limit_per_second: Option<u32>,
+    /// Only with `"active": true`: the webhook's deliveries that failed or were cancelled since
+    /// it began failing or was deactivated are sent again, by the worker, as by
+    /// `POST /api/webhooks/{id}/recover`.
+    #[schema(schema_with = active_schema)]
+    recover: Option<bool>,
 }
 
 /// The optional body of `POST /api/webhooks/{id}/rotate-secret`, for the OpenAPI document.
