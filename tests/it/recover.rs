@@ -361,4 +361,35 @@ async fn graphql_recovers_deliveries(backend: Backend) {
     all_in(&s, &ids, "SUCCESS").await;
     worker.stop().await;
     assert_eq!(answered(&receiver, 1).await, event_ids(&s, &ids).await);
+
+    // `recover` on a change needs `active: true`, as on REST.
+    let update = "mutation($id: ID!, $input: UpdateWebhookInput!) { updateWebhook(id: $id, input: $input) { webhook { active } } }";
+    let refused =
+        json!({"query": update, "variables": {"id": webhook, "input": {"recover": true}}});
+    let (_, answer) = s
+        .app
+        .call(
+            Method::POST,
+            "/graphql",
+            Some(&s.key),
+            Some(&refused.to_string()),
+        )
+        .await;
+    let error = &answer["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
+    assert_eq!(error["extensions"]["field"], "recover", "{answer}");
+    let both = json!({"query": update, "variables": {"id": webhook, "input": {"active": true, "recover": true}}});
+    let (_, answer) = s
+        .app
+        .call(
+            Method::POST,
+            "/graphql",
+            Some(&s.key),
+            Some(&both.to_string()),
+        )
+        .await;
+    assert_eq!(
+        answer["data"]["updateWebhook"]["webhook"]["active"], true,
+        "{answer}"
+    );
 }
