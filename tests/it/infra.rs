@@ -1066,6 +1066,7 @@ const GRANTS: &[Grant] = &[
     grant("retry",                 &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],               &["search_webhook"], &["SendMessage"]),
     grant("webhook-events",        &["GetItem"],                                                                                   &[],       &[]),
     grant("openapi",               &[],                                                                                            &[],       &[]),
+    grant("dashboard",             &[],                                                                                            &[],       &[]),
     grant("webhook-stats",         &["GetItem", "Query"],                                                                          &[],       &[]),
     grant("delivery",              &["GetItem", "Query"],                                                                          &[],       &[]),
     grant("webhooks",              &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &[],       &[]),

@@ -10,6 +10,7 @@ mod bounded_fan_out;
 mod conflicts;
 mod conformance;
 mod crm_local;
+mod dashboard;
 mod delivery;
 mod delivery_search;
 mod endpoint_health;

@@ -24,7 +24,8 @@ fn allowed(role: Role, operation: Operation) -> bool {
             | SearchDeliveries
     );
     // The GraphQL endpoint is open to every key; its fields check permissions (graphql.rs).
-    if matches!(operation, GraphQl) {
+    // Any key may ask who it is (`GET /api/me`).
+    if matches!(operation, GraphQl | Me) {
         return true;
     }
     match role {

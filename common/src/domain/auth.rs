@@ -20,7 +20,9 @@ pub enum Role {
     ReadOnly,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Serialized as `as_str` names it; the schema says the same (`SCREAMING_SNAKE_CASE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Permission {
     ClientRead,
     ClientCreate,

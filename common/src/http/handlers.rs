@@ -197,8 +197,11 @@ pub(super) async fn dispatch(
                 &deliveries::search_deliveries(deps, caller, query).await?,
             )
         }
+        Operation::Me => json_response(StatusCode::OK, &keys::me(deps, caller).await?),
         Operation::GraphQl => graphql_request(deps, caller, body).await?,
         Operation::GraphiQl => graphiql_page()?,
+        // Served before authentication (`http::serve`).
+        Operation::Dashboard => return Err(HttpError::NoRoute),
     })
 }
 

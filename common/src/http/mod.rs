@@ -4,6 +4,7 @@ pub mod error;
 mod fields;
 mod handlers;
 // crm-local's HTTP server: Lambda functions get their requests from the runtime.
+pub mod dashboard;
 #[cfg(feature = "embedded")]
 pub mod local_server;
 pub mod openapi;
@@ -83,6 +84,9 @@ async fn serve(
     }
     if route.operation == routes::Operation::OpenApi {
         return Ok(openapi::response());
+    }
+    if route.operation == routes::Operation::Dashboard {
+        return dashboard::asset(route.path).ok_or(HttpError::NoRoute);
     }
     if route.public {
         return handlers::dispatch_public(route.operation);

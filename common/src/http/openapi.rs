@@ -44,7 +44,7 @@ use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::webhook::Webhook;
 use crate::service::deliveries::{DeliveryDetail, DeliveryStats, NotifyResult, RetryResult};
 use crate::service::deps::TenantLimits;
-use crate::service::keys::{CreatedKey, KeyList};
+use crate::service::keys::{CreatedKey, KeyList, Me};
 use crate::service::redelivery::{QueuedResult, RedeliveryResult};
 use crate::service::webhooks::{EventCatalogue, RotatedSecret, WithSecret};
 use crate::service::worker::TestResult;
@@ -108,9 +108,12 @@ pub struct Acknowledged {
 const BEARER: &str = "bearerAuth";
 
 /// The operations left out of the document: the GraphQL endpoint has its own schema
-/// (introspection) and GraphiQL is a page, not an API.
+/// (introspection); GraphiQL and the dashboard are pages, not an API.
 pub fn is_documented(operation: Operation) -> bool {
-    !matches!(operation, Operation::GraphQl | Operation::GraphiQl)
+    !matches!(
+        operation,
+        Operation::GraphQl | Operation::GraphiQl | Operation::Dashboard
+    )
 }
 
 pub fn document() -> OpenApi {
@@ -749,6 +752,16 @@ fn operation_of(
                 ),
                 s,
             ),
-        O::GraphQl | O::GraphiQl => return None,
+        O::Me => spec("getMe", "keys", "Who the calling key is: its tenant, name, role and the role's permissions. Any key may ask; a client such as the dashboard offers only what the role may do.")
+            .answers(
+                200,
+                json_response(
+                    "The key.",
+                    s.of::<Me>(),
+                    Some(json!({"tenantId": "0193a8f0-1c2d-7e3f-8a4b-5c6d7e8f9a0b", "keyId": "0193a8f0-2d3e-7f40-9b5c-6d7e8f9a0b1c", "keyName": "dashboard", "role": "READ_ONLY", "permissions": ["CLIENT_READ", "SYNC_READ", "WEBHOOK_READ"]})),
+                ),
+                s,
+            ),
+        O::GraphQl | O::GraphiQl | O::Dashboard => return None,
     })
 }

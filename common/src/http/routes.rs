@@ -44,6 +44,10 @@ pub enum Operation {
     GraphiQl,
     /// `GET /api/openapi.json`: the OpenAPI document of these routes (public: no data).
     OpenApi,
+    /// `GET /api/me`: who the key is (tenant, name, role, permissions), for the dashboard.
+    Me,
+    /// `GET /` and `GET /dashboard/…`: the dashboard's page and assets (public: no data).
+    Dashboard,
 }
 
 /// Whether an operation reads a JSON body. A body it reads must be declared as JSON
@@ -89,7 +93,9 @@ impl Operation {
             | O::TestWebhook
             | O::ListWebhookDeliveries
             | O::GraphiQl
-            | O::OpenApi => RequestBody::None,
+            | O::OpenApi
+            | O::Me
+            | O::Dashboard => RequestBody::None,
         }
     }
 }
@@ -145,6 +151,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::POST,   "/api/keys",                         "keys",                  Operation::CreateKey),
     route(Method::GET,    "/api/keys",                         "keys",                  Operation::ListKeys),
     route(Method::DELETE, "/api/keys/{id}",                    "key",                   Operation::DeleteKey),
+    route(Method::GET,    "/api/me",                           "keys",                  Operation::Me),
     // Literal paths before `/api/webhooks/{id}`: the more specific route wins, as in API Gateway.
     route(Method::POST,   "/api/webhooks/notify",              "notify",                Operation::Notify),
     route(Method::POST,   "/api/webhooks/retry",               "retry",                 Operation::RetryDeliveries),
@@ -166,6 +173,9 @@ pub static ROUTES: &[Route] = &[
     route(Method::POST,   "/graphql",                          "graphql",               Operation::GraphQl),
     public_route(Method::GET, "/graphql",                      "graphql",               Operation::GraphiQl),
     public_route(Method::GET, "/api/openapi.json",             "openapi",               Operation::OpenApi),
+    public_route(Method::GET, "/",                             "dashboard",             Operation::Dashboard),
+    public_route(Method::GET, "/dashboard/app.js",             "dashboard",             Operation::Dashboard),
+    public_route(Method::GET, "/dashboard/app.css",            "dashboard",             Operation::Dashboard),
 ];
 
 /// The rows one Lambda function serves.
@@ -257,7 +267,8 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_and_wrong_methods_405() {
         for path in [
-            "/",
+            "/dashboard",
+            "/dashboard/other.js",
             "/api",
             "/api/clients/",
             "/api/clients/a/b",
@@ -314,7 +325,10 @@ mod tests {
             public,
             [
                 ("GET".to_owned(), "/graphql"),
-                ("GET".to_owned(), "/api/openapi.json")
+                ("GET".to_owned(), "/api/openapi.json"),
+                ("GET".to_owned(), "/"),
+                ("GET".to_owned(), "/dashboard/app.js"),
+                ("GET".to_owned(), "/dashboard/app.css"),
             ]
         );
     }

@@ -4,7 +4,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::input::Input;
-use crate::domain::auth::{generate_key, ApiKey, Caller, NewKey, Permission};
+use crate::domain::auth::{generate_key, ApiKey, Caller, NewKey, Permission, Role};
 use crate::error::{Error, Result};
 use crate::service::deps::Deps;
 
@@ -49,4 +49,36 @@ pub async fn delete_key(deps: &Deps, caller: &Caller, key_id: Uuid) -> Result<()
     } else {
         Err(Error::NotFound("API key"))
     }
+}
+
+/// `GET /api/me`: who the calling key is, and what it may do, so that a client (the dashboard)
+/// offers only that.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    /// The key's name; null for a key deleted since this process verified it.
+    pub key_name: Option<String>,
+    pub role: Role,
+    /// Every permission of the role.
+    pub permissions: &'static [Permission],
+}
+
+/// Any key may ask who it is: no permission is needed to read one's own role.
+pub async fn me(deps: &Deps, caller: &Caller) -> Result<Me> {
+    let key_name = deps
+        .store
+        .list_api_keys(caller.tenant_id)
+        .await?
+        .into_iter()
+        .find(|key| key.id == caller.key_id)
+        .map(|key| key.name);
+    Ok(Me {
+        tenant_id: caller.tenant_id,
+        key_id: caller.key_id,
+        key_name,
+        role: caller.role,
+        permissions: caller.role.permissions(),
+    })
 }

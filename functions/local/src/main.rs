@@ -43,8 +43,10 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
     println!("{}", store_line(&config.store, endpoint.as_deref()));
     println!("{}", dev_key_line(&dev, dev_key.is_some()));
+    let address = listener.local_addr()?;
+    println!("Dashboard: http://{address}/ (sign in with an API key)");
     // Last: scripts and tests wait for this line.
-    println!("crm-local listening on http://{}", listener.local_addr()?);
+    println!("crm-local listening on http://{address}");
     local_server::serve(listener, deps, ROUTES.to_vec(), shutdown_signal()).await?;
     stop.send(true).ok();
     worker.await.ok();
