@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as a new user and CI run it: formatting, lints, every unit and
-# integration test on both stores. Installs moto (DynamoDB emulator) into a project-local
-# virtual environment on first use, starts it on a free 127.0.0.1 port and always stops it.
+# integration test on both stores, the fuzzers and the dashboard in a real browser. Installs moto
+# (DynamoDB emulator), Playwright and Debian's chromium on first use, starts moto on a free
+# 127.0.0.1 port and always stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,7 @@ echo "==> cargo test"
 cargo test --workspace "$@" 2>&1 | tee target/test-output.log
 scripts/graphql_fuzz.sh   # schemathesis against crm-local's /graphql: no server error
 scripts/openapi_fuzz.sh   # schemathesis against crm-local's REST API from its OpenAPI document, all checks
+BROWSER_TESTS_NO_BUILD=1 scripts/browser_tests.sh   # the dashboard in Chromium (installed on first use)
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "all tests: %d passed, %d failed\n", p, f }' target/test-output.log

@@ -352,18 +352,22 @@ async function clients(_parts, params) {
     const cells = [
       ['Name', c.name], ['Email', c.email || '—'], ['Company', c.company || '—'],
     ].map(([l, v]) => h('td', { 'data-label': l }, v));
-    const statusCell = h('td', { 'data-label': 'Sync status' }, badge(c.syncStatus));
+    let shown = badge(c.syncStatus);
+    const statusBox = h('div', {}, shown);
+    const statusCell = h('td', { 'data-label': 'Sync status' }, statusBox);
     if (can('SYNC_UPDATE')) {
       const pick = select(STATUSES.map((st) => [st, st]), c.syncStatus, { class: 'status-select' });
       const btn = button('Set status', async () => {
         const ok = await attempt(() => api('POST', '/api/crm/update-sync-status', { clientId: c.id, status: pick.value }), btn);
         if (ok) {
           c.syncStatus = pick.value;
-          statusCell.firstChild.replaceWith(badge(c.syncStatus));
+          const next = badge(c.syncStatus);
+          shown.replaceWith(next);
+          shown = next;
           flash(`${c.name} is now ${c.syncStatus}.`);
         }
       }, 'set-status');
-      statusCell.append(h('span', { class: 'inline' }, field(`New status for ${c.name}`, pick), btn));
+      statusBox.append(h('span', { class: 'inline' }, field(`New status for ${c.name}`, pick), btn));
     }
     return h('tr', { 'data-id': c.id }, cells, statusCell, h('td', { 'data-label': 'Last synced' }, when(c.lastSyncedAt)));
   }
@@ -425,13 +429,16 @@ async function webhookForm(w, onDone) {
   const maxRetries = h('input', { type: 'number', min: 0, max: 10, value: w ? w.maxRetries : 3 });
   const timeoutMs = h('input', { type: 'number', min: 100, max: 30000, step: 100, value: w ? w.timeoutMs : 5000 });
   const chosen = new Set(w ? w.events : []);
-  const names = ['*', ...cat.filter((e) => e.name !== 'webhook.test').map((e) => e.name)];
+  const listed = cat.filter((e) => e.name !== 'webhook.test').map((e) => e.name);
+  const prefixes = [...new Set(listed.map((n) => `${n.split('.')[0]}.*`))];
+  const names = ['*', ...prefixes, ...listed];
   for (const e of chosen) if (!names.includes(e)) names.push(e);
   const boxes = names.map((name) => {
     const box = h('input', { type: 'checkbox', value: name, checked: chosen.has(name), id: `ev${++uid}` });
     const desc = cat.find((e) => e.name === name);
     return h('div', { class: 'check' }, box, h('label', { for: box.id },
-      name === '*' ? 'Every event (*)' : name, desc ? h('small', {}, ` ${desc.description}`) : null));
+      name === '*' ? 'Every event (*)' : name, desc ? h('small', {}, ` ${desc.description}`)
+        : name.endsWith('.*') && name !== '*' ? h('small', {}, ` Every ${name.slice(0, -2)} event.`) : null));
   });
   const error = h('p', { class: 'error', role: 'alert', hidden: true });
   const form = h('form', { class: 'card form webhook-form', novalidate: true, onsubmit: async (e) => {
@@ -598,9 +605,9 @@ async function deliveries(_parts, params) {
       statusCell,
       h('td', { 'data-label': 'Attempts' }, String(d.attemptCount)),
       h('td', { 'data-label': 'Last answer' }, d.lastStatusCode ? `HTTP ${d.lastStatusCode}` : (d.lastError || '—')),
-      h('td', { 'data-label': 'Actions', class: 'actions' },
+      h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' },
         h('a', { href: `#delivery/${encodeURIComponent(d.id)}`, class: 'button' }, 'Details'),
-        retryButton(d, () => statusCell.replaceChildren(badge('QUEUED')))));
+        retryButton(d, () => statusCell.replaceChildren(badge('QUEUED'))))));
     return tr;
   };
   // One webhook's list when only a webhook (and a status) is asked; the tenant's search otherwise.
