@@ -182,7 +182,7 @@ async fn bodies_over_256_kib_are_413_and_nothing_is_written() {
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let (app, key) = app_with_admin().await;
     for path in [
-        "/",
+        "/dashboard",
         "/api",
         "/api/clientz",
         "/api/clients/1/2",

@@ -282,6 +282,26 @@ async fn keys_function_serves_its_events(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     let (status, body) = invoke(&app, "list-keys", new_key, &[]).await;
     assert_error(status, &body, StatusCode::FORBIDDEN);
+    // Any key may ask who it is.
+    let (status, me) = invoke(&app, "get-me", new_key, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["keyName"].as_str(), me["role"].as_str()),
+        (Some("reporting"), Some("READ_ONLY"))
+    );
+}
+
+/// The dashboard's page, public: the event's key is not needed, and not read.
+#[tokio::test]
+async fn dashboard_function_serves_its_page() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let (status, page) = invoke(&app, "get-dashboard", "not-a-key", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.as_str()
+            .is_some_and(|html| html.starts_with("<!doctype html>")),
+        "{page}"
+    );
 }
 
 async fn key_function_serves_its_event(backend: Backend) {

@@ -165,6 +165,15 @@ async fn patch_changes_only_what_it_names(backend: Backend) {
             expected[field] = value.clone();
         }
         expected["updatedAt"] = after["updatedAt"].clone();
+        // A deactivation records when; an activation clears it.
+        match patch["active"].as_bool() {
+            Some(false) => {
+                assert_eq!(after["disabledAt"], after["updatedAt"], "{after}");
+                expected["disabledAt"] = after["disabledAt"].clone();
+            }
+            Some(true) => expected["disabledAt"] = Value::Null,
+            None => {}
+        }
         assert_eq!(after, &expected, "patch {patch}");
         assert!(
             after["updatedAt"].as_str() >= before["updatedAt"].as_str(),
