@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::delivery::setup;
-use crate::graphql::data;
+use crate::graphql::{data, gql};
 use crate::receiver::{Receiver, Reply};
 use crate::support::{assert_error, eventually, Backend, TestApp};
 
@@ -23,6 +23,7 @@ crate::on_both_stores!(
     a_reason_is_refused_on_other_statuses_and_when_malformed,
     a_repeated_failure_records_its_new_reason_without_an_event,
     graphql_applies_a_batch_and_shows_the_sync_fields,
+    graphql_refuses_a_batch_too_long_or_without_the_permission,
 );
 
 const UPDATE: &str = "/api/crm/update-sync-status";
@@ -429,4 +430,31 @@ async fn graphql_applies_a_batch_and_shows_the_sync_fields(backend: Backend) {
         counts.counts_only(),
         SyncCounts::recount([SyncStatus::Failed, SyncStatus::Synced])
     );
+}
+
+async fn graphql_refuses_a_batch_too_long_or_without_the_permission(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (tenant, key) = app.tenant_with(Role::Admin).await;
+    let id = app.create_client(&key, "A").await;
+    let update = json!({"clientId": id, "status": "SYNCED"});
+    let (status, body) = gql(
+        &app,
+        &key,
+        BATCH,
+        json!({"updates": vec![update.clone(); 501]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    assert_eq!(error["extensions"]["field"], "updates", "{body}");
+
+    let reader = app.key_for(tenant, Role::ReadOnly).await;
+    let (_, body) = gql(&app, &reader, BATCH, json!({"updates": [update]})).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    assert_eq!(client(&app, &key, id).await["syncStatus"], "NEEDS_UPDATE");
 }

@@ -228,9 +228,7 @@ impl SyncStatusBatch {
     /// The batch with every entry's rules checked; too many entries refuse the whole batch.
     pub fn validated(self) -> Result<SyncStatusBatch> {
         let mut errors = FieldErrors::default();
-        if self.entries.len() > BATCH_MAX {
-            errors.fail("updates", format!("must have at most {BATCH_MAX} entries"));
-        }
+        errors.count("updates", self.entries.len(), BATCH_MAX);
         errors.finish()?;
         let entries = self
             .entries

@@ -213,6 +213,7 @@ pub struct UpdateSyncStatusesRequest {
     updates: Vec<UpdateSyncStatusRequest>,
 }
 
+// The schema's `max_items` above is a literal (utoipa takes no path there): kept equal here.
 const _: () = assert!(BATCH_MAX == 500);
 
 fn client_id_schema() -> utoipa::openapi::Object {
