@@ -219,7 +219,8 @@ async fn a_recovery_longer_than_a_page_reaches_every_delivery(backend: Backend) 
     let queued = answer["queued"].as_u64().unwrap();
     match answer["complete"].as_bool() {
         Some(true) => assert_eq!(queued, 130, "{answer}"),
-        _ => assert!((100..130).contains(&queued), "at least one page: {answer}"),
+        // Handed on after a page, or after the FAILED ones with the CANCELLED still to read.
+        _ => assert!((100..=130).contains(&queued), "at least one page: {answer}"),
     }
     let got = answered(&receiver, 130).await;
     worker.stop().await;
