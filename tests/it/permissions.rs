@@ -40,16 +40,11 @@ fn allowed(role: Role, operation: Operation) -> bool {
                         | CreateClient
                         | ListClients
                         | GetClient
-                        | GetSyncHistory
                         | UpdateClient
                 )
         }
         Role::ReadOnly => {
-            reads_webhooks
-                || matches!(
-                    operation,
-                    GetSyncStatus | ListClients | GetClient | GetSyncHistory
-                )
+            reads_webhooks || matches!(operation, GetSyncStatus | ListClients | GetClient)
         }
     }
 }
@@ -86,7 +81,7 @@ async fn target(
             let client = app.create_client(admin, "target").await;
             (None, Some(json!({"clientId": client, "status": "SYNCED"})))
         }
-        GetClient | GetSyncHistory | DeleteClient => (
+        GetClient | DeleteClient => (
             Some(app.create_client(admin, "target").await.to_string()),
             None,
         ),
