@@ -38,5 +38,4 @@ mod retention;
 mod retry_schedules;
 mod seed_contracts;
 mod sweeper;
-mod sync_batch;
 mod webhooks_api;
