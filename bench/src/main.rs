@@ -3,6 +3,7 @@
 //!
 //! `crm-bench [--quick] [SECTION...]`: every section by default, in the order.
 
+mod batch;
 mod cost;
 mod counting;
 mod e2e;
@@ -32,6 +33,7 @@ const SECTIONS: &[&str] = &[
     "idempotency",
     "search",
     "ratelimit",
+    "batch",
     "cost",
 ];
 
@@ -64,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
             "idempotency" => idempotency::run(quick).await?,
             "search" => search::run(quick).await?,
             "ratelimit" => ratelimit::run(quick).await?,
+            "batch" => batch::run(quick).await?,
             "cost" => cost::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),
         }

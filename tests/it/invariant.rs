@@ -14,7 +14,10 @@ use uuid::Uuid;
 
 use crate::support::{Backend, TestApp};
 
-crate::on_both_stores!(concurrent_transitions_keep_counters_equal_to_a_recount);
+crate::on_both_stores!(
+    concurrent_transitions_keep_counters_equal_to_a_recount,
+    concurrent_batches_keep_counters_equal_to_a_recount,
+);
 
 const CLIENTS: usize = 50;
 const TRANSITIONS: usize = 1_000;
@@ -69,6 +72,77 @@ async fn concurrent_transitions_keep_counters_equal_to_a_recount(backend: Backen
         "most calls win their retries: {outcomes:?}"
     );
 
+    assert_counters_and_event_chains(&app, tenant, &ids).await;
+}
+
+const BATCHES: usize = 24;
+const BATCH_SIZE: usize = 50;
+
+/// Batches at once: each applies 8 of its updates at a time, so moto sees 4 × 8 calls.
+fn batches_in_flight(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => BATCHES,
+        Backend::DynamoDb => 4,
+    }
+}
+
+/// Batches of the same clients in random statuses (failures with reasons among them), sent
+/// at once: every update is answered applied or, after its retries, 409, and the counters
+/// still equal a recount.
+async fn concurrent_batches_keep_counters_equal_to_a_recount(backend: Backend) {
+    let app = Arc::new(TestApp::new(backend).await);
+    let (tenant, key) = app.tenant_with(Role::Admin).await;
+    let mut ids = Vec::new();
+    for i in 0..CLIENTS {
+        ids.push(app.create_client(&key, &format!("client {i}")).await);
+    }
+    let gate = Arc::new(tokio::sync::Semaphore::new(batches_in_flight(backend)));
+    let tasks: Vec<_> = (0..BATCHES)
+        .map(|_| {
+            let updates: Vec<serde_json::Value> = {
+                let mut rng = rand::rng();
+                (0..BATCH_SIZE)
+                    .map(|n| {
+                        let client = *ids.choose(&mut rng).unwrap();
+                        match *SyncStatus::ALL.choose(&mut rng).unwrap() {
+                            SyncStatus::Failed => json!({"clientId": client, "status": "FAILED",
+                                "error": format!("failure {n}"), "errorCode": "E"}),
+                            status => json!({"clientId": client, "status": status}),
+                        }
+                    })
+                    .collect()
+            };
+            let (app, key, gate) = (Arc::clone(&app), key.clone(), Arc::clone(&gate));
+            tokio::spawn(async move {
+                let _permit = gate.acquire().await.unwrap();
+                let body = json!({"updates": updates});
+                app.post("/api/crm/update-sync-status", &key, &body).await
+            })
+        })
+        .collect();
+    let (mut ok, mut conflicts) = (0, 0);
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for result in body["results"].as_array().unwrap() {
+            match (&result["ok"], &result["statusCode"]) {
+                (serde_json::Value::Bool(true), _) => ok += 1,
+                (_, code) if code == 409 => conflicts += 1,
+                _ => panic!("only applied or 409: {result}"),
+            }
+        }
+    }
+    assert_eq!(ok + conflicts, BATCHES * BATCH_SIZE);
+    assert!(
+        ok >= BATCHES * BATCH_SIZE * 9 / 10,
+        "most updates win their retries: {ok} applied, {conflicts} conflicts"
+    );
+    assert_counters_and_event_chains(&app, tenant, &ids).await;
+}
+
+/// The counters equal a full recount, and each client's `sync.status.changed` events form one
+/// unbroken chain ending in its status: no update was lost or applied twice.
+async fn assert_counters_and_event_chains(app: &TestApp, tenant: Uuid, ids: &[Uuid]) {
     // The full recount, by walking every client.
     let mut statuses = HashMap::new();
     let mut after = None;
@@ -91,8 +165,6 @@ async fn concurrent_transitions_keep_counters_equal_to_a_recount(backend: Backen
         SyncCounts::recount(statuses.values().copied())
     );
 
-    // Each client's sync.status.changed events form one unbroken chain ending in its status:
-    // no update was lost or applied twice.
     let events = app
         .deps
         .store

@@ -38,4 +38,5 @@ mod retention;
 mod retry_schedules;
 mod seed_contracts;
 mod sweeper;
+mod sync_batch;
 mod webhooks_api;

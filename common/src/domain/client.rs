@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::sync_status::SyncStatus;
+use super::sync_status::{SyncStatus, SyncStatusUpdate};
 use super::validation::FieldErrors;
 use crate::error::Result;
 
@@ -34,8 +34,15 @@ pub struct Client {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "crate::time::serde_millis::serialize")]
     pub updated_at: DateTime<Utc>,
+    /// When a sync job last reported the client `SYNCED`.
     #[serde(serialize_with = "crate::time::serde_millis::option::serialize")]
     pub last_synced_at: Option<DateTime<Utc>>,
+    /// When a sync job last reported an attempt's outcome (`SYNCED` or `FAILED`).
+    #[serde(serialize_with = "crate::time::serde_millis::option::serialize")]
+    pub last_sync_attempt_at: Option<DateTime<Utc>>,
+    /// Why the last sync failed, as reported with `FAILED`; cleared by `SYNCED`.
+    pub last_sync_error: Option<String>,
+    pub last_sync_error_code: Option<String>,
     /// Bumped by every write; writes are conditional on the version they read.
     #[serde(skip)]
     pub version: i64,
@@ -170,6 +177,9 @@ impl Client {
             created_at: now,
             updated_at: now,
             last_synced_at: None,
+            last_sync_attempt_at: None,
+            last_sync_error: None,
+            last_sync_error_code: None,
             version: 1,
         }
     }
@@ -200,19 +210,51 @@ impl Client {
         Some(next)
     }
 
-    /// The client in a new sync status, or `None` when it already is in that status.
-    pub fn with_status(&self, status: SyncStatus, now: DateTime<Utc>) -> Option<Client> {
-        if self.sync_status == status {
-            return None;
-        }
+    /// The client after a sync job's report, or `None` when it records nothing new.
+    /// `SYNCED` and `FAILED` are the outcomes of an attempt: each is recorded (its time, and
+    /// the failure's reason or the sync's time) even when the status stays the same, as a
+    /// job retrying a client reports it again. `PENDING` and `NEEDS_UPDATE` only move the
+    /// status, and keep the last failure's reason for whoever looks at a pending retry.
+    pub fn after_sync_report(
+        &self,
+        update: &SyncStatusUpdate,
+        now: DateTime<Utc>,
+    ) -> Option<Client> {
         let mut next = self.clone();
-        next.sync_status = status;
-        next.updated_at = now;
-        if status == SyncStatus::Synced {
-            next.last_synced_at = Some(now);
+        next.sync_status = update.status;
+        match update.status {
+            SyncStatus::Synced => {
+                next.last_synced_at = Some(now);
+                next.last_sync_attempt_at = Some(now);
+                next.last_sync_error = None;
+                next.last_sync_error_code = None;
+            }
+            SyncStatus::Failed => {
+                next.last_sync_attempt_at = Some(now);
+                next.last_sync_error.clone_from(&update.error);
+                next.last_sync_error_code.clone_from(&update.error_code);
+            }
+            SyncStatus::Pending | SyncStatus::NeedsUpdate
+                if next.sync_status == self.sync_status =>
+            {
+                return None;
+            }
+            SyncStatus::Pending | SyncStatus::NeedsUpdate => {}
         }
+        next.updated_at = now;
         next.version += 1;
         Some(next)
+    }
+
+    /// The client in a new sync status with no failure reason (see `after_sync_report`).
+    pub fn with_status(&self, status: SyncStatus, now: DateTime<Utc>) -> Option<Client> {
+        let update = SyncStatusUpdate {
+            client_id: self.id,
+            status,
+            error: None,
+            error_code: None,
+        };
+        self.after_sync_report(&update, now)
     }
 }
 
@@ -310,6 +352,54 @@ mod tests {
         let now = Utc::now();
         let next = sample().with_status(SyncStatus::Synced, now).unwrap();
         assert_eq!(next.last_synced_at, Some(now));
-        assert_eq!(next.with_status(SyncStatus::Synced, now), None);
+        assert_eq!(next.last_sync_attempt_at, Some(now));
+        let later = now + chrono::Duration::seconds(1);
+        let again = next
+            .with_status(SyncStatus::Synced, later)
+            .expect("a new sync");
+        assert_eq!(again.last_synced_at, Some(later));
+    }
+
+    fn failure(error: Option<&str>, code: Option<&str>) -> SyncStatusUpdate {
+        SyncStatusUpdate {
+            client_id: Uuid::now_v7(),
+            status: SyncStatus::Failed,
+            error: error.map(str::to_owned),
+            error_code: code.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_its_reason_until_a_sync() {
+        let now = Utc::now();
+        let synced = sample().with_status(SyncStatus::Synced, now).unwrap();
+        let failed = synced
+            .after_sync_report(&failure(Some("timeout"), Some("E1")), now)
+            .unwrap();
+        assert_eq!(failed.last_sync_error.as_deref(), Some("timeout"));
+        assert_eq!(failed.last_sync_error_code.as_deref(), Some("E1"));
+        assert_eq!(failed.last_synced_at, Some(now));
+        let pending = failed.with_status(SyncStatus::Pending, now).unwrap();
+        assert_eq!(pending.last_sync_error.as_deref(), Some("timeout"));
+        assert_eq!(pending.with_status(SyncStatus::Pending, now), None);
+        let synced = pending.with_status(SyncStatus::Synced, now).unwrap();
+        assert_eq!(synced.last_sync_error, None);
+        assert_eq!(synced.last_sync_error_code, None);
+    }
+
+    #[test]
+    fn a_repeated_failure_records_its_new_reason() {
+        let now = Utc::now();
+        let failed = sample()
+            .after_sync_report(&failure(Some("a"), None), now)
+            .unwrap();
+        let later = now + chrono::Duration::seconds(1);
+        let again = failed
+            .after_sync_report(&failure(None, Some("B")), later)
+            .unwrap();
+        assert_eq!(again.sync_status, SyncStatus::Failed);
+        assert_eq!(again.last_sync_error, None);
+        assert_eq!(again.last_sync_error_code.as_deref(), Some("B"));
+        assert_eq!(again.last_sync_attempt_at, Some(later));
     }
 }

@@ -106,19 +106,25 @@ impl OutboxEvent {
         OutboxEvent::new(client.tenant_id, event, data, now)
     }
 
-    /// Seed 000's `sync.status.changed` payload.
+    /// Seed 000's `sync.status.changed` payload; a change to `FAILED` adds its `error` and
+    /// `errorCode`.
     pub fn sync_status_changed(
         client: &Client,
         old: SyncStatus,
         new: SyncStatus,
         now: DateTime<Utc>,
     ) -> OutboxEvent {
-        let data = json!({
+        let mut data = json!({
             "clientId": client.id,
             "oldStatus": old,
             "newStatus": new,
             "timestamp": rfc3339(now),
         });
+        // Added to the seed's shape: a change to FAILED says why (null when the job did not).
+        if new == SyncStatus::Failed {
+            data["error"] = json!(client.last_sync_error);
+            data["errorCode"] = json!(client.last_sync_error_code);
+        }
         OutboxEvent::new(client.tenant_id, SYNC_STATUS_CHANGED, data, now)
     }
 }

@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::validation::FieldErrors;
+use crate::error::Result;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SyncStatus {
@@ -144,11 +147,99 @@ impl CounterDelta {
     }
 }
 
-/// Seed 000's `UpdateSyncStatusRequest`: a client moves to a status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The longest failure message (`error`) a sync job may report.
+pub const SYNC_ERROR_MAX: usize = 1_000;
+/// The longest failure code (`errorCode`); a code holds `SYNC_ERROR_CODE_MARKS` besides ASCII
+/// letters and digits, so that it can be matched and grouped on as it is.
+pub const SYNC_ERROR_CODE_MAX: usize = 100;
+pub const SYNC_ERROR_CODE_MARKS: &str = "_.-";
+/// The most updates one batch carries: 500 sync results fit well within the body limit and
+/// the update function's 10 s.
+pub const BATCH_MAX: usize = 500;
+
+/// Seed 000's `UpdateSyncStatusRequest`: a client moves to a status; a `FAILED` one may say
+/// why (`error`, `errorCode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncStatusUpdate {
     pub client_id: Uuid,
     pub status: SyncStatus,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+}
+
+impl SyncStatusUpdate {
+    /// The update once its failure reason follows its rules: given on `FAILED` only, the
+    /// message a text of at most `SYNC_ERROR_MAX` characters (trimmed), the code a word of
+    /// `[A-Za-z0-9_.-]`.
+    pub fn validated(self) -> Result<SyncStatusUpdate> {
+        let mut errors = FieldErrors::default();
+        if self.status != SyncStatus::Failed {
+            for (name, given) in [("error", &self.error), ("errorCode", &self.error_code)] {
+                if given.is_some() {
+                    errors.fail(name, "may only be given when status is FAILED");
+                }
+            }
+        }
+        let error = self
+            .error
+            .as_deref()
+            .and_then(|text| errors.text("error", text, SYNC_ERROR_MAX));
+        let error_code = self.error_code.filter(|code| {
+            let valid = is_error_code(code);
+            if !valid {
+                errors.fail("errorCode", ERROR_CODE_MESSAGE);
+            }
+            valid
+        });
+        errors.finish()?;
+        Ok(SyncStatusUpdate {
+            error,
+            error_code,
+            ..self
+        })
+    }
+}
+
+pub const ERROR_CODE_MESSAGE: &str =
+    "must be 1 to 100 characters of A-Z, a-z, 0-9, underscore, dot and hyphen";
+
+pub fn is_error_code(code: &str) -> bool {
+    (1..=SYNC_ERROR_CODE_MAX).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || SYNC_ERROR_CODE_MARKS.contains(c))
+}
+
+/// One entry of a batch as the face read it: the client id as it was sent (for the answer),
+/// and the update, or why this entry alone is refused.
+#[derive(Debug)]
+pub struct BatchEntry {
+    pub client_id: Option<String>,
+    pub update: Result<SyncStatusUpdate>,
+}
+
+/// Many updates in one request, each applied (or refused) on its own, answered in order.
+#[derive(Debug, Default)]
+pub struct SyncStatusBatch {
+    pub entries: Vec<BatchEntry>,
+}
+
+impl SyncStatusBatch {
+    /// The batch with every entry's rules checked; too many entries refuse the whole batch.
+    pub fn validated(self) -> Result<SyncStatusBatch> {
+        let mut errors = FieldErrors::default();
+        errors.count("updates", self.entries.len(), BATCH_MAX);
+        errors.finish()?;
+        let entries = self
+            .entries
+            .into_iter()
+            .map(|entry| BatchEntry {
+                update: entry.update.and_then(SyncStatusUpdate::validated),
+                ..entry
+            })
+            .collect();
+        Ok(SyncStatusBatch { entries })
+    }
 }
 
 #[cfg(test)]
@@ -208,5 +299,56 @@ mod tests {
         counts.apply(&CounterDelta::between(Some(Failed), None));
         assert_eq!(counts, SyncCounts::recount([NeedsUpdate, Synced]));
         assert_eq!(counts.total_clients, 2);
+    }
+
+    fn update(status: SyncStatus, error: Option<&str>, code: Option<&str>) -> SyncStatusUpdate {
+        SyncStatusUpdate {
+            client_id: Uuid::now_v7(),
+            status,
+            error: error.map(str::to_owned),
+            error_code: code.map(str::to_owned),
+        }
+    }
+
+    fn details(result: Result<SyncStatusUpdate>) -> std::collections::BTreeMap<String, String> {
+        match result {
+            Err(crate::error::Error::Invalid { details, .. }) => details,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_its_trimmed_reason() {
+        let failed = update(
+            SyncStatus::Failed,
+            Some(" timeout "),
+            Some("CRM_TIMEOUT.v2-a"),
+        )
+        .validated()
+        .unwrap();
+        assert_eq!(failed.error.as_deref(), Some("timeout"));
+        assert_eq!(failed.error_code.as_deref(), Some("CRM_TIMEOUT.v2-a"));
+    }
+
+    #[test]
+    fn a_reason_is_refused_on_other_statuses() {
+        let found = details(update(SyncStatus::Synced, Some("x"), Some("X")).validated());
+        assert_eq!(found["error"], "may only be given when status is FAILED");
+        assert_eq!(
+            found["errorCode"],
+            "may only be given when status is FAILED"
+        );
+    }
+
+    #[test]
+    fn bad_reasons_are_named() {
+        let long = "x".repeat(SYNC_ERROR_MAX + 1);
+        let found = details(update(SyncStatus::Failed, Some(&long), Some("no spaces")).validated());
+        assert_eq!(found["error"], "must be at most 1000 characters");
+        assert_eq!(found["errorCode"], ERROR_CODE_MESSAGE);
+        assert!(is_error_code(&"a".repeat(SYNC_ERROR_CODE_MAX)));
+        assert!(!is_error_code(&"a".repeat(SYNC_ERROR_CODE_MAX + 1)));
+        assert!(!is_error_code(""));
+        assert!(!is_error_code("é"));
     }
 }

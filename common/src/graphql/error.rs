@@ -69,6 +69,21 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
     }
 }
 
+/// The `extensions.code` of a use case's error (also a batch entry's `code`).
+pub fn code_of(error: &Error) -> &'static str {
+    match error {
+        Error::Invalid { .. } => BAD_USER_INPUT,
+        Error::Forbidden(_) => FORBIDDEN,
+        Error::NotFound(_) => NOT_FOUND,
+        Error::Unauthorized => UNAUTHENTICATED,
+        Error::PayloadTooLarge => PAYLOAD_TOO_LARGE,
+        Error::TooManyRequests { .. } => TOO_MANY_REQUESTS,
+        Error::WebhookLimitReached { .. } => LIMIT_REACHED,
+        Error::Conflict(_) => CONFLICT,
+        Error::Internal(_) => INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// `?` for use-case results inside resolvers: maps through `field_error`, never through
 /// async-graphql's blanket `From<Display>` (which would pass internal messages through).
 pub trait OrFieldError<T> {

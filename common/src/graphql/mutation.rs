@@ -11,16 +11,18 @@ use super::scope;
 use super::types::{
     CreateWebhookInput, CreateWebhookPayload, DateTime, DeleteWebhookPayload,
     NotifyWebhooksPayload, QueuedPayload, RedeliveryPayload, RetryWebhookDeliveriesPayload,
-    RotateWebhookSecretPayload, TestWebhookPayload, UpdateWebhookInput, UpdateWebhookPayload,
+    RotateWebhookSecretPayload, SyncStatusUpdateInput, TestWebhookPayload,
+    UpdateSyncStatusesPayload, UpdateWebhookInput, UpdateWebhookPayload,
 };
 use crate::domain::delivery::RetrySelection;
 use crate::domain::event::Notification;
 use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_ARGUMENT};
 use crate::domain::recovery::RecoverySelection;
 use crate::domain::replay::ReplaySelection;
+use crate::domain::sync_status::SyncStatusBatch;
 use crate::domain::webhook::NewWebhook;
 use crate::error::Error;
-use crate::service::{deliveries, redelivery, webhooks, worker};
+use crate::service::{deliveries, redelivery, sync, webhooks, worker};
 
 pub struct Mutation;
 
@@ -216,6 +218,29 @@ impl Mutation {
                 .iter()
                 .map(|id| ID(id.to_string()))
                 .collect(),
+        })
+    }
+
+    /// REST's batch of update-sync-status: up to 500 updates, each applied on its own (with
+    /// its counters and its `sync.status.changed` event) and answered in order; one refused
+    /// update (unknown or malformed id, a reason on a status other than FAILED) never fails
+    /// the others. More than 500 is a BAD_USER_INPUT error for the whole mutation.
+    #[graphql(complexity = "MUTATION_COST + child_complexity")]
+    async fn update_sync_statuses(
+        &self,
+        ctx: &Context<'_>,
+        updates: Vec<SyncStatusUpdateInput>,
+    ) -> Result<UpdateSyncStatusesPayload> {
+        let (deps, caller, _slot) = scope(ctx).await?;
+        let batch = SyncStatusBatch {
+            entries: updates.into_iter().map(Into::into).collect(),
+        };
+        let results = sync::update_sync_statuses(deps, caller, batch)
+            .await
+            .or_field_error(ctx)?;
+        Ok(UpdateSyncStatusesPayload {
+            success: true,
+            results: results.into_iter().map(Into::into).collect(),
         })
     }
 

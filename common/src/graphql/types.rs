@@ -4,6 +4,8 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, InputValueError, InputValueResult, MaybeUndefined,
     Scalar, ScalarType, SimpleObject, Value, ID,
 };
+use std::collections::BTreeMap;
+
 use uuid::Uuid;
 
 use super::error::OrFieldError;
@@ -13,12 +15,15 @@ use crate::domain::delivery::{Attempt, CountSummary, DeliverySummary};
 use crate::domain::delivery_search::{DeliveryFilter, DeliverySearch};
 use crate::domain::health::WebhookHealth;
 use crate::domain::page::{encode_cursor, Page};
-use crate::domain::sync_status::SyncCounts;
+use crate::domain::sync_status::{BatchEntry, SyncCounts, SyncStatusUpdate};
 use crate::domain::validation::FieldErrors;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookChanges};
+use crate::error::Error;
+use crate::reply::public_message;
 use crate::service::deliveries::{self, DeliveryStats, WebhookCounts};
 use crate::service::input::Input;
 use crate::service::redelivery::RedeliveryResult;
+use crate::service::sync::BatchResult;
 use crate::service::worker::TestResult;
 use crate::time::{parse_rfc3339, rfc3339};
 
@@ -450,6 +455,121 @@ impl From<SyncCounts> for SyncStatusNode {
             needs_update_clients: counts.needs_update_clients,
             last_sync_time: counts.last_sync_time.map(DateTime),
         }
+    }
+}
+
+/// A client's CRM sync status (seed 000's four).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(
+    name = "ClientSyncStatus",
+    remote = "crate::domain::sync_status::SyncStatus"
+)]
+pub enum SyncStatusValue {
+    Synced,
+    Pending,
+    Failed,
+    NeedsUpdate,
+}
+
+/// One update of `updateSyncStatuses`: REST's `{clientId, status, error?, errorCode?}`.
+#[derive(Debug, Clone, InputObject)]
+#[graphql(name = "SyncStatusUpdateInput")]
+pub struct SyncStatusUpdateInput {
+    pub client_id: ID,
+    pub status: SyncStatusValue,
+    /// Why the sync failed: FAILED only, 1 to 1,000 characters; kept as `lastSyncError`.
+    pub error: Option<String>,
+    /// A code for the failure: FAILED only, 1 to 100 of A-Z a-z 0-9 _ . -; kept as
+    /// `lastSyncErrorCode`.
+    pub error_code: Option<String>,
+}
+
+impl From<SyncStatusUpdateInput> for BatchEntry {
+    fn from(input: SyncStatusUpdateInput) -> BatchEntry {
+        let update = Uuid::parse_str(input.client_id.trim())
+            .map_err(|_| Error::invalid_field("clientId", "must be a UUID"))
+            .map(|client_id| SyncStatusUpdate {
+                client_id,
+                status: input.status.into(),
+                error: input.error,
+                error_code: input.error_code,
+            });
+        BatchEntry {
+            client_id: Some(input.client_id.0),
+            update,
+        }
+    }
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct UpdateSyncStatusesPayload {
+    pub success: bool,
+    /// One result per update, in the order given.
+    pub results: Vec<SyncStatusUpdateResult>,
+}
+
+/// What one update did (`ok`), or why it alone was refused (`error`, `code`, `details`).
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SyncStatusUpdateResult {
+    /// The client's id as given.
+    pub client_id: Option<String>,
+    pub ok: bool,
+    /// Whether the status changed (and `sync.status.changed` was emitted); null when refused.
+    pub changed: Option<bool>,
+    /// The client's sync state after the update; null when refused.
+    pub status: Option<SyncStatusValue>,
+    pub last_synced_at: Option<DateTime>,
+    pub last_sync_attempt_at: Option<DateTime>,
+    pub last_sync_error: Option<String>,
+    pub last_sync_error_code: Option<String>,
+    /// The refusal's sentence, as the REST answer words it.
+    pub error: Option<String>,
+    /// The refusal's code, as a field error's `extensions.code`: `BAD_USER_INPUT`,
+    /// `NOT_FOUND`, `CONFLICT` or `INTERNAL_SERVER_ERROR`.
+    pub code: Option<String>,
+    /// One message per bad field, on `BAD_USER_INPUT`.
+    pub details: Option<async_graphql::Json<BTreeMap<String, String>>>,
+}
+
+impl From<BatchResult> for SyncStatusUpdateResult {
+    fn from(result: BatchResult) -> SyncStatusUpdateResult {
+        let mut node = SyncStatusUpdateResult {
+            client_id: result.client_id,
+            ok: false,
+            changed: None,
+            status: None,
+            last_synced_at: None,
+            last_sync_attempt_at: None,
+            last_sync_error: None,
+            last_sync_error_code: None,
+            error: None,
+            code: None,
+            details: None,
+        };
+        match result.outcome {
+            Ok(applied) => {
+                let client = applied.client;
+                node.client_id = Some(client.id.to_string());
+                node.ok = true;
+                node.changed = Some(applied.changed);
+                node.status = Some(client.sync_status.into());
+                node.last_synced_at = client.last_synced_at.map(DateTime);
+                node.last_sync_attempt_at = client.last_sync_attempt_at.map(DateTime);
+                node.last_sync_error = client.last_sync_error;
+                node.last_sync_error_code = client.last_sync_error_code;
+            }
+            Err(error) => {
+                if let Error::Internal(cause) = &error {
+                    tracing::error!(error = %cause, "internal error in a batch's update");
+                }
+                node.code = Some(super::error::code_of(&error).to_owned());
+                node.error = Some(public_message(&error));
+                if let Error::Invalid { details, .. } = error {
+                    node.details = Some(async_graphql::Json(details)).filter(|d| !d.0.is_empty());
+                }
+            }
+        }
+        node
     }
 }
 

@@ -44,6 +44,12 @@ fn status_of(error: &HttpError) -> StatusCode {
         HttpError::HeadersTooLarge => return StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         HttpError::RequestTimeout => return StatusCode::REQUEST_TIMEOUT,
     };
+    status_of_core(error)
+}
+
+/// The status a use case's error answers with (also each refused entry's `statusCode` in a
+/// batch's answer).
+pub fn status_of_core(error: &Error) -> StatusCode {
     match error {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
         Error::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -37,6 +37,11 @@ pub(super) async fn dispatch(
         Operation::GetSyncStatus => {
             json_response(StatusCode::OK, &sync::sync_status(deps, caller).await?)
         }
+        Operation::UpdateSyncStatus if requests::sync::is_batch(body) => {
+            let results =
+                sync::update_sync_statuses(deps, caller, requests::sync::BatchBody(body)).await?;
+            json_response(StatusCode::OK, &requests::sync::batch_answer(results))
+        }
         Operation::UpdateSyncStatus => {
             sync::update_sync_status(deps, caller, requests::sync::UpdateBody(body)).await?;
             ok()

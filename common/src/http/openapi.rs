@@ -12,7 +12,9 @@ use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
@@ -26,7 +28,7 @@ use super::fields::TIME_MAX;
 use super::requests::clients::{CreateClientRequest, UpdateClientRequest};
 use super::requests::deliveries::{NotifyRequest, RetryRequest};
 use super::requests::keys::CreateKeyRequest;
-use super::requests::sync::UpdateSyncStatusRequest;
+use super::requests::sync::{BatchAnswer, UpdateSyncStatusRequest, UpdateSyncStatusesRequest};
 use super::requests::webhooks::{
     CreateWebhookRequest, RecoverRequest, ReplayRequest, RotateSecretRequest, UpdateWebhookRequest,
 };
@@ -444,11 +446,33 @@ fn operation_of(
             s,
         ),
         O::UpdateSyncStatus => {
-            let body = s.of::<UpdateSyncStatusRequest>();
-            spec("updateSyncStatus", "sync", "Sets a client's sync status; emits sync.status.changed when it changes.")
-                .body(body, true)
-                .errors(&[404, 409])
-                .answers(200, json_response("Updated.", s.of::<Acknowledged>(), ack()), s)
+            let one = s.of::<UpdateSyncStatusRequest>();
+            let batch = s.of::<UpdateSyncStatusesRequest>();
+            let body = RefOr::T(Schema::OneOf(OneOfBuilder::new().item(one).item(batch).build()));
+            let answer = OneOfBuilder::new()
+                .item(s.of::<Acknowledged>())
+                .item(s.of::<BatchAnswer>())
+                .build();
+            spec(
+                "updateSyncStatus",
+                "sync",
+                "Sets a client's sync status (FAILED may say why: error, errorCode); emits \
+                 sync.status.changed when it changes. A body of {updates: [...]} (up to 500) \
+                 applies each update on its own and answers one result per update, in order: \
+                 an unknown or malformed entry is refused in its result, never the batch \
+                 (404 and 409 are then in results).",
+            )
+            .body(body, true)
+            .errors(&[404, 409])
+            .answers(
+                200,
+                json_response(
+                    "Updated: {success: true} for one update, one result per update for a batch.",
+                    RefOr::T(Schema::OneOf(answer)),
+                    ack(),
+                ),
+                s,
+            )
         }
         O::CreateClient => {
             let body = s.of::<CreateClientRequest>();

@@ -63,6 +63,21 @@ fn client_item(client: &Client) -> Item {
         "last_synced_at",
         client.last_synced_at.map(rfc3339).as_deref(),
     );
+    put_optional(
+        &mut item,
+        "last_sync_attempt_at",
+        client.last_sync_attempt_at.map(rfc3339).as_deref(),
+    );
+    put_optional(
+        &mut item,
+        "last_sync_error",
+        client.last_sync_error.as_deref(),
+    );
+    put_optional(
+        &mut item,
+        "last_sync_error_code",
+        client.last_sync_error_code.as_deref(),
+    );
     item.insert(VERSION.into(), number(client.version));
     item
 }
@@ -81,6 +96,9 @@ fn client_from_item(item: &Item) -> Result<Client> {
         created_at: time_of(item, "created_at")?,
         updated_at: time_of(item, "updated_at")?,
         last_synced_at: optional_time(item, "last_synced_at")?,
+        last_sync_attempt_at: optional_time(item, "last_sync_attempt_at")?,
+        last_sync_error: optional_text(item, "last_sync_error"),
+        last_sync_error_code: optional_text(item, "last_sync_error_code"),
         version: count_of(item, VERSION)?,
     })
 }

@@ -18,7 +18,8 @@ use crate::ports::{ClientChange, ClientQuery, ClientStore};
 use crate::time::rfc3339;
 
 const CLIENT_COLUMNS: &str = "id, tenant_id, name, email, company, phone, external_id, \
-     sync_status, created_at, updated_at, last_synced_at, version";
+     sync_status, created_at, updated_at, last_synced_at, version, last_sync_attempt_at, \
+     last_sync_error, last_sync_error_code";
 
 fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
     let status: String = row.get(7)?;
@@ -35,6 +36,9 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Client> {
         updated_at: time_column(row, 9)?,
         last_synced_at: optional_time_column(row, 10)?,
         version: row.get(11)?,
+        last_sync_attempt_at: optional_time_column(row, 12)?,
+        last_sync_error: row.get(13)?,
+        last_sync_error_code: row.get(14)?,
     })
 }
 
@@ -44,7 +48,7 @@ fn write_client_row(tx: &Connection, change: &ClientChange) -> Result<()> {
     let changed = match (&change.before, &change.after) {
         (None, Some(after)) => tx
             .execute(
-                &format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                &format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
                 params![
                     after.id.to_string(),
                     tenant,
@@ -58,12 +62,16 @@ fn write_client_row(tx: &Connection, change: &ClientChange) -> Result<()> {
                     rfc3339(after.updated_at),
                     after.last_synced_at.map(rfc3339),
                     after.version,
+                    after.last_sync_attempt_at.map(rfc3339),
+                    after.last_sync_error,
+                    after.last_sync_error_code,
                 ],
             )
             .map_err(|e| conflict_on_duplicate(e, "A client with this id"))?,
         (Some(before), Some(after)) => tx.execute(
             "UPDATE clients SET name = ?3, email = ?4, company = ?5, phone = ?6, external_id = ?7,
-                 sync_status = ?8, updated_at = ?9, last_synced_at = ?10, version = ?11
+                 sync_status = ?8, updated_at = ?9, last_synced_at = ?10, version = ?11,
+                 last_sync_attempt_at = ?13, last_sync_error = ?14, last_sync_error_code = ?15
              WHERE tenant_id = ?1 AND id = ?2 AND version = ?12",
             params![
                 tenant,
@@ -78,6 +86,9 @@ fn write_client_row(tx: &Connection, change: &ClientChange) -> Result<()> {
                 after.last_synced_at.map(rfc3339),
                 after.version,
                 before.version,
+                after.last_sync_attempt_at.map(rfc3339),
+                after.last_sync_error,
+                after.last_sync_error_code,
             ],
         )?,
         (Some(before), None) => tx.execute(
