@@ -18,6 +18,7 @@ pub use crate::domain::outbound::OutboundRequest;
 pub use crate::domain::outcome::{SendOutcome, RESPONSE_BODY_LIMIT};
 use crate::domain::pacing::{HeldSlot, Pacing};
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
@@ -96,6 +97,14 @@ pub trait ClientStore: Send + Sync {
     async fn write_client(&self, change: &ClientChange) -> Result<()>;
     /// One read, whatever the number of clients.
     async fn sync_counts(&self, tenant_id: Uuid) -> Result<SyncCounts>;
+    /// A client's sync status changes (`write_client` records them), newest first, those of
+    /// one client only: one key range, whatever the tenant's other clients.
+    async fn sync_history(
+        &self,
+        tenant_id: Uuid,
+        client_id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<SyncTransition>>;
 }
 
 /// The outbox of events to fan out, and the per-tenant count of notify events.
@@ -291,6 +300,8 @@ pub trait RetentionStore: Send + Sync {
 pub struct Expired {
     pub deliveries: usize,
     pub events: usize,
+    /// Clients' sync history entries.
+    pub sync_history: usize,
 }
 
 /// One of the sweeper's requeues (`DeliveryStore::requeue_deliveries`).

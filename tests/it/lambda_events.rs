@@ -251,6 +251,11 @@ async fn client_function_serves_its_events(backend: Backend) {
     assert_eq!(body["company"], "Analytical Engines");
     assert_eq!(body["phone"], Value::Null);
 
+    // The PATCH moved the client to NEEDS_UPDATE (it was already): no change, no entry.
+    let (status, body) = invoke(&app, "get-sync-history", &key, &ids).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"], json!([]), "{body}");
+
     let (status, body) = invoke(&app, "delete-client", &key, &ids).await;
     assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
     let (status, body) = invoke(&app, "get-client", &key, &ids).await;

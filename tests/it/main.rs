@@ -39,4 +39,5 @@ mod retry_schedules;
 mod seed_contracts;
 mod sweeper;
 mod sync_batch;
+mod sync_history;
 mod webhooks_api;

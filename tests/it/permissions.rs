@@ -40,11 +40,16 @@ fn allowed(role: Role, operation: Operation) -> bool {
                         | CreateClient
                         | ListClients
                         | GetClient
+                        | GetSyncHistory
                         | UpdateClient
                 )
         }
         Role::ReadOnly => {
-            reads_webhooks || matches!(operation, GetSyncStatus | ListClients | GetClient)
+            reads_webhooks
+                || matches!(
+                    operation,
+                    GetSyncStatus | ListClients | GetClient | GetSyncHistory
+                )
         }
     }
 }
@@ -81,7 +86,7 @@ async fn target(
             let client = app.create_client(admin, "target").await;
             (None, Some(json!({"clientId": client, "status": "SYNCED"})))
         }
-        GetClient | DeleteClient => (
+        GetClient | GetSyncHistory | DeleteClient => (
             Some(app.create_client(admin, "target").await.to_string()),
             None,
         ),

@@ -159,6 +159,15 @@ impl ClientStore for CountingStore {
         self.count("sync_counts");
         self.inner.sync_counts(tenant_id).await
     }
+    async fn sync_history(
+        &self,
+        tenant_id: Uuid,
+        client_id: Uuid,
+        page: common::domain::page::PageRequest,
+    ) -> Result<common::domain::page::Page<common::domain::sync_history::SyncTransition>> {
+        self.count("sync_history");
+        self.inner.sync_history(tenant_id, client_id, page).await
+    }
 }
 
 #[async_trait]

@@ -4,9 +4,9 @@ use async_graphql::{Context, Object, Result, ID};
 
 use super::error::OrFieldError;
 use super::types::{
-    DeliveryFilterInput, DeliveryNode, DeliveryStatusValue, SearchArguments, SyncStatusNode,
-    WebhookConnection, WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput,
-    WebhookNode, WebhookStats,
+    DeliveryFilterInput, DeliveryNode, DeliveryStatusValue, SearchArguments, SyncHistoryConnection,
+    SyncStatusNode, WebhookConnection, WebhookDeliveryConnection, WebhookEventType,
+    WebhookFilterInput, WebhookNode, WebhookStats,
 };
 use super::{page_cost, page_request, parse_id, scope, webhooks_cost};
 use crate::service::webhooks::WebhookFilter;
@@ -142,5 +142,25 @@ impl Query {
         let (deps, caller, _slot) = scope(ctx).await?;
         let counts = sync::sync_status(deps, caller).await.or_field_error(ctx)?;
         Ok(counts.into())
+    }
+
+    /// A client's sync status changes, newest first, `first` (default 50, at most 100) at a
+    /// time; NOT_FOUND for an unknown client or another tenant's. Needs CLIENT_READ.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn sync_history(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<SyncHistoryConnection> {
+        let (deps, caller, _slot) = scope(ctx).await?;
+        let client_id = parse_id("clientId", &client_id).or_field_error(ctx)?;
+        let asked_after = after.is_some();
+        let page = page_request(first, after).or_field_error(ctx)?;
+        let page = sync::sync_history(deps, caller, client_id, page)
+            .await
+            .or_field_error(ctx)?;
+        Ok(SyncHistoryConnection::new(page, asked_after))
     }
 }

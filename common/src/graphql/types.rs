@@ -15,6 +15,7 @@ use crate::domain::delivery::{Attempt, CountSummary, DeliverySummary};
 use crate::domain::delivery_search::{DeliveryFilter, DeliverySearch};
 use crate::domain::health::WebhookHealth;
 use crate::domain::page::{encode_cursor, Page};
+use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{BatchEntry, SyncCounts, SyncStatusUpdate};
 use crate::domain::validation::FieldErrors;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookChanges};
@@ -454,6 +455,66 @@ impl From<SyncCounts> for SyncStatusNode {
             failed_clients: counts.failed_clients,
             needs_update_clients: counts.needs_update_clients,
             last_sync_time: counts.last_sync_time.map(DateTime),
+        }
+    }
+}
+
+/// One change of a client's sync status: REST's sync-history entry.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "SyncTransition")]
+pub struct SyncTransitionNode {
+    pub id: ID,
+    pub client_id: ID,
+    pub at: DateTime,
+    pub from: SyncStatusValue,
+    pub to: SyncStatusValue,
+    /// Why the sync failed, as reported with FAILED; null otherwise.
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+}
+
+impl From<SyncTransition> for SyncTransitionNode {
+    fn from(entry: SyncTransition) -> SyncTransitionNode {
+        SyncTransitionNode {
+            id: ID(entry.id.to_string()),
+            client_id: ID(entry.client_id.to_string()),
+            at: DateTime(entry.at),
+            from: entry.from.into(),
+            to: entry.to.into(),
+            error: entry.error,
+            error_code: entry.error_code,
+        }
+    }
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SyncTransitionEdge {
+    /// Opaque and stable: pass it as `after` to continue after this entry.
+    pub cursor: String,
+    pub node: SyncTransitionNode,
+}
+
+/// A client's sync status changes, newest first.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SyncHistoryConnection {
+    pub edges: Vec<SyncTransitionEdge>,
+    pub page_info: PageInfo,
+}
+
+impl SyncHistoryConnection {
+    pub fn new(page: Page<SyncTransition>, asked_after: bool) -> SyncHistoryConnection {
+        let (edges, page_info) = edges(
+            page,
+            asked_after,
+            |e| e.id,
+            <SyncTransitionNode as From<SyncTransition>>::from,
+        );
+        SyncHistoryConnection {
+            edges: edges
+                .into_iter()
+                .map(|(cursor, node)| SyncTransitionEdge { cursor, node })
+                .collect(),
+            page_info,
         }
     }
 }

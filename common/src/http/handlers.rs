@@ -72,6 +72,10 @@ pub(super) async fn dispatch(
                     .await?,
             )
         }
+        Operation::GetSyncHistory => json_response(
+            StatusCode::OK,
+            &sync::sync_history(deps, caller, path_id(params)?, page_request(request)?).await?,
+        ),
         Operation::DeleteClient => {
             clients::delete_client(deps, caller, path_id(params)?).await?;
             no_content()

@@ -42,6 +42,7 @@ use crate::domain::idempotency::{
     IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_KEPT, IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN,
 };
 use crate::domain::page::{Page, FILTER_SCAN_LIMIT, MAX_LIMIT};
+use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::webhook::Webhook;
 use crate::service::deliveries::{DeliveryDetail, DeliveryStats, NotifyResult, RetryResult};
@@ -497,6 +498,24 @@ fn operation_of(
         O::GetClient => spec("getClient", "clients", "One client.")
             .path_id("client")
             .answers(200, json_response("The client.", s.of::<Client>(), None), s),
+        O::GetSyncHistory => spec(
+            "getSyncHistory",
+            "clients",
+            "The client's sync status changes, newest first: when, from and to which status, \
+             and the error (and errorCode) reported with FAILED. One entry per real change (a \
+             repeated status adds none), kept for the retention period (CRM_RETENTION_DAYS).",
+        )
+        .path_id("client")
+        .paginated()
+        .answers(
+            200,
+            json_response(
+                "A page of the client's sync history.",
+                s.page_of::<SyncTransition>(),
+                None,
+            ),
+            s,
+        ),
         O::UpdateClient => {
             let body = s.of::<UpdateClientRequest>();
             spec("updateClient", "clients", "Changes a client's fields; a change marks it NEEDS_UPDATE and emits client.updated.")

@@ -14,6 +14,8 @@ pub enum Operation {
     GetClient,
     UpdateClient,
     DeleteClient,
+    /// `GET /api/clients/{id}/sync-history`: the client's sync status changes, newest first.
+    GetSyncHistory,
     CreateKey,
     ListKeys,
     DeleteKey,
@@ -80,6 +82,7 @@ impl Operation {
             | O::ListClients
             | O::GetClient
             | O::DeleteClient
+            | O::GetSyncHistory
             | O::ListKeys
             | O::DeleteKey
             | O::ListEventTypes
@@ -148,6 +151,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET,    "/api/clients/{id}",                 "client",                Operation::GetClient),
     route(Method::PATCH,  "/api/clients/{id}",                 "client",                Operation::UpdateClient),
     route(Method::DELETE, "/api/clients/{id}",                 "client",                Operation::DeleteClient),
+    route(Method::GET,    "/api/clients/{id}/sync-history",    "client",                Operation::GetSyncHistory),
     route(Method::POST,   "/api/keys",                         "keys",                  Operation::CreateKey),
     route(Method::GET,    "/api/keys",                         "keys",                  Operation::ListKeys),
     route(Method::DELETE, "/api/keys/{id}",                    "key",                   Operation::DeleteKey),
@@ -309,7 +313,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(routes_of("client").len(), 3);
+        assert_eq!(routes_of("client").len(), 4);
         assert!(routes_of("nope").is_empty());
     }
 

@@ -49,6 +49,8 @@ pub struct SweepReport {
     pub deliveries_expired: usize,
     /// Dispatched events past their retention, removed (likewise).
     pub events_expired: usize,
+    /// Clients' sync history entries past their retention, removed (likewise).
+    pub sync_history_expired: usize,
     /// The run stopped at its time budget with work possibly left, for the next run.
     pub unfinished: bool,
 }
@@ -121,7 +123,11 @@ async fn remove_expired(deps: &Deps, stop_at: Instant, report: &mut SweepReport)
             .await?;
         report.deliveries_expired += removed.deliveries;
         report.events_expired += removed.events;
-        if removed.deliveries < EXPIRED_BATCH && removed.events < EXPIRED_BATCH {
+        report.sync_history_expired += removed.sync_history;
+        if removed.deliveries < EXPIRED_BATCH
+            && removed.events < EXPIRED_BATCH
+            && removed.sync_history < EXPIRED_BATCH
+        {
             return Ok(());
         }
     }

@@ -11,6 +11,8 @@ use super::retry_on_conflict;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::client::Client;
 use crate::domain::event::OutboxEvent;
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{SyncCounts, SyncStatusBatch, SyncStatusUpdate};
 use crate::error::{Error, Result};
 use crate::service::deps::Deps;
@@ -23,6 +25,22 @@ const BATCH_IN_FLIGHT: usize = 8;
 pub async fn sync_status(deps: &Deps, caller: &Caller) -> Result<SyncCounts> {
     caller.require(Permission::SyncRead)?;
     deps.store.sync_counts(caller.tenant_id).await
+}
+
+/// A client's sync status changes, newest first. `NotFound` for a client the caller's tenant
+/// does not have; what is kept of a deleted client is not served. `CLIENT_READ`: the history
+/// is part of the client, as its `lastSyncError` is.
+pub async fn sync_history(
+    deps: &Deps,
+    caller: &Caller,
+    client_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<SyncTransition>> {
+    caller.require(Permission::ClientRead)?;
+    load(deps, caller, client_id).await?;
+    deps.store
+        .sync_history(caller.tenant_id, client_id, page)
+        .await
 }
 
 /// What one update did: the client as it is now, and whether its status really changed (and

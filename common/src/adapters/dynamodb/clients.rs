@@ -10,10 +10,11 @@ use uuid::Uuid;
 use super::attributes::*;
 use super::outbox::event_item;
 use super::paging::{read_query, Reading};
-use super::tables::{GSI1, GSI1_PK, GSI1_SK};
+use super::tables::{GSI1, GSI1_PK, GSI1_SK, TTL};
 use super::{build_error, tenant_pk, Condition, DynamoStore, VERSION};
 use crate::domain::client::Client;
-use crate::domain::page::Page;
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
 use crate::error::Result;
 use crate::ports::{ClientChange, ClientQuery, ClientStore};
@@ -21,11 +22,22 @@ use crate::time::rfc3339;
 
 const CLIENT_SK_PREFIX: &str = "CLIENT#";
 const COUNTS_SK: &str = "SYNC_COUNTS";
+/// A client's sync history: `SYNCHIST#<client id>#<entry id>`, one key range per client in the
+/// tenant's partition; entry ids are UUIDv7, so the range read backwards is newest first.
+const HISTORY_SK_PREFIX: &str = "SYNCHIST#";
 const COUNT_TOTAL: &str = "total";
 const LAST_SYNC_TIME: &str = "last_sync_time";
 
 fn client_sk(client_id: Uuid) -> String {
     format!("{CLIENT_SK_PREFIX}{client_id}")
+}
+
+fn history_prefix(client_id: Uuid) -> String {
+    format!("{HISTORY_SK_PREFIX}{client_id}#")
+}
+
+fn history_sk(client_id: Uuid, entry_id: Uuid) -> String {
+    format!("{}{entry_id}", history_prefix(client_id))
 }
 
 fn status_index_pk(tenant_id: Uuid, status: SyncStatus) -> String {
@@ -100,6 +112,38 @@ fn client_from_item(item: &Item) -> Result<Client> {
         last_sync_error: optional_text(item, "last_sync_error"),
         last_sync_error_code: optional_text(item, "last_sync_error_code"),
         version: count_of(item, VERSION)?,
+    })
+}
+
+/// A history entry, with its expiry for the TTL.
+fn transition_item(entry: &SyncTransition, expires_at: i64) -> Item {
+    let mut item = key(
+        tenant_pk(entry.tenant_id),
+        history_sk(entry.client_id, entry.id),
+    );
+    item.insert("id".into(), text(entry.id.to_string()));
+    item.insert("tenant_id".into(), text(entry.tenant_id.to_string()));
+    item.insert("client_id".into(), text(entry.client_id.to_string()));
+    item.insert("at".into(), text(rfc3339(entry.at)));
+    item.insert("from".into(), text(entry.from.as_str()));
+    item.insert("to".into(), text(entry.to.as_str()));
+    put_optional(&mut item, "error", entry.error.as_deref());
+    put_optional(&mut item, "error_code", entry.error_code.as_deref());
+    item.insert(TTL.into(), number(expires_at));
+    item
+}
+
+fn transition_from_item(item: &Item) -> Result<SyncTransition> {
+    let status = |name: &str| SyncStatus::parse(text_of(item, name)?).ok_or_else(|| corrupt(name));
+    Ok(SyncTransition {
+        id: uuid_of(item, "id")?,
+        tenant_id: uuid_of(item, "tenant_id")?,
+        client_id: uuid_of(item, "client_id")?,
+        at: time_of(item, "at")?,
+        from: status("from")?,
+        to: status("to")?,
+        error: optional_text(item, "error"),
+        error_code: optional_text(item, "error_code"),
     })
 }
 
@@ -218,6 +262,17 @@ impl ClientStore for DynamoStore {
         for event in &change.events {
             items.push(self.put(event_item(event), Some(Condition::new_item()))?);
         }
+        // One more item of the transaction's 100 and 4 MB: a few KB at most (an error of up to
+        // `SYNC_ERROR_MAX` characters).
+        if let Some(entry) =
+            SyncTransition::between(change.before.as_ref(), change.after.as_ref(), change.now)
+        {
+            let expires_at = self.retention.expiry(entry.at).timestamp();
+            items.push(self.put(
+                transition_item(&entry, expires_at),
+                Some(Condition::new_item()),
+            )?);
+        }
         self.transact(items, "write client").await
     }
 
@@ -226,5 +281,26 @@ impl ClientStore for DynamoStore {
             Some(item) => counts_from_item(&item),
             None => Ok(SyncCounts::default()),
         }
+    }
+
+    async fn sync_history(
+        &self,
+        tenant_id: Uuid,
+        client_id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<SyncTransition>> {
+        let request = self
+            .prefix_query(tenant_pk(tenant_id), &history_prefix(client_id))
+            .scan_index_forward(false);
+        let start = page
+            .after
+            .map(|after| key(tenant_pk(tenant_id), history_sk(client_id, after)));
+        let read = read_query(&request, start, Reading::first(page.limit + 1)).await?;
+        let entries = read
+            .items
+            .iter()
+            .map(transition_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(entries, page.limit, |e| e.id))
     }
 }

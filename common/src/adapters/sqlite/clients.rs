@@ -11,7 +11,8 @@ use super::columns::{
 use super::outbox::insert_events;
 use super::SqliteStore;
 use crate::domain::client::Client;
-use crate::domain::page::Page;
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
 use crate::error::{Error, Result};
 use crate::ports::{ClientChange, ClientQuery, ClientStore};
@@ -138,6 +139,48 @@ fn apply_counter_delta(tx: &Connection, change: &ClientChange) -> Result<()> {
     Ok(())
 }
 
+/// The change's history entry, when its status really changes (`SyncTransition::between`).
+fn insert_transition(tx: &Connection, change: &ClientChange) -> Result<()> {
+    let Some(entry) =
+        SyncTransition::between(change.before.as_ref(), change.after.as_ref(), change.now)
+    else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT INTO sync_history
+             (id, tenant_id, client_id, at, from_status, to_status, error, error_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        entry.id.to_string(),
+        entry.tenant_id.to_string(),
+        entry.client_id.to_string(),
+        rfc3339(entry.at),
+        entry.from.as_str(),
+        entry.to.as_str(),
+        entry.error,
+        entry.error_code,
+    ])?;
+    Ok(())
+}
+
+fn transition_from_row(row: &Row<'_>) -> rusqlite::Result<SyncTransition> {
+    let status = |index: usize| -> rusqlite::Result<SyncStatus> {
+        let text: String = row.get(index)?;
+        SyncStatus::parse(&text).ok_or_else(|| bad_text(index, "a sync status"))
+    };
+    Ok(SyncTransition {
+        id: uuid_column(row, 0)?,
+        tenant_id: uuid_column(row, 1)?,
+        client_id: uuid_column(row, 2)?,
+        at: time_column(row, 3)?,
+        from: status(4)?,
+        to: status(5)?,
+        error: row.get(6)?,
+        error_code: row.get(7)?,
+    })
+}
+
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>> {
@@ -191,6 +234,7 @@ impl ClientStore for SqliteStore {
         self.call(move |conn| {
             write_client_row(conn, &change)?;
             apply_counter_delta(conn, &change)?;
+            insert_transition(conn, &change)?;
             insert_events(conn, &change.events)
         })
         .await
@@ -215,6 +259,38 @@ impl ClientStore for SqliteStore {
                 })
                 .optional()?;
             Ok(counts.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn sync_history(
+        &self,
+        tenant_id: Uuid,
+        client_id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<SyncTransition>> {
+        self.read(move |conn| {
+            // No cursor: from above every id (text order is byte order: lowercase hex).
+            let before = page
+                .after
+                .map_or_else(|| "g".to_owned(), |id| id.to_string());
+            let entries = conn
+                .prepare_cached(
+                    "SELECT id, tenant_id, client_id, at, from_status, to_status, error, error_code
+                     FROM sync_history WHERE tenant_id = ?1 AND client_id = ?2 AND id < ?3
+                     ORDER BY id DESC LIMIT ?4",
+                )?
+                .query_map(
+                    params![
+                        tenant_id.to_string(),
+                        client_id.to_string(),
+                        before,
+                        (page.limit + 1) as i64
+                    ],
+                    transition_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page::from_overfetch(entries, page.limit, |e| e.id))
         })
         .await
     }

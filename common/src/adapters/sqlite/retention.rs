@@ -81,6 +81,23 @@ fn remove_dispatched_events(
     Ok(removed)
 }
 
+/// Up to `limit` sync history entries made before `cutoff`: their ids are UUIDv7 of their
+/// time, so the oldest are the first of the primary key.
+fn remove_old_sync_history(
+    conn: &Connection,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> Result<usize> {
+    let first_kept = crate::domain::sync_history::first_id_at(cutoff);
+    let removed = conn
+        .prepare_cached(
+            "DELETE FROM sync_history WHERE id IN (
+                 SELECT id FROM sync_history WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![first_kept.to_string(), limit as i64])?;
+    Ok(removed)
+}
+
 #[async_trait]
 impl RetentionStore for SqliteStore {
     async fn remove_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<Expired> {
@@ -89,6 +106,7 @@ impl RetentionStore for SqliteStore {
             Ok(Expired {
                 deliveries: remove_finished_deliveries(conn, cutoff, limit)?,
                 events: remove_dispatched_events(conn, cutoff, limit)?,
+                sync_history: remove_old_sync_history(conn, cutoff, limit)?,
             })
         })
         .await
