@@ -13,7 +13,7 @@ use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AnyOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
@@ -450,7 +450,8 @@ fn operation_of(
             let one = s.of::<UpdateSyncStatusRequest>();
             let batch = s.of::<UpdateSyncStatusesRequest>();
             let body = RefOr::T(Schema::OneOf(OneOfBuilder::new().item(one).item(batch).build()));
-            let answer = OneOfBuilder::new()
+            // Any of, not one of: a batch's answer also has the single answer's `success`.
+            let answer = AnyOfBuilder::new()
                 .item(s.of::<Acknowledged>())
                 .item(s.of::<BatchAnswer>())
                 .build();
@@ -469,7 +470,7 @@ fn operation_of(
                 200,
                 json_response(
                     "Updated: {success: true} for one update, one result per update for a batch.",
-                    RefOr::T(Schema::OneOf(answer)),
+                    RefOr::T(Schema::AnyOf(answer)),
                     ack(),
                 ),
                 s,

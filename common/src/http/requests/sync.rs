@@ -209,12 +209,32 @@ pub struct UpdateSyncStatusRequest {
 ]}))]
 #[allow(dead_code)] // a description of the body, never built
 pub struct UpdateSyncStatusesRequest {
-    #[schema(max_items = 500)]
-    updates: Vec<UpdateSyncStatusRequest>,
+    #[schema(schema_with = batch_entries_schema)]
+    updates: Vec<Value>,
 }
 
-// The schema's `max_items` above is a literal (utoipa takes no path there): kept equal here.
-const _: () = assert!(BATCH_MAX == 500);
+/// Up to 500 entries, each an update or any other value: the batch reads entries one by one and
+/// refuses a bad one in its own result, so no entry makes the request itself invalid.
+fn batch_entries_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType};
+    use utoipa::openapi::{Ref, RefOr};
+    let anything = ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .build();
+    let entry = AnyOfBuilder::new()
+        .item(Ref::from_schema_name("UpdateSyncStatusRequest"))
+        .item(RefOr::T(Schema::Object(anything)))
+        .build();
+    ArrayBuilder::new()
+        .items(RefOr::T(Schema::AnyOf(entry)))
+        .max_items(Some(BATCH_MAX))
+        .description(Some(
+            "Each an update as in the single form. Entries are read one by one: one that is \
+             not a valid update (not an object, a malformed id, an unknown status) is refused \
+             in its own result with statusCode 400, never the batch.",
+        ))
+        .build()
+}
 
 fn client_id_schema() -> utoipa::openapi::Object {
     schema::uuid().build()
