@@ -18,6 +18,7 @@ pub use crate::domain::outbound::OutboundRequest;
 pub use crate::domain::outcome::{SendOutcome, RESPONSE_BODY_LIMIT};
 use crate::domain::pacing::{HeldSlot, Pacing};
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::stale_clients::StaleQuery;
 use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{SyncCounts, SyncStatus};
 use crate::domain::tenant::Tenant;
@@ -41,6 +42,9 @@ pub struct ClientChange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientQuery {
     pub status: Option<SyncStatus>,
+    /// Only stale clients (never with `status`); the page then starts at its cursor, and
+    /// `page.after` is unused.
+    pub synced_before: Option<StaleQuery>,
     pub page: PageRequest,
 }
 

@@ -5,6 +5,7 @@ use common::domain::auth::{generate_key, hash_key, ApiKey, Role};
 use common::domain::client::{Client, ClientFields};
 use common::domain::event::OutboxEvent;
 use common::domain::page::PageRequest;
+use common::domain::stale_clients::{StaleKey, StaleQuery};
 use common::domain::sync_status::{SyncCounts, SyncStatus};
 use common::domain::tenant::Tenant;
 use common::error::Error;
@@ -27,6 +28,7 @@ crate::on_both_stores!(
     clients_page_in_creation_order_and_filter_by_status,
     a_page_of_clients_larger_than_a_query_response_is_full,
     an_unknown_tenant_has_zero_counts,
+    stale_clients_list_never_synced_first_then_the_oldest_sync,
 );
 
 /// Store precision: the service's clock (milliseconds).
@@ -175,6 +177,7 @@ async fn clients_are_scoped_to_their_tenant(backend: Backend) {
     assert_eq!(store.get_client(other, client.id).await.unwrap(), None);
     let query = ClientQuery {
         status: None,
+        synced_before: None,
         page: PageRequest {
             limit: 10,
             after: None,
@@ -359,6 +362,7 @@ async fn clients_page_in_creation_order_and_filter_by_status(backend: Backend) {
             loop {
                 let query = ClientQuery {
                     status,
+                    synced_before: None,
                     page: PageRequest { limit: 10, after },
                 };
                 let page = store.list_clients(tenant, &query).await.unwrap();
@@ -442,7 +446,14 @@ async fn a_page_of_clients_larger_than_a_query_response_is_full(backend: Backend
         let store = std::sync::Arc::clone(&store);
         async move {
             let page = store
-                .list_clients(tenant, &ClientQuery { status, page })
+                .list_clients(
+                    tenant,
+                    &ClientQuery {
+                        status,
+                        synced_before: None,
+                        page,
+                    },
+                )
                 .await
                 .unwrap();
             (
@@ -1364,4 +1375,111 @@ mod send_slots {
         let expected: BTreeSet<i64> = (0..40).map(|i| NOW + i * 1_000).collect();
         assert_eq!(slots, expected);
     }
+}
+
+/// A client synced (its `lastSyncedAt`) at `at`, through a real status change.
+async fn synced_at(store: &dyn common::ports::Store, client: &Client, at: DateTime<Utc>) -> Client {
+    let after = client
+        .with_status(SyncStatus::Synced, at)
+        .expect("a report changes the client");
+    store
+        .write_client(&ClientChange {
+            tenant_id: client.tenant_id,
+            before: Some(client.clone()),
+            after: Some(after.clone()),
+            events: Vec::new(),
+            now: at,
+        })
+        .await
+        .unwrap();
+    after
+}
+
+async fn stale_walk(
+    store: &dyn common::ports::Store,
+    tenant: Uuid,
+    before: DateTime<Utc>,
+    limit: usize,
+) -> Vec<Client> {
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..50 {
+        let query = ClientQuery {
+            status: None,
+            synced_before: Some(StaleQuery { before, after }),
+            page: PageRequest { limit, after: None },
+        };
+        let page = store.list_clients(tenant, &query).await.unwrap();
+        assert!(page.items.len() <= limit);
+        seen.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => after = Some(StaleKey::decode(&cursor).expect("a stale cursor")),
+            None => return seen,
+        }
+    }
+    panic!("the stale list did not end in 50 pages");
+}
+
+async fn stale_clients_list_never_synced_first_then_the_oldest_sync(backend: Backend) {
+    let fixture = fresh_store(backend).await;
+    let store = fixture.store.as_ref();
+    let (tenant, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let before: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+    let hour = chrono::TimeDelta::hours(1);
+
+    let mut never = Vec::new();
+    for i in 0..5 {
+        let client = new_client(tenant, &format!("never {i}"));
+        store.write_client(&creation(&client)).await.unwrap();
+        never.push(client.id);
+    }
+    // Synced at times out of creation order; three share one millisecond (ordered by id).
+    let times = [5, 1, 3, 3, 3, 2, 4];
+    let mut stale = Vec::new();
+    for (i, hours_before) in times.iter().enumerate() {
+        let client = new_client(tenant, &format!("synced {i}"));
+        store.write_client(&creation(&client)).await.unwrap();
+        let synced = synced_at(store, &client, before - hour * *hours_before).await;
+        stale.push((synced.last_synced_at.unwrap(), synced.id));
+    }
+    // Synced at the bound itself or after it: not stale.
+    for (i, at) in [before, before + hour].into_iter().enumerate() {
+        let client = new_client(tenant, &format!("fresh {i}"));
+        store.write_client(&creation(&client)).await.unwrap();
+        synced_at(store, &client, at).await;
+    }
+    // Another tenant's never-synced client is not listed.
+    let foreign = new_client(other, "foreign");
+    store.write_client(&creation(&foreign)).await.unwrap();
+
+    never.sort();
+    stale.sort();
+    let expected: Vec<Uuid> = never
+        .iter()
+        .copied()
+        .chain(stale.iter().map(|(_, id)| *id))
+        .collect();
+    for limit in [1, 3, 5, 100] {
+        let listed: Vec<Uuid> = stale_walk(store, tenant, before, limit)
+            .await
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(listed, expected, "pages of {limit}");
+    }
+
+    // A never-synced client that syncs now leaves the list; one synced long ago is listed
+    // with its time.
+    let first = store.get_client(tenant, never[0]).await.unwrap().unwrap();
+    synced_at(store, &first, before + hour).await;
+    let listed = stale_walk(store, tenant, before, 4).await;
+    assert_eq!(listed.len(), expected.len() - 1);
+    assert!(listed.iter().all(|c| c.id != never[0]));
+    let oldest = &listed[never.len() - 1];
+    assert_eq!(oldest.id, stale[0].1);
+    assert_eq!(oldest.last_synced_at, Some(stale[0].0));
+
+    // An earlier bound lists fewer: those synced 4 or 5 hours before, and the never-synced.
+    let earlier = stale_walk(store, tenant, before - hour * 3, 2).await;
+    assert_eq!(earlier.len(), never.len() - 1 + 2);
 }

@@ -1040,6 +1040,8 @@ const POLLING: [&str; 3] = [
 ///   BatchGetItem (the page's summaries); a recovery (`retry`, the worker) searches one
 ///   webhook's deliveries of a status so, on search_webhook; re-enabling with `recover`
 ///   (`webhook`) only queues the recovery for the worker;
+/// - `list_clients`: Query on gsi1 (by status) or, for stale clients, on last_sync (keys
+///   only), then BatchGetItem (the page's clients);
 /// - `list_deliveries`: Query on gsi2; `undispatched_events`, `due_deliveries`,
 ///   `failed_deliveries`: Query on gsi1; none of them reads a payload.
 ///
@@ -1058,7 +1060,7 @@ const GRANTS: &[Grant] = &[
     // function                    dynamodb: on the table                                                                          Query on   sqs: on the queue
     grant("sync-status",           &["GetItem"],                                                                                   &[],       &[]),
     grant("update-sync-status",    &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
-    grant("clients",               &["GetItem", "PutItem", "UpdateItem", "Query"],                               &["gsi1"], &["SendMessage"]),
+    grant("clients",               &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],               &["gsi1", "last_sync"], &["SendMessage"]),
     grant("client",                &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &[],       &["SendMessage"]),
     grant("keys",                  &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
     grant("key",                   &["GetItem", "DeleteItem"],                                                                     &[],       &[]),

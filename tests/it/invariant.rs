@@ -149,6 +149,7 @@ async fn assert_counters_and_event_chains(app: &TestApp, tenant: Uuid, ids: &[Uu
     loop {
         let query = ClientQuery {
             status: None,
+            synced_before: None,
             page: PageRequest { limit: 100, after },
         };
         let page = app.deps.store.list_clients(tenant, &query).await.unwrap();

@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod replay;
 pub mod retention;
 pub mod signature;
+pub mod stale_clients;
 pub mod sync_history;
 pub mod sync_status;
 pub mod target;

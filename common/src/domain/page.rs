@@ -25,10 +25,19 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Stores fetch one item more than asked; its presence says there is a next page.
-    pub fn from_overfetch(mut items: Vec<T>, limit: usize, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
+    pub fn from_overfetch(items: Vec<T>, limit: usize, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
+        Page::from_overfetch_by(items, limit, |item| encode_cursor(id_of(item)))
+    }
+
+    /// `from_overfetch` for a list whose cursor is more than an id (`cursor_of` the last item).
+    pub fn from_overfetch_by(
+        mut items: Vec<T>,
+        limit: usize,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Page<T> {
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
-            items.last().map(|item| encode_cursor(id_of(item)))
+            items.last().map(cursor_of)
         } else {
             None
         };
@@ -89,7 +98,7 @@ impl PageRequest {
     }
 }
 
-const NOT_A_CURSOR: &str = "is not a cursor this API returned";
+pub const NOT_A_CURSOR: &str = "is not a cursor this API returned";
 
 pub fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())

@@ -16,6 +16,14 @@ pub const TIME_MAX: usize = 64;
 pub const TIME_MESSAGE: &str =
     "must be an ISO 8601 date-time with a time zone, e.g. 2026-11-24T12:00:00.000Z";
 
+/// A date-time as a client writes it (RFC 3339 with its offset, up to `TIME_MAX` characters,
+/// blanks around it ignored), to the nanosecond; `None` for anything else.
+pub fn read_time(text: &str) -> Option<DateTime<Utc>> {
+    Some(text.trim())
+        .filter(|text| text.chars().count() <= TIME_MAX)
+        .and_then(parse_rfc3339)
+}
+
 /// Reads fields from a JSON object and records a message per bad field; `finish` turns the
 /// messages into one 400, so a client learns about every problem at once.
 pub struct Fields<'a> {
@@ -86,9 +94,7 @@ impl<'a> Fields<'a> {
     /// `toISOString` writes), kept to the millisecond in UTC; absent or null → `None`.
     pub fn optional_time(&mut self, name: &'static str) -> Option<DateTime<Utc>> {
         let text = self.optional_string(name)?;
-        let time = Some(text.trim())
-            .filter(|text| text.chars().count() <= TIME_MAX)
-            .and_then(parse_rfc3339)
+        let time = read_time(&text)
             .and_then(|time| DateTime::from_timestamp_millis(time.timestamp_millis()));
         if time.is_none() {
             self.fail(name, TIME_MESSAGE);

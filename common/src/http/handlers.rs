@@ -11,9 +11,7 @@ use super::routes::{Operation, PathParams};
 use crate::domain::auth::Caller;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::page::PageRequest;
-use crate::domain::sync_status::SyncStatus;
 use crate::error::{Error, Result};
-use crate::ports::ClientQuery;
 use crate::reply::json_response;
 use crate::service::deps::Deps;
 use crate::service::{clients, deliveries, keys, redelivery, sync, webhooks, worker};
@@ -51,10 +49,10 @@ pub(super) async fn dispatch(
             &clients::create_client(deps, caller, requests::clients::CreateBody(body)).await?,
         ),
         Operation::ListClients => {
-            let query = client_query(request)?;
+            let query = requests::clients::ListQuery(request.uri().query().unwrap_or(""));
             json_response(
                 StatusCode::OK,
-                &clients::list_clients(deps, caller, &query).await?,
+                &clients::list_clients(deps, caller, query).await?,
             )
         }
         Operation::GetClient => {
@@ -263,10 +261,7 @@ fn path_id(params: &PathParams) -> Result<Uuid> {
 
 /// The query string, decoded; a repeated parameter keeps its first value.
 fn query_param(request: &Request, name: &str) -> Option<String> {
-    let query = request.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
+    requests::query_param(request.uri().query()?, name)
 }
 
 fn page_request(request: &Request) -> Result<PageRequest> {
@@ -281,18 +276,4 @@ fn page_request(request: &Request) -> Result<PageRequest> {
         query_param(request, "cursor").as_deref(),
         ("limit", "cursor"),
     )
-}
-
-fn client_query(request: &Request) -> Result<ClientQuery> {
-    let page = page_request(request)?;
-    let status = match query_param(request, "syncStatus") {
-        None => None,
-        Some(text) => Some(SyncStatus::parse(&text).ok_or_else(|| {
-            Error::invalid_field(
-                "syncStatus",
-                one_of(&SyncStatus::ALL.map(SyncStatus::as_str)),
-            )
-        })?),
-    };
-    Ok(ClientQuery { status, page })
 }

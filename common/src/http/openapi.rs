@@ -13,7 +13,7 @@ use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    AnyOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
@@ -24,7 +24,6 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ErrorEnvelope;
-use super::fields::TIME_MAX;
 use super::requests::clients::{CreateClientRequest, UpdateClientRequest};
 use super::requests::deliveries::{NotifyRequest, RetryRequest};
 use super::requests::keys::CreateKeyRequest;
@@ -295,6 +294,12 @@ impl Spec {
 
     /// `?limit=&cursor=`: cursor pagination, `nextCursor` of one page starts the next.
     fn paginated(self) -> Spec {
+        // 16 bytes (an id) in unpadded base64url, canonical last symbol.
+        self.paginated_by("^[A-Za-z0-9_-]{21}[AQgw]$")
+    }
+
+    /// `paginated` with cursors of the shape `pattern`.
+    fn paginated_by(self, pattern: &str) -> Spec {
         self.query(
             "limit",
             "Items per page (default 50).",
@@ -308,8 +313,7 @@ impl Spec {
             "The `nextCursor` of the previous page.",
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                // 16 bytes in unpadded base64url, canonical last symbol.
-                .pattern(Some("^[A-Za-z0-9_-]{21}[AQgw]$")),
+                .pattern(Some(pattern)),
         )
     }
 
@@ -491,9 +495,22 @@ fn operation_of(
         }
         O::ListClients => {
             let status = s.of::<SyncStatus>();
-            spec("listClients", "clients", "Lists clients, oldest first, optionally of one sync status.")
-                .paginated()
-                .query("syncStatus", "Only clients in this sync status.", status)
+            spec(
+                "listClients",
+                "clients",
+                "Lists clients, oldest first, optionally of one sync status; or, with \
+                 syncedBefore, the stale clients: those never synced first, then those whose \
+                 last successful sync (lastSyncedAt) is before the time, oldest sync first.",
+            )
+            // An id's cursor (16 bytes), or a stale list's (24: the sync time and the id).
+            .paginated_by("^([A-Za-z0-9_-]{21}[AQgw]|[A-Za-z0-9_-]{32})$")
+            .query("syncStatus", "Only clients in this sync status.", status)
+            .query(
+                "syncedBefore",
+                "Only clients never synced or last synced before this time (RFC 3339, cut to \
+                 its millisecond); not with syncStatus.",
+                super::schema::query_time(),
+            )
                 .answers(200, json_response("A page of clients.", s.page_of::<Client>(), None), s)
         }
         O::GetClient => spec("getClient", "clients", "One client.")
@@ -750,12 +767,7 @@ fn operation_of(
         O::SearchDeliveries => {
             let status = s.of::<DeliveryStatus>();
             s.of::<DeliverySummary>();
-            let time = || {
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-                    .max_length(Some(TIME_MAX))
-            };
+            let time = super::schema::query_time;
             spec("searchDeliveries", "webhooks", "The tenant's deliveries, newest first, filtered by any of status, event, webhook and creation time.")
                 .paginated()
                 .query("status", "Only deliveries in this status.", status)

@@ -76,12 +76,15 @@ pub fn text(max: usize) -> ObjectBuilder {
 
 /// An RFC 3339 date-time (`fields::Fields::optional_time`), or null.
 pub fn time() -> Object {
-    nullable(
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-            .max_length(Some(TIME_MAX)),
-    )
+    nullable(query_time())
+}
+
+/// An RFC 3339 date-time in a query string (`fields::read_time`).
+pub fn query_time() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .max_length(Some(TIME_MAX))
 }
 
 /// A string holding a UUID (parsed after the text checks).

@@ -42,10 +42,11 @@ pub async fn get_client(deps: &Deps, caller: &Caller, client_id: Uuid) -> Result
 pub async fn list_clients(
     deps: &Deps,
     caller: &Caller,
-    query: &ClientQuery,
+    query: impl Input<ClientQuery>,
 ) -> Result<Page<Client>> {
     caller.require(Permission::ClientRead)?;
-    deps.store.list_clients(caller.tenant_id, query).await
+    let query = query.read()?;
+    deps.store.list_clients(caller.tenant_id, &query).await
 }
 
 pub async fn update_client(

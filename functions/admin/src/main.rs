@@ -18,6 +18,10 @@ const USAGE: &str = "usage:
                                    DynamoDB: set the tenant's webhook count (which
                                    CRM_MAX_WEBHOOKS_PER_TENANT is checked against) to the
                                    webhooks it has, for webhooks created before the count existed
+  crm-admin index-clients <tenant-id>
+                                   DynamoDB: put the tenant's clients written before the
+                                   last_sync index existed into it, so that the stale-clients
+                                   list (GET /api/clients?syncedBefore=) finds them; idempotent
 
 The store is DynamoDB when CRM_TABLE is set (AWS_ENDPOINT_URL for an emulator),
 otherwise the embedded SQLite store in CRM_DATA_DIR (default ./.crm-data).";
@@ -58,6 +62,15 @@ async fn main() -> anyhow::Result<()> {
             let store = DynamoStore::new(aws_clients().await.0, table.clone());
             let webhooks = store.recount_webhooks(tenant).await?;
             println!("tenant {tenant}: {webhooks} webhooks counted");
+        }
+        ["index-clients", tenant] => {
+            let StoreConfig::Aws { table, .. } = &config.store else {
+                bail!("CRM_TABLE is not set: the embedded store indexes clients itself");
+            };
+            let tenant: Uuid = tenant.parse().context("the tenant id is not a UUID")?;
+            let store = DynamoStore::new(aws_clients().await.0, table.clone());
+            let clients = store.index_clients(tenant).await?;
+            println!("tenant {tenant}: {clients} clients indexed");
         }
         _ => {
             eprintln!("{USAGE}");

@@ -4,21 +4,22 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::attributes::*;
 use super::outbox::event_item;
 use super::paging::{read_query, Reading};
-use super::tables::{GSI1, GSI1_PK, GSI1_SK, TTL};
-use super::{build_error, tenant_pk, Condition, DynamoStore, VERSION};
+use super::tables::{GSI1, GSI1_PK, GSI1_SK, LAST_SYNC, LAST_SYNC_PK, LAST_SYNC_SK, TTL};
+use super::{build_error, condition_failed, sdk_error, tenant_pk, Condition, DynamoStore, VERSION};
 use crate::domain::client::Client;
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::stale_clients::{StaleKey, StaleQuery};
 use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
 use crate::error::Result;
 use crate::ports::{ClientChange, ClientQuery, ClientStore};
-use crate::time::rfc3339;
+use crate::time::{parse_rfc3339, rfc3339};
 
 const CLIENT_SK_PREFIX: &str = "CLIENT#";
 const COUNTS_SK: &str = "SYNC_COUNTS";
@@ -44,6 +45,28 @@ fn status_index_pk(tenant_id: Uuid, status: SyncStatus) -> String {
     format!("TENANT#{tenant_id}#STATUS#{}", status.as_str())
 }
 
+/// A client's key in the `LAST_SYNC` index: its last sync (`-` for never, before any time) and
+/// its id, so that the index's order is the stale list's (`StaleKey`'s).
+fn last_sync_sk(key: StaleKey) -> String {
+    match key.last_synced_at {
+        Some(at) => format!("{}#{}", rfc3339(at), key.id),
+        None => format!("{NEVER_SYNCED}#{}", key.id),
+    }
+}
+
+const NEVER_SYNCED: &str = "-";
+
+fn stale_key_of(index_item: &Item) -> Result<StaleKey> {
+    let sk = text_of(index_item, LAST_SYNC_SK)?;
+    let (at, id) = sk.rsplit_once('#').ok_or_else(|| corrupt(LAST_SYNC_SK))?;
+    let last_synced_at = match at {
+        NEVER_SYNCED => None,
+        at => Some(parse_rfc3339(at).ok_or_else(|| corrupt(LAST_SYNC_SK))?),
+    };
+    let id = Uuid::parse_str(id).map_err(|_| corrupt(LAST_SYNC_SK))?;
+    Ok(StaleKey { last_synced_at, id })
+}
+
 fn status_counter(status: SyncStatus) -> &'static str {
     match status {
         SyncStatus::Synced => "synced",
@@ -60,6 +83,11 @@ fn client_item(client: &Client) -> Item {
         text(status_index_pk(client.tenant_id, client.sync_status)),
     );
     item.insert(GSI1_SK.into(), text(client_sk(client.id)));
+    item.insert(LAST_SYNC_PK.into(), text(tenant_pk(client.tenant_id)));
+    item.insert(
+        LAST_SYNC_SK.into(),
+        text(last_sync_sk(StaleKey::of(client))),
+    );
     item.insert("id".into(), text(client.id.to_string()));
     item.insert("tenant_id".into(), text(client.tenant_id.to_string()));
     item.insert("name".into(), text(&client.name));
@@ -202,6 +230,106 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// One key range of the `LAST_SYNC` index (keys only), below `before` and past the cursor,
+    /// then the clients read by key. A client synced since the index was read (the index is
+    /// eventually consistent, the read too) is left out; the page still ends at the last key read.
+    async fn stale_clients(
+        &self,
+        tenant_id: Uuid,
+        stale: StaleQuery,
+        limit: usize,
+    ) -> Result<Page<Client>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(LAST_SYNC)
+            .key_condition_expression("#ipk = :ipk AND #isk < :before")
+            .expression_attribute_names("#ipk", LAST_SYNC_PK)
+            .expression_attribute_names("#isk", LAST_SYNC_SK)
+            .expression_attribute_values(":ipk", text(tenant_pk(tenant_id)))
+            .expression_attribute_values(":before", text(rfc3339(stale.before)));
+        let start = stale.after.map(|after| {
+            let mut start = key(tenant_pk(tenant_id), client_sk(after.id));
+            start.insert(LAST_SYNC_PK.to_owned(), text(tenant_pk(tenant_id)));
+            start.insert(LAST_SYNC_SK.to_owned(), text(last_sync_sk(after)));
+            start
+        });
+        let read = read_query(&query, start, Reading::first(limit + 1)).await?;
+        let mut keys = read
+            .items
+            .iter()
+            .map(stale_key_of)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = (keys.len() > limit).then(|| keys[limit - 1].encode());
+        keys.truncate(limit);
+        if keys.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor,
+            });
+        }
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(
+                keys.iter()
+                    .map(|k| key(tenant_pk(tenant_id), client_sk(k.id)))
+                    .collect(),
+            ))
+            .build()
+            .map_err(build_error)?;
+        let mut found = HashMap::new();
+        for item in self.batch_get(request).await? {
+            let client = client_from_item(&item)?;
+            found.insert(client.id, client);
+        }
+        let items = keys
+            .iter()
+            .filter_map(|k| found.remove(&k.id))
+            .filter(|client| stale.includes(client))
+            .collect();
+        Ok(Page { items, next_cursor })
+    }
+}
+
+impl DynamoStore {
+    /// Puts the tenant's clients written before the `LAST_SYNC` index existed into it
+    /// (`crm-admin index-clients`): each client without the index's keys gets them, on
+    /// condition that it did not change since it was read. A client that did was written by
+    /// this version, which indexes it. Running it again finds nothing to do.
+    pub async fn index_clients(&self, tenant_id: Uuid) -> Result<usize> {
+        let query = self.prefix_query(tenant_pk(tenant_id), CLIENT_SK_PREFIX);
+        let mut indexed = 0;
+        for item in read_query(&query, None, Reading::all()).await?.items {
+            if item.contains_key(LAST_SYNC_SK) {
+                continue;
+            }
+            let client = client_from_item(&item)?;
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(tenant_pk(tenant_id), client_sk(client.id))))
+                .update_expression("SET #ipk = :ipk, #isk = :isk")
+                .condition_expression("#version = :read AND attribute_not_exists(#isk)")
+                .expression_attribute_names("#ipk", LAST_SYNC_PK)
+                .expression_attribute_names("#isk", LAST_SYNC_SK)
+                .expression_attribute_names("#version", VERSION)
+                .expression_attribute_values(":ipk", text(tenant_pk(tenant_id)))
+                .expression_attribute_values(":isk", text(last_sync_sk(StaleKey::of(&client))))
+                .expression_attribute_values(":read", number(client.version))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => indexed += 1,
+                Err(error) if condition_failed(&error) => {}
+                Err(error) => return Err(sdk_error(error)),
+            }
+        }
+        Ok(indexed)
+    }
+}
+
 #[async_trait]
 impl ClientStore for DynamoStore {
     async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>> {
@@ -212,6 +340,9 @@ impl ClientStore for DynamoStore {
     }
 
     async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>> {
+        if let Some(stale) = query.synced_before {
+            return self.stale_clients(tenant_id, stale, query.page.limit).await;
+        }
         let after = query.page.after;
         let (request, start) = match query.status {
             None => (

@@ -64,7 +64,9 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client as DynamoClient;
 use uuid::Uuid;
 
@@ -235,6 +237,43 @@ impl DynamoStore {
             .expression_attribute_values(":pk", text(pk))
             .expression_attribute_values(":prefix", text(prefix))
             .consistent_read(true)
+    }
+
+    /// The items of `keys` that exist (at most 100 keys: one BatchGetItem, eventually
+    /// consistent, half a read unit each), in no order; keys DynamoDB leaves unprocessed
+    /// (throttled) are asked again after a pause.
+    pub(super) async fn batch_get(&self, keys: KeysAndAttributes) -> Result<Vec<Item>> {
+        let mut pending = Some(keys);
+        let mut found = Vec::new();
+        let mut round = 0;
+        while let Some(keys) = pending.take() {
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(5))).await;
+            }
+            round += 1;
+            let mut output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            found.extend(
+                output
+                    .responses
+                    .as_mut()
+                    .and_then(|responses| responses.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                .filter(|keys| !keys.keys().is_empty());
+            if pending.is_some() && round >= 8 {
+                return Err(Error::internal("BatchGetItem: keys left unprocessed"));
+            }
+        }
+        Ok(found)
     }
 
     /// A Query of one partition of an index (`index_pk`, the value of its partition key,

@@ -32,6 +32,11 @@ pub const SEARCH_WEBHOOK_PK: &str = "swpk";
 pub const SEARCH_WEBHOOK_EVENT: &str = "search_webhook_event";
 pub const SEARCH_WEBHOOK_EVENT_PK: &str = "swepk";
 pub const SEARCH_SK: &str = "ssk";
+/// The stale-clients list's index (`clients.rs`): keys only, a tenant's clients sorted by their
+/// last successful sync (never-synced first) and id.
+pub const LAST_SYNC: &str = "last_sync";
+pub const LAST_SYNC_PK: &str = "lspk";
+pub const LAST_SYNC_SK: &str = "lssk";
 pub const TTL: &str = "expires_at";
 
 /// What an index holds of an item besides the keys.
@@ -108,6 +113,12 @@ pub fn main_table() -> TableSpec {
                 SEARCH_WEBHOOK_EVENT,
                 SEARCH_WEBHOOK_EVENT_PK,
                 SEARCH_SK,
+                IndexProjection::KeysOnly,
+            ),
+            index(
+                LAST_SYNC,
+                LAST_SYNC_PK,
+                LAST_SYNC_SK,
                 IndexProjection::KeysOnly,
             ),
         ],

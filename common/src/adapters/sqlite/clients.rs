@@ -12,6 +12,7 @@ use super::outbox::insert_events;
 use super::SqliteStore;
 use crate::domain::client::Client;
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::stale_clients::{StaleKey, StaleQuery};
 use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::{CounterDelta, SyncCounts, SyncStatus};
 use crate::error::{Error, Result};
@@ -201,6 +202,9 @@ impl ClientStore for SqliteStore {
 
     async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>> {
         let query = *query;
+        if let Some(stale) = query.synced_before {
+            return self.stale_clients(tenant_id, stale, query.page.limit).await;
+        }
         self.read(move |conn| {
             let after = query
                 .page
@@ -291,6 +295,65 @@ impl ClientStore for SqliteStore {
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Page::from_overfetch(entries, page.limit, |e| e.id))
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// One range of `clients_by_last_sync` (NULLs first, as the list wants): from the start, or
+    /// past the cursor's key, which in the never-synced part also takes every synced client.
+    async fn stale_clients(
+        &self,
+        tenant_id: Uuid,
+        stale: StaleQuery,
+        limit: usize,
+    ) -> Result<Page<Client>> {
+        self.read(move |conn| {
+            let before = rfc3339(stale.before);
+            let (range, after_time, after_id) = match stale.after {
+                None => (
+                    "(last_synced_at IS NULL OR last_synced_at < ?2)",
+                    None,
+                    None,
+                ),
+                Some(StaleKey {
+                    last_synced_at: None,
+                    id,
+                }) => (
+                    "((last_synced_at IS NULL AND id > ?4) OR last_synced_at < ?2)",
+                    None,
+                    Some(id.to_string()),
+                ),
+                Some(StaleKey {
+                    last_synced_at: Some(at),
+                    id,
+                }) => (
+                    "(last_synced_at, id) > (?3, ?4) AND last_synced_at < ?2",
+                    Some(rfc3339(at)),
+                    Some(id.to_string()),
+                ),
+            };
+            let mut select = conn.prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients
+                 WHERE tenant_id = ?1 AND {range}
+                 ORDER BY last_synced_at, id LIMIT ?5"
+            ))?;
+            let clients = select
+                .query_map(
+                    params![
+                        tenant_id.to_string(),
+                        before,
+                        after_time,
+                        after_id,
+                        (limit + 1) as i64
+                    ],
+                    client_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page::from_overfetch_by(clients, limit, |c| {
+                StaleKey::of(c).encode()
+            }))
         })
         .await
     }

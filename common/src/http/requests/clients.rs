@@ -1,15 +1,78 @@
 //! The bodies of the client routes: how each reads into its command, and how the OpenAPI
 //! document describes it, from the constants the domain's rules use.
 
-use super::super::fields::Fields;
+use super::super::fields::{one_of, read_time, Fields, TIME_MESSAGE};
+use super::query_param;
 use crate::domain::client::{
     ClientFields, ClientPatch, COMPANY_MAX, EMAIL_MAX, EXTERNAL_ID_MAX, NAME_MAX, PHONE_MARKS,
     PHONE_MAX, PHONE_MIN_DIGITS,
 };
-use crate::error::Result;
+use crate::domain::page::PageRequest;
+use crate::domain::stale_clients::StaleQuery;
+use crate::domain::sync_status::SyncStatus;
+use crate::domain::validation::FieldErrors;
+use crate::error::{Error, Result};
 use crate::http::schema;
 use crate::json_body::parse_json;
+use crate::ports::ClientQuery;
 use crate::service::input::Input;
+
+/// `GET /api/clients?syncStatus=&syncedBefore=&limit=&cursor=`: the query string as sent.
+pub struct ListQuery<'a>(pub &'a str);
+
+impl Input<ClientQuery> for ListQuery<'_> {
+    fn read(self) -> Result<ClientQuery> {
+        let param = |name| query_param(self.0, name);
+        let mut errors = FieldErrors::default();
+        let status = param("syncStatus").and_then(|text| {
+            let status = SyncStatus::parse(&text);
+            if status.is_none() {
+                errors.fail(
+                    "syncStatus",
+                    one_of(&SyncStatus::ALL.map(SyncStatus::as_str)),
+                );
+            }
+            status
+        });
+        let before = param("syncedBefore").and_then(|text| {
+            let time = read_time(&text);
+            if time.is_none() {
+                errors.fail("syncedBefore", TIME_MESSAGE);
+            }
+            time
+        });
+        if status.is_some() && before.is_some() {
+            errors.fail("syncedBefore", "cannot be combined with syncStatus");
+        }
+        let limit = param("limit").and_then(|text| {
+            let limit = text.parse::<i64>().ok();
+            if limit.is_none() {
+                errors.fail("limit", "must be an integer");
+            }
+            limit
+        });
+        let cursor = param("cursor");
+        // A stale list's cursor is its own (a time and an id); any other list's is an id.
+        let synced_before =
+            before.map(|before| StaleQuery::new(before, cursor.as_deref(), "cursor", &mut errors));
+        let id_cursor = cursor.filter(|_| synced_before.is_none());
+        let page = PageRequest::new(limit, id_cursor.as_deref(), ("limit", "cursor"));
+        let page = match page {
+            Ok(page) => Some(page),
+            Err(error) => {
+                errors.absorb(error)?;
+                None
+            }
+        };
+        errors.finish()?;
+        let page = page.ok_or_else(|| Error::internal("a page refused without details"))?;
+        Ok(ClientQuery {
+            status,
+            synced_before,
+            page,
+        })
+    }
+}
 
 /// `POST /api/clients`.
 pub struct CreateBody<'a>(pub &'a [u8]);

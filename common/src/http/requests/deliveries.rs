@@ -5,6 +5,7 @@ use lambda_http::http::HeaderMap;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::query_param;
 use crate::domain::catalogue::{is_service_event, CATALOGUE};
 use crate::domain::delivery::{DeliveryStatus, RetrySelection, RETRY_MAX_IDS};
 use crate::domain::delivery_search::{DeliveryFilter, DeliverySearch};
@@ -13,11 +14,10 @@ use crate::domain::idempotency::{IdempotentNotification, IDEMPOTENCY_KEY_HEADER}
 use crate::domain::page::PageRequest;
 use crate::domain::validation::FieldErrors;
 use crate::error::{Error, Result};
-use crate::http::fields::{one_of, Fields, TIME_MAX, TIME_MESSAGE};
+use crate::http::fields::{one_of, read_time, Fields, TIME_MESSAGE};
 use crate::http::schema;
 use crate::json_body::{parse_json, parse_optional_json};
 use crate::service::input::Input;
-use crate::time::parse_rfc3339;
 
 /// Seed 000's `POST /api/webhooks/notify` `{event, timestamp?, data}`.
 pub struct NotifyBody<'a>(pub &'a [u8]);
@@ -87,9 +87,7 @@ pub struct SearchQuery<'a>(pub &'a str);
 
 impl SearchQuery<'_> {
     fn param(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(self.0.as_bytes())
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
+        query_param(self.0, name)
     }
 }
 
@@ -116,9 +114,7 @@ impl Input<DeliverySearch> for SearchQuery<'_> {
         let mut time = |name: &str| {
             let text = self.param(name)?;
             // Kept to the nanosecond: a bound within a millisecond rounds up (`id_range`).
-            let time = Some(text.trim())
-                .filter(|text| text.chars().count() <= TIME_MAX)
-                .and_then(parse_rfc3339);
+            let time = read_time(&text);
             if time.is_none() {
                 errors.fail(name, TIME_MESSAGE);
             }

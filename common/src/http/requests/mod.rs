@@ -8,3 +8,11 @@ pub mod deliveries;
 pub mod keys;
 pub mod sync;
 pub mod webhooks;
+
+/// The first value of a query-string parameter (a repeated one keeps its first, as on every
+/// route), percent-decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}

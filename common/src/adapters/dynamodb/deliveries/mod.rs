@@ -274,38 +274,13 @@ impl DynamoStore {
         for (placeholder, name) in names {
             request = request.expression_attribute_names(placeholder, name);
         }
-        let mut pending = Some(request.build().map_err(build_error)?);
         let mut found = HashMap::new();
-        let mut round = 0;
-        while let Some(keys) = pending.take() {
-            if round > 0 {
-                // Keys DynamoDB left unprocessed (throttled): again, after a pause.
-                tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(5))).await;
-            }
-            round += 1;
-            let mut output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in output
-                .responses
-                .as_mut()
-                .and_then(|responses| responses.remove(&self.table))
-                .unwrap_or_default()
-            {
-                let summary = summary_from_item(&item)?;
-                found.insert(summary.id, summary);
-            }
-            pending = output
-                .unprocessed_keys
-                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
-                .filter(|keys| !keys.keys().is_empty());
-            if pending.is_some() && round >= 8 {
-                return Err(Error::internal("search: keys left unprocessed"));
-            }
+        for item in self
+            .batch_get(request.build().map_err(build_error)?)
+            .await?
+        {
+            let summary = summary_from_item(&item)?;
+            found.insert(summary.id, summary);
         }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
