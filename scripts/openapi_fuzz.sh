@@ -52,9 +52,11 @@ st() {
 }
 
 # Rules across parameters, which an OpenAPI document cannot state: a delivery search's `since`
-# after its `until`, a webhook change's `recover: true` without `active: true`, and a sync
-# update's `error` or `errorCode` with a status other than FAILED, are refused with the
-# documented 400, though each value alone is valid. A batch of sync updates may also pass the
+# after its `until`, a webhook change's `recover: true` without `active: true`, a sync update's
+# `error` or `errorCode` with a status other than FAILED, and a client list's `syncedBefore`
+# with `syncStatus`, or with a plain list's cursor (and a plain list with a stale list's, or one
+# whose time is out of range), are refused with the documented 400, though each value alone is
+# valid. A batch of sync updates may also pass the
 # 256 KiB body limit (500 entries of 1,000-character errors) that no schema states: the
 # documented 413, whether its entries are valid or not.
 cat > "$data_dir/across-parameters.toml" <<'TOML'
@@ -64,6 +66,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 
 [[operations]]
 include-operation-id = "updateWebhook"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "listClients"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
 
 [[operations]]

@@ -175,11 +175,31 @@ async fn a_stale_list_refuses_bad_input_with_the_field_named(backend: Backend) {
             "syncedBefore=2026-01-01T00:00:00Z&limit=0".to_owned(),
             "limit",
         ),
+        // Past year 9999 in UTC, which the stores cannot order as text.
+        (
+            "syncedBefore=9999-12-31T23:00:00-05:00".to_owned(),
+            "syncedBefore",
+        ),
     ] {
         let (status, body) = app.get(&format!("/api/clients?{query}"), &key).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST);
         assert!(body["details"][field].is_string(), "{query}: {body}");
     }
+    // A cursor at or past the bound (from a list with a later one) is the end of the list.
+    let late = common::domain::stale_clients::StaleKey {
+        last_synced_at: Some("2026-06-01T00:00:00Z".parse().unwrap()),
+        id: Uuid::now_v7(),
+    }
+    .encode();
+    app.create_client(&key, "never synced").await;
+    let (status, page) = app
+        .get(
+            &format!("/api/clients?syncedBefore=2026-01-01T00:00:00Z&cursor={late}"),
+            &key,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page, json!({"items": [], "nextCursor": null}));
 }
 
 /// A client item written before the `last_sync` index existed (no index keys) is not listed;
@@ -210,4 +230,45 @@ async fn dynamodb_index_clients_lists_clients_written_before_the_index() {
     both.sort();
     assert_eq!(ids(&walk(&app, &key, now, 10).await), both);
     assert_eq!(store.index_clients(tenant).await.unwrap(), 0);
+}
+
+/// `crm-admin create-tables` over a table an earlier version made (without the `last_sync`
+/// index) adds the index, and the stale list then works on it.
+#[tokio::test]
+async fn dynamodb_create_tables_adds_the_index_an_older_table_lacks() {
+    use common::adapters::dynamodb::tables::{create_table, main_table, LAST_SYNC};
+    let (dynamodb, _) = common::config::aws_clients().await;
+    let table = format!("crm-test-{}", Uuid::new_v4());
+    let mut older = main_table();
+    older.indexes.retain(|index| index.name != LAST_SYNC);
+    create_table(&dynamodb, &table, &older).await.unwrap();
+    let indexes = |described: aws_sdk_dynamodb::types::TableDescription| -> Vec<String> {
+        described
+            .global_secondary_indexes()
+            .iter()
+            .filter_map(|index| index.index_name().map(str::to_owned))
+            .collect()
+    };
+    let describe = || async {
+        dynamodb
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .unwrap()
+    };
+    assert!(!indexes(describe().await).contains(&LAST_SYNC.to_owned()));
+
+    create_table(&dynamodb, &table, &main_table())
+        .await
+        .unwrap();
+    let now = indexes(describe().await);
+    assert!(now.contains(&LAST_SYNC.to_owned()), "{now:?}");
+    assert_eq!(now.len(), main_table().indexes.len());
+    // Made again: nothing to add, no error.
+    create_table(&dynamodb, &table, &main_table())
+        .await
+        .unwrap();
 }

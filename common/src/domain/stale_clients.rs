@@ -5,7 +5,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::{DateTime, DurationRound as _, TimeDelta, TimeZone as _, Utc};
+use chrono::{DateTime, Datelike as _, TimeZone as _, Utc};
 use uuid::Uuid;
 
 use super::client::Client;
@@ -45,7 +45,11 @@ impl StaleKey {
         let millis = i64::from_be_bytes(bytes[..8].try_into().ok()?);
         let last_synced_at = match millis {
             NEVER => None,
-            millis => Some(Utc.timestamp_millis_opt(millis).single()?),
+            millis => Some(
+                Utc.timestamp_millis_opt(millis)
+                    .single()
+                    .filter(|t| in_stored_range(*t))?,
+            ),
         };
         Some(StaleKey {
             last_synced_at,
@@ -53,6 +57,15 @@ impl StaleKey {
         })
     }
 }
+
+/// Whether a time is one the stores write and compare as text in order: RFC 3339 with a
+/// four-digit year (`rfc3339` writes a sign and more digits beyond).
+fn in_stored_range(time: DateTime<Utc>) -> bool {
+    (0..=9999).contains(&time.year())
+}
+
+/// What a bound outside the years 0000 to 9999 (in UTC) is told.
+pub const BOUND_RANGE: &str = "must be a time from year 0000 to 9999 (in UTC)";
 
 /// The list's filter and where its page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +78,17 @@ pub struct StaleQuery {
 
 impl StaleQuery {
     /// `before` is cut to its millisecond: a client synced within it, at or after the time
-    /// given, is not stale. A bad cursor is named `cursor_name` in `errors`.
+    /// given, is not stale. A bound outside the stored years is named `before_name` in
+    /// `errors`, a bad cursor `cursor_name`.
     pub fn new(
         before: DateTime<Utc>,
         cursor: Option<&str>,
-        cursor_name: &str,
+        (before_name, cursor_name): (&str, &str),
         errors: &mut FieldErrors,
     ) -> StaleQuery {
+        if !in_stored_range(before) {
+            errors.fail(before_name, BOUND_RANGE);
+        }
         let after = cursor.and_then(|cursor| {
             let key = StaleKey::decode(cursor);
             if key.is_none() {
@@ -80,11 +97,17 @@ impl StaleQuery {
             key
         });
         StaleQuery {
-            before: before
-                .duration_trunc(TimeDelta::milliseconds(1))
-                .unwrap_or(before),
+            before: DateTime::from_timestamp_millis(before.timestamp_millis()).unwrap_or(before),
             after,
         }
+    }
+
+    /// Whether nothing can follow the cursor: it stands at or past the bound (a cursor of a
+    /// list with a later bound). The page is then empty and the last, on both stores.
+    pub fn is_past_end(&self) -> bool {
+        self.after
+            .and_then(|after| after.last_synced_at)
+            .is_some_and(|at| at >= self.before)
     }
 
     /// Whether the client is in the list now (a store whose index lags re-checks the client).
@@ -147,11 +170,40 @@ mod tests {
     #[test]
     fn the_bound_is_cut_to_its_millisecond_and_strict() {
         let mut errors = FieldErrors::default();
-        let query = StaleQuery::new(at("2026-12-01T10:00:00.1239Z"), None, "cursor", &mut errors);
+        let names = ("syncedBefore", "cursor");
+        let query = StaleQuery::new(at("2026-12-01T10:00:00.1239Z"), None, names, &mut errors);
         assert!(errors.finish().is_ok());
         assert_eq!(query.before, at("2026-12-01T10:00:00.123Z"));
         let mut errors = FieldErrors::default();
-        StaleQuery::new(query.before, Some("nope"), "cursor", &mut errors);
-        assert!(errors.finish().is_err());
+        StaleQuery::new(query.before, Some("nope"), names, &mut errors);
+        assert!(errors.has_failed("cursor"));
+    }
+
+    #[test]
+    fn times_past_four_digit_years_are_refused_as_bounds_and_cursors() {
+        let far = at("9999-12-31T23:00:00-05:00");
+        let mut errors = FieldErrors::default();
+        StaleQuery::new(far, None, ("syncedBefore", "cursor"), &mut errors);
+        assert!(errors.has_failed("syncedBefore"));
+        let key = StaleKey {
+            last_synced_at: Some(far),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(StaleKey::decode(&key.encode()), None);
+    }
+
+    #[test]
+    fn a_cursor_at_or_past_the_bound_ends_the_list() {
+        let before = at("2026-12-01T10:00:00Z");
+        let cursor = |at| StaleQuery {
+            before,
+            after: Some(StaleKey {
+                last_synced_at: at,
+                id: Uuid::now_v7(),
+            }),
+        };
+        assert!(cursor(Some(before)).is_past_end());
+        assert!(!cursor(Some(before - chrono::TimeDelta::milliseconds(1))).is_past_end());
+        assert!(!cursor(None).is_past_end());
     }
 }

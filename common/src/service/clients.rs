@@ -46,6 +46,12 @@ pub async fn list_clients(
 ) -> Result<Page<Client>> {
     caller.require(Permission::ClientRead)?;
     let query = query.read()?;
+    if query.synced_before.is_some_and(|stale| stale.is_past_end()) {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    }
     deps.store.list_clients(caller.tenant_id, &query).await
 }
 

@@ -231,9 +231,11 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// One key range of the `LAST_SYNC` index (keys only), below `before` and past the cursor,
-    /// then the clients read by key. A client synced since the index was read (the index is
-    /// eventually consistent, the read too) is left out; the page still ends at the last key read.
+    /// One key range of the `LAST_SYNC` index (keys only), below `before` and past the cursor
+    /// (which the service has checked is below `before`: DynamoDB refuses a start key outside
+    /// the key condition), then the clients read by key. A client synced since the index was
+    /// read (the index is eventually consistent, the read too) is left out; the page still ends
+    /// at the last key read.
     async fn stale_clients(
         &self,
         tenant_id: Uuid,
@@ -283,9 +285,11 @@ impl DynamoStore {
             let client = client_from_item(&item)?;
             found.insert(client.id, client);
         }
+        // A client whose sync moved since the index was read is listed at its new key, if
+        // still stale, not here.
         let items = keys
             .iter()
-            .filter_map(|k| found.remove(&k.id))
+            .filter_map(|k| found.remove(&k.id).filter(|c| StaleKey::of(c) <= *k))
             .filter(|client| stale.includes(client))
             .collect();
         Ok(Page { items, next_cursor })

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client as DynamoClient;
 
@@ -157,37 +158,24 @@ pub async fn create_table(client: &DynamoClient, name: &str, spec: &TableSpec) -
         .billing_mode(BillingMode::PayPerRequest)
         .set_key_schema(Some(key_schema(spec.hash_key, spec.range_key)?));
     for attribute in attributes {
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(attribute)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(Error::internal)?,
-        );
+        request = request.attribute_definitions(attribute_definition(attribute)?);
     }
     for index in &spec.indexes {
-        let projection = match index.projection {
-            IndexProjection::All => ProjectionType::All,
-            IndexProjection::KeysOnly => ProjectionType::KeysOnly,
-        };
-        request = request.global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(index.name)
-                .set_key_schema(Some(key_schema(index.hash_key, index.range_key)?))
-                .projection(Projection::builder().projection_type(projection).build())
-                .build()
-                .map_err(Error::internal)?,
-        );
+        request = request.global_secondary_indexes(global_index(index)?);
     }
+    let mut existed = false;
     if let Err(error) = request.send().await {
-        let exists = error
+        existed = error
             .as_service_error()
             .is_some_and(|e| e.is_resource_in_use_exception());
-        if !exists {
+        if !existed {
             return Err(sdk_error(error));
         }
     }
     wait_until_active(client, name).await?;
+    if existed {
+        add_missing_indexes(client, name, spec).await?;
+    }
     if let Some(attribute) = spec.ttl_attribute {
         client
             .update_time_to_live()
@@ -202,6 +190,73 @@ pub async fn create_table(client: &DynamoClient, name: &str, spec: &TableSpec) -
             .send()
             .await
             .map_err(sdk_error)?;
+    }
+    Ok(())
+}
+
+fn attribute_definition(name: &str) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(Error::internal)
+}
+
+fn projection(index: &IndexSpec) -> Projection {
+    let projection = match index.projection {
+        IndexProjection::All => ProjectionType::All,
+        IndexProjection::KeysOnly => ProjectionType::KeysOnly,
+    };
+    Projection::builder().projection_type(projection).build()
+}
+
+fn global_index(index: &IndexSpec) -> Result<GlobalSecondaryIndex> {
+    GlobalSecondaryIndex::builder()
+        .index_name(index.name)
+        .set_key_schema(Some(key_schema(index.hash_key, index.range_key)?))
+        .projection(projection(index))
+        .build()
+        .map_err(Error::internal)
+}
+
+/// A table made by an earlier version lacks the indexes added since: each is created, one
+/// UpdateTable at a time (DynamoDB builds one new index per update), waiting for it to be
+/// ACTIVE (backfilled) before the next.
+async fn add_missing_indexes(client: &DynamoClient, name: &str, spec: &TableSpec) -> Result<()> {
+    let table = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(sdk_error)?
+        .table;
+    let present: Vec<String> = table
+        .iter()
+        .flat_map(|table| table.global_secondary_indexes())
+        .filter_map(|index| index.index_name().map(str::to_owned))
+        .collect();
+    for index in &spec.indexes {
+        if present.iter().any(|name| name == index.name) {
+            continue;
+        }
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(index.name)
+            .set_key_schema(Some(key_schema(index.hash_key, index.range_key)?))
+            .projection(projection(index))
+            .build()
+            .map_err(Error::internal)?;
+        client
+            .update_table()
+            .table_name(name)
+            .attribute_definitions(attribute_definition(index.hash_key)?)
+            .attribute_definitions(attribute_definition(index.range_key)?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        wait_until_active(client, name).await?;
     }
     Ok(())
 }

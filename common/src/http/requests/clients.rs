@@ -53,8 +53,14 @@ impl Input<ClientQuery> for ListQuery<'_> {
         });
         let cursor = param("cursor");
         // A stale list's cursor is its own (a time and an id); any other list's is an id.
-        let synced_before =
-            before.map(|before| StaleQuery::new(before, cursor.as_deref(), "cursor", &mut errors));
+        let synced_before = before.map(|before| {
+            StaleQuery::new(
+                before,
+                cursor.as_deref(),
+                ("syncedBefore", "cursor"),
+                &mut errors,
+            )
+        });
         let id_cursor = cursor.filter(|_| synced_before.is_none());
         let page = PageRequest::new(limit, id_cursor.as_deref(), ("limit", "cursor"));
         let page = match page {
