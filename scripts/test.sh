@@ -22,6 +22,9 @@ lint=0
 if [ "$lint" -eq 1 ] || [ $((lint & 2)) -ne 0 ]; then echo "cfn-lint: errors in infra/template.yaml"; exit 1; fi
 echo "==> Lambda smoke test: cargo lambda watch against moto"
 scripts/lambda_smoke.sh
+# tests/it/metrics.rs parses crm-local's GET /metrics with Prometheus's own Python parser.
+"$venv/bin/python" -c "import prometheus_client" 2>/dev/null ||
+    "$venv/bin/pip" install --quiet --disable-pip-version-check prometheus-client
 echo "==> cargo test"
 cargo test --workspace "$@" 2>&1 | tee target/test-output.log
 scripts/graphql_fuzz.sh   # schemathesis against crm-local's /graphql: no server error

@@ -1,4 +1,5 @@
-//! Glue for the non-HTTP Lambdas: the SQS worker's batch and the scheduled sweeper.
+//! Glue for the non-HTTP Lambdas: the SQS worker's batch and the scheduled sweeper. Each
+//! invocation ends by writing its metrics (`Metrics::flush`).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +32,7 @@ pub async fn handle_sqs_event(
         (record.message_id.unwrap_or_default(), outcome)
     });
     let outcomes = futures_util::future::join_all(work).await;
+    deps.metrics.flush();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = outcomes
         .into_iter()
@@ -55,5 +57,7 @@ pub async fn handle_scheduled_event(
     deadline: Option<Instant>,
 ) -> Result<SweepReport> {
     tracing::debug!(source = %event.source, time = ?event.time, "scheduled sweep");
-    sweep(deps, deadline).await
+    let report = sweep(deps, deadline).await;
+    deps.metrics.flush();
+    report
 }

@@ -12,6 +12,7 @@ pub mod json_body;
 pub mod lambda;
 pub mod local;
 pub mod logging;
+pub mod metrics;
 pub mod ports;
 pub mod reply;
 pub mod request_limits;

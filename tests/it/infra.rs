@@ -21,7 +21,7 @@ use serde_norway::Value;
 /// Binaries under `functions/` that are not Lambda functions.
 const NOT_LAMBDAS: [&str; 2] = ["local", "admin"];
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -1241,7 +1241,7 @@ fn the_table_and_the_queues_outlive_the_stack() {
 }
 
 /// Resource types that take no tags.
-const UNTAGGED: [&str; 1] = ["AWS::SNS::Subscription"];
+const UNTAGGED: [&str; 2] = ["AWS::SNS::Subscription", "AWS::CloudWatch::Dashboard"];
 
 #[test]
 fn every_resource_is_tagged_with_the_service_and_its_stage() {
@@ -1291,13 +1291,14 @@ fn crm_admin_creates_the_delivery_queue_as_the_template_does() {
 }
 
 /// The variables every function reads, and what sets each: a resource or a parameter.
-const FUNCTION_VARIABLES: [(&str, &str); 6] = [
+const FUNCTION_VARIABLES: [(&str, &str); 7] = [
     ("CRM_TABLE", "Table"),
     ("CRM_QUEUE_URL", "DeliveryQueue"),
     ("WEBHOOK_RETRY_DELAYS", "WebhookRetryDelays"),
     (MAX_WEBHOOKS_PER_TENANT, "MaxWebhooksPerTenant"),
     (MAX_EVENTS_PER_SECOND, "MaxEventsPerSecond"),
     (RETENTION_DAYS, "RetentionDays"),
+    ("CRM_STACK", "AWS::StackName"),
 ];
 
 #[test]
@@ -1347,4 +1348,129 @@ fn every_function_is_configured_for_the_table_queue_retry_schedule_and_limits() 
     assert_eq!(retention["MaxValue"].as_i64(), Some(MAX_RETENTION_DAYS));
     assert_eq!(parameters["Stage"]["Type"].as_str(), Some("String"));
     assert!(parameters["Stage"]["Default"].as_str().is_some());
+}
+
+/// The metrics an alarm watches: its own, or those of its math's `MetricStat`s.
+fn alarm_metrics(alarm: &Value) -> Vec<&Value> {
+    let properties = &alarm["Properties"];
+    if properties["MetricName"].is_string() {
+        return vec![properties];
+    }
+    one_or_many(&properties["Metrics"])
+        .into_iter()
+        .filter_map(|query| {
+            let metric = &query["MetricStat"]["Metric"];
+            (!metric.is_null()).then_some(metric)
+        })
+        .collect()
+}
+
+/// Every alarm and dashboard metric in the service's namespace is one the code writes, with the
+/// dimensions it writes, the stack's name as `Stack`; and the alarms are all there.
+#[test]
+fn alarms_and_the_dashboard_watch_the_metrics_the_service_writes() {
+    let template = Template::load();
+    let emitted = common::metrics::emitted();
+    let check = |where_: &str, name: &str, dimensions: Vec<String>| {
+        let Some((_, expected)) = emitted.iter().find(|(emitted, _)| *emitted == name) else {
+            panic!("{where_}: {name} is not a metric the service writes");
+        };
+        assert_eq!(dimensions, *expected, "{where_}: {name}'s dimensions");
+    };
+
+    let mut watched = Vec::new();
+    for (alarm_name, alarm) in template.resources_of_type("AWS::CloudWatch::Alarm") {
+        for metric in alarm_metrics(alarm) {
+            let namespace = metric["Namespace"].as_str().unwrap();
+            let name = metric["MetricName"].as_str().unwrap();
+            watched.push(format!("{namespace}/{name}"));
+            if namespace != common::metrics::NAMESPACE {
+                continue;
+            }
+            let dimensions = one_or_many(&metric["Dimensions"]);
+            let stack = dimensions
+                .iter()
+                .find(|d| d["Name"].as_str() == Some(common::metrics::STACK_DIMENSION))
+                .unwrap_or_else(|| panic!("{alarm_name}: {name} without its stack"));
+            assert_eq!(reference(&stack["Value"]), Some("AWS::StackName"));
+            let names = dimensions
+                .iter()
+                .map(|d| d["Name"].as_str().unwrap().to_owned())
+                .collect();
+            check(alarm_name, name, names);
+        }
+    }
+    for wanted in [
+        "AWS/SQS/ApproximateNumberOfMessagesVisible",
+        "CrmWebhooks/Deliveries",
+        "AWS/SQS/ApproximateAgeOfOldestMessage",
+        "AWS/Lambda/Errors",
+        "CrmWebhooks/DeliveriesRecovered",
+        "CrmWebhooks/EventsRecovered",
+    ] {
+        assert!(watched.iter().any(|w| w == wanted), "no alarm on {wanted}");
+    }
+    let errors: Vec<Option<&str>> = template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .flat_map(|(_, alarm)| alarm_metrics(alarm))
+        .filter(|metric| metric["MetricName"].as_str() == Some("Errors"))
+        .map(|metric| reference(&one_or_many(&metric["Dimensions"])[0]["Value"]))
+        .collect();
+    assert_eq!(errors, [Some("WorkerFunction"), Some("SweeperFunction")]);
+
+    // The dashboard's body: JSON once CloudFormation has substituted its ${...}.
+    let (_, dashboard) = template
+        .resources_of_type("AWS::CloudWatch::Dashboard")
+        .next()
+        .expect("a dashboard");
+    let body = match &dashboard["Properties"]["DashboardBody"] {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str().unwrap(),
+        other => panic!("DashboardBody is not a !Sub: {other:?}"),
+    };
+    let substituted = regex_lite_sub(body);
+    let body: serde_json::Value = serde_json::from_str(&substituted).expect("the body is JSON");
+    let mut shown = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        let mut previous: Vec<serde_json::Value> = Vec::new();
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            // "..." repeats the previous row's namespace, name and dimensions.
+            let mut row: Vec<serde_json::Value> = row.as_array().unwrap().clone();
+            if row[0] == "..." {
+                let tail: Vec<serde_json::Value> = row[1..].to_vec();
+                let keep = previous.len() - tail.iter().filter(|v| v.is_string()).count();
+                row = previous[..keep].iter().cloned().chain(tail).collect();
+            }
+            let strings: Vec<String> = row
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            if strings[0] == common::metrics::NAMESPACE {
+                let dimensions = strings[2..].iter().step_by(2).cloned().collect();
+                check("the dashboard", &strings[1], dimensions);
+                shown.push(strings[1].clone());
+            }
+            previous = row;
+        }
+    }
+    for (name, _) in &emitted {
+        assert!(
+            shown.iter().any(|s| s == name),
+            "the dashboard does not show {name}"
+        );
+    }
+}
+
+/// `${Name}` and `${Name.Attr}` of a `!Sub` replaced by a plain word, as CloudFormation would
+/// put a value there.
+fn regex_lite_sub(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        out.push_str("value");
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }

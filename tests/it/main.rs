@@ -26,6 +26,7 @@ mod limits;
 mod local;
 mod local_delivery;
 mod local_edges;
+mod metrics;
 mod openapi;
 mod permissions;
 mod queue;

@@ -50,7 +50,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         tracing::warn!(%error, "accept failed");
@@ -60,7 +60,10 @@ pub async fn serve(
                 let state = Arc::clone(&state);
                 let service = service_fn(move |request| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(answer(&state.0, &state.1, request).await) }
+                    let local = peer.ip().is_loopback();
+                    async move {
+                        Ok::<_, Infallible>(answer(&state.0, &state.1, request, local).await)
+                    }
                 });
                 let connection = http1.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
@@ -90,9 +93,13 @@ async fn answer(
     deps: &Deps,
     routes: &[Route],
     request: hyper::Request<Incoming>,
+    from_this_machine: bool,
 ) -> hyper::Response<Full<Bytes>> {
     let request_id = Uuid::new_v4().to_string();
     let (mut parts, body) = request.into_parts();
+    if parts.uri.path() == METRICS_PATH {
+        return into_hyper(metrics(deps, &parts.method, from_this_machine, &request_id));
+    }
     if let Err(error) = check_head(&parts) {
         return into_hyper(refuse(error, &request_id));
     }
@@ -152,6 +159,33 @@ fn check_head(parts: &hyper::http::request::Parts) -> Result<(), HttpError> {
         return Err(HttpError::HeadersTooLarge);
     }
     Ok(())
+}
+
+/// crm-local's metrics in Prometheus text format, without a key: crm-local listens on
+/// 127.0.0.1 only, and a request from elsewhere (a proxy in front of it is on this machine too,
+/// so do not forward this path) is refused.
+const METRICS_PATH: &str = "/metrics";
+
+fn metrics(
+    deps: &Deps,
+    method: &hyper::Method,
+    from_this_machine: bool,
+    request_id: &str,
+) -> Response<Body> {
+    if method != hyper::Method::GET && method != hyper::Method::HEAD {
+        let allow = vec!["GET".to_owned(), "HEAD".to_owned()];
+        return refuse(HttpError::MethodNotAllowed { allow }, request_id);
+    }
+    if !from_this_machine {
+        let error = Error::Forbidden("Metrics are served to this machine only.");
+        return refuse(HttpError::from(error), request_id);
+    }
+    let mut response = Response::new(Body::Text(deps.metrics.prometheus_text()));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 fn into_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {

@@ -50,6 +50,9 @@ pub async fn handle(deps: &Deps, routes: &[Route], request: Request) -> Response
         Ok(response) => response,
         Err(error) => error::into_response(error, &request_id),
     };
+    // A Lambda's metrics of this request (events accepted, what a fan-out or a test attempt
+    // did), as EMF log lines; nothing in crm-local, which keeps totals for `GET /metrics`.
+    deps.metrics.flush();
     with_request_id(response, &request_id)
 }
 

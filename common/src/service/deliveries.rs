@@ -22,6 +22,7 @@ use crate::domain::idempotency::{
 };
 use crate::domain::page::{Page, PageRequest};
 use crate::error::{Error, Result};
+use crate::metrics::Count;
 use crate::ports::{DeliveryMessage, QueueMessage, RetryFailedMessage, RetryScope};
 use crate::service::deps::Deps;
 
@@ -80,6 +81,8 @@ pub(crate) async fn publish(deps: &Deps, event: &OutboxEvent) -> Result<()> {
 /// Fans out events just written by a request. A failure here loses nothing: the event stays in
 /// the outbox and the sweeper fans it out.
 pub async fn dispatch_events(deps: &Deps, events: &[OutboxEvent]) {
+    deps.metrics
+        .count(Count::EventsAccepted, events.len() as u64);
     for event in events {
         match fan_out(deps, event).await {
             Ok(_) => mark_dispatched(deps, event).await,
@@ -272,6 +275,7 @@ async fn notify_event(
     // The event first, as a client write's: once it is stored, its deliveries will exist, made
     // here or by the sweeper if this request dies part-way.
     deps.store.append_event(event).await?;
+    deps.metrics.count(Count::EventsAccepted, 1);
     let webhooks = subscribers(deps, event.tenant_id, &event.event).await?;
     match deliver(deps, payload, &webhooks).await {
         Ok(()) => mark_dispatched(deps, event).await,

@@ -7,6 +7,7 @@ use crate::admission::Admission;
 use crate::domain::delivery::{Jitter, RetrySchedule};
 use crate::domain::health::DEFAULT_DISABLE_AFTER;
 use crate::domain::webhook::{TargetPolicy, Webhook};
+use crate::metrics::Metrics;
 use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::fairness::{FairShare, InFlight};
 use crate::service::key_cache::{KeyCache, KEY_CACHE_TTL};
@@ -96,6 +97,9 @@ pub struct Deps {
     pub payloads: Arc<SharedPayloads>,
     /// Places for GraphQL requests running at once, in all and per tenant.
     pub admission: Arc<Admission>,
+    /// What deliveries, events and the sweeper did (crate::metrics): EMF lines on a Lambda,
+    /// `GET /metrics` in crm-local.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Deps {
@@ -116,6 +120,7 @@ impl Deps {
             settings: Arc::new(settings),
             keys: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             admission: Arc::new(Admission::default()),
+            metrics: Arc::new(Metrics::from_env()),
         }
     }
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::deliveries::fan_out;
 use crate::domain::delivery::DueDelivery;
 use crate::error::Result;
+use crate::metrics::Count;
 use crate::ports::{DeliveryMessage, DueCursor, QueueMessage, Requeue};
 use crate::service::deps::Deps;
 
@@ -75,6 +76,12 @@ pub async fn sweep(deps: &Deps, deadline: Option<Instant>) -> Result<SweepReport
     fan_out_stuck_events(deps, cutoff, stop_at, &mut report).await?;
     requeue_stuck_deliveries(deps, cutoff, stop_at, &mut report).await?;
     remove_expired(deps, stop_at, &mut report).await?;
+    deps.metrics.count(
+        Count::DeliveriesRecovered,
+        report.deliveries_requeued as u64,
+    );
+    deps.metrics
+        .count(Count::EventsRecovered, report.events_fanned_out as u64);
     if report != SweepReport::default() {
         tracing::info!(?report, "sweep finished work left behind");
     }

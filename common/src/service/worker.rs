@@ -21,7 +21,8 @@ use crate::domain::outbound::signed_request;
 use crate::domain::pacing::{HeldSlot, Pacing};
 use crate::domain::webhook::{Webhook, IN_REQUEST_TIMEOUT_MS};
 use crate::error::{Error, Result};
-use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage, MAX_QUEUE_DELAY};
+use crate::metrics::{Count, Outcome};
+use crate::ports::{DeliveryChange, DeliveryMessage, QueueMessage, SendOutcome, MAX_QUEUE_DELAY};
 use crate::service::deps::Deps;
 use crate::time::rfc3339;
 
@@ -203,7 +204,11 @@ async fn deliver(
                 attempt: None,
             };
             return match deps.store.write_delivery(&change).await {
-                Ok(()) | Err(Error::Conflict(_)) => Ok(MessageOutcome::Done),
+                Ok(()) => {
+                    deps.metrics.delivery(Outcome::Cancelled);
+                    Ok(MessageOutcome::Done)
+                }
+                Err(Error::Conflict(_)) => Ok(MessageOutcome::Done),
                 Err(error) => Err(error),
             };
         }
@@ -235,7 +240,12 @@ async fn deliver(
         })
         .await
     {
-        Ok(()) => deps.prep_time.observe(deps.clock.now_us() - started),
+        Ok(()) => {
+            deps.prep_time.observe(deps.clock.now_us() - started);
+            let due = delivery.next_attempt_at.unwrap_or(delivery.created_at);
+            deps.metrics
+                .queue_age((now - due).to_std().unwrap_or_default());
+        }
         // Another consumer claimed it first: its attempt is the one that counts.
         Err(Error::Conflict(_)) => return Ok(MessageOutcome::Done),
         Err(error) => return Err(error),
@@ -424,6 +434,7 @@ async fn attempt(
             attempt: Some(attempt),
         })
         .await?;
+    record_attempt(deps, &outcome, &after, decision);
     let health = record_health(deps, webhook, decision, now).await;
     match decision {
         Decision::RetryAfter(delay) => {
@@ -450,6 +461,21 @@ async fn attempt(
     }
     tracing::info!(delivery_id = %after.id, status = after.status.as_str(), attempt = after.attempt_count, "attempt recorded");
     Ok((after, decision))
+}
+
+/// An attempt's figures: its latency, its outcome, and at a delivery's end its attempts.
+fn record_attempt(deps: &Deps, sent: &SendOutcome, after: &Delivery, decision: Decision) {
+    let metrics = &deps.metrics;
+    metrics.attempt_latency(sent.latency);
+    let outcome = match decision {
+        Decision::Succeeded => Outcome::Success,
+        Decision::RetryAfter(_) => Outcome::Retry,
+        Decision::Failed | Decision::FailedAndDeactivate => Outcome::Failed,
+    };
+    metrics.delivery(outcome);
+    if outcome != Outcome::Retry {
+        metrics.attempts_per_delivery(after.attempt_count);
+    }
 }
 
 /// What the attempt tells about its endpoint, written to the webhook's health (a success only
@@ -513,6 +539,7 @@ async fn disable(
     .await?;
     if let Some(disabled) = disabled {
         tracing::warn!(webhook_id = %disabled.id, reason = reason.as_str(), "webhook disabled");
+        deps.metrics.count(Count::WebhooksDisabled, 1);
         let data = json!({
             "webhookId": disabled.id,
             "url": disabled.url,
