@@ -138,16 +138,25 @@ fn with_metric<'a>(documents: &'a [Value], metric: &str) -> Vec<(&'a Value, &'a 
         .collect()
 }
 
-/// Notify through the HTTP face (whose requests flush their metrics), then one worker
-/// invocation as the Lambda runs it (`handle_sqs_event`, which flushes its own): the lines say
-/// one event accepted, one successful attempt of one, its latency and how long it waited.
+/// A test send, then a notify through the HTTP face (whose requests flush their metrics), then
+/// worker invocations as the Lambda runs them (`handle_sqs_event`, which flushes its own): the
+/// lines say one event accepted, one successful attempt of one, its latency and how long it
+/// waited; the test send is in none of them.
 async fn a_deliverys_emf_lines_follow_the_specification(backend: Backend) {
     let mut s = setup(backend).await;
     let lines = Lines::default();
     s.app.deps.metrics = Arc::new(Metrics::emf("crm-test", Box::new(lines.clone())));
     let receiver = Receiver::start(Reply::Status(200)).await;
-    s.webhook(&receiver, json!({"events": ["lead.created"]}))
+    let (webhook, _) = s
+        .webhook(&receiver, json!({"events": ["lead.created"]}))
         .await;
+    // A user's test send is not traffic: it writes no delivery figures.
+    let (status, body) = s
+        .app
+        .post(&format!("/api/webhooks/{webhook}/test"), &s.key, &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(receiver.seen().len(), 1);
     let (status, body) = s
         .app
         .post(
@@ -183,7 +192,7 @@ async fn a_deliverys_emf_lines_follow_the_specification(backend: Backend) {
             for message in received {
                 deps.queue.delete(&message.receipt).await.unwrap();
             }
-            (receiver.seen().len() == 1).then_some(())
+            (receiver.seen().len() == 2).then_some(())
         },
     )
     .await;

@@ -152,7 +152,9 @@ pub async fn notify(
     let payload = EventPayload::of(&event, now)?;
     let Some((key, fingerprint)) = key else {
         super::limits::take_event_quota(deps, caller.tenant_id, now).await?;
-        return Ok(answer(notify_event(deps, &event, &payload).await?));
+        let delivery_ids = notify_event(deps, &event, &payload).await?;
+        deps.metrics.count(Count::EventsAccepted, 1);
+        return Ok(answer(delivery_ids));
     };
     // A repeat creates nothing, so it takes no place in the second's quota.
     let tenant_id = caller.tenant_id;
@@ -176,6 +178,9 @@ pub async fn notify(
         return answer_repeat(deps, first, &fingerprint, event, now).await;
     }
     let delivery_ids = notify_event(deps, &event, &payload).await?;
+    // Here, not in `notify_event`, which a repeat of a slow first request runs again for the
+    // same event.
+    deps.metrics.count(Count::EventsAccepted, 1);
     record_answer(deps, &key, &event, &delivery_ids).await;
     Ok(answer(delivery_ids))
 }
@@ -275,7 +280,6 @@ async fn notify_event(
     // The event first, as a client write's: once it is stored, its deliveries will exist, made
     // here or by the sweeper if this request dies part-way.
     deps.store.append_event(event).await?;
-    deps.metrics.count(Count::EventsAccepted, 1);
     let webhooks = subscribers(deps, event.tenant_id, &event.event).await?;
     match deliver(deps, payload, &webhooks).await {
         Ok(()) => mark_dispatched(deps, event).await,

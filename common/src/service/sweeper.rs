@@ -73,15 +73,17 @@ pub async fn sweep(deps: &Deps, deadline: Option<Instant>) -> Result<SweepReport
     let grace = chrono::Duration::from_std(deps.settings.sweep_grace).unwrap_or_default();
     let cutoff = deps.clock.now() - grace;
     let mut report = SweepReport::default();
-    fan_out_stuck_events(deps, cutoff, stop_at, &mut report).await?;
-    requeue_stuck_deliveries(deps, cutoff, stop_at, &mut report).await?;
+    // Each step's recoveries are counted as it ends, so that a run failing part-way (the runs
+    // the recoveries' alarm is for) still counts what it did.
+    let fanned_out = fan_out_stuck_events(deps, cutoff, stop_at, &mut report).await;
+    let events = report.events_fanned_out as u64;
+    deps.metrics.count(Count::EventsRecovered, events);
+    fanned_out?;
+    let requeued = requeue_stuck_deliveries(deps, cutoff, stop_at, &mut report).await;
+    let deliveries = report.deliveries_requeued as u64;
+    deps.metrics.count(Count::DeliveriesRecovered, deliveries);
+    requeued?;
     remove_expired(deps, stop_at, &mut report).await?;
-    deps.metrics.count(
-        Count::DeliveriesRecovered,
-        report.deliveries_requeued as u64,
-    );
-    deps.metrics
-        .count(Count::EventsRecovered, report.events_fanned_out as u64);
     if report != SweepReport::default() {
         tracing::info!(?report, "sweep finished work left behind");
     }

@@ -463,8 +463,13 @@ async fn attempt(
     Ok((after, decision))
 }
 
-/// An attempt's figures: its latency, its outcome, and at a delivery's end its attempts.
+/// An attempt's figures: its latency, its outcome, and at a delivery's end its attempts. A
+/// user's test send (`webhook.test`) is not traffic: testing a broken endpoint must not move the
+/// failure rate.
 fn record_attempt(deps: &Deps, sent: &SendOutcome, after: &Delivery, decision: Decision) {
+    if after.event == WEBHOOK_TEST {
+        return;
+    }
     let metrics = &deps.metrics;
     metrics.attempt_latency(sent.latency);
     let outcome = match decision {
