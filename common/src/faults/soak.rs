@@ -58,9 +58,8 @@ const SWEEP_GRACE: Duration = Duration::from_secs(2);
 /// back now rather than after a wait. An attempt in flight at a step may be sent twice: a
 /// duplicate, as when an attempt outlives its lease.
 const SETTLE_STEP: Duration = Duration::from_secs(60);
-/// How often settling moves the clock while work is left: long enough for the worker to drain
-/// what the queue holds first.
-const STEP_EVERY: Duration = Duration::from_secs(3);
+/// How long the work left may stay the same before settling moves the clock.
+const STALL: Duration = Duration::from_secs(3);
 /// More events than any soak writes: the outbox is read whole.
 const OUTBOX_READ: usize = 1_000_000;
 /// Problems listed in the report; the rest are counted.
@@ -362,8 +361,10 @@ async fn drive_load(
 }
 
 /// Waits, faults off, until the tenant has no open delivery and no undispatched event, while
-/// the worker and sweeper run; moves the clock by `SETTLE_STEP` every `STEP_EVERY` while work is
-/// left, so that leases and grace periods pass without being waited out.
+/// the worker and sweeper run; moves the clock by `SETTLE_STEP` whenever that work has not
+/// changed for `STALL`, so that leases and grace periods pass without being waited out. Not
+/// while work drains: a step makes every open delivery due, and the sweeper would queue each
+/// again behind the message it has.
 async fn settle(
     store: &dyn Store,
     tenant: Uuid,
@@ -372,7 +373,7 @@ async fn settle(
     report: &mut SoakReport,
 ) {
     let settling = Instant::now();
-    let mut stepped = Instant::now();
+    let (mut seen, mut since) = (None, Instant::now());
     loop {
         let left = unfinished(store, tenant, clock.now()).await;
         if left == Some((0, 0)) {
@@ -384,10 +385,12 @@ async fn settle(
             ));
             break;
         }
-        if stepped.elapsed() >= STEP_EVERY {
+        if left != seen {
+            (seen, since) = (left, Instant::now());
+        } else if since.elapsed() >= STALL {
             clock.advance(SETTLE_STEP);
             report.clock_steps += 1;
-            stepped = Instant::now();
+            since = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
