@@ -107,7 +107,7 @@ pub struct SoakReport {
     /// HTTP calls made during the load, and those answered 2xx.
     pub calls: u64,
     pub calls_2xx: u64,
-    /// Events the 2xx answers accepted, by kind.
+    /// Events the 2xx answers accepted, by kind (the initial clients' creations included).
     pub accepted_created: usize,
     pub accepted_status_changes: usize,
     pub accepted_notifies: usize,
@@ -159,7 +159,7 @@ impl SoakReport {
             ("sends, faults on", f.sender.calls.to_string()),
             ("send faults before / after / delay", faults(&f.sender)),
             (
-                "events accepted (created / status changes / notifies)",
+                "events accepted (created, initial clients too / status changes / notifies)",
                 format!(
                     "{} ({} / {} / {})",
                     self.accepted(),
