@@ -1,7 +1,8 @@
 //! `crm-bench`: measures the service and prints tables, each figure beside its reference.
 //! Run it with `scripts/bench.sh` (release build). Reports; never asserts.
 //!
-//! `crm-bench [--quick] [SECTION...]`: every section by default, in the order.
+//! `crm-bench [--quick] [SECTION...]`: every section by default (but `soak`, which runs only
+//! when named), in the order.
 
 mod batch;
 mod cost;
@@ -15,6 +16,7 @@ mod local;
 mod ratelimit;
 mod receiver;
 mod search;
+mod soak;
 mod stats;
 mod sweep;
 mod table;
@@ -35,7 +37,12 @@ const SECTIONS: &[&str] = &[
     "ratelimit",
     "batch",
     "cost",
+    "soak",
 ];
+
+/// Sections that run only when named: the soak is a check at length (minutes), not a figure
+/// the full run is about.
+const NAMED_ONLY: &[&str] = &["soak"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -54,7 +61,8 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("# crm-bench ({})", table::machine());
     for &section in SECTIONS {
-        if !chosen.is_empty() && !chosen.contains(&section) {
+        let named = chosen.contains(&section);
+        if (!chosen.is_empty() || NAMED_ONLY.contains(&section)) && !named {
             continue;
         }
         match section {
@@ -68,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             "ratelimit" => ratelimit::run(quick).await?,
             "batch" => batch::run(quick).await?,
             "cost" => cost::run(quick).await?,
+            "soak" => soak::run(quick).await?,
             other => anyhow::bail!("section {other} has no runner"),
         }
     }

@@ -5,6 +5,8 @@ pub mod admission;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "faults")]
+pub mod faults;
 #[cfg(feature = "graphql")]
 pub mod graphql;
 pub mod http;

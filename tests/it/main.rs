@@ -38,6 +38,7 @@ mod resend;
 mod retention;
 mod retry_schedules;
 mod seed_contracts;
+mod soak;
 mod stale_clients;
 mod sweeper;
 mod sync_batch;
