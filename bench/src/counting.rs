@@ -6,7 +6,7 @@ mod capacity;
 mod store;
 
 pub use aws::{AwsMeter, Metered};
-pub use store::{CountingStore, PortCalls};
+pub use store::{CallCounts, CountingStore, PortCalls};
 
 /// A per-call or per-delivery figure: whole numbers plain, others to two decimals.
 pub fn figure(value: f64) -> String {

@@ -17,7 +17,7 @@ use common::service::deps::{DeliverySettings, Deps, TenantLimits};
 use lambda_http::http::{Method, Request};
 use lambda_http::Body;
 
-use crate::counting::{AwsMeter, CountingStore};
+use crate::counting::{AwsMeter, CallCounts, CountingStore};
 
 /// The service over one store, with its meters.
 pub struct Service {
@@ -98,7 +98,7 @@ impl Service {
         aws: Option<AwsAccess>,
         dir: Option<tempfile::TempDir>,
     ) -> anyhow::Result<Service> {
-        let port = Arc::new(CountingStore::new(store));
+        let port = Arc::new(CountingStore::new(store, CallCounts::default()));
         let settings = settings();
         let sender = HttpSender::new(settings.targets.allow_http, settings.targets.allow_private)?;
         let deps = Deps::new(

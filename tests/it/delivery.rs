@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use common::domain::auth::Role;
 use common::domain::delivery::Delivery;
 use common::domain::event::OutboxEvent;
@@ -574,12 +574,7 @@ async fn the_worker_lambda_reports_exactly_the_failed_records(backend: Backend) 
             slow_body = Some(body);
         }
     }
-    let record = |id: &str, body: String| {
-        let mut message = SqsMessage::default();
-        message.message_id = Some(id.to_owned());
-        message.body = Some(body);
-        message
-    };
+    let record = crate::support::sqs_record;
     let mut event = SqsEvent::default();
     event.records = vec![
         record("m-quick", quick_body.unwrap()),

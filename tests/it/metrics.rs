@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use common::metrics::Metrics;
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
@@ -183,9 +183,7 @@ async fn a_deliverys_emf_lines_follow_the_specification(backend: Backend) {
                 .unwrap();
             let mut event = SqsEvent::default();
             for message in &received {
-                let mut record = SqsMessage::default();
-                record.message_id = Some(message.message_id.clone());
-                record.body = Some(message.body.clone());
+                let record = crate::support::sqs_record(&message.message_id, message.body.clone());
                 event.records.push(record);
             }
             common::lambda::handle_sqs_event(deps, event, None).await;

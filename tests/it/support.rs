@@ -344,3 +344,11 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
         "error sentence missing: {body}"
     );
 }
+
+/// One SQS record of a Lambda event, as the event source mapping hands a message to the worker.
+pub fn sqs_record(message_id: &str, body: String) -> aws_lambda_events::event::sqs::SqsMessage {
+    let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+    record.message_id = Some(message_id.to_owned());
+    record.body = Some(body);
+    record
+}

@@ -31,7 +31,7 @@ use crate::ports::{
     Clock, OutboundRequest, Queue, QueueMessage, Received, SendOutcome, Sender, SystemClock,
 };
 
-pub use store::FaultyStore;
+pub use store::{FaultyStore, LayeredStore, StoreLayer};
 
 /// Which calls fail and how: each share is of all calls, so `before + after + delayed` is the
 /// share of calls that meet a fault.
@@ -190,7 +190,7 @@ impl Faults {
     }
 
     /// Runs `call` (a store or queue call, not started yet) under the fault decided for it.
-    async fn around<T>(
+    async fn under_fault<T>(
         &self,
         port: Port,
         method: &'static str,
@@ -233,17 +233,17 @@ impl FaultyQueue {
 impl Queue for FaultyQueue {
     async fn send(&self, messages: &[(QueueMessage, Duration)]) -> Result<()> {
         let call = self.inner.send(messages);
-        self.faults.around(Port::Queue, "send", call).await
+        self.faults.under_fault(Port::Queue, "send", call).await
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>> {
         let call = self.inner.receive(max, wait);
-        self.faults.around(Port::Queue, "receive", call).await
+        self.faults.under_fault(Port::Queue, "receive", call).await
     }
 
     async fn delete(&self, receipt: &str) -> Result<()> {
         let call = self.inner.delete(receipt);
-        self.faults.around(Port::Queue, "delete", call).await
+        self.faults.under_fault(Port::Queue, "delete", call).await
     }
 }
 

@@ -1,7 +1,10 @@
-//! `FaultyStore`: every method of every `Store` trait, reads and writes alike, handed to the
-//! real store under the fault `Faults` decides for the call. Mechanical on purpose: one line
-//! per method, so that a method added to a port shows here as a compile error, not a gap.
+//! `LayeredStore`: every method of every `Store` trait, reads and writes alike, handed to the
+//! real store through a `StoreLayer` that sees each call by its method's name: fault injection
+//! here (`FaultyStore`), call counting in the bench. Mechanical on purpose: one line per
+//! method, so that a method added to a port shows here as a compile error, not a gap.
 
+use std::future::Future;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -29,62 +32,95 @@ use crate::ports::{
     RetentionStore, Store, TenantStore, WebhookStore,
 };
 
-pub struct FaultyStore {
-    inner: Arc<dyn Store>,
-    faults: Arc<Faults>,
+/// What stands around each store call: `call` is the real store's, not started yet.
+pub trait StoreLayer: Send + Sync {
+    fn around<T: Send>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<T>> + Send,
+    ) -> impl Future<Output = Result<T>> + Send;
 }
 
-impl FaultyStore {
-    pub fn new(inner: Arc<dyn Store>, faults: Arc<Faults>) -> FaultyStore {
-        FaultyStore { inner, faults }
+/// The injected faults of `Faults`, around each store call.
+impl StoreLayer for Arc<Faults> {
+    fn around<T: Send>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<T>> + Send,
+    ) -> impl Future<Output = Result<T>> + Send {
+        self.under_fault(Port::Store, method, call)
     }
 }
 
-/// `self.inner.$method($args)` under the call's fault.
-macro_rules! faulty {
+/// The real store, each call through `layer`; the layer's own methods (its counts) through
+/// `Deref`.
+pub struct LayeredStore<L> {
+    inner: Arc<dyn Store>,
+    layer: L,
+}
+
+impl<L> LayeredStore<L> {
+    pub fn new(inner: Arc<dyn Store>, layer: L) -> LayeredStore<L> {
+        LayeredStore { inner, layer }
+    }
+}
+
+impl<L> Deref for LayeredStore<L> {
+    type Target = L;
+
+    fn deref(&self) -> &L {
+        &self.layer
+    }
+}
+
+/// A store whose calls meet the faults of a `Faults`.
+pub type FaultyStore = LayeredStore<Arc<Faults>>;
+
+/// `self.inner.$method($args)` through the layer.
+macro_rules! layered {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         $self
-            .faults
-            .around(Port::Store, stringify!($method), $self.inner.$method($($arg),*))
+            .layer
+            .around(stringify!($method), $self.inner.$method($($arg),*))
             .await
     };
 }
 
 #[async_trait]
-impl TenantStore for FaultyStore {
+impl<L: StoreLayer> TenantStore for LayeredStore<L> {
     async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
-        faulty!(self.create_tenant(tenant, first_key))
+        layered!(self.create_tenant(tenant, first_key))
     }
     async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>> {
-        faulty!(self.get_tenant(tenant_id))
+        layered!(self.get_tenant(tenant_id))
     }
     async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
-        faulty!(self.put_api_key(key))
+        layered!(self.put_api_key(key))
     }
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
-        faulty!(self.find_api_key(key_hash))
+        layered!(self.find_api_key(key_hash))
     }
     async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
-        faulty!(self.list_api_keys(tenant_id))
+        layered!(self.list_api_keys(tenant_id))
     }
     async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
-        faulty!(self.delete_api_key(tenant_id, key_id))
+        layered!(self.delete_api_key(tenant_id, key_id))
     }
 }
 
 #[async_trait]
-impl ClientStore for FaultyStore {
+impl<L: StoreLayer> ClientStore for LayeredStore<L> {
     async fn get_client(&self, tenant_id: Uuid, client_id: Uuid) -> Result<Option<Client>> {
-        faulty!(self.get_client(tenant_id, client_id))
+        layered!(self.get_client(tenant_id, client_id))
     }
     async fn list_clients(&self, tenant_id: Uuid, query: &ClientQuery) -> Result<Page<Client>> {
-        faulty!(self.list_clients(tenant_id, query))
+        layered!(self.list_clients(tenant_id, query))
     }
     async fn write_client(&self, change: &ClientChange) -> Result<()> {
-        faulty!(self.write_client(change))
+        layered!(self.write_client(change))
     }
     async fn sync_counts(&self, tenant_id: Uuid) -> Result<SyncCounts> {
-        faulty!(self.sync_counts(tenant_id))
+        layered!(self.sync_counts(tenant_id))
     }
     async fn sync_history(
         &self,
@@ -92,27 +128,27 @@ impl ClientStore for FaultyStore {
         client_id: Uuid,
         page: PageRequest,
     ) -> Result<Page<SyncTransition>> {
-        faulty!(self.sync_history(tenant_id, client_id, page))
+        layered!(self.sync_history(tenant_id, client_id, page))
     }
 }
 
 #[async_trait]
-impl OutboxStore for FaultyStore {
+impl<L: StoreLayer> OutboxStore for LayeredStore<L> {
     async fn list_outbox_events(&self, tenant_id: Uuid, limit: usize) -> Result<Vec<OutboxEvent>> {
-        faulty!(self.list_outbox_events(tenant_id, limit))
+        layered!(self.list_outbox_events(tenant_id, limit))
     }
     async fn undispatched_events(
         &self,
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>> {
-        faulty!(self.undispatched_events(before, limit))
+        layered!(self.undispatched_events(before, limit))
     }
     async fn take_event_quota(&self, tenant_id: Uuid, second: i64, max: usize) -> Result<bool> {
-        faulty!(self.take_event_quota(tenant_id, second, max))
+        layered!(self.take_event_quota(tenant_id, second, max))
     }
     async fn append_event(&self, event: &OutboxEvent) -> Result<()> {
-        faulty!(self.append_event(event))
+        layered!(self.append_event(event))
     }
     async fn events_between(
         &self,
@@ -121,29 +157,29 @@ impl OutboxStore for FaultyStore {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<OutboxEvent>> {
-        faulty!(self.events_between(tenant_id, range, after, limit))
+        layered!(self.events_between(tenant_id, range, after, limit))
     }
     async fn mark_event_dispatched(&self, tenant_id: Uuid, event_id: Uuid) -> Result<()> {
-        faulty!(self.mark_event_dispatched(tenant_id, event_id))
+        layered!(self.mark_event_dispatched(tenant_id, event_id))
     }
 }
 
 #[async_trait]
-impl IdempotencyStore for FaultyStore {
+impl<L: StoreLayer> IdempotencyStore for LayeredStore<L> {
     async fn find_idempotency_record(
         &self,
         tenant_id: Uuid,
         key: &IdempotencyKey,
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>> {
-        faulty!(self.find_idempotency_record(tenant_id, key, now))
+        layered!(self.find_idempotency_record(tenant_id, key, now))
     }
     async fn claim_idempotency_key(
         &self,
         record: &IdempotencyRecord,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        faulty!(self.claim_idempotency_key(record, now))
+        layered!(self.claim_idempotency_key(record, now))
     }
     async fn record_idempotent_answer(
         &self,
@@ -152,26 +188,26 @@ impl IdempotencyStore for FaultyStore {
         event_id: Uuid,
         delivery_ids: &[Uuid],
     ) -> Result<()> {
-        faulty!(self.record_idempotent_answer(tenant_id, key, event_id, delivery_ids))
+        layered!(self.record_idempotent_answer(tenant_id, key, event_id, delivery_ids))
     }
 }
 
 #[async_trait]
-impl WebhookStore for FaultyStore {
+impl<L: StoreLayer> WebhookStore for LayeredStore<L> {
     async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
-        faulty!(self.create_webhook(webhook, max))
+        layered!(self.create_webhook(webhook, max))
     }
     async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
-        faulty!(self.update_webhook(before_version, webhook))
+        layered!(self.update_webhook(before_version, webhook))
     }
     async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
-        faulty!(self.delete_webhook(tenant_id, webhook_id))
+        layered!(self.delete_webhook(tenant_id, webhook_id))
     }
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
-        faulty!(self.get_webhook(tenant_id, webhook_id))
+        layered!(self.get_webhook(tenant_id, webhook_id))
     }
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>> {
-        faulty!(self.list_webhooks(tenant_id, page))
+        layered!(self.list_webhooks(tenant_id, page))
     }
     async fn record_webhook_health(
         &self,
@@ -180,7 +216,7 @@ impl WebhookStore for FaultyStore {
         change: HealthChange,
         at: DateTime<Utc>,
     ) -> Result<Option<WebhookHealth>> {
-        faulty!(self.record_webhook_health(tenant_id, webhook_id, change, at))
+        layered!(self.record_webhook_health(tenant_id, webhook_id, change, at))
     }
     async fn reserve_send_slot(
         &self,
@@ -189,17 +225,17 @@ impl WebhookStore for FaultyStore {
         pacing: Pacing,
         now_us: i64,
     ) -> Result<i64> {
-        faulty!(self.reserve_send_slot(tenant_id, webhook_id, pacing, now_us))
+        layered!(self.reserve_send_slot(tenant_id, webhook_id, pacing, now_us))
     }
 }
 
 #[async_trait]
-impl DeliveryStore for FaultyStore {
+impl<L: StoreLayer> DeliveryStore for LayeredStore<L> {
     async fn put_payload(&self, payload: &EventPayload) -> Result<()> {
-        faulty!(self.put_payload(payload))
+        layered!(self.put_payload(payload))
     }
     async fn create_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
-        faulty!(self.create_deliveries(deliveries))
+        layered!(self.create_deliveries(deliveries))
     }
     /// The real store's one write (SQLite's), not the trait's default of two calls.
     async fn create_deliveries_with_payload(
@@ -207,23 +243,23 @@ impl DeliveryStore for FaultyStore {
         payload: &EventPayload,
         deliveries: &[Delivery],
     ) -> Result<()> {
-        faulty!(self.create_deliveries_with_payload(payload, deliveries))
+        layered!(self.create_deliveries_with_payload(payload, deliveries))
     }
     async fn get_delivery(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Option<Delivery>> {
-        faulty!(self.get_delivery(tenant_id, delivery_id))
+        layered!(self.get_delivery(tenant_id, delivery_id))
     }
     async fn get_delivery_summary(
         &self,
         tenant_id: Uuid,
         delivery_id: Uuid,
     ) -> Result<Option<DeliverySummary>> {
-        faulty!(self.get_delivery_summary(tenant_id, delivery_id))
+        layered!(self.get_delivery_summary(tenant_id, delivery_id))
     }
     async fn list_attempts(&self, tenant_id: Uuid, delivery_id: Uuid) -> Result<Vec<Attempt>> {
-        faulty!(self.list_attempts(tenant_id, delivery_id))
+        layered!(self.list_attempts(tenant_id, delivery_id))
     }
     async fn write_delivery(&self, change: &DeliveryChange) -> Result<()> {
-        faulty!(self.write_delivery(change))
+        layered!(self.write_delivery(change))
     }
     async fn list_deliveries(
         &self,
@@ -232,7 +268,7 @@ impl DeliveryStore for FaultyStore {
         status: Option<DeliveryStatus>,
         page: PageRequest,
     ) -> Result<Page<DeliverySummary>> {
-        faulty!(self.list_deliveries(tenant_id, webhook_id, status, page))
+        layered!(self.list_deliveries(tenant_id, webhook_id, status, page))
     }
     async fn search_deliveries(
         &self,
@@ -240,7 +276,7 @@ impl DeliveryStore for FaultyStore {
         filter: &DeliveryFilter,
         page: PageRequest,
     ) -> Result<Page<DeliverySummary>> {
-        faulty!(self.search_deliveries(tenant_id, filter, page))
+        layered!(self.search_deliveries(tenant_id, filter, page))
     }
     async fn due_deliveries(
         &self,
@@ -248,10 +284,10 @@ impl DeliveryStore for FaultyStore {
         after: Option<&DueCursor>,
         limit: usize,
     ) -> Result<DuePage> {
-        faulty!(self.due_deliveries(before, after, limit))
+        layered!(self.due_deliveries(before, after, limit))
     }
     async fn requeue_deliveries(&self, requeues: &[Requeue]) -> Result<Vec<bool>> {
-        faulty!(self.requeue_deliveries(requeues))
+        layered!(self.requeue_deliveries(requeues))
     }
     async fn failed_deliveries(
         &self,
@@ -260,16 +296,16 @@ impl DeliveryStore for FaultyStore {
         after: Option<DeliveryRef>,
         limit: usize,
     ) -> Result<Vec<DeliveryRef>> {
-        faulty!(self.failed_deliveries(tenant_id, webhook_id, after, limit))
+        layered!(self.failed_deliveries(tenant_id, webhook_id, after, limit))
     }
     async fn delivery_counts(&self, tenant_id: Uuid) -> Result<DeliveryCounts> {
-        faulty!(self.delivery_counts(tenant_id))
+        layered!(self.delivery_counts(tenant_id))
     }
 }
 
 #[async_trait]
-impl RetentionStore for FaultyStore {
+impl<L: StoreLayer> RetentionStore for LayeredStore<L> {
     async fn remove_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<Expired> {
-        faulty!(self.remove_expired(now, limit))
+        layered!(self.remove_expired(now, limit))
     }
 }
