@@ -58,7 +58,8 @@ st() {
 # whose time is out of range), are refused with the documented 400, though each value alone is
 # valid. A batch of sync updates may also pass the
 # 256 KiB body limit (500 entries of 1,000-character errors) that no schema states: the
-# documented 413, whether its entries are valid or not.
+# documented 413, whether its entries are valid or not. A new key's `expiresAt` must be in the
+# future, which depends on the clock, not on the document: a past one is the documented 400.
 cat > "$data_dir/across-parameters.toml" <<'TOML'
 [[operations]]
 include-operation-id = "searchDeliveries"
@@ -70,6 +71,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 
 [[operations]]
 include-operation-id = "listClients"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "createKey"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
 
 [[operations]]

@@ -47,6 +47,16 @@ const NAMED_ONLY: &[&str] = &["soak"];
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "crm-bench [--quick] [SECTION...]\nsections: {}\n(soak runs only when named)",
+            SECTIONS.join(", ")
+        );
+        return Ok(());
+    }
+    if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
+        anyhow::bail!("unknown option {flag}; options: --quick, --help");
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let chosen: Vec<&str> = args
         .iter()

@@ -15,6 +15,9 @@ pub enum Error {
     },
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// The key was right, but it stopped working at this time (`ApiKey::expires_at`).
+    #[error("the API key expired at {0}")]
+    KeyExpired(chrono::DateTime<chrono::Utc>),
     /// The wire name of the permission the key's role lacks, e.g. `WEBHOOK_CREATE`.
     #[error("the API key's role lacks {0}")]
     Forbidden(&'static str),

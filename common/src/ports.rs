@@ -86,7 +86,18 @@ pub trait TenantStore: Send + Sync {
     async fn put_api_key(&self, key: &ApiKey) -> Result<()>;
     /// The authentication lookup: one read by the key's hash.
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+    /// The tenant's keys, each with its `last_used_at`.
     async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>>;
+    /// Writes that the key was used at `at` if the use written last is older than
+    /// `stale_before` (or none is). A fresher one (another process got there first) or a key
+    /// that is gone leave it unwritten and are `Ok`: the write tells the key's owner, it guards
+    /// nothing.
+    async fn record_key_use(
+        &self,
+        key_hash: &str,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<()>;
     /// `false` when the tenant has no such key.
     async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool>;
 }

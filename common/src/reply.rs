@@ -15,6 +15,10 @@ pub fn public_message(error: &Error) -> String {
     match error {
         Error::Invalid { message, .. } => message.clone(),
         Error::Unauthorized => "Missing or invalid API key.".to_owned(),
+        Error::KeyExpired(at) => format!(
+            "This API key expired at {}; an ADMIN can create a new one.",
+            crate::time::rfc3339(*at)
+        ),
         Error::Forbidden(permission) => {
             format!("This API key's role lacks the {permission} permission.")
         }

@@ -312,6 +312,7 @@ async fn graphql_pages(app: &TestApp, tenant: Uuid, filter: Value) -> Vec<Uuid> 
         tenant_id: tenant,
         key_id: Uuid::now_v7(),
         role: Role::ReadOnly,
+        expires_at: None,
     };
     let budgets = TimeBudgets {
         query: std::time::Duration::from_secs(60),

@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::adapters::dynamodb::tables::{main_table, IndexProjection, TableSpec};
+use common::adapters::dynamodb::tables::{
+    main_table, IndexProjection, TableSpec, KEY_HASH_PK_PREFIX, LAST_USED_AT, PK, SK,
+};
 use common::adapters::sqs::DELIVERY_QUEUE_VISIBILITY;
 use common::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT, RETENTION_DAYS};
 use common::domain::delivery::RetrySchedule;
@@ -895,6 +897,28 @@ enum Target {
     Table,
     Index(String),
     Queue(String),
+    /// The table, under the one condition a statement may carry: the `last_used_at` attribute
+    /// of the API keys' copies under their hashes (`RecordKeyUse`).
+    KeyUses,
+}
+
+/// The `RecordKeyUse` statement's condition: only `last_used_at` (with the key it is written
+/// under), only on items whose partition key starts with the prefix the store writes them
+/// under, and nothing read back.
+fn is_key_use_condition(condition: &Value) -> bool {
+    let strings = |value: &Value| -> Vec<String> {
+        one_or_many(value)
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mapping = condition.as_mapping().map(|m| m.len()).unwrap_or_default();
+    mapping == 3
+        && strings(&condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+            == [format!("{KEY_HASH_PK_PREFIX}*")]
+        && strings(&condition["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+            == [PK, SK, LAST_USED_AT]
+        && strings(&condition["StringEqualsIfExists"]["dynamodb:ReturnValues"]) == ["NONE"]
 }
 
 fn target(owner: &str, resource: &Value, queues: &BTreeSet<&str>) -> Target {
@@ -942,12 +966,21 @@ fn granted(template: &Template, function: &Function) -> BTreeSet<(String, Target
         for statement in one_or_many(&policy["Statement"]) {
             let keys_allowed = statement.as_mapping().is_some_and(|statement| {
                 statement.keys().all(|key| {
-                    matches!(key.as_str(), Some("Sid" | "Effect" | "Action" | "Resource"))
+                    matches!(
+                        key.as_str(),
+                        Some("Sid" | "Effect" | "Action" | "Resource" | "Condition")
+                    )
                 })
             });
             assert!(
                 keys_allowed,
-                "{}: only Sid, Effect, Action and Resource: {statement:?}",
+                "{}: only Sid, Effect, Action, Resource and Condition: {statement:?}",
+                function.name
+            );
+            let conditioned = !statement["Condition"].is_null();
+            assert!(
+                !conditioned || is_key_use_condition(&statement["Condition"]),
+                "{}: the only condition is RecordKeyUse's: {statement:?}",
                 function.name
             );
             assert_eq!(
@@ -958,7 +991,17 @@ fn granted(template: &Template, function: &Function) -> BTreeSet<(String, Target
             );
             let targets: Vec<Target> = one_or_many(&statement["Resource"])
                 .into_iter()
-                .map(|resource| target(function.name, resource, &queues))
+                .map(|resource| match target(function.name, resource, &queues) {
+                    Target::Table if conditioned => Target::KeyUses,
+                    other => {
+                        assert!(
+                            !conditioned,
+                            "{}: {other:?} under a condition",
+                            function.name
+                        );
+                        other
+                    }
+                })
                 .collect();
             for action in one_or_many(&statement["Action"]) {
                 let action = action.as_str().unwrap();
@@ -1016,7 +1059,10 @@ const POLLING: [&str; 3] = [
 ///
 /// - `find_api_key` (authentication, every route but the public ones), `get_client`,
 ///   `get_webhook`, `sync_counts`: GetItem;
-/// - `list_api_keys`, `list_clients`, `list_webhooks`, `list_attempts`, `delivery_counts`: Query
+/// - `record_key_use` (authentication, at most once a minute per key): UpdateItem, on the key's
+///   copy under its hash only for the functions of `RECORD_KEY_USE`;
+/// - `list_api_keys`: Query, then BatchGetItem (the keys' last uses);
+/// - `list_clients`, `list_webhooks`, `list_attempts`, `delivery_counts`: Query
 ///   on the table; `list_clients` by status: Query on gsi1; `get_delivery`: Query, then GetItem
 ///   (its event's payload);
 /// - `put_api_key`, `update_webhook`: PutItem (a transaction's Put needs PutItem: IAM has no
@@ -1062,7 +1108,7 @@ const GRANTS: &[Grant] = &[
     grant("update-sync-status",    &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
     grant("clients",               &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],               &["gsi1", "last_sync"], &["SendMessage"]),
     grant("client",                &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &[],       &["SendMessage"]),
-    grant("keys",                  &["GetItem", "PutItem", "Query"],                                                               &[],       &[]),
+    grant("keys",                  &["GetItem", "BatchGetItem", "PutItem", "Query"],                                               &[],       &[]),
     grant("key",                   &["GetItem", "DeleteItem"],                                                                     &[],       &[]),
     grant("notify",                &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
     grant("retry",                 &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],               &["search_webhook"], &["SendMessage"]),
@@ -1081,7 +1127,27 @@ const GRANTS: &[Grant] = &[
     grant("sweeper",               &["PutItem", "UpdateItem", "Query"],                                          &["gsi1"], &["SendMessage"]),
 ];
 
+/// The functions that authenticate a request but may not update the table at large: authentication
+/// writes a key's last use (`record_key_use`: UpdateItem on the key's copy under its hash), which
+/// they may do through the `RecordKeyUse` statement, and nothing else.
+const RECORD_KEY_USE: &[&str] = &[
+    "sync-status",
+    "keys",
+    "key",
+    "webhook-events",
+    "webhook-stats",
+    "delivery",
+    "webhook-rotate-secret",
+    "webhook-deliveries",
+];
+
+/// The functions whose routes take no key (`Route::public` in common's route table).
+const PUBLIC: &[&str] = &["openapi", "dashboard"];
+
 fn expected_grants(grant: &Grant) -> BTreeSet<(String, Target)> {
+    let key_uses = RECORD_KEY_USE
+        .contains(&grant.function)
+        .then(|| ("dynamodb:UpdateItem".to_owned(), Target::KeyUses));
     let table = grant
         .table
         .iter()
@@ -1098,7 +1164,7 @@ fn expected_grants(grant: &Grant) -> BTreeSet<(String, Target)> {
             Target::Queue("DeliveryQueue".to_owned()),
         )
     });
-    table.chain(indexes).chain(queue).collect()
+    table.chain(indexes).chain(queue).chain(key_uses).collect()
 }
 
 #[test]
@@ -1137,6 +1203,30 @@ fn each_function_is_granted_exactly_what_its_code_calls() {
             "{}: {}",
             function.name,
             diff(&expected, &actual)
+        );
+    }
+}
+
+#[test]
+fn every_function_that_authenticates_may_record_a_key_use() {
+    let template = Template::load();
+    for function in template.functions() {
+        let events = function.properties()["Events"].as_mapping().cloned();
+        let serves_http = events.is_some_and(|events| {
+            events
+                .values()
+                .any(|event| event["Type"].as_str() == Some("HttpApi"))
+        });
+        if !serves_http || PUBLIC.contains(&function.dir.as_str()) {
+            continue;
+        }
+        let granted = granted(&template, &function);
+        let update = "dynamodb:UpdateItem".to_owned();
+        assert!(
+            granted.contains(&(update.clone(), Target::Table))
+                || granted.contains(&(update, Target::KeyUses)),
+            "{}: authentication writes the key's last use",
+            function.name
         );
     }
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod api_keys;
 mod bad_input;
 mod bounded_fan_out;
 mod conflicts;

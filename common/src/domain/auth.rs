@@ -154,7 +154,18 @@ pub struct ApiKey {
     pub key_hash: String,
     #[serde(serialize_with = "crate::time::serde_millis::serialize")]
     pub created_at: DateTime<Utc>,
+    /// When the key stops working, if it was created to expire; null for a key that does not.
+    #[serde(serialize_with = "crate::time::serde_millis::option::serialize")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When the key last authenticated a request, to within a minute; null
+    /// for a key never used.
+    #[serde(serialize_with = "crate::time::serde_millis::option::serialize")]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
+
+/// A key's use is written at most this often (a conditional write on the stored key), so
+/// authenticating costs no write per request.
+pub const KEY_USE_RECORDED_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Who is calling: resolved from the bearer key, the only source of the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +173,8 @@ pub struct Caller {
     pub tenant_id: Uuid,
     pub key_id: Uuid,
     pub role: Role,
+    /// When the key stops working (`ApiKey::expires_at`).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Caller {
@@ -208,22 +221,29 @@ pub fn key_prefix(key: &str) -> String {
 /// The longest name of an API key.
 pub const KEY_NAME_MAX: usize = 100;
 
-/// A new API key as an ADMIN asks for it: a name to know it by and the role it acts in.
+/// A new API key as an ADMIN asks for it: a name to know it by, the role it acts in and,
+/// optionally, when it stops working.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewKey {
     pub name: String,
     pub role: Role,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl NewKey {
-    /// The key's name trimmed, once it follows the rule of a text field.
-    pub fn validated(self) -> Result<NewKey, Error> {
+    /// The key's name trimmed, once it follows the rule of a text field; an expiry must be in
+    /// the future (a key born expired is a mistake, not a key).
+    pub fn validated(self, now: DateTime<Utc>) -> Result<NewKey, Error> {
         let mut errors = FieldErrors::default();
         let name = errors.text("name", &self.name, KEY_NAME_MAX);
+        if self.expires_at.is_some_and(|at| at <= now) {
+            errors.fail("expiresAt", "must be in the future");
+        }
         errors.finish()?;
         Ok(NewKey {
             name: name.unwrap_or_default(),
             role: self.role,
+            expires_at: self.expires_at,
         })
     }
 }
@@ -238,8 +258,38 @@ impl ApiKey {
             prefix: key_prefix(key),
             key_hash: hash_key(key),
             created_at: now,
+            expires_at: None,
+            last_used_at: None,
         }
     }
+
+    /// The same key, made to stop working at `expires_at` (`None`: never).
+    pub fn expiring_at(self, expires_at: Option<DateTime<Utc>>) -> ApiKey {
+        ApiKey { expires_at, ..self }
+    }
+
+    /// Whether the key no longer authenticates at `now`.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        expired(self.expires_at, now)
+    }
+
+    /// Whether a use at `now` should be written: none is, or the one written is older than
+    /// [`use_stale_before`]`(now)`.
+    pub fn use_unrecorded(&self, now: DateTime<Utc>) -> bool {
+        self.last_used_at
+            .is_none_or(|last| last < use_stale_before(now))
+    }
+}
+
+/// A written use older than this, at `now`, is written again: [`KEY_USE_RECORDED_EVERY`] ago.
+pub fn use_stale_before(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - KEY_USE_RECORDED_EVERY
+}
+
+/// Whether a key that expires at `expires_at` no longer authenticates at `now`: it works up to,
+/// not at, its expiry.
+pub fn expired(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    expires_at.is_some_and(|at| at <= now)
 }
 
 #[cfg(test)]

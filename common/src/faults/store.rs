@@ -103,6 +103,14 @@ impl<L: StoreLayer> TenantStore for LayeredStore<L> {
     async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
         layered!(self.list_api_keys(tenant_id))
     }
+    async fn record_key_use(
+        &self,
+        key_hash: &str,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<()> {
+        layered!(self.record_key_use(key_hash, at, stale_before))
+    }
     async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
         layered!(self.delete_api_key(tenant_id, key_id))
     }

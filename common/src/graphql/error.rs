@@ -53,7 +53,9 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
             })
         }
         Error::NotFound(_) => coded(public_message(&error), NOT_FOUND),
-        Error::Unauthorized => coded(public_message(&error), UNAUTHENTICATED),
+        Error::Unauthorized | Error::KeyExpired(_) => {
+            coded(public_message(&error), UNAUTHENTICATED)
+        }
         Error::PayloadTooLarge => coded(public_message(&error), PAYLOAD_TOO_LARGE),
         Error::TooManyRequests {
             retry_after_secs, ..
@@ -75,7 +77,7 @@ pub fn code_of(error: &Error) -> &'static str {
         Error::Invalid { .. } => BAD_USER_INPUT,
         Error::Forbidden(_) => FORBIDDEN,
         Error::NotFound(_) => NOT_FOUND,
-        Error::Unauthorized => UNAUTHENTICATED,
+        Error::Unauthorized | Error::KeyExpired(_) => UNAUTHENTICATED,
         Error::PayloadTooLarge => PAYLOAD_TOO_LARGE,
         Error::TooManyRequests { .. } => TOO_MANY_REQUESTS,
         Error::WebhookLimitReached { .. } => LIMIT_REACHED,

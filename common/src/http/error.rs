@@ -52,7 +52,7 @@ fn status_of(error: &HttpError) -> StatusCode {
 pub fn status_of_core(error: &Error) -> StatusCode {
     match error {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-        Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::Unauthorized | Error::KeyExpired(_) => StatusCode::UNAUTHORIZED,
         // A limit of the deployment, not a request to retry: 429 would tell a client to try
         // again, and only deleting a webhook makes room (docs/architecture.md §Limits).
         Error::Forbidden(_) | Error::WebhookLimitReached { .. } => StatusCode::FORBIDDEN,
@@ -132,6 +132,15 @@ pub fn into_response(error: HttpError, request_id: &str) -> Response<Body> {
             response
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // RFC 6750 §3.1: a token that expired is an invalid token.
+        HttpError::Core(Error::KeyExpired(_)) => {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    r#"Bearer error="invalid_token", error_description="The API key expired""#,
+                ),
+            );
         }
         HttpError::MethodNotAllowed { allow } => {
             if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {

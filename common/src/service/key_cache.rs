@@ -106,6 +106,7 @@ mod tests {
             tenant_id: Uuid::new_v4(),
             key_id: Uuid::new_v4(),
             role: Role::Admin,
+            expires_at: None,
         }
     }
 

@@ -28,9 +28,14 @@ pub async fn create_key(
     new: impl Input<NewKey>,
 ) -> Result<CreatedKey> {
     caller.require(Permission::KeyManage)?;
-    let NewKey { name, role } = new.read()?.validated()?;
+    let now = deps.clock.now();
+    let NewKey {
+        name,
+        role,
+        expires_at,
+    } = new.read()?.validated(now)?;
     let key = generate_key();
-    let stored = ApiKey::new(caller.tenant_id, name, role, &key, deps.clock.now());
+    let stored = ApiKey::new(caller.tenant_id, name, role, &key, now).expiring_at(expires_at);
     deps.store.put_api_key(&stored).await?;
     Ok(CreatedKey { stored, key })
 }

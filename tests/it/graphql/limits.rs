@@ -290,6 +290,7 @@ async fn a_request_past_its_time_budget_is_stopped_with_timeout(backend: Backend
         tenant_id: tenant,
         key_id: uuid::Uuid::now_v7(),
         role: Role::Admin,
+        expires_at: None,
     };
     let budgets = TimeBudgets {
         query: Duration::from_secs(10),

@@ -39,6 +39,12 @@ pub const LAST_SYNC: &str = "last_sync";
 pub const LAST_SYNC_PK: &str = "lspk";
 pub const LAST_SYNC_SK: &str = "lssk";
 pub const TTL: &str = "expires_at";
+/// The partition prefix of an API key's copy under its hash (`tenants.rs`), which every
+/// function that authenticates may write `LAST_USED_AT` of, and nothing else (the template's
+/// `RecordKeyUse` statement names both).
+pub const KEY_HASH_PK_PREFIX: &str = "KEYHASH#";
+/// A key's last use, on its copy under its hash.
+pub const LAST_USED_AT: &str = "last_used_at";
 
 /// What an index holds of an item besides the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

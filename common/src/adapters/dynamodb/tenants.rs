@@ -1,13 +1,20 @@
 //! Tenants and their API keys (`TenantStore`): the tenant's item, and each key twice, under its
-//! tenant (for listing) and under its hash (for authentication's one read).
+//! tenant (for listing) and under its hash (for authentication's one read). A key's last use is
+//! written on the copy under its hash only: authentication already reads that item, and every
+//! function may write that one attribute of those items and nothing else (the template's
+//! `RecordKeyUse` statement), so the key list reads the uses from there.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::attributes::*;
 use super::paging::{read_query, Reading};
-use super::{tenant_pk, Condition, DynamoStore};
+use super::tables::{KEY_HASH_PK_PREFIX, LAST_USED_AT, PK, SK};
+use super::{build_error, condition_failed, sdk_error, tenant_pk, Condition, DynamoStore};
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
@@ -23,8 +30,12 @@ fn key_sk(key_id: Uuid) -> String {
 }
 
 fn key_hash_pk(hash: &str) -> String {
-    format!("KEYHASH#{hash}")
+    format!("{KEY_HASH_PK_PREFIX}{hash}")
 }
+
+/// A key's expiry (not `expires_at`: that name is the table's TTL, which would delete the key
+/// and turn "expired" into "unknown").
+const KEY_EXPIRES_AT: &str = "key_expires_at";
 
 fn tenant_item(tenant: &Tenant) -> Item {
     let mut item = key(tenant_pk(tenant.id), TENANT_SK.to_owned());
@@ -56,6 +67,9 @@ fn api_key_item(key_record: &ApiKey, lookup: bool) -> Item {
     item.insert("prefix".into(), text(&key_record.prefix));
     item.insert("key_hash".into(), text(&key_record.key_hash));
     item.insert("created_at".into(), text(rfc3339(key_record.created_at)));
+    if let Some(at) = key_record.expires_at {
+        item.insert(KEY_EXPIRES_AT.into(), text(rfc3339(at)));
+    }
     item
 }
 
@@ -68,6 +82,8 @@ fn api_key_from_item(item: &Item) -> Result<ApiKey> {
         prefix: text_of(item, "prefix")?.to_owned(),
         key_hash: text_of(item, "key_hash")?.to_owned(),
         created_at: time_of(item, "created_at")?,
+        expires_at: optional_time(item, KEY_EXPIRES_AT)?,
+        last_used_at: optional_time(item, LAST_USED_AT)?,
     })
 }
 
@@ -78,6 +94,39 @@ impl DynamoStore {
             self.put(api_key_item(key, false), Some(Condition::new_item()))?,
             self.put(api_key_item(key, true), Some(Condition::new_item()))?,
         ])
+    }
+}
+
+impl DynamoStore {
+    /// The last use of each of `keys` that has one, by key hash: only the last use attribute
+    /// of their copies under their hashes, 100 to a BatchGetItem.
+    async fn key_uses(&self, keys: &[ApiKey]) -> Result<HashMap<String, DateTime<Utc>>> {
+        let mut uses = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk
+                        .iter()
+                        .map(|k| key(key_hash_pk(&k.key_hash), KEY_HASH_SK.to_owned()))
+                        .collect(),
+                ))
+                .projection_expression("#pk, #sk, #used")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_names("#used", LAST_USED_AT)
+                .build()
+                .map_err(build_error)?;
+            for item in self.batch_get(request).await? {
+                let hash = text_of(&item, PK)?
+                    .strip_prefix(KEY_HASH_PK_PREFIX)
+                    .ok_or_else(|| corrupt(PK))?
+                    .to_owned();
+                if let Some(at) = optional_time(&item, LAST_USED_AT)? {
+                    uses.insert(hash, at);
+                }
+            }
+        }
+        Ok(uses)
     }
 }
 
@@ -125,7 +174,44 @@ impl TenantStore for DynamoStore {
     async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKey>> {
         let query = self.prefix_query(tenant_pk(tenant_id), KEY_SK_PREFIX);
         let read = read_query(&query, None, Reading::all()).await?;
-        read.items.iter().map(api_key_from_item).collect()
+        let mut keys = read
+            .items
+            .iter()
+            .map(api_key_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        let uses = self.key_uses(&keys).await?;
+        for key in &mut keys {
+            key.last_used_at = uses.get(&key.key_hash).copied();
+        }
+        Ok(keys)
+    }
+
+    async fn record_key_use(
+        &self,
+        key_hash: &str,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<()> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_hash_pk(key_hash), KEY_HASH_SK.to_owned())))
+            .update_expression("SET #used = :at")
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#used) OR #used < :stale)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#used", LAST_USED_AT)
+            .expression_attribute_values(":at", text(rfc3339(at)))
+            .expression_attribute_values(":stale", text(rfc3339(stale_before)))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(error) if condition_failed(&error) => Ok(()),
+            Err(error) => Err(sdk_error(error)),
+        }
     }
 
     async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {

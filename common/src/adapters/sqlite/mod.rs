@@ -66,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_sync_failure_reasons.sql"),
     include_str!("migrations/0014_sync_history.sql"),
     include_str!("migrations/0015_stale_clients.sql"),
+    include_str!("migrations/0016_key_expiry_and_use.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run

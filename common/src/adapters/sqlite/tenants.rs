@@ -1,10 +1,13 @@
 //! Tenants and their API keys (`TenantStore`).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::columns::{bad_text, conflict_on_duplicate, time_column, uuid_column};
+use super::columns::{
+    bad_text, conflict_on_duplicate, optional_time_column, time_column, uuid_column,
+};
 use super::SqliteStore;
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::tenant::Tenant;
@@ -12,7 +15,8 @@ use crate::error::Result;
 use crate::ports::TenantStore;
 use crate::time::rfc3339;
 
-const KEY_COLUMNS: &str = "id, tenant_id, name, role, prefix, key_hash, created_at";
+const KEY_COLUMNS: &str =
+    "id, tenant_id, name, role, prefix, key_hash, created_at, expires_at, last_used_at";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
     let role: String = row.get(3)?;
@@ -24,13 +28,15 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
         prefix: row.get(4)?,
         key_hash: row.get(5)?,
         created_at: time_column(row, 6)?,
+        expires_at: optional_time_column(row, 7)?,
+        last_used_at: optional_time_column(row, 8)?,
     })
 }
 
 fn insert_key(tx: &Connection, key: &ApiKey) -> Result<()> {
     tx.execute(
-        "INSERT INTO api_keys (id, tenant_id, name, role, prefix, key_hash, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO api_keys (id, tenant_id, name, role, prefix, key_hash, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             key.id.to_string(),
             key.tenant_id.to_string(),
@@ -39,6 +45,7 @@ fn insert_key(tx: &Connection, key: &ApiKey) -> Result<()> {
             key.prefix,
             key.key_hash,
             rfc3339(key.created_at),
+            key.expires_at.map(rfc3339),
         ],
     )
     .map_err(|e| conflict_on_duplicate(e, "An API key with this value"))?;
@@ -112,6 +119,24 @@ impl TenantStore for SqliteStore {
                 .query_map(params![tenant_id.to_string()], key_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(keys)
+        })
+        .await
+    }
+
+    async fn record_key_use(
+        &self,
+        key_hash: &str,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<()> {
+        let key_hash = key_hash.to_owned();
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE api_keys SET last_used_at = ?2
+                 WHERE key_hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
+                params![key_hash, rfc3339(at), rfc3339(stale_before)],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -23,20 +23,29 @@ impl Input<NewKey> for CreateBody<'_> {
             }
             role
         });
-        let key = name.zip(role).map(|(name, role)| NewKey { name, role });
+        let expires_at = fields.optional_time("expiresAt");
+        let key = name.zip(role).map(|(name, role)| NewKey {
+            name,
+            role,
+            expires_at,
+        });
         fields.command(key)
     }
 }
 
-/// `POST /api/keys`: a new key's name and role.
+/// `POST /api/keys`: a new key's name and role, and when it stops working if it should.
 #[derive(utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"name": "CRM connector", "role": "SALES_REP"}))]
+#[schema(example = json!({"name": "CRM connector", "role": "SALES_REP", "expiresAt": "2027-06-30T00:00:00.000Z"}))]
 #[allow(dead_code)] // a description of the body, never built
 pub struct CreateKeyRequest {
     #[schema(schema_with = key_name_schema)]
     name: String,
     role: Role,
+    /// When the key stops authenticating (a 401 after it); must be in the future. Absent or
+    /// null: the key works until it is deleted.
+    #[schema(schema_with = schema::time)]
+    expires_at: Option<String>,
 }
 
 fn key_name_schema() -> utoipa::openapi::Object {
