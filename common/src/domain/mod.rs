@@ -1,5 +1,6 @@
 //! Pure types and rules: no I/O, no AWS types.
 
+pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod client;
