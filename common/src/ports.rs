@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::audit::{AuditEntry, AuditQuery};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
 use crate::domain::delivery::{
@@ -61,6 +62,7 @@ pub trait Store:
     + WebhookStore
     + DeliveryStore
     + RetentionStore
+    + AuditStore
 {
 }
 
@@ -72,6 +74,7 @@ impl<T> Store for T where
         + WebhookStore
         + DeliveryStore
         + RetentionStore
+        + AuditStore
 {
 }
 
@@ -79,11 +82,19 @@ impl<T> Store for T where
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     /// Creates a tenant and its first key together; `Conflict` if either exists.
-    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()>;
+    ///
+    /// Here and in the other management writes, `audit` is the entry that records the change,
+    /// written in the same transaction (`None`: a change nobody asked for, or a test's).
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        first_key: &ApiKey,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()>;
     async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>>;
 
     /// `Conflict` when a key with the same hash exists.
-    async fn put_api_key(&self, key: &ApiKey) -> Result<()>;
+    async fn put_api_key(&self, key: &ApiKey, audit: Option<&AuditEntry>) -> Result<()>;
     /// The authentication lookup: one read by the key's hash.
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>>;
     /// The tenant's keys, each with its `last_used_at`.
@@ -98,8 +109,13 @@ pub trait TenantStore: Send + Sync {
         at: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> Result<()>;
-    /// `false` when the tenant has no such key.
-    async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool>;
+    /// `false` when the tenant has no such key (and nothing is written).
+    async fn delete_api_key(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> Result<bool>;
 }
 
 /// Clients and each tenant's sync counts, written together with the outbox events.
@@ -192,11 +208,26 @@ pub trait WebhookStore: Send + Sync {
     /// `Conflict` if the id exists; `WebhookLimitReached` if the tenant has `max` webhooks
     /// already. Counted with the write, atomically: concurrent creations never leave a tenant
     /// more than `max`.
-    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()>;
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        max: usize,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()>;
     /// Conditional on `before_version`; `Conflict` otherwise.
-    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()>;
-    /// `false` when the tenant has no such webhook.
-    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool>;
+    async fn update_webhook(
+        &self,
+        before_version: i64,
+        webhook: &Webhook,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()>;
+    /// `false` when the tenant has no such webhook (and nothing is written).
+    async fn delete_webhook(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> Result<bool>;
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>>;
     /// In creation order.
     async fn list_webhooks(&self, tenant_id: Uuid, page: PageRequest) -> Result<Page<Webhook>>;
@@ -310,6 +341,21 @@ pub trait RetentionStore: Send + Sync {
     async fn remove_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<Expired>;
 }
 
+/// The audit log (`domain::audit`). The management writes take their entry with the change;
+/// an action that is not one write (a test send, a recovery, a replay, a retry) appends its
+/// entry once it is done.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// The tenant's entries that `query` matches, newest first.
+    async fn list_audit(
+        &self,
+        tenant_id: Uuid,
+        query: &AuditQuery,
+        page: PageRequest,
+    ) -> Result<Page<AuditEntry>>;
+}
+
 /// What one `RetentionStore::remove_expired` removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
@@ -317,6 +363,7 @@ pub struct Expired {
     pub events: usize,
     /// Clients' sync history entries.
     pub sync_history: usize,
+    pub audit_entries: usize,
 }
 
 /// One of the sweeper's requeues (`DeliveryStore::requeue_deliveries`).

@@ -222,7 +222,7 @@ async fn concurrent_uses_write_once_and_a_deleted_key_is_not_brought_back(backen
     assert_eq!(used, Some(t1_later), "the second write found the use fresh");
 
     let stored = store.find_api_key(&hash).await.unwrap().unwrap();
-    assert!(store.delete_api_key(tenant, stored.id).await.unwrap());
+    assert!(store.delete_api_key(tenant, stored.id, None).await.unwrap());
     let t2 = t1 + chrono::TimeDelta::minutes(5);
     store.record_key_use(&hash, t2, stale(t2)).await.unwrap();
     assert_eq!(

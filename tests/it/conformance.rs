@@ -83,7 +83,7 @@ async fn tenant_and_first_key_are_written_together(backend: Backend) {
     let fixture = fresh_store(backend).await;
     let store = std::sync::Arc::clone(&fixture.store);
     let (tenant, stored, key) = tenant_and_key(Role::Admin);
-    store.create_tenant(&tenant, &stored).await.unwrap();
+    store.create_tenant(&tenant, &stored, None).await.unwrap();
     assert_eq!(
         store.get_tenant(tenant.id).await.unwrap(),
         Some(tenant.clone())
@@ -97,7 +97,10 @@ async fn tenant_and_first_key_are_written_together(backend: Backend) {
     let now = now();
     let other_key = generate_key();
     let other = ApiKey::new(tenant.id, "second".into(), Role::Admin, &other_key, now);
-    let error = store.create_tenant(&tenant, &other).await.unwrap_err();
+    let error = store
+        .create_tenant(&tenant, &other, None)
+        .await
+        .unwrap_err();
     assert!(matches!(error, Error::Conflict(_)), "{error:?}");
     assert_eq!(
         store.find_api_key(&hash_key(&other_key)).await.unwrap(),
@@ -111,15 +114,15 @@ async fn api_keys_are_found_by_hash_and_scoped_to_their_tenant(backend: Backend)
     let store = std::sync::Arc::clone(&fixture.store);
     let (tenant, first, _) = tenant_and_key(Role::Admin);
     let (other_tenant, other_first, _) = tenant_and_key(Role::Admin);
-    store.create_tenant(&tenant, &first).await.unwrap();
+    store.create_tenant(&tenant, &first, None).await.unwrap();
     store
-        .create_tenant(&other_tenant, &other_first)
+        .create_tenant(&other_tenant, &other_first, None)
         .await
         .unwrap();
 
     let key = generate_key();
     let reader = ApiKey::new(tenant.id, "reader".into(), Role::ReadOnly, &key, now());
-    store.put_api_key(&reader).await.unwrap();
+    store.put_api_key(&reader, None).await.unwrap();
     let found = store.find_api_key(&hash_key(&key)).await.unwrap().unwrap();
     assert_eq!(found, reader);
     assert_eq!(
@@ -138,13 +141,19 @@ async fn api_keys_are_found_by_hash_and_scoped_to_their_tenant(backend: Backend)
 
     // Another tenant cannot delete it; its owner can, and then it no longer authenticates.
     assert!(!store
-        .delete_api_key(other_tenant.id, reader.id)
+        .delete_api_key(other_tenant.id, reader.id, None)
         .await
         .unwrap());
     assert!(store.find_api_key(&hash_key(&key)).await.unwrap().is_some());
-    assert!(store.delete_api_key(tenant.id, reader.id).await.unwrap());
+    assert!(store
+        .delete_api_key(tenant.id, reader.id, None)
+        .await
+        .unwrap());
     assert_eq!(store.find_api_key(&hash_key(&key)).await.unwrap(), None);
-    assert!(!store.delete_api_key(tenant.id, reader.id).await.unwrap());
+    assert!(!store
+        .delete_api_key(tenant.id, reader.id, None)
+        .await
+        .unwrap());
     assert_eq!(store.list_api_keys(tenant.id).await.unwrap(), vec![first]);
 }
 
@@ -152,9 +161,9 @@ async fn a_duplicate_key_hash_is_a_conflict(backend: Backend) {
     let fixture = fresh_store(backend).await;
     let store = std::sync::Arc::clone(&fixture.store);
     let (tenant, first, key) = tenant_and_key(Role::Admin);
-    store.create_tenant(&tenant, &first).await.unwrap();
+    store.create_tenant(&tenant, &first, None).await.unwrap();
     let copy = ApiKey::new(tenant.id, "copy".into(), Role::ReadOnly, &key, now());
-    let error = store.put_api_key(&copy).await.unwrap_err();
+    let error = store.put_api_key(&copy, None).await.unwrap_err();
     assert!(matches!(error, Error::Conflict(_)), "{error:?}");
     let found = store.find_api_key(&hash_key(&key)).await.unwrap().unwrap();
     assert_eq!(found.role, Role::Admin, "the original key is untouched");
@@ -644,9 +653,9 @@ mod deliveries {
         let store = std::sync::Arc::clone(&fixture.store);
         let tenant = Uuid::now_v7();
         let hook = stored_webhook(tenant);
-        store.create_webhook(&hook, WEBHOOKS).await.unwrap();
+        store.create_webhook(&hook, WEBHOOKS, None).await.unwrap();
         assert!(matches!(
-            store.create_webhook(&hook, WEBHOOKS).await,
+            store.create_webhook(&hook, WEBHOOKS, None).await,
             Err(Error::Conflict(_))
         ));
         assert_eq!(
@@ -659,10 +668,13 @@ mod deliveries {
         );
 
         let rotated = hook.rotated(chrono::Duration::hours(24), now());
-        store.update_webhook(hook.version, &rotated).await.unwrap();
+        store
+            .update_webhook(hook.version, &rotated, None)
+            .await
+            .unwrap();
         let stale = hook.disabled(common::domain::health::DisabledReason::EndpointGone, now());
         let error = store
-            .update_webhook(hook.version, &stale)
+            .update_webhook(hook.version, &stale, None)
             .await
             .unwrap_err();
         assert!(matches!(error, Error::Conflict(_)), "{error:?}");
@@ -680,9 +692,12 @@ mod deliveries {
             .await
             .unwrap();
         assert_eq!(page.items, vec![rotated]);
-        assert!(!store.delete_webhook(Uuid::now_v7(), hook.id).await.unwrap());
-        assert!(store.delete_webhook(tenant, hook.id).await.unwrap());
-        assert!(!store.delete_webhook(tenant, hook.id).await.unwrap());
+        assert!(!store
+            .delete_webhook(Uuid::now_v7(), hook.id, None)
+            .await
+            .unwrap());
+        assert!(store.delete_webhook(tenant, hook.id, None).await.unwrap());
+        assert!(!store.delete_webhook(tenant, hook.id, None).await.unwrap());
     }
 
     /// Webhooks with long headers and descriptions run to tens of KB: a page of them may be more
@@ -696,7 +711,7 @@ mod deliveries {
         for i in 0..30 {
             let mut hook = stored_webhook(tenant);
             hook.description = Some(format!("{i} {}", "d".repeat(60_000)));
-            store.create_webhook(&hook, WEBHOOKS).await.unwrap();
+            store.create_webhook(&hook, WEBHOOKS, None).await.unwrap();
             created.push(hook.id);
         }
         let list = |page: PageRequest| {

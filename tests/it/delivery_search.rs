@@ -311,6 +311,7 @@ async fn graphql_pages(app: &TestApp, tenant: Uuid, filter: Value) -> Vec<Uuid> 
     let caller = Caller {
         tenant_id: tenant,
         key_id: Uuid::now_v7(),
+        key_name: "reader".into(),
         role: Role::ReadOnly,
         expires_at: None,
     };

@@ -1065,8 +1065,12 @@ const POLLING: [&str; 3] = [
 /// - `list_clients`, `list_webhooks`, `list_attempts`, `delivery_counts`: Query
 ///   on the table; `list_clients` by status: Query on gsi1; `get_delivery`: Query, then GetItem
 ///   (its event's payload);
-/// - `put_api_key`, `update_webhook`: PutItem (a transaction's Put needs PutItem: IAM has no
-///   TransactWriteItems action); `delete_api_key`: GetItem, DeleteItem;
+/// - `put_api_key`: PutItem (a transaction's Put needs PutItem: IAM has no TransactWriteItems
+///   action); `update_webhook`: UpdateItem; `delete_api_key`: GetItem, DeleteItem;
+/// - the audit log: a management write (`create_tenant`, `put_api_key`, `delete_api_key`,
+///   `create_webhook`, `update_webhook`, `delete_webhook`) puts its entry in its transaction,
+///   and a test send, a recovery, a replay, a retry or a resend `append_audit`s: PutItem;
+///   `list_audit` (`keys`, GraphQL): Query;
 /// - `create_webhook`: PutItem and UpdateItem (the tenant's webhook count, in the same
 ///   transaction); `delete_webhook`: DeleteItem and UpdateItem (the same count);
 /// - `take_event_quota` (notify, before its event is written): UpdateItem;
@@ -1109,7 +1113,7 @@ const GRANTS: &[Grant] = &[
     grant("clients",               &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],               &["gsi1", "last_sync"], &["SendMessage"]),
     grant("client",                &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &[],       &["SendMessage"]),
     grant("keys",                  &["GetItem", "BatchGetItem", "PutItem", "Query"],                                               &[],       &[]),
-    grant("key",                   &["GetItem", "DeleteItem"],                                                                     &[],       &[]),
+    grant("key",                   &["GetItem", "PutItem", "DeleteItem"],                                                          &[],       &[]),
     grant("notify",                &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &["SendMessage"]),
     grant("retry",                 &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],               &["search_webhook"], &["SendMessage"]),
     grant("webhook-events",        &["GetItem"],                                                                                   &[],       &[]),
@@ -1120,7 +1124,7 @@ const GRANTS: &[Grant] = &[
     grant("webhooks",              &["GetItem", "PutItem", "UpdateItem", "Query"],                                                 &[],       &[]),
     grant("webhook",               &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],                 &[],       &["SendMessage"]),
     grant("webhook-test",          &["GetItem", "PutItem", "UpdateItem", "Query"],                               &[],       &[]),
-    grant("webhook-rotate-secret", &["GetItem", "PutItem"],                                                                        &[],       &[]),
+    grant("webhook-rotate-secret", &["GetItem", "PutItem", "UpdateItem"],                                                          &[],       &[]),
     grant("webhook-deliveries",    &["GetItem", "BatchGetItem"],                                                                   SEARCH,    &[]),
     grant("graphql",               &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"], SEARCH,    &["SendMessage"]),
     grant("worker",                &["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"],                                 &["gsi1", "search_webhook"], &["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]),
@@ -1137,7 +1141,6 @@ const RECORD_KEY_USE: &[&str] = &[
     "webhook-events",
     "webhook-stats",
     "delivery",
-    "webhook-rotate-secret",
     "webhook-deliveries",
 ];
 

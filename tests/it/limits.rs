@@ -63,32 +63,38 @@ async fn the_store_refuses_a_webhook_past_the_limit_and_a_deletion_makes_room(ba
     let mut hooks = Vec::new();
     for _ in 0..3 {
         let hook = stored_webhook(tenant);
-        store.create_webhook(&hook, 3).await.unwrap();
+        store.create_webhook(&hook, 3, None).await.unwrap();
         hooks.push(hook);
     }
 
     let refused = stored_webhook(tenant);
-    let error = store.create_webhook(&refused, 3).await.unwrap_err();
+    let error = store.create_webhook(&refused, 3, None).await.unwrap_err();
     assert!(
         matches!(error, Error::WebhookLimitReached { limit: 3 }),
         "{error:?}"
     );
     assert_eq!(store.get_webhook(tenant, refused.id).await.unwrap(), None);
     // An id that exists is a conflict, at the limit too: nothing to count.
-    let error = store.create_webhook(&hooks[0], 3).await.unwrap_err();
+    let error = store.create_webhook(&hooks[0], 3, None).await.unwrap_err();
     assert!(matches!(error, Error::Conflict(_)), "{error:?}");
     // Another tenant has its own count.
     store
-        .create_webhook(&stored_webhook(other), 3)
+        .create_webhook(&stored_webhook(other), 3, None)
         .await
         .unwrap();
 
-    assert!(store.delete_webhook(tenant, hooks[0].id).await.unwrap());
+    assert!(store
+        .delete_webhook(tenant, hooks[0].id, None)
+        .await
+        .unwrap());
     // A deletion of nothing frees nothing.
-    assert!(!store.delete_webhook(tenant, hooks[0].id).await.unwrap());
-    store.create_webhook(&refused, 3).await.unwrap();
+    assert!(!store
+        .delete_webhook(tenant, hooks[0].id, None)
+        .await
+        .unwrap());
+    store.create_webhook(&refused, 3, None).await.unwrap();
     let error = store
-        .create_webhook(&stored_webhook(tenant), 3)
+        .create_webhook(&stored_webhook(tenant), 3, None)
         .await
         .unwrap_err();
     assert!(
@@ -347,7 +353,7 @@ async fn dynamodb_a_recount_takes_in_webhooks_created_before_the_count() {
     let tenant = Uuid::now_v7();
     for _ in 0..3 {
         store
-            .create_webhook(&stored_webhook(tenant), 10)
+            .create_webhook(&stored_webhook(tenant), 10, None)
             .await
             .unwrap();
     }
@@ -360,13 +366,13 @@ async fn dynamodb_a_recount_takes_in_webhooks_created_before_the_count() {
         .await
         .unwrap();
     store
-        .create_webhook(&stored_webhook(tenant), 3)
+        .create_webhook(&stored_webhook(tenant), 3, None)
         .await
         .unwrap();
 
     assert_eq!(store.recount_webhooks(tenant).await.unwrap(), 4);
     let error = store
-        .create_webhook(&stored_webhook(tenant), 4)
+        .create_webhook(&stored_webhook(tenant), 4, None)
         .await
         .unwrap_err();
     assert!(
@@ -375,7 +381,7 @@ async fn dynamodb_a_recount_takes_in_webhooks_created_before_the_count() {
     );
     assert_eq!(store.recount_webhooks(tenant).await.unwrap(), 4, "again");
     store
-        .create_webhook(&stored_webhook(tenant), 5)
+        .create_webhook(&stored_webhook(tenant), 5, None)
         .await
         .unwrap();
     assert_eq!(store.recount_webhooks(Uuid::now_v7()).await.unwrap(), 0);

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod api_keys;
+mod audit;
 mod bad_input;
 mod bounded_fan_out;
 mod conflicts;

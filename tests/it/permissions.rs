@@ -30,7 +30,7 @@ fn allowed(role: Role, operation: Operation) -> bool {
     }
     match role {
         Role::Admin => true,
-        Role::Manager => !matches!(operation, CreateKey | ListKeys | DeleteKey),
+        Role::Manager => !matches!(operation, CreateKey | ListKeys | DeleteKey | ListAudit),
         Role::SalesRep => {
             reads_webhooks
                 || matches!(

@@ -2,6 +2,8 @@
 //! are kept that long. On SQLite the sweep removes them, in bounded batches; on DynamoDB each
 //! item carries its expiry for the TTL (which moto does not run), so those tests read the items.
 
+use common::domain::audit::{Actor, AuditAction, AuditEntry, AuditQuery};
+use common::domain::page::PageRequest;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,9 @@ use common::domain::auth::Role;
 use common::domain::delivery::{Delivery, DeliveryStatus, EventPayload};
 use common::domain::event::OutboxEvent;
 use common::domain::retention::Retention;
-use common::ports::{Clock, DeliveryChange, OutboxStore, RetentionStore, SendOutcome, Store};
+use common::ports::{
+    AuditStore, Clock, DeliveryChange, OutboxStore, RetentionStore, SendOutcome, Store,
+};
 use common::service::sweeper::sweep;
 use serde_json::json;
 use uuid::Uuid;
@@ -106,7 +110,7 @@ async fn sqlite_the_sweep_removes_finished_work_once_past_its_retention() {
     let (tenant, _) = app.tenant_with(Role::Admin).await;
     let (a, b) = (stored_webhook(tenant), stored_webhook(tenant));
     for webhook in [&a, &b] {
-        store.create_webhook(webhook, 10).await.unwrap();
+        store.create_webhook(webhook, 10, None).await.unwrap();
     }
     let start = clock.now();
     let deliveries = dispatched_event(&*store, tenant, &[a.id, b.id], start).await;
@@ -162,6 +166,49 @@ async fn sqlite_the_sweep_removes_finished_work_once_past_its_retention() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_audit_entries_go_once_past_the_retention() {
+    let mut app = TestApp::new(Backend::Sqlite).await;
+    let clock = SteppedClock::new();
+    app.deps.clock = Arc::<SteppedClock>::clone(&clock) as _;
+    let store = Arc::clone(&app.deps.store);
+    let (tenant, _) = app.tenant_with(Role::Admin).await;
+    let entry = |n: usize| {
+        let changes = serde_json::Map::from_iter([("n".to_owned(), n.into())]);
+        AuditEntry::new(
+            tenant,
+            Actor::tool("test"),
+            AuditAction::WebhookTest,
+            tenant,
+            changes,
+            clock.now(),
+        )
+    };
+    let old = entry(1);
+    store.append_audit(&old).await.unwrap();
+    clock.advance(TimeDelta::days(2));
+    let recent = entry(2);
+    store.append_audit(&recent).await.unwrap();
+    let everything = AuditQuery {
+        since: None,
+        until: None,
+        action: None,
+    };
+    let page = PageRequest {
+        limit: 10,
+        after: None,
+    };
+
+    clock.advance(TimeDelta::days(29));
+    let removed = store.remove_expired(clock.now(), 100).await.unwrap();
+    assert_eq!(removed.audit_entries, 1);
+    let left = store.list_audit(tenant, &everything, page).await.unwrap();
+    assert_eq!(
+        left.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [recent.id]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_the_sweep_removes_a_backlog_in_batches_and_keeps_what_is_recent() {
     let store = fresh_store(Backend::Sqlite).await;
     let mut app = TestApp::over(store, test_settings());
@@ -170,7 +217,7 @@ async fn sqlite_the_sweep_removes_a_backlog_in_batches_and_keeps_what_is_recent(
     let store = Arc::clone(&app.deps.store);
     let (tenant, _) = app.tenant_with(Role::Admin).await;
     let webhook = stored_webhook(tenant);
-    store.create_webhook(&webhook, 10).await.unwrap();
+    store.create_webhook(&webhook, 10, None).await.unwrap();
     // More than two batches of old finished deliveries and their events, and a recent one.
     let old = clock.now() - TimeDelta::days(40);
     for _ in 0..1_203 {
@@ -219,6 +266,15 @@ async fn dynamodb_items_expire_after_the_configured_retention() {
     attempted(&store, delivery, 200, now).await;
     let waiting = event_at(tenant, "client.updated", now);
     store.append_event(&waiting).await.unwrap();
+    let audited = AuditEntry::new(
+        tenant,
+        Actor::tool("test"),
+        AuditAction::WebhookTest,
+        webhook.id,
+        Default::default(),
+        now,
+    );
+    store.append_audit(&audited).await.unwrap();
 
     let items = client
         .query()
@@ -266,6 +322,13 @@ async fn dynamodb_items_expire_after_the_configured_retention() {
             at + 7 * day
         ),
         "attempt"
+    );
+    assert!(
+        close(
+            expiry_of(item(&format!("AUDIT#{}", audited.id))),
+            at + 7 * day
+        ),
+        "audit entry"
     );
     // The sweep has nothing to remove: the TTL does it.
     let removed = store.remove_expired(now + TimeDelta::days(90), 100).await;

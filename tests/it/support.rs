@@ -193,7 +193,7 @@ impl TestApp {
         let stored = ApiKey::new(tenant.id, "test".into(), role, &key, now);
         self.deps
             .store
-            .create_tenant(&tenant, &stored)
+            .create_tenant(&tenant, &stored, None)
             .await
             .expect("create tenant");
         (tenant.id, key)
@@ -203,7 +203,11 @@ impl TestApp {
     pub async fn key_for(&self, tenant_id: Uuid, role: Role) -> String {
         let key = generate_key();
         let stored = ApiKey::new(tenant_id, "test".into(), role, &key, self.deps.clock.now());
-        self.deps.store.put_api_key(&stored).await.expect("put key");
+        self.deps
+            .store
+            .put_api_key(&stored, None)
+            .await
+            .expect("put key");
         key
     }
 

@@ -38,6 +38,7 @@ pub enum Permission {
     WebhookNotify,
     WebhookRetry,
     KeyManage,
+    AuditRead,
 }
 
 impl Permission {
@@ -58,6 +59,7 @@ impl Permission {
             Permission::WebhookNotify => "WEBHOOK_NOTIFY",
             Permission::WebhookRetry => "WEBHOOK_RETRY",
             Permission::KeyManage => "KEY_MANAGE",
+            Permission::AuditRead => "AUDIT_READ",
         }
     }
 }
@@ -105,6 +107,7 @@ impl Role {
                 WebhookNotify,
                 WebhookRetry,
                 KeyManage,
+                AuditRead,
             ],
             Role::Manager => &[
                 ClientRead,
@@ -168,10 +171,12 @@ pub struct ApiKey {
 pub const KEY_USE_RECORDED_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Who is calling: resolved from the bearer key, the only source of the tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub tenant_id: Uuid,
     pub key_id: Uuid,
+    /// The key's name when it was verified, for the audit log's record of who acted.
+    pub key_name: std::sync::Arc<str>,
     pub role: Role,
     /// When the key stops working (`ApiKey::expires_at`).
     pub expires_at: Option<DateTime<Utc>>,
@@ -297,7 +302,7 @@ mod tests {
     use super::*;
     use Permission::*;
 
-    const EVERY_PERMISSION: [Permission; 14] = [
+    const EVERY_PERMISSION: [Permission; 15] = [
         ClientRead,
         ClientCreate,
         ClientUpdate,
@@ -312,6 +317,7 @@ mod tests {
         WebhookNotify,
         WebhookRetry,
         KeyManage,
+        AuditRead,
     ];
 
     /// The whole matrix, written out so that a change to the table is a visible change here.
@@ -320,7 +326,7 @@ mod tests {
         let expected = |role: Role, permission: Permission| -> bool {
             match role {
                 Role::Admin => true,
-                Role::Manager => permission != KeyManage,
+                Role::Manager => !matches!(permission, KeyManage | AuditRead),
                 Role::SalesRep => matches!(
                     permission,
                     ClientRead | ClientCreate | ClientUpdate | SyncRead | SyncUpdate | WebhookRead

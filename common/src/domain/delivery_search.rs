@@ -114,7 +114,7 @@ impl IdRange {
 
 /// The smallest id of a delivery created at `time` or later: its millisecond (rounded up, since
 /// ids keep no finer time), then zeros. Times before 1970 or past UUIDv7's 48 bits are clamped.
-fn id_bound(time: DateTime<Utc>) -> Uuid {
+pub(crate) fn id_bound(time: DateTime<Utc>) -> Uuid {
     let nanos_past_ms = time.timestamp_subsec_nanos() % 1_000_000;
     let millis = time.timestamp_millis() + i64::from(nanos_past_ms > 0);
     let millis = millis.clamp(0, (1 << 48) - 1) as u64;

@@ -43,7 +43,7 @@ impl SyncTransition {
         }
         let failed = after.sync_status == SyncStatus::Failed;
         Some(SyncTransition {
-            id: transition_id(now, after.version),
+            id: sequenced_id(now, after.version),
             tenant_id: after.tenant_id,
             client_id: after.id,
             at: now,
@@ -61,7 +61,9 @@ pub fn first_id_at(at: DateTime<Utc>) -> Uuid {
     uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid()
 }
 
-fn transition_id(at: DateTime<Utc>, version: i64) -> Uuid {
+/// A UUIDv7 of `at` whose next 34 bits are `version` (a client's version, or any count), so
+/// that ids made in one millisecond sort in its order.
+pub(crate) fn sequenced_id(at: DateTime<Utc>, version: i64) -> Uuid {
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let v = u64::try_from(version).unwrap_or(0);
     let random: [u8; 5] = rand::random();
@@ -118,7 +120,7 @@ mod tests {
         let later = at + chrono::Duration::milliseconds(1);
         let ids: Vec<Uuid> = [(at, 2), (at, 3), (at, 300), (at, 1 << 30), (later, 1)]
             .into_iter()
-            .map(|(at, version)| transition_id(at, version))
+            .map(|(at, version)| sequenced_id(at, version))
             .collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         assert!(first_id_at(at) <= ids[0] && ids[3] < first_id_at(later));

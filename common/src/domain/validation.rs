@@ -152,6 +152,11 @@ pub fn check_text(text: &str, max: usize) -> Result<&str, String> {
     }
 }
 
+/// The message for a text that names none of `names`.
+pub fn one_of(names: &[&str]) -> String {
+    format!("must be one of {}", names.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Faults, Port};
+use crate::domain::audit::{AuditEntry, AuditQuery};
 use crate::domain::auth::ApiKey;
 use crate::domain::client::Client;
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, DeliverySummary, EventPayload};
@@ -27,9 +28,9 @@ use crate::domain::tenant::Tenant;
 use crate::domain::webhook::Webhook;
 use crate::error::Result;
 use crate::ports::{
-    ClientChange, ClientQuery, ClientStore, DeliveryChange, DeliveryCounts, DeliveryRef,
-    DeliveryStore, DueCursor, DuePage, Expired, IdempotencyStore, OutboxStore, Requeue,
-    RetentionStore, Store, TenantStore, WebhookStore,
+    AuditStore, ClientChange, ClientQuery, ClientStore, DeliveryChange, DeliveryCounts,
+    DeliveryRef, DeliveryStore, DueCursor, DuePage, Expired, IdempotencyStore, OutboxStore,
+    Requeue, RetentionStore, Store, TenantStore, WebhookStore,
 };
 
 /// What stands around each store call: `call` is the real store's, not started yet.
@@ -88,14 +89,19 @@ macro_rules! layered {
 
 #[async_trait]
 impl<L: StoreLayer> TenantStore for LayeredStore<L> {
-    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
-        layered!(self.create_tenant(tenant, first_key))
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        first_key: &ApiKey,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        layered!(self.create_tenant(tenant, first_key, audit))
     }
     async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>> {
         layered!(self.get_tenant(tenant_id))
     }
-    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
-        layered!(self.put_api_key(key))
+    async fn put_api_key(&self, key: &ApiKey, audit: Option<&AuditEntry>) -> Result<()> {
+        layered!(self.put_api_key(key, audit))
     }
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
         layered!(self.find_api_key(key_hash))
@@ -111,8 +117,13 @@ impl<L: StoreLayer> TenantStore for LayeredStore<L> {
     ) -> Result<()> {
         layered!(self.record_key_use(key_hash, at, stale_before))
     }
-    async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
-        layered!(self.delete_api_key(tenant_id, key_id))
+    async fn delete_api_key(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> Result<bool> {
+        layered!(self.delete_api_key(tenant_id, key_id, audit))
     }
 }
 
@@ -202,14 +213,29 @@ impl<L: StoreLayer> IdempotencyStore for LayeredStore<L> {
 
 #[async_trait]
 impl<L: StoreLayer> WebhookStore for LayeredStore<L> {
-    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
-        layered!(self.create_webhook(webhook, max))
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        max: usize,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        layered!(self.create_webhook(webhook, max, audit))
     }
-    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
-        layered!(self.update_webhook(before_version, webhook))
+    async fn update_webhook(
+        &self,
+        before_version: i64,
+        webhook: &Webhook,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        layered!(self.update_webhook(before_version, webhook, audit))
     }
-    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
-        layered!(self.delete_webhook(tenant_id, webhook_id))
+    async fn delete_webhook(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> Result<bool> {
+        layered!(self.delete_webhook(tenant_id, webhook_id, audit))
     }
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {
         layered!(self.get_webhook(tenant_id, webhook_id))
@@ -315,5 +341,20 @@ impl<L: StoreLayer> DeliveryStore for LayeredStore<L> {
 impl<L: StoreLayer> RetentionStore for LayeredStore<L> {
     async fn remove_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<Expired> {
         layered!(self.remove_expired(now, limit))
+    }
+}
+
+#[async_trait]
+impl<L: StoreLayer> AuditStore for LayeredStore<L> {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        layered!(self.append_audit(entry))
+    }
+    async fn list_audit(
+        &self,
+        tenant_id: Uuid,
+        query: &AuditQuery,
+        page: PageRequest,
+    ) -> Result<Page<AuditEntry>> {
+        layered!(self.list_audit(tenant_id, query, page))
     }
 }

@@ -73,7 +73,7 @@ pub async fn execute_within(
     budgets: limits::TimeBudgets,
 ) -> Result<Response<Body>> {
     let admitted = deps.admission.admit(caller.tenant_id).await?;
-    let (deps, caller, body) = (deps.clone(), *caller, body.to_vec());
+    let (deps, caller, body) = (deps.clone(), caller.clone(), body.to_vec());
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _admitted = admitted;

@@ -4,13 +4,13 @@ use async_graphql::{Context, Object, Result, ID};
 
 use super::error::OrFieldError;
 use super::types::{
-    DeliveryFilterInput, DeliveryNode, DeliveryStatusValue, SearchArguments, SyncHistoryConnection,
-    SyncStatusNode, WebhookConnection, WebhookDeliveryConnection, WebhookEventType,
-    WebhookFilterInput, WebhookNode, WebhookStats,
+    AuditArguments, AuditLogConnection, DateTime, DeliveryFilterInput, DeliveryNode,
+    DeliveryStatusValue, SearchArguments, SyncHistoryConnection, SyncStatusNode, WebhookConnection,
+    WebhookDeliveryConnection, WebhookEventType, WebhookFilterInput, WebhookNode, WebhookStats,
 };
 use super::{page_cost, page_request, parse_id, scope, webhooks_cost};
 use crate::service::webhooks::WebhookFilter;
-use crate::service::{deliveries, sync, webhooks};
+use crate::service::{audit, deliveries, sync, webhooks};
 
 pub struct Query;
 
@@ -142,6 +142,35 @@ impl Query {
         let (deps, caller, _slot) = scope(ctx).await?;
         let counts = sync::sync_status(deps, caller).await.or_field_error(ctx)?;
         Ok(counts.into())
+    }
+
+    /// The tenant's audit log, newest first, `first` (default 50, at most 100) at a time: each
+    /// management action with its time, the acting key and the fields it set (never a secret).
+    /// `since` (included) and `until` (excluded) bound the time; `action` is a wire name such
+    /// as `webhook.update`. With an action, a page reads at most 1,000 entries and may be
+    /// short with `hasNextPage`. ADMIN only (AUDIT_READ).
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<DateTime>,
+        until: Option<DateTime>,
+        action: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<AuditLogConnection> {
+        let (deps, caller, _slot) = scope(ctx).await?;
+        let asked_after = after.is_some();
+        let listing = AuditArguments {
+            since,
+            until,
+            action,
+            page: page_request(first, after),
+        };
+        let page = audit::list_audit(deps, caller, listing)
+            .await
+            .or_field_error(ctx)?;
+        Ok(AuditLogConnection::new(page, asked_after))
     }
 
     /// A client's sync status changes, newest first, `first` (default 50, at most 100) at a

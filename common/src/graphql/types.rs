@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::error::OrFieldError;
 use super::scope;
+use crate::domain::audit::AuditEntry;
 use crate::domain::catalogue::EventType;
 use crate::domain::delivery::{Attempt, CountSummary, DeliverySummary};
 use crate::domain::delivery_search::{DeliveryFilter, DeliverySearch};
@@ -21,6 +22,7 @@ use crate::domain::validation::FieldErrors;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookChanges};
 use crate::error::Error;
 use crate::reply::public_message;
+use crate::service::audit::AuditListing;
 use crate::service::deliveries::{self, DeliveryStats, WebhookCounts};
 use crate::service::input::Input;
 use crate::service::redelivery::RedeliveryResult;
@@ -931,5 +933,97 @@ mod tests {
         let last = info(&ids[..1], 2, None);
         assert!(!last.has_next_page);
         assert_eq!(last.end_cursor, Some(encode_cursor(ids[0])));
+    }
+}
+
+/// Who made an audited action: an API key (its id and its name then), or a tool (`crm-admin`,
+/// `crm-local`) with a null key id.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "AuditActor")]
+pub struct AuditActorNode {
+    pub key_id: Option<ID>,
+    pub key_name: String,
+}
+
+/// One management action: REST's audit entry.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "AuditEntry")]
+pub struct AuditEntryNode {
+    pub id: ID,
+    pub at: DateTime,
+    /// The action's wire name, e.g. `webhook.update`.
+    pub action: String,
+    pub actor: AuditActorNode,
+    pub target_id: ID,
+    /// The fields the action set, with their new values (header values masked); never a
+    /// secret or a key.
+    pub changes: async_graphql::Json<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl From<AuditEntry> for AuditEntryNode {
+    fn from(entry: AuditEntry) -> AuditEntryNode {
+        AuditEntryNode {
+            id: ID(entry.id.to_string()),
+            at: DateTime(entry.at),
+            action: entry.action.as_str().to_owned(),
+            actor: AuditActorNode {
+                key_id: entry.actor.key_id.map(|id| ID(id.to_string())),
+                key_name: entry.actor.key_name,
+            },
+            target_id: ID(entry.target_id.to_string()),
+            changes: async_graphql::Json(entry.changes),
+        }
+    }
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct AuditEntryEdge {
+    /// Opaque and stable: pass it as `after` to continue after this entry.
+    pub cursor: String,
+    pub node: AuditEntryNode,
+}
+
+/// The tenant's audit log, newest first.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct AuditLogConnection {
+    pub edges: Vec<AuditEntryEdge>,
+    pub page_info: PageInfo,
+}
+
+impl AuditLogConnection {
+    pub fn new(page: Page<AuditEntry>, asked_after: bool) -> AuditLogConnection {
+        let (edges, page_info) = edges(
+            page,
+            asked_after,
+            |e| e.id,
+            <AuditEntryNode as From<AuditEntry>>::from,
+        );
+        AuditLogConnection {
+            edges: edges
+                .into_iter()
+                .map(|(cursor, node)| AuditEntryEdge { cursor, node })
+                .collect(),
+            page_info,
+        }
+    }
+}
+
+/// `auditLog`'s arguments, read as REST's query string is (`AuditListing::new`).
+pub struct AuditArguments {
+    pub since: Option<DateTime>,
+    pub until: Option<DateTime>,
+    pub action: Option<String>,
+    pub page: crate::error::Result<crate::domain::page::PageRequest>,
+}
+
+impl Input<AuditListing> for AuditArguments {
+    fn read(self) -> crate::error::Result<AuditListing> {
+        AuditListing::new(
+            self.since.map(|time| time.0),
+            self.until.map(|time| time.0),
+            self.action.as_deref(),
+            self.page,
+            FieldErrors::default(),
+        )
     }
 }

@@ -236,10 +236,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The message for a text that names none of `names`.
-pub fn one_of(names: &[&str]) -> String {
-    format!("must be one of {}", names.join(", "))
-}
+pub use crate::domain::validation::one_of;
 
 /// Details by field, for the tests of each decoder.
 /// A JSON number that is a whole number (`5` or `5.0`, as some clients write it).

@@ -14,7 +14,7 @@ use crate::domain::page::PageRequest;
 use crate::error::{Error, Result};
 use crate::reply::json_response;
 use crate::service::deps::Deps;
-use crate::service::{clients, deliveries, keys, redelivery, sync, webhooks, worker};
+use crate::service::{audit, clients, deliveries, keys, redelivery, sync, webhooks, worker};
 
 pub(super) async fn dispatch(
     deps: &Deps,
@@ -86,6 +86,13 @@ pub(super) async fn dispatch(
         Operation::DeleteKey => {
             keys::delete_key(deps, caller, path_id(params)?).await?;
             no_content()
+        }
+        Operation::ListAudit => {
+            let query = requests::audit::ListQuery(request.uri().query().unwrap_or(""));
+            json_response(
+                StatusCode::OK,
+                &audit::list_audit(deps, caller, query).await?,
+            )
         }
         Operation::Notify => json_response(
             StatusCode::OK,

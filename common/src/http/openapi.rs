@@ -33,6 +33,7 @@ use super::requests::webhooks::{
 };
 use super::routes::{Operation, ROUTES};
 use crate::config::{MAX_EVENTS_PER_SECOND, MAX_WEBHOOKS_PER_TENANT};
+use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::auth::ApiKey;
 use crate::domain::catalogue::CATALOGUE;
 use crate::domain::client::Client;
@@ -567,6 +568,35 @@ fn operation_of(
         O::DeleteKey => spec("deleteKey", "keys", "Revokes an API key.")
             .path_id("API key")
             .answers(204, no_content("Revoked."), s),
+        O::ListAudit => {
+            let action = s.of::<AuditAction>();
+            spec(
+                "listAudit",
+                "keys",
+                "The tenant's audit log, newest first (ADMIN only): each management action \
+                 (webhook create, update, delete, rotate-secret, test, recover, replay; \
+                 delivery retry and resend; key create and delete; tenant creation) with its \
+                 time, the acting key's id and name, the target's id and the fields it set, \
+                 never a secret or a key. Kept for the retention period (CRM_RETENTION_DAYS).",
+            )
+            .paginated()
+            .query(
+                "since",
+                "Only entries made at or after this time (RFC 3339).",
+                super::schema::query_time(),
+            )
+            .query(
+                "until",
+                "Only entries made before this time (RFC 3339); not before `since`.",
+                super::schema::query_time(),
+            )
+            .query("action", "Only entries of this action.", action)
+            .answers(
+                200,
+                json_response("A page of the audit log.", s.page_of::<AuditEntry>(), None),
+                s,
+            )
+        }
         O::Notify => {
             let body = s.of::<NotifyRequest>();
             spec("notify", "webhooks", "Seed 000's notify: one delivery per active webhook subscribed to the event.")

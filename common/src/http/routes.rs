@@ -19,6 +19,8 @@ pub enum Operation {
     CreateKey,
     ListKeys,
     DeleteKey,
+    /// `GET /api/audit`: the tenant's audit log, newest first (ADMIN only).
+    ListAudit,
     Notify,
     RetryDeliveries,
     /// `POST /api/webhooks/deliveries/{id}/resend`: one more attempt of a finished delivery.
@@ -85,6 +87,7 @@ impl Operation {
             | O::GetSyncHistory
             | O::ListKeys
             | O::DeleteKey
+            | O::ListAudit
             | O::ListEventTypes
             | O::WebhookStats
             | O::GetDelivery
@@ -156,6 +159,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET,    "/api/keys",                         "keys",                  Operation::ListKeys),
     route(Method::DELETE, "/api/keys/{id}",                    "key",                   Operation::DeleteKey),
     route(Method::GET,    "/api/me",                           "keys",                  Operation::Me),
+    route(Method::GET,    "/api/audit",                        "keys",                  Operation::ListAudit),
     // Literal paths before `/api/webhooks/{id}`: the more specific route wins, as in API Gateway.
     route(Method::POST,   "/api/webhooks/notify",              "notify",                Operation::Notify),
     route(Method::POST,   "/api/webhooks/retry",               "retry",                 Operation::RetryDeliveries),

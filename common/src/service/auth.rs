@@ -33,12 +33,14 @@ pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Ca
     let caller = Caller {
         tenant_id: stored.tenant_id,
         key_id: stored.id,
+        key_name: stored.name.as_str().into(),
         role: stored.role,
         expires_at: stored.expires_at,
     };
     let caller = unexpired(caller, now)?;
     record_use(deps, &stored).await;
-    deps.keys.put(hash, caller, generation, Instant::now());
+    deps.keys
+        .put(hash, caller.clone(), generation, Instant::now());
     Ok(caller)
 }
 

@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::audit;
 use super::input::Input;
 use super::lookup::{load as load_webhook, subscribers};
+use crate::domain::audit::AuditAction;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::delivery::{
     delivery_id, Attempt, CountSummary, Delivery, DeliveryStatus, DeliverySummary, EventPayload,
@@ -326,10 +328,17 @@ pub async fn retry_failed(
     if let Some(webhook_id) = webhook_id {
         load_webhook(deps, caller.tenant_id, webhook_id).await?;
     }
+    let asked = audit::fields([
+        ("webhookId", webhook_id.map(|id| id.to_string()).into()),
+        ("deliveryIds", serde_json::json!(delivery_ids)),
+    ]);
     let retried_count = match delivery_ids {
         Some(ids) => retry_listed(deps, caller, webhook_id, &ids).await?,
         None => retry_all(deps, caller, webhook_id).await?,
     };
+    // The target is the webhook retried, or the tenant when the retry is of all its webhooks.
+    let target = webhook_id.unwrap_or(caller.tenant_id);
+    audit::record(deps, caller, AuditAction::DeliveriesRetry, target, asked).await?;
     Ok(RetryResult {
         success: true,
         retried_count,

@@ -51,7 +51,7 @@ impl KeyCache {
             .by_hash
             .get(hash)
             .filter(|(_, until)| now < *until)
-            .map(|(caller, _)| *caller)
+            .map(|(caller, _)| caller.clone())
     }
 
     /// Taken before a store lookup and handed to [`Self::put`] with its result.
@@ -105,6 +105,7 @@ mod tests {
         Caller {
             tenant_id: Uuid::new_v4(),
             key_id: Uuid::new_v4(),
+            key_name: "test".into(),
             role: Role::Admin,
             expires_at: None,
         }
@@ -115,7 +116,7 @@ mod tests {
         let cache = KeyCache::new(Duration::from_secs(10));
         let start = Instant::now();
         let who = caller();
-        cache.put("h".into(), who, cache.generation(), start);
+        cache.put("h".into(), who.clone(), cache.generation(), start);
         assert_eq!(cache.get("h", start + Duration::from_secs(9)), Some(who));
         assert_eq!(cache.get("h", start + Duration::from_secs(10)), None);
         assert_eq!(cache.get("other", start), None);
@@ -126,8 +127,8 @@ mod tests {
         let cache = KeyCache::new(Duration::from_secs(10));
         let now = Instant::now();
         let (gone, kept) = (caller(), caller());
-        cache.put("gone".into(), gone, cache.generation(), now);
-        cache.put("kept".into(), kept, cache.generation(), now);
+        cache.put("gone".into(), gone.clone(), cache.generation(), now);
+        cache.put("kept".into(), kept.clone(), cache.generation(), now);
         cache.forget(gone.key_id);
         assert_eq!(cache.get("gone", now), None);
         assert_eq!(cache.get("kept", now), Some(kept));
@@ -140,7 +141,7 @@ mod tests {
         let deleted = caller();
         let started = cache.generation();
         cache.forget(deleted.key_id);
-        cache.put("deleted".into(), deleted, started, now);
+        cache.put("deleted".into(), deleted.clone(), started, now);
         assert_eq!(cache.get("deleted", now), None);
     }
 
@@ -162,7 +163,7 @@ mod tests {
         }
         let newest = caller();
         let now = start + Duration::from_secs(1);
-        cache.put("new".into(), newest, cache.generation(), now);
+        cache.put("new".into(), newest.clone(), cache.generation(), now);
         assert_eq!(cache.get("new", now), Some(newest));
         assert_eq!(cache.get("k0", now), None, "the first to expire made room");
         assert!(cache.get("k1", now).is_some(), "the others stay");

@@ -3,10 +3,13 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::audit;
 use super::input::Input;
+use crate::domain::audit::AuditAction;
 use crate::domain::auth::{generate_key, ApiKey, Caller, NewKey, Permission, Role};
 use crate::error::{Error, Result};
 use crate::service::deps::Deps;
+use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -36,7 +39,13 @@ pub async fn create_key(
     } = new.read()?.validated(now)?;
     let key = generate_key();
     let stored = ApiKey::new(caller.tenant_id, name, role, &key, now).expiring_at(expires_at);
-    deps.store.put_api_key(&stored).await?;
+    let changes = audit::fields([
+        ("name", stored.name.clone().into()),
+        ("role", stored.role.as_str().into()),
+        ("expiresAt", stored.expires_at.map(rfc3339).into()),
+    ]);
+    let entry = audit::entry(deps, caller, AuditAction::KeyCreate, stored.id, changes);
+    deps.store.put_api_key(&stored, Some(&entry)).await?;
     Ok(CreatedKey { stored, key })
 }
 
@@ -48,7 +57,18 @@ pub async fn list_keys(deps: &Deps, caller: &Caller) -> Result<KeyList> {
 
 pub async fn delete_key(deps: &Deps, caller: &Caller, key_id: Uuid) -> Result<()> {
     caller.require(Permission::KeyManage)?;
-    if deps.store.delete_api_key(caller.tenant_id, key_id).await? {
+    let entry = audit::entry(
+        deps,
+        caller,
+        AuditAction::KeyDelete,
+        key_id,
+        Default::default(),
+    );
+    if deps
+        .store
+        .delete_api_key(caller.tenant_id, key_id, Some(&entry))
+        .await?
+    {
         deps.keys.forget(key_id);
         Ok(())
     } else {

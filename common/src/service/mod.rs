@@ -1,5 +1,6 @@
 //! Use cases: one function per operation, taking `&Deps` and the authenticated `Caller`.
 
+pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod deliveries;

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::audit;
 use super::deliveries::{enqueue_now, job_stop};
 use super::input::Input;
 use super::lookup::load as load_webhook;
+use crate::domain::audit::AuditAction;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::delivery::{delivery_id, DeliverySummary, EventPayload};
 use crate::domain::event::OutboxEvent;
@@ -23,6 +25,7 @@ use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::{DeliveryMessage, QueueMessage, RecoverMessage, ReplayMessage, MAX_QUEUE_DELAY};
 use crate::service::deps::Deps;
+use crate::time::rfc3339;
 
 /// How long a recover or replay request works before it hands the rest to the worker: its
 /// function (`retry`) times out at 10 s, and the page under way when the budget runs out must
@@ -73,6 +76,8 @@ pub async fn resend_delivery(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Q
     deps.queue
         .send(&[(resend_message(&delivery), Duration::ZERO)])
         .await?;
+    let asked = audit::fields([("webhookId", delivery.webhook_id.to_string().into())]);
+    audit::record(deps, caller, AuditAction::DeliveryResend, id, asked).await?;
     Ok(QueuedResult {
         success: true,
         queued: 1,
@@ -114,8 +119,13 @@ pub async fn recover(
     if !webhook.active {
         return Err(inactive("recovering its deliveries"));
     }
+    let asked = audit::fields([
+        ("since", rfc3339(recovery.since).into()),
+        ("until", rfc3339(recovery.until).into()),
+    ]);
     let job = RecoverMessage::start(&webhook, recovery);
     let (queued, complete) = recover_until(deps, job, Instant::now() + REQUEST_BUDGET).await?;
+    audit::record(deps, caller, AuditAction::WebhookRecover, webhook_id, asked).await?;
     Ok(RedeliveryResult {
         success: true,
         queued,
@@ -231,6 +241,12 @@ pub async fn replay(
     }
     let stop_at = Instant::now() + REQUEST_BUDGET;
     let (queued, complete) = replay_until(deps, &webhook, &replay, None, stop_at).await?;
+    let asked = audit::fields([
+        ("since", rfc3339(replay.since).into()),
+        ("until", rfc3339(replay.until).into()),
+        ("events", serde_json::json!(replay.events)),
+    ]);
+    audit::record(deps, caller, AuditAction::WebhookReplay, webhook_id, asked).await?;
     Ok(RedeliveryResult {
         success: true,
         queued,

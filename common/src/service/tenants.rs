@@ -1,5 +1,8 @@
 //! Tenants are created by an operator (the `crm-admin` CLI) or by `crm-local` for development.
 
+use serde_json::{Map, Value};
+
+use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::auth::{generate_key, hash_key, ApiKey, Role};
 use crate::domain::tenant::Tenant;
 use crate::domain::validation::check_text;
@@ -26,8 +29,28 @@ pub async fn create_tenant(
         &key,
         now,
     );
-    store.create_tenant(&tenant, &admin).await?;
+    let entry = tenant_created(&tenant, &admin, "crm-admin");
+    store.create_tenant(&tenant, &admin, Some(&entry)).await?;
     Ok((tenant, key))
+}
+
+/// The audit entry of a tenant's creation by `tool`, with its first key: no API key made it.
+fn tenant_created(tenant: &Tenant, first_key: &ApiKey, tool: &str) -> AuditEntry {
+    let changes = Map::from_iter([
+        ("name".to_owned(), Value::from(tenant.name.clone())),
+        (
+            "firstKeyId".to_owned(),
+            Value::from(first_key.id.to_string()),
+        ),
+    ]);
+    AuditEntry::new(
+        tenant.id,
+        Actor::tool(tool),
+        AuditAction::TenantCreate,
+        tenant.id,
+        changes,
+        tenant.created_at,
+    )
 }
 
 /// What `crm-local` found or made at start-up.
@@ -53,7 +76,19 @@ pub async fn ensure_dev_tenant(
         (true, Some(key)) => {
             if store.find_api_key(&hash_key(key)).await?.is_none() {
                 let stored = dev_api_key(key, now);
-                store.put_api_key(&stored).await?;
+                let changes = Map::from_iter([
+                    ("name".to_owned(), Value::from(stored.name.clone())),
+                    ("role".to_owned(), Value::from(stored.role.as_str())),
+                ]);
+                let entry = AuditEntry::new(
+                    Tenant::DEV_ID,
+                    Actor::tool("crm-local"),
+                    AuditAction::KeyCreate,
+                    stored.id,
+                    changes,
+                    now,
+                );
+                store.put_api_key(&stored, Some(&entry)).await?;
             }
             None
         }
@@ -64,8 +99,10 @@ pub async fn ensure_dev_tenant(
                 name: "dev".to_owned(),
                 created_at: now,
             };
+            let first_key = dev_api_key(&key, now);
+            let entry = tenant_created(&tenant, &first_key, "crm-local");
             store
-                .create_tenant(&tenant, &dev_api_key(&key, now))
+                .create_tenant(&tenant, &first_key, Some(&entry))
                 .await?;
             Some(key)
         }

@@ -5,11 +5,13 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::audit;
 use super::deliveries::publish;
 use super::input::Input;
 use super::lookup::load;
 use super::redelivery::recover_on_enabling;
 use super::retry_on_conflict;
+use crate::domain::audit::AuditAction;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::{
     is_valid_pattern, pattern_matches, EventType, CATALOGUE, WEBHOOK_ENABLED,
@@ -41,8 +43,16 @@ pub async fn create_webhook(
         deps.settings.targets,
         deps.clock.now(),
     )?;
+    let changes = audit::webhook_changes(None, &webhook);
+    let entry = audit::entry(
+        deps,
+        caller,
+        AuditAction::WebhookCreate,
+        webhook.id,
+        changes,
+    );
     deps.store
-        .create_webhook(&webhook, deps.settings.limits.webhooks)
+        .create_webhook(&webhook, deps.settings.limits.webhooks, Some(&entry))
         .await?;
     Ok(WithSecret {
         secret: webhook.secret.clone(),
@@ -161,7 +171,14 @@ pub async fn update_webhook(
         let before = load(deps, caller.tenant_id, id).await?;
         let after = before.patched(&changes, deps.settings.targets, deps.clock.now())?;
         if after != before {
-            deps.store.update_webhook(before.version, &after).await?;
+            let mut set = audit::webhook_changes(Some(&before), &after);
+            if changes.recover {
+                set.insert("recover".to_owned(), true.into());
+            }
+            let entry = audit::entry(deps, caller, AuditAction::WebhookUpdate, id, set);
+            deps.store
+                .update_webhook(before.version, &after, Some(&entry))
+                .await?;
         }
         Ok((before, after))
     })
@@ -192,7 +209,18 @@ async fn enabled(deps: &Deps, webhook: &Webhook) -> Result<()> {
 
 pub async fn delete_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<()> {
     caller.require(Permission::WebhookDelete)?;
-    if deps.store.delete_webhook(caller.tenant_id, id).await? {
+    let entry = audit::entry(
+        deps,
+        caller,
+        AuditAction::WebhookDelete,
+        id,
+        Default::default(),
+    );
+    if deps
+        .store
+        .delete_webhook(caller.tenant_id, id, Some(&entry))
+        .await?
+    {
         Ok(())
     } else {
         Err(Error::NotFound("Webhook"))
@@ -228,7 +256,11 @@ pub async fn rotate_secret(
         let before = load(deps, caller.tenant_id, id).await?;
         let now = deps.clock.now();
         let after = before.rotated(overlap, now);
-        deps.store.update_webhook(before.version, &after).await?;
+        let changes = audit::secret_rotated();
+        let entry = audit::entry(deps, caller, AuditAction::WebhookRotateSecret, id, changes);
+        deps.store
+            .update_webhook(before.version, &after, Some(&entry))
+            .await?;
         Ok(RotatedSecret {
             secret: after.secret.clone(),
             previous_secret_expires_at: after.overlap_ends_at(now).unwrap_or(now),

@@ -7,11 +7,13 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::audit;
 use super::deliveries::{message_for, publish, run_retry_job};
 use super::fairness::Slot;
 use super::lookup::load as load_webhook;
 use super::redelivery::{run_recover_job, run_replay_job};
 use super::retry_on_conflict;
+use crate::domain::audit::AuditAction;
 use crate::domain::auth::{Caller, Permission};
 use crate::domain::catalogue::{WEBHOOK_DISABLED, WEBHOOK_TEST};
 use crate::domain::delivery::{Decision, Delivery, EventPayload};
@@ -538,7 +540,11 @@ async fn disable(
             return Ok(None);
         }
         let next = current.disabled(reason, deps.clock.now());
-        deps.store.update_webhook(current.version, &next).await?;
+        // The service's own change, not a key's: the `webhook.disabled` event tells it, and
+        // the audit log records only what keys do.
+        deps.store
+            .update_webhook(current.version, &next, None)
+            .await?;
         Ok(Some(next))
     })
     .await?;
@@ -585,6 +591,8 @@ pub async fn test_webhook(deps: &Deps, caller: &Caller, id: Uuid) -> Result<Test
     deps.store
         .create_deliveries_with_payload(&payload, std::slice::from_ref(&delivery))
         .await?;
+    let sent = audit::fields([("deliveryId", delivery.id.to_string().into())]);
+    audit::record(deps, caller, AuditAction::WebhookTest, webhook.id, sent).await?;
     let timeout = Duration::from_millis(u64::from(webhook.timeout_ms));
     let claimed = delivery
         .claimed(now, timeout + LEASE_MARGIN)

@@ -289,6 +289,7 @@ async fn a_request_past_its_time_budget_is_stopped_with_timeout(backend: Backend
     let caller = Caller {
         tenant_id: tenant,
         key_id: uuid::Uuid::now_v7(),
+        key_name: "admin".into(),
         role: Role::Admin,
         expires_at: None,
     };

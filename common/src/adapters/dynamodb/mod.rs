@@ -46,6 +46,7 @@
 //! page of a delivery search): never a Scan.
 
 mod attributes;
+mod audit;
 mod clients;
 mod contention;
 mod deliveries;

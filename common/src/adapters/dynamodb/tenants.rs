@@ -15,6 +15,7 @@ use super::attributes::*;
 use super::paging::{read_query, Reading};
 use super::tables::{KEY_HASH_PK_PREFIX, LAST_USED_AT, PK, SK};
 use super::{build_error, condition_failed, sdk_error, tenant_pk, Condition, DynamoStore};
+use crate::domain::audit::AuditEntry;
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
@@ -132,9 +133,15 @@ impl DynamoStore {
 
 #[async_trait]
 impl TenantStore for DynamoStore {
-    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        first_key: &ApiKey,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
         let mut items = vec![self.put(tenant_item(tenant), Some(Condition::new_item()))?];
         items.extend(self.key_writes(first_key)?);
+        items.extend(self.audit_put(audit)?);
         self.transact(items, "create tenant")
             .await
             .map_err(|error| match error {
@@ -152,8 +159,9 @@ impl TenantStore for DynamoStore {
             .transpose()
     }
 
-    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
-        let items = self.key_writes(key)?;
+    async fn put_api_key(&self, key: &ApiKey, audit: Option<&AuditEntry>) -> Result<()> {
+        let mut items = self.key_writes(key)?;
+        items.extend(self.audit_put(audit)?);
         self.transact(items, "put API key")
             .await
             .map_err(|error| match error {
@@ -214,12 +222,17 @@ impl TenantStore for DynamoStore {
         }
     }
 
-    async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
+    async fn delete_api_key(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> Result<bool> {
         let Some(item) = self.get(tenant_pk(tenant_id), key_sk(key_id)).await? else {
             return Ok(false);
         };
         let stored = api_key_from_item(&item)?;
-        let items = vec![
+        let mut items = vec![
             self.delete(
                 key(tenant_pk(tenant_id), key_sk(key_id)),
                 Some(Condition::exists()),
@@ -229,6 +242,7 @@ impl TenantStore for DynamoStore {
                 None,
             )?,
         ];
+        items.extend(self.audit_put(audit)?);
         match self.transact(items, "delete API key").await {
             Ok(()) => Ok(true),
             Err(Error::Conflict(_)) => Ok(false),

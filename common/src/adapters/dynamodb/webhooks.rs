@@ -19,6 +19,7 @@ use super::{
     build_error, condition_failed, sdk_error, tenant_pk, update_collided, Condition, DynamoStore,
     VERSION,
 };
+use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
 use crate::domain::pacing::{Pacing, SECOND_US};
@@ -356,11 +357,17 @@ impl WebhookStore for DynamoStore {
     /// The webhook and one more in the tenant's count, together. A colliding transaction is
     /// sent again (`transact_checked`); only a failed condition is an answer: the webhook's
     /// (its id exists) before the count's (the limit).
-    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
-        let items = vec![
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        max: usize,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut items = vec![
             self.put(webhook_item(webhook), Some(Condition::new_item()))?,
             self.webhook_count_update(webhook.tenant_id, 1, Some(max))?,
         ];
+        items.extend(self.audit_put(audit)?);
         match self.transact_checked(items, "create webhook").await? {
             Ok(()) => Ok(()),
             Err(failed) if failed.contains(&WEBHOOK_WRITE) => Err(Error::Conflict(
@@ -371,8 +378,14 @@ impl WebhookStore for DynamoStore {
     }
 
     /// The configuration alone, conditional on the version read: a Put would write back the
-    /// health as read, over an attempt's record made since.
-    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
+    /// health as read, over an attempt's record made since. With its audit entry, a
+    /// transaction of the two; without (the worker disabling a webhook), one UpdateItem.
+    async fn update_webhook(
+        &self,
+        before_version: i64,
+        webhook: &Webhook,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
         let mut item = webhook_item(webhook);
         let attributes = CONFIGURATION
             .iter()
@@ -380,7 +393,12 @@ impl WebhookStore for DynamoStore {
             .collect();
         let key = key(tenant_pk(webhook.tenant_id), webhook_sk(webhook.id));
         let update = self.versioned_update(key, attributes, before_version)?;
-        self.update_alone(update, "update webhook").await
+        if audit.is_none() {
+            return self.update_alone(update, "update webhook").await;
+        }
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(self.audit_put(audit)?);
+        self.transact(items, "update webhook").await
     }
 
     /// One UpdateItem, whatever the health was: `if_not_exists` keeps a failing spell's start,
@@ -433,14 +451,20 @@ impl WebhookStore for DynamoStore {
 
     /// The webhook and one less in the tenant's count, together; `false` (and nothing written)
     /// when there is no such webhook.
-    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
-        let items = vec![
+    async fn delete_webhook(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> Result<bool> {
+        let mut items = vec![
             self.delete(
                 key(tenant_pk(tenant_id), webhook_sk(webhook_id)),
                 Some(Condition::exists()),
             )?,
             self.webhook_count_update(tenant_id, -1, None)?,
         ];
+        items.extend(self.audit_put(audit)?);
         Ok(self
             .transact_checked(items, "delete webhook")
             .await?

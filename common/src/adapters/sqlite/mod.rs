@@ -19,6 +19,7 @@
 //! share. Here: opening the file, the reader connections, the writer (`writer`) and the schema
 //! (`migrations/`). `queue`: the delivery queue in the same file.
 
+mod audit;
 mod clients;
 mod columns;
 mod deliveries;
@@ -67,6 +68,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_sync_history.sql"),
     include_str!("migrations/0015_stale_clients.sql"),
     include_str!("migrations/0016_key_expiry_and_use.sql"),
+    include_str!("migrations/0017_audit_log.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run

@@ -98,6 +98,23 @@ fn remove_old_sync_history(
     Ok(removed)
 }
 
+/// Up to `limit` audit entries made before `cutoff`, oldest first (ids are UUIDv7 of their
+/// time).
+fn remove_old_audit_entries(
+    conn: &Connection,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> Result<usize> {
+    let first_kept = crate::domain::sync_history::first_id_at(cutoff);
+    let removed = conn
+        .prepare_cached(
+            "DELETE FROM audit_log WHERE id IN (
+                 SELECT id FROM audit_log WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![first_kept.to_string(), limit as i64])?;
+    Ok(removed)
+}
+
 #[async_trait]
 impl RetentionStore for SqliteStore {
     async fn remove_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<Expired> {
@@ -107,6 +124,7 @@ impl RetentionStore for SqliteStore {
                 deliveries: remove_finished_deliveries(conn, cutoff, limit)?,
                 events: remove_dispatched_events(conn, cutoff, limit)?,
                 sync_history: remove_old_sync_history(conn, cutoff, limit)?,
+                audit_entries: remove_old_audit_entries(conn, cutoff, limit)?,
             })
         })
         .await

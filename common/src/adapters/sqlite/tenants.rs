@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
+use super::audit::insert_audit;
 use super::columns::{
     bad_text, conflict_on_duplicate, optional_time_column, time_column, uuid_column,
 };
 use super::SqliteStore;
+use crate::domain::audit::AuditEntry;
 use crate::domain::auth::{ApiKey, Role};
 use crate::domain::tenant::Tenant;
 use crate::error::Result;
@@ -54,8 +56,13 @@ fn insert_key(tx: &Connection, key: &ApiKey) -> Result<()> {
 
 #[async_trait]
 impl TenantStore for SqliteStore {
-    async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> Result<()> {
-        let (tenant, key) = (tenant.clone(), first_key.clone());
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        first_key: &ApiKey,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let (tenant, key, audit) = (tenant.clone(), first_key.clone(), audit.cloned());
         self.call(move |tx| {
             tx.execute(
                 "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
@@ -67,7 +74,7 @@ impl TenantStore for SqliteStore {
             )
             .map_err(|e| conflict_on_duplicate(e, "The tenant"))?;
             insert_key(tx, &key)?;
-            Ok(())
+            insert_audit(tx, audit.as_ref())
         })
         .await
     }
@@ -92,9 +99,13 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
-        let key = key.clone();
-        self.call(move |conn| insert_key(conn, &key)).await
+    async fn put_api_key(&self, key: &ApiKey, audit: Option<&AuditEntry>) -> Result<()> {
+        let (key, audit) = (key.clone(), audit.cloned());
+        self.call(move |conn| {
+            insert_key(conn, &key)?;
+            insert_audit(conn, audit.as_ref())
+        })
+        .await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
@@ -141,13 +152,22 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn delete_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool> {
+    async fn delete_api_key(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> Result<bool> {
+        let audit = audit.cloned();
         self.call(move |conn| {
             let deleted = conn.execute(
                 "DELETE FROM api_keys WHERE tenant_id = ?1 AND id = ?2",
                 params![tenant_id.to_string(), key_id.to_string()],
-            )?;
-            Ok(deleted == 1)
+            )? == 1;
+            if deleted {
+                insert_audit(conn, audit.as_ref())?;
+            }
+            Ok(deleted)
         })
         .await
     }

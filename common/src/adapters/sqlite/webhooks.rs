@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
+use super::audit::insert_audit;
 use super::columns::{
     bad_text, conflict_on_duplicate, optional_time_column, time_column, uuid_column,
 };
 use super::SqliteStore;
+use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::RetrySchedule;
 use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
 use crate::domain::pacing::Pacing;
@@ -237,21 +239,49 @@ impl WebhookStore for SqliteStore {
             .await
     }
 
-    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
-        let webhook = webhook.clone();
-        self.call(move |conn| create_webhook(conn, &webhook, max))
-            .await
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        max: usize,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let (webhook, audit) = (webhook.clone(), audit.cloned());
+        self.call(move |conn| {
+            create_webhook(conn, &webhook, max)?;
+            insert_audit(conn, audit.as_ref())
+        })
+        .await
     }
 
-    async fn update_webhook(&self, before_version: i64, webhook: &Webhook) -> Result<()> {
-        let webhook = webhook.clone();
-        self.call(move |conn| update_webhook(conn, before_version, &webhook))
-            .await
+    async fn update_webhook(
+        &self,
+        before_version: i64,
+        webhook: &Webhook,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let (webhook, audit) = (webhook.clone(), audit.cloned());
+        self.call(move |conn| {
+            update_webhook(conn, before_version, &webhook)?;
+            insert_audit(conn, audit.as_ref())
+        })
+        .await
     }
 
-    async fn delete_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<bool> {
-        self.call(move |conn| delete_webhook(conn, tenant_id, webhook_id))
-            .await
+    async fn delete_webhook(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> Result<bool> {
+        let audit = audit.cloned();
+        self.call(move |conn| {
+            let deleted = delete_webhook(conn, tenant_id, webhook_id)?;
+            if deleted {
+                insert_audit(conn, audit.as_ref())?;
+            }
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn get_webhook(&self, tenant_id: Uuid, webhook_id: Uuid) -> Result<Option<Webhook>> {

@@ -3,6 +3,7 @@
 //! (required fields, types, null, unknown fields) is read here; the values' rules are the
 //! domain's, checked on the command.
 
+pub mod audit;
 pub mod clients;
 pub mod deliveries;
 pub mod keys;
