@@ -97,10 +97,10 @@ pub struct Actor {
 }
 
 impl Actor {
-    pub fn key(caller: &Caller, key_name: String) -> Actor {
+    pub fn key(caller: &Caller) -> Actor {
         Actor {
             key_id: Some(caller.key_id),
-            key_name,
+            key_name: caller.key_name.to_string(),
         }
     }
 

@@ -71,10 +71,9 @@ pub fn entry(
     target_id: Uuid,
     changes: Map<String, Value>,
 ) -> AuditEntry {
-    let actor = Actor::key(caller, caller.key_name.to_string());
     AuditEntry::new(
         caller.tenant_id,
-        actor,
+        Actor::key(caller),
         action,
         target_id,
         changes,
