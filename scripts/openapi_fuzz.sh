@@ -51,8 +51,8 @@ st() {
         --no-color)
 }
 
-# Rules across parameters, which an OpenAPI document cannot state: a delivery search's `since`
-# after its `until`, a webhook change's `recover: true` without `active: true`, a sync update's
+# Rules across parameters, which an OpenAPI document cannot state: a delivery search's or an
+# audit log listing's `since` after its `until`, a webhook change's `recover: true` without `active: true`, a sync update's
 # `error` or `errorCode` with a status other than FAILED, and a client list's `syncedBefore`
 # with `syncStatus`, or with a plain list's cursor (and a plain list with a stale list's, or one
 # whose time is out of range), are refused with the documented 400, though each value alone is
@@ -63,6 +63,10 @@ st() {
 cat > "$data_dir/across-parameters.toml" <<'TOML'
 [[operations]]
 include-operation-id = "searchDeliveries"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "listAudit"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
 
 [[operations]]
