@@ -37,6 +37,7 @@ mod replay;
 mod resend;
 mod retention;
 mod retry_schedules;
+mod secrets_at_rest;
 mod seed_contracts;
 mod soak;
 mod stale_clients;

@@ -21,6 +21,7 @@ use crate::domain::health::{HealthChange, WebhookHealth};
 use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::domain::pacing::Pacing;
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::sealed_secret::WrappedDataKey;
 use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::SyncCounts;
 use crate::domain::tenant::Tenant;
@@ -29,7 +30,7 @@ use crate::error::Result;
 use crate::ports::{
     ClientChange, ClientQuery, ClientStore, DeliveryChange, DeliveryCounts, DeliveryRef,
     DeliveryStore, DueCursor, DuePage, Expired, IdempotencyStore, OutboxStore, Requeue,
-    RetentionStore, Store, TenantStore, WebhookStore,
+    RetentionStore, Sealer, SecretStore, Store, TenantStore, WebhookStore,
 };
 
 /// What stands around each store call: `call` is the real store's, not started yet.
@@ -307,5 +308,18 @@ impl<L: StoreLayer> DeliveryStore for LayeredStore<L> {
 impl<L: StoreLayer> RetentionStore for LayeredStore<L> {
     async fn remove_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<Expired> {
         layered!(self.remove_expired(now, limit))
+    }
+}
+
+#[async_trait]
+impl<L: StoreLayer> SecretStore for LayeredStore<L> {
+    async fn data_keys(&self) -> Result<Vec<WrappedDataKey>> {
+        layered!(self.data_keys())
+    }
+    async fn add_first_data_key(&self, key: &WrappedDataKey) -> Result<bool> {
+        layered!(self.add_first_data_key(key))
+    }
+    async fn seal_plain_secrets(&self, seal: Sealer) -> Result<usize> {
+        layered!(self.seal_plain_secrets(seal))
     }
 }

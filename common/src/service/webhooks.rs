@@ -35,17 +35,19 @@ pub async fn create_webhook(
     new: impl Input<NewWebhook>,
 ) -> Result<WithSecret> {
     caller.require(Permission::WebhookCreate)?;
-    let webhook = Webhook::create(
+    let mut webhook = Webhook::create(
         caller.tenant_id,
         new.read()?,
         deps.settings.targets,
         deps.clock.now(),
     )?;
+    let secret = webhook.secret.as_stored().to_owned();
+    deps.secrets.seal(&mut webhook).await?;
     deps.store
         .create_webhook(&webhook, deps.settings.limits.webhooks)
         .await?;
     Ok(WithSecret {
-        secret: webhook.secret.clone(),
+        secret,
         webhook: shown_to(caller, webhook),
     })
 }
@@ -227,10 +229,13 @@ pub async fn rotate_secret(
     retry_on_conflict(|| async {
         let before = load(deps, caller.tenant_id, id).await?;
         let now = deps.clock.now();
-        let after = before.rotated(overlap, now);
+        let current = deps.secrets.open_current(&before).await?;
+        let mut after = before.rotated(current, overlap, now);
+        let secret = after.secret.as_stored().to_owned();
+        deps.secrets.seal(&mut after).await?;
         deps.store.update_webhook(before.version, &after).await?;
         Ok(RotatedSecret {
-            secret: after.secret.clone(),
+            secret,
             previous_secret_expires_at: after.overlap_ends_at(now).unwrap_or(now),
             webhook: shown_to(caller, after),
         })

@@ -27,12 +27,13 @@ mod idempotency;
 mod outbox;
 pub mod queue;
 mod retention;
+mod secrets;
 mod send_slots;
 mod tenants;
 mod webhooks;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OpenFlags};
@@ -66,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_sync_failure_reasons.sql"),
     include_str!("migrations/0014_sync_history.sql"),
     include_str!("migrations/0015_stale_clients.sql"),
+    include_str!("migrations/0016_data_keys.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
@@ -78,6 +80,8 @@ pub struct SqliteStore {
     /// What the sweep removes (`retention`): SQLite has no TTL.
     retention: Retention,
     send_slots: Arc<SendSlots>,
+    /// The database file, for `scrub`.
+    file: Arc<PathBuf>,
 }
 
 const READERS: usize = 4;
@@ -175,7 +179,24 @@ impl SqliteStore {
             event_windows: Arc::new(EventWindows::default()),
             retention: Retention::default(),
             send_slots: Arc::new(SendSlots::default()),
+            file: Arc::new(dir.join(DB_FILE)),
         })
+    }
+
+    /// Rewrites the file with its live rows only (VACUUM) and empties the WAL, so that nothing
+    /// deleted or overwritten before stays in a freed page or an old WAL frame: after secrets
+    /// were sealed (`SecretStore::seal_plain_secrets`), which happens once, at start.
+    async fn scrub(&self) -> Result<()> {
+        let file = Arc::clone(&self.file);
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open(file.as_path())?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.execute_batch("VACUUM")?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .map_err(Error::internal)?
     }
 
     /// The same store, keeping finished work for `retention` instead of the default.
