@@ -10,7 +10,7 @@ use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::http_sender::HttpSender;
 #[cfg(feature = "kms")]
 use crate::adapters::kms::KmsKeyWrapper;
-use crate::adapters::main_key::{MainKey, MainKeyWrapper, MAIN_KEY_FILE, MAIN_KEY_VAR};
+use crate::adapters::main_key::{MainKey, MainKeyWrapper, MAIN_KEY_VAR};
 use crate::adapters::sdk_config::shared_config;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
@@ -56,7 +56,8 @@ pub enum SecretsKey {
     /// `CRM_MASTER_KEY`.
     MainKey(MainKey),
     /// Neither set, in crm-local (or over the embedded store): `master.key` in the data
-    /// directory, made there on first start.
+    /// directory, made there on first start. Not in a Lambda build.
+    #[cfg(feature = "embedded")]
     MainKeyFile(std::path::PathBuf),
     /// Neither set, on AWS: a function that never seals or opens a secret.
     Unset,
@@ -248,6 +249,7 @@ impl Config {
                 Arc::new(KmsKeyWrapper::new(shared_config().await, key_id.clone()))
             }
             SecretsKey::MainKey(key) => Arc::new(MainKeyWrapper::new(key)?),
+            #[cfg(feature = "embedded")]
             SecretsKey::MainKeyFile(path) => {
                 Arc::new(MainKeyWrapper::new(&MainKey::from_file(path)?)?)
             }
@@ -272,15 +274,19 @@ impl Config {
     /// store (`crm-admin encrypt-secrets`; crm-local does it on SQLite at start): how many
     /// webhooks it sealed. Idempotent, and safe while the service runs.
     pub async fn seal_plain_secrets(&self) -> Result<usize> {
-        let store: Arc<dyn SecretStore> = match &self.store {
+        match &self.store {
             #[cfg(feature = "embedded")]
-            StoreConfig::Sqlite { dir } => Arc::new(SqliteStore::open(dir)?),
-            StoreConfig::Aws { table, .. } => {
-                Arc::new(DynamoStore::new(aws_clients().await.0, table.clone()))
+            StoreConfig::Sqlite { dir } => {
+                let store = Arc::new(SqliteStore::open(dir)?);
+                let keeper = self.secret_keeper(Arc::clone(&store) as _).await?;
+                seal_plain_secrets(&keeper, store.as_ref()).await
             }
-        };
-        let keeper = self.secret_keeper(Arc::clone(&store)).await?;
-        seal_plain_secrets(&keeper, store.as_ref()).await
+            StoreConfig::Aws { table, .. } => {
+                let store = Arc::new(DynamoStore::new(aws_clients().await.0, table.clone()));
+                let keeper = self.secret_keeper(Arc::clone(&store) as _).await?;
+                seal_plain_secrets(&keeper, store.as_ref()).await
+            }
+        }
     }
 
     /// Builds every adapter once; call before serving the first request.
@@ -346,8 +352,16 @@ fn secrets_key(
                 ))
             });
     }
+    main_key_file(store, mode, &non_empty)
+}
+
+#[cfg(feature = "embedded")]
+fn main_key_file(
+    store: &StoreConfig,
+    mode: Mode,
+    non_empty: &impl Fn(&str) -> Option<String>,
+) -> Result<SecretsKey, ConfigError> {
     let data_dir = match store {
-        #[cfg(feature = "embedded")]
         StoreConfig::Sqlite { dir } => Some(dir.clone()),
         StoreConfig::Aws { .. } if mode == Mode::Local => Some(std::path::PathBuf::from(
             non_empty("CRM_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR.into()),
@@ -355,8 +369,18 @@ fn secrets_key(
         StoreConfig::Aws { .. } => None,
     };
     Ok(data_dir.map_or(SecretsKey::Unset, |dir| {
-        SecretsKey::MainKeyFile(dir.join(MAIN_KEY_FILE))
+        SecretsKey::MainKeyFile(dir.join(crate::adapters::main_key::MAIN_KEY_FILE))
     }))
+}
+
+/// A Lambda build: its main key is KMS's, or `CRM_MASTER_KEY`.
+#[cfg(not(feature = "embedded"))]
+fn main_key_file(
+    _store: &StoreConfig,
+    _mode: Mode,
+    _non_empty: &impl Fn(&str) -> Option<String>,
+) -> Result<SecretsKey, ConfigError> {
+    Ok(SecretsKey::Unset)
 }
 
 #[cfg(feature = "embedded")]
@@ -578,6 +602,7 @@ mod tests {
         assert_eq!(c.secrets, SecretsKey::MainKey(MainKey::parse(key).unwrap()));
     }
 
+    #[cfg(feature = "embedded")]
     #[test]
     fn crm_local_keeps_its_main_key_in_the_data_directory() {
         let c = with_table(Mode::Local, &[("CRM_DATA_DIR", "/tmp/crm")]).unwrap();

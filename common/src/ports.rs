@@ -544,7 +544,7 @@ pub type Sealer = std::sync::Arc<
 >;
 
 /// What keeping secrets sealed needs of a store, besides the webhooks themselves: the
-/// deployment's keyring, and the migration of secrets written in the clear before.
+/// deployment's keyring.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     /// The deployment's data keys, wrapped, oldest first; none before the first secret is sealed.
@@ -555,6 +555,13 @@ pub trait SecretStore: Send + Sync {
         &self,
         key: &crate::domain::sealed_secret::WrappedDataKey,
     ) -> Result<bool>;
+}
+
+/// The sealing of the secrets written in the clear before secrets were sealed: an operator's
+/// migration (crm-local at start, `crm-admin encrypt-secrets`), apart from `Store` so that no
+/// Lambda function links it (on DynamoDB it is a Scan).
+#[async_trait]
+pub trait PlainSecretMigration: Send + Sync {
     /// Seals every plain secret, current and previous, of every webhook with `seal`; sealed
     /// ones are left as they are. Each webhook's write is conditional on its version as read (a
     /// webhook changed meanwhile is read again) and moves the version on, so that a change read

@@ -10,7 +10,7 @@ use common::adapters::main_key::MainKey;
 use common::domain::auth::Role;
 use common::domain::sealed_secret::StoredSecret;
 use common::domain::webhook::{Webhook, ROTATION_OVERLAP};
-use common::ports::{SecretStore, Store};
+use common::ports::{PlainSecretMigration, SecretStore, Store};
 use common::service::secrets::{seal_plain_secrets, SecretKeeper};
 use lambda_http::http::StatusCode;
 use serde_json::json;
@@ -33,10 +33,18 @@ crate::on_both_stores!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Where a test's store keeps its bytes, taken before the store is handed to the service.
+/// Where a test's store keeps its bytes, taken before the store is handed to the service, and
+/// its migration of plain secrets.
 struct Raw {
     sqlite: Option<PathBuf>,
     dynamodb: Option<(aws_sdk_dynamodb::Client, String)>,
+    migration: Option<Arc<dyn PlainSecretMigration>>,
+}
+
+impl Raw {
+    fn migration(&self) -> &dyn PlainSecretMigration {
+        self.migration.as_deref().unwrap()
+    }
 }
 
 impl Raw {
@@ -96,6 +104,7 @@ async fn setup_with_raw(backend: Backend) -> (Setup, Raw) {
     let raw = Raw {
         sqlite: store.sqlite_file(),
         dynamodb: store.dynamodb.clone(),
+        migration: Some(Arc::clone(&store.migration)),
     };
     let app = TestApp::over(store, test_settings());
     let (tenant, key) = app.tenant_with(Role::Admin).await;
@@ -198,8 +207,7 @@ async fn plain_secrets_are_sealed_by_the_migration_and_signatures_do_not_change(
     assert!(before.seed_signature_ok && before.standard_signature_ok);
     assert!(raw.contents().await.contains(&current));
 
-    let store: &dyn SecretStore = s.app.deps.store.as_ref();
-    let sealed = seal_plain_secrets(&s.app.deps.secrets, store)
+    let sealed = seal_plain_secrets(&s.app.deps.secrets, raw.migration())
         .await
         .unwrap();
     assert_eq!(sealed, 1);
@@ -234,7 +242,7 @@ async fn the_migration_seals_each_secret_once(backend: Backend) {
     let receiver = Receiver::start(Reply::Status(200)).await;
     let (plain, current, _) = plain_webhook(&s, &receiver).await;
     let (sealed_id, sealed_secret) = s.webhook(&receiver, json!({})).await;
-    let store: &dyn SecretStore = s.app.deps.store.as_ref();
+    let store = raw.migration();
     let secrets = &s.app.deps.secrets;
     let sealed_before = s
         .app
@@ -408,6 +416,7 @@ async fn crm_local_seals_plain_secrets_when_it_opens_its_store() {
     let raw = Raw {
         sqlite: Some(dir.path().join(common::adapters::sqlite::DB_FILE)),
         dynamodb: None,
+        migration: None,
     };
     raw.assert_nothing_in_the_clear(&[&plain]).await;
     let key_file = dir.path().join("master.key");

@@ -62,6 +62,8 @@ pub struct TestStore {
     pub queue: Arc<dyn Queue>,
     /// On DynamoDB: the client and the table, for tests that look at the items themselves.
     pub dynamodb: Option<(aws_sdk_dynamodb::Client, String)>,
+    /// The sealing of plain secrets (not part of `Store`: an operator's migration).
+    pub migration: Arc<dyn common::ports::PlainSecretMigration>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -95,10 +97,11 @@ pub async fn fresh_store(backend: Backend) -> TestStore {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let store = SqliteStore::open(dir.path()).expect("open SQLite store");
+            let store = Arc::new(SqliteStore::open(dir.path()).expect("open SQLite store"));
             let queue = store.queue(TEST_VISIBILITY);
             TestStore {
-                store: Arc::new(store),
+                migration: Arc::clone(&store) as _,
+                store,
                 queue: Arc::new(queue),
                 dynamodb: None,
                 _dir: Some(dir),
@@ -124,8 +127,10 @@ pub async fn fresh_dynamodb(client: aws_sdk_dynamodb::Client) -> TestStore {
     let url = create_queues(&sqs, &name, TEST_VISIBILITY)
         .await
         .expect("create the test queue");
+    let store = Arc::new(DynamoStore::new(client, name.clone()));
     TestStore {
-        store: Arc::new(DynamoStore::new(client, name.clone())),
+        migration: Arc::clone(&store) as _,
+        store,
         queue: Arc::new(SqsQueue::new(sqs, url)),
         dynamodb: Some((plain, name)),
         _dir: None,

@@ -30,7 +30,7 @@ use crate::error::Result;
 use crate::ports::{
     ClientChange, ClientQuery, ClientStore, DeliveryChange, DeliveryCounts, DeliveryRef,
     DeliveryStore, DueCursor, DuePage, Expired, IdempotencyStore, OutboxStore, Requeue,
-    RetentionStore, Sealer, SecretStore, Store, TenantStore, WebhookStore,
+    RetentionStore, SecretStore, Store, TenantStore, WebhookStore,
 };
 
 /// What stands around each store call: `call` is the real store's, not started yet.
@@ -318,8 +318,5 @@ impl<L: StoreLayer> SecretStore for LayeredStore<L> {
     }
     async fn add_first_data_key(&self, key: &WrappedDataKey) -> Result<bool> {
         layered!(self.add_first_data_key(key))
-    }
-    async fn seal_plain_secrets(&self, seal: Sealer) -> Result<usize> {
-        layered!(self.seal_plain_secrets(seal))
     }
 }

@@ -14,7 +14,7 @@ use crate::domain::sealed_secret::{
 };
 use crate::domain::webhook::{SigningSecrets, Webhook};
 use crate::error::{Error, Result};
-use crate::ports::{Clock, KeyWrapper, Sealer, SecretStore, SystemClock};
+use crate::ports::{Clock, KeyWrapper, PlainSecretMigration, Sealer, SecretStore, SystemClock};
 
 /// The id of a deployment's first data key.
 const FIRST_DATA_KEY: u32 = 1;
@@ -254,6 +254,9 @@ fn data_key(id: u32, plain: &[u8]) -> Result<DataKey> {
 /// Seals every secret written in the clear before secrets were sealed: crm-local at start (SQLite,
 /// one transaction), `crm-admin encrypt-secrets` (either store). Idempotent, and safe while the
 /// service runs. How many webhooks it sealed.
-pub async fn seal_plain_secrets(keeper: &SecretKeeper, store: &dyn SecretStore) -> Result<usize> {
+pub async fn seal_plain_secrets(
+    keeper: &SecretKeeper,
+    store: &dyn PlainSecretMigration,
+) -> Result<usize> {
     store.seal_plain_secrets(keeper.sealer().await?).await
 }

@@ -1,5 +1,5 @@
-//! The keyring and the sealing of plain secrets (`SecretStore`, docs/architecture.md §Secrets at
-//! rest).
+//! The keyring (`SecretStore`) and the sealing of plain secrets (`PlainSecretMigration`),
+//! docs/architecture.md §Secrets at rest.
 //!
 //! The keyring is one item, pk and sk `KEYRING`, its data keys (wrapped) in a list: a process
 //! reads it with one GetItem, whatever function it is, and the first data key is put on
@@ -17,7 +17,7 @@ use super::tables::{PK, SK};
 use super::{sdk_error, Condition, DynamoStore, VERSION};
 use crate::domain::sealed_secret::{SecretPlace, SecretSlot, WrappedDataKey, SEALED_PREFIX};
 use crate::error::{Error, Result};
-use crate::ports::{Sealer, SecretStore};
+use crate::ports::{PlainSecretMigration, Sealer, SecretStore};
 use crate::time::rfc3339;
 
 const KEYRING: &str = "KEYRING";
@@ -89,7 +89,10 @@ impl SecretStore for DynamoStore {
             Err(error) => Err(error),
         }
     }
+}
 
+#[async_trait]
+impl PlainSecretMigration for DynamoStore {
     /// Scans the table (an operator's command, never a request path) for webhooks with a plain
     /// secret, and seals each with its own conditional update.
     async fn seal_plain_secrets(&self, seal: Sealer) -> Result<usize> {

@@ -1,5 +1,5 @@
-//! The keyring and the sealing of plain secrets (`SecretStore`, docs/architecture.md §Secrets at
-//! rest).
+//! The keyring (`SecretStore`) and the sealing of plain secrets (`PlainSecretMigration`),
+//! docs/architecture.md §Secrets at rest.
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
@@ -9,7 +9,7 @@ use super::columns::{time_column, uuid_column};
 use super::SqliteStore;
 use crate::domain::sealed_secret::{SecretPlace, SecretSlot, WrappedDataKey, SEALED_PREFIX};
 use crate::error::Result;
-use crate::ports::{Sealer, SecretStore};
+use crate::ports::{PlainSecretMigration, Sealer, SecretStore};
 use crate::time::rfc3339;
 
 #[async_trait]
@@ -44,7 +44,10 @@ impl SecretStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl PlainSecretMigration for SqliteStore {
     /// In one write; then, if it sealed any, the file is rewritten (VACUUM) and the WAL emptied,
     /// so that no copy of a plain secret stays in a freed page or an old WAL frame.
     async fn seal_plain_secrets(&self, seal: Sealer) -> Result<usize> {
