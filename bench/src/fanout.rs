@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::adapters::http_sender::HttpSender;
+use common::adapters::main_key::{MainKey, MainKeyWrapper};
 use common::adapters::sqlite::SqliteStore;
 use common::domain::delivery::payload;
 use common::domain::event::Notification;
 use common::domain::webhook::NewWebhook;
 use common::local::{run_worker, CONCURRENCY};
-use common::ports::{OutboundRequest, Sender};
+use common::ports::{OutboundRequest, Sender, Store};
 use common::service::auth::authenticate;
 use common::service::deliveries::notify;
 use common::service::deps::Deps;
+use common::service::secrets::SecretKeeper;
 use common::service::tenants::create_tenant;
 use common::service::webhooks::create_webhook;
 use serde_json::json;
@@ -91,12 +93,15 @@ async fn engine(receiver: &Receiver, count: u64) -> anyhow::Result<Drain> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open(dir.path())?;
     let queue = store.queue(Duration::from_secs(60));
+    let store = Arc::new(store);
+    let wrapper = MainKeyWrapper::new(&MainKey::random())?;
     let deps = Deps::new(
-        Arc::new(store),
+        Arc::clone(&store) as Arc<dyn Store>,
         Arc::new(queue),
         Arc::new(HttpSender::new(true, true)?),
         settings(),
-    );
+    )
+    .with_secrets(SecretKeeper::new(Arc::new(wrapper), store));
     let (_, key) = create_tenant(deps.store.as_ref(), deps.clock.as_ref(), "Fan-out").await?;
     let caller = authenticate(&deps, Some(&format!("Bearer {key}"))).await?;
     let webhook = NewWebhook {

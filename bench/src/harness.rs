@@ -8,12 +8,14 @@ use std::time::Duration;
 use common::adapters::dynamodb::tables::{create_table, main_table};
 use common::adapters::dynamodb::DynamoStore;
 use common::adapters::http_sender::HttpSender;
+use common::adapters::main_key::{MainKey, MainKeyWrapper};
 use common::adapters::sqlite::SqliteStore;
 use common::adapters::sqs::{create_queues, SqsQueue};
 use common::domain::webhook::TargetPolicy;
 use common::http::routes::Route;
 use common::ports::{Queue, Store, SystemClock};
 use common::service::deps::{DeliverySettings, Deps, TenantLimits};
+use common::service::secrets::SecretKeeper;
 use lambda_http::http::{Method, Request};
 use lambda_http::Body;
 
@@ -101,12 +103,14 @@ impl Service {
         let port = Arc::new(CountingStore::new(store, CallCounts::default()));
         let settings = settings();
         let sender = HttpSender::new(settings.targets.allow_http, settings.targets.allow_private)?;
+        let wrapper = MainKeyWrapper::new(&MainKey::random())?;
         let deps = Deps::new(
             Arc::clone(&port) as Arc<dyn Store>,
             queue,
             Arc::new(sender),
             settings,
-        );
+        )
+        .with_secrets(SecretKeeper::new(Arc::new(wrapper), port.clone()));
         let (tenant, key) =
             common::service::tenants::create_tenant(deps.store.as_ref(), &SystemClock, "bench")
                 .await?;

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::http_sender::HttpSender;
+#[cfg(feature = "kms")]
+use crate::adapters::kms::KmsKeyWrapper;
+use crate::adapters::main_key::{MainKey, MainKeyWrapper, MAIN_KEY_VAR};
 use crate::adapters::sdk_config::shared_config;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
@@ -17,9 +20,10 @@ use crate::domain::health::DEFAULT_DISABLE_AFTER;
 use crate::domain::retention::{Retention, MAX_RETENTION_DAYS};
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
-use crate::ports::{Queue, Store};
+use crate::ports::{KeyWrapper, Queue, SecretStore, Store};
 use crate::service::deps::{DeliverySettings, Deps, TenantLimits};
 use crate::service::fairness::FairShare;
+use crate::service::secrets::{seal_plain_secrets, SecretKeeper};
 
 pub const DEFAULT_DATA_DIR: &str = ".crm-data";
 /// The variables of the per-tenant limits (`TenantLimits`), named in their refusals too.
@@ -41,9 +45,29 @@ pub enum StoreConfig {
     },
 }
 
+/// The main key that wraps the data keys of webhook secrets (docs/architecture.md §Secrets at
+/// rest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsKey {
+    /// `CRM_KMS_KEY_ID`: the stack's KMS key, set only on the functions that seal or open
+    /// secrets (builds with common's `kms` feature).
+    #[cfg(feature = "kms")]
+    Kms(String),
+    /// `CRM_MASTER_KEY`.
+    MainKey(MainKey),
+    /// Neither set, in crm-local (or over the embedded store): `master.key` in the data
+    /// directory, made there on first start. Not in a Lambda build.
+    #[cfg(feature = "embedded")]
+    MainKeyFile(std::path::PathBuf),
+    /// Neither set, on AWS: a function that never seals or opens a secret.
+    Unset,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub store: StoreConfig,
+    /// What wraps the data keys of webhook secrets.
+    pub secrets: SecretsKey,
     /// `CRM_RETENTION_DAYS`: how long either store keeps finished work.
     pub retention: Retention,
     pub delivery: DeliverySettings,
@@ -206,11 +230,31 @@ impl Config {
                 })?,
             None => Retention::default(),
         };
+        let secrets = secrets_key(&lookup, &store, mode)?;
         Ok(Config {
             store,
+            secrets,
             retention,
             delivery,
         })
+    }
+
+    /// The keeper of webhook secrets over `store`, with the main key configured. Nothing is
+    /// read or unwrapped here but `master.key`: data keys are unwrapped on first use.
+    pub async fn secret_keeper(&self, store: Arc<dyn SecretStore>) -> Result<SecretKeeper> {
+        let wrapper: Arc<dyn KeyWrapper> = match &self.secrets {
+            SecretsKey::Unset => return Ok(SecretKeeper::without_key()),
+            #[cfg(feature = "kms")]
+            SecretsKey::Kms(key_id) => {
+                Arc::new(KmsKeyWrapper::new(shared_config().await, key_id.clone()))
+            }
+            SecretsKey::MainKey(key) => Arc::new(MainKeyWrapper::new(key)?),
+            #[cfg(feature = "embedded")]
+            SecretsKey::MainKeyFile(path) => {
+                Arc::new(MainKeyWrapper::new(&MainKey::from_file(path)?)?)
+            }
+        };
+        Ok(SecretKeeper::new(wrapper, store))
     }
 
     /// The store alone, for operator commands.
@@ -226,33 +270,117 @@ impl Config {
         })
     }
 
-    /// Builds every adapter once; call before serving the first request.
-    pub async fn build_deps(&self) -> Result<Deps> {
-        let (store, queue): (Arc<dyn Store>, Arc<dyn Queue>) = match &self.store {
+    /// Seals every webhook secret written in the clear before secrets were sealed, on either
+    /// store (`crm-admin encrypt-secrets`; crm-local does it on SQLite at start): how many
+    /// webhooks it sealed. Idempotent, and safe while the service runs.
+    pub async fn seal_plain_secrets(&self) -> Result<usize> {
+        match &self.store {
             #[cfg(feature = "embedded")]
             StoreConfig::Sqlite { dir } => {
-                let store = SqliteStore::open(dir)?.retaining(self.retention);
-                let queue = store.queue(LOCAL_VISIBILITY_TIMEOUT);
-                // This process is the embedded queue's one consumer: what a previous run held
-                // when it died is not in progress any more.
-                queue.release_unacknowledged().await?;
-                (Arc::new(store), Arc::new(queue))
+                let store = Arc::new(SqliteStore::open(dir)?);
+                let keeper = self.secret_keeper(Arc::clone(&store) as _).await?;
+                seal_plain_secrets(&keeper, store.as_ref()).await
             }
-            StoreConfig::Aws { table, queue_url } => {
-                let queue_url = queue_url
-                    .clone()
-                    .ok_or_else(|| ConfigError::new("CRM_QUEUE_URL must be set with CRM_TABLE"))?;
-                let (dynamodb, sqs) = aws_clients().await;
-                (
-                    Arc::new(DynamoStore::new(dynamodb, table.clone()).retaining(self.retention)),
-                    Arc::new(SqsQueue::new(sqs, queue_url)),
-                )
+            StoreConfig::Aws { table, .. } => {
+                let store = Arc::new(DynamoStore::new(aws_clients().await.0, table.clone()));
+                let keeper = self.secret_keeper(Arc::clone(&store) as _).await?;
+                seal_plain_secrets(&keeper, store.as_ref()).await
             }
-        };
+        }
+    }
+
+    /// Builds every adapter once; call before serving the first request.
+    pub async fn build_deps(&self) -> Result<Deps> {
+        let (store, queue, secrets): (Arc<dyn Store>, Arc<dyn Queue>, SecretKeeper) =
+            match &self.store {
+                #[cfg(feature = "embedded")]
+                StoreConfig::Sqlite { dir } => {
+                    let store = SqliteStore::open(dir)?.retaining(self.retention);
+                    let queue = store.queue(LOCAL_VISIBILITY_TIMEOUT);
+                    // This process is the embedded queue's one consumer: what a previous run held
+                    // when it died is not in progress any more.
+                    queue.release_unacknowledged().await?;
+                    let secrets = self.secret_keeper(Arc::new(store.clone())).await?;
+                    // Secrets written before they were sealed, sealed before the first request.
+                    seal_plain_secrets(&secrets, &store).await?;
+                    (Arc::new(store), Arc::new(queue), secrets)
+                }
+                StoreConfig::Aws { table, queue_url } => {
+                    let queue_url = queue_url.clone().ok_or_else(|| {
+                        ConfigError::new("CRM_QUEUE_URL must be set with CRM_TABLE")
+                    })?;
+                    let (dynamodb, sqs) = aws_clients().await;
+                    let store = DynamoStore::new(dynamodb, table.clone()).retaining(self.retention);
+                    let secrets = self.secret_keeper(Arc::new(store.clone())).await?;
+                    (
+                        Arc::new(store),
+                        Arc::new(SqsQueue::new(sqs, queue_url)),
+                        secrets,
+                    )
+                }
+            };
         let targets = self.delivery.targets;
         let sender = Arc::new(HttpSender::new(targets.allow_http, targets.allow_private)?);
-        Ok(Deps::new(store, queue, sender, self.delivery.clone()))
+        Ok(Deps::new(store, queue, sender, self.delivery.clone()).with_secrets(secrets))
     }
+}
+
+/// `CRM_KMS_KEY_ID`, else `CRM_MASTER_KEY` (refused unless it is a key), else crm-local's (or the
+/// embedded store's) `master.key`, else none.
+fn secrets_key(
+    lookup: &impl Fn(&str) -> Option<String>,
+    store: &StoreConfig,
+    mode: Mode,
+) -> Result<SecretsKey, ConfigError> {
+    let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+    if let Some(key_id) = non_empty("CRM_KMS_KEY_ID") {
+        #[cfg(feature = "kms")]
+        return Ok(SecretsKey::Kms(key_id.trim().to_owned()));
+        #[cfg(not(feature = "kms"))]
+        return Err(ConfigError::new(format!(
+            "CRM_KMS_KEY_ID={key_id}: this build has no KMS client (common's `kms` feature, \
+             for the functions that seal or open webhook secrets)"
+        )));
+    }
+    if let Some(text) = non_empty(MAIN_KEY_VAR) {
+        return MainKey::parse(&text)
+            .map(SecretsKey::MainKey)
+            .ok_or_else(|| {
+                ConfigError::new(format!(
+                    "{MAIN_KEY_VAR} must be 32 bytes in base64 or hex (e.g. the output of \
+                 `openssl rand -base64 32`)"
+                ))
+            });
+    }
+    main_key_file(store, mode, &non_empty)
+}
+
+#[cfg(feature = "embedded")]
+fn main_key_file(
+    store: &StoreConfig,
+    mode: Mode,
+    non_empty: &impl Fn(&str) -> Option<String>,
+) -> Result<SecretsKey, ConfigError> {
+    let data_dir = match store {
+        StoreConfig::Sqlite { dir } => Some(dir.clone()),
+        StoreConfig::Aws { .. } if mode == Mode::Local => Some(std::path::PathBuf::from(
+            non_empty("CRM_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR.into()),
+        )),
+        StoreConfig::Aws { .. } => None,
+    };
+    Ok(data_dir.map_or(SecretsKey::Unset, |dir| {
+        SecretsKey::MainKeyFile(dir.join(crate::adapters::main_key::MAIN_KEY_FILE))
+    }))
+}
+
+/// A Lambda build: its main key is KMS's, or `CRM_MASTER_KEY`.
+#[cfg(not(feature = "embedded"))]
+fn main_key_file(
+    _store: &StoreConfig,
+    _mode: Mode,
+    _non_empty: &impl Fn(&str) -> Option<String>,
+) -> Result<SecretsKey, ConfigError> {
+    Ok(SecretsKey::Unset)
 }
 
 #[cfg(feature = "embedded")]
@@ -283,6 +411,8 @@ pub async fn aws_clients() -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "kms")]
+    use crate::adapters::kms::KMS_KEY_VAR;
 
     fn config(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_lookup(mode, |name| {
@@ -461,6 +591,71 @@ mod tests {
             with_table(Mode::Local, &[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")]).unwrap();
         assert!(!locked.delivery.targets.allow_private);
         assert!(with_table(Mode::Local, &[("WEBHOOK_ALLOW_HTTP", "maybe")]).is_err());
+    }
+
+    #[test]
+    fn a_function_on_aws_has_no_main_key_unless_given_one() {
+        let c = with_table(Mode::Production, &[]).unwrap();
+        assert_eq!(c.secrets, SecretsKey::Unset);
+        let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let c = with_table(Mode::Production, &[(MAIN_KEY_VAR, key)]).unwrap();
+        assert_eq!(c.secrets, SecretsKey::MainKey(MainKey::parse(key).unwrap()));
+    }
+
+    #[cfg(feature = "embedded")]
+    #[test]
+    fn crm_local_keeps_its_main_key_in_the_data_directory() {
+        let c = with_table(Mode::Local, &[("CRM_DATA_DIR", "/tmp/crm")]).unwrap();
+        assert_eq!(
+            c.secrets,
+            SecretsKey::MainKeyFile("/tmp/crm/master.key".into())
+        );
+    }
+
+    #[cfg(feature = "embedded")]
+    #[test]
+    fn the_embedded_store_keeps_its_main_key_beside_it() {
+        let c = config(Mode::Production, &[("CRM_DATA_DIR", "/tmp/x")]).unwrap();
+        assert_eq!(
+            c.secrets,
+            SecretsKey::MainKeyFile("/tmp/x/master.key".into())
+        );
+    }
+
+    #[test]
+    fn a_main_key_that_is_not_32_bytes_is_refused_at_start() {
+        for bad in ["secret", "AQEBAQ==", &"ab".repeat(31), &"ab".repeat(33)] {
+            let error = with_table(Mode::Local, &[(MAIN_KEY_VAR, bad)])
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(MAIN_KEY_VAR) && error.contains("32 bytes"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[cfg(feature = "kms")]
+    #[test]
+    fn the_kms_key_comes_before_a_main_key() {
+        let key = "arn:aws:kms:us-east-1:123456789012:key/1234";
+        let c = with_table(
+            Mode::Local,
+            &[(KMS_KEY_VAR, key), (MAIN_KEY_VAR, "not even a key")],
+        )
+        .unwrap();
+        assert_eq!(c.secrets, SecretsKey::Kms(key.to_owned()));
+    }
+
+    #[cfg(not(feature = "kms"))]
+    #[test]
+    fn a_kms_key_needs_a_build_with_kms() {
+        let error = with_table(Mode::Production, &[("CRM_KMS_KEY_ID", "k")])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no KMS client"), "{error}");
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub trait Store:
     + DeliveryStore
     + RetentionStore
     + AuditStore
+    + SecretStore
 {
 }
 
@@ -75,6 +76,7 @@ impl<T> Store for T where
         + DeliveryStore
         + RetentionStore
         + AuditStore
+        + SecretStore
 {
 }
 
@@ -573,4 +575,54 @@ impl Clock for SystemClock {
 pub trait Sender: Send + Sync {
     /// Never follows redirects; never fails: every problem is reported in the outcome.
     async fn post(&self, request: OutboundRequest) -> SendOutcome;
+}
+
+/// Wraps the deployment's data keys under its main key, which never leaves it: a KMS key on AWS
+/// (`adapters::kms`), crm-local's main key (`adapters::main_key`). docs/architecture.md §Secrets
+/// at rest.
+#[async_trait]
+pub trait KeyWrapper: Send + Sync {
+    /// Which main key this is, stored with each data key it wraps (`WrappedDataKey::wrapped_by`).
+    fn kind(&self) -> &'static str;
+    /// A new random AES-256 data key: in the clear, and wrapped for the store.
+    async fn generate_data_key(&self) -> Result<NewDataKey>;
+    /// The data key `wrapped` holds.
+    async fn unwrap_data_key(&self, wrapped: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// A data key just made (`KeyWrapper::generate_data_key`).
+pub struct NewDataKey {
+    pub plain: Vec<u8>,
+    pub wrapped: Vec<u8>,
+}
+
+/// Seals one plain secret for its place (`domain::sealed_secret::seal` under the data key).
+pub type Sealer = std::sync::Arc<
+    dyn Fn(&crate::domain::sealed_secret::SecretPlace, &str) -> String + Send + Sync,
+>;
+
+/// What keeping secrets sealed needs of a store, besides the webhooks themselves: the
+/// deployment's keyring.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The deployment's data keys, wrapped, oldest first; none before the first secret is sealed.
+    async fn data_keys(&self) -> Result<Vec<crate::domain::sealed_secret::WrappedDataKey>>;
+    /// Stores `key` as the deployment's first data key, unless it has one already (another
+    /// process made it first): `false` then, and the caller reads that one.
+    async fn add_first_data_key(
+        &self,
+        key: &crate::domain::sealed_secret::WrappedDataKey,
+    ) -> Result<bool>;
+}
+
+/// The sealing of the secrets written in the clear before secrets were sealed: an operator's
+/// migration (crm-local at start, `crm-admin encrypt-secrets`), apart from `Store` so that no
+/// Lambda function links it (on DynamoDB it is a Scan).
+#[async_trait]
+pub trait PlainSecretMigration: Send + Sync {
+    /// Seals every plain secret, current and previous, of every webhook with `seal`; sealed
+    /// ones are left as they are. Each webhook's write is conditional on its version as read (a
+    /// webhook changed meanwhile is read again) and moves the version on, so that a change read
+    /// before cannot write the plain secret back. How many webhooks it sealed.
+    async fn seal_plain_secrets(&self, seal: Sealer) -> Result<usize>;
 }

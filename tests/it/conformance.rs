@@ -667,7 +667,8 @@ mod deliveries {
             None
         );
 
-        let rotated = hook.rotated(chrono::Duration::hours(24), now());
+        let current = hook.secret.as_stored().to_owned();
+        let rotated = hook.rotated(current, chrono::Duration::hours(24), now());
         store
             .update_webhook(hook.version, &rotated, None)
             .await

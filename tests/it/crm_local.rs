@@ -86,6 +86,11 @@ impl LocalStore {
             env: vec![
                 ("CRM_TABLE".into(), table),
                 ("CRM_QUEUE_URL".into(), queue_url),
+                // Not a `master.key` in the working directory's `.crm-data`.
+                (
+                    "CRM_MASTER_KEY".into(),
+                    crate::support::TEST_MAIN_KEY.into(),
+                ),
             ],
             dir: None,
         }
@@ -136,6 +141,8 @@ impl CrmLocal {
             .env_remove("CRM_QUEUE_URL")
             .env_remove("CRM_DATA_DIR")
             .env_remove("CRM_DEV_API_KEY")
+            .env_remove("CRM_MASTER_KEY")
+            .env_remove("CRM_KMS_KEY_ID")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

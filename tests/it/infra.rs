@@ -900,6 +900,8 @@ enum Target {
     /// The table, under the one condition a statement may carry: the `last_used_at` attribute
     /// of the API keys' copies under their hashes (`RecordKeyUse`).
     KeyUses,
+    /// A KMS key of this template.
+    Key(String),
 }
 
 /// The `RecordKeyUse` statement's condition: only `last_used_at` (with the key it is written
@@ -921,13 +923,16 @@ fn is_key_use_condition(condition: &Value) -> bool {
         && strings(&condition["StringEqualsIfExists"]["dynamodb:ReturnValues"]) == ["NONE"]
 }
 
-fn target(owner: &str, resource: &Value, queues: &BTreeSet<&str>) -> Target {
+fn target(owner: &str, resource: &Value, named: &Named) -> Target {
     if let Some((name, attribute)) = get_att(resource) {
         if attribute == "Arn" && name == "Table" {
             return Target::Table;
         }
-        if attribute == "Arn" && queues.contains(name.as_str()) {
+        if attribute == "Arn" && named.queues.contains(name.as_str()) {
             return Target::Queue(name);
+        }
+        if attribute == "Arn" && named.keys.contains(name.as_str()) {
+            return Target::Key(name);
         }
     }
     let index = sub_text(resource).and_then(|text| text.strip_prefix("${Table.Arn}/index/"));
@@ -937,9 +942,15 @@ fn target(owner: &str, resource: &Value, queues: &BTreeSet<&str>) -> Target {
         }
         _ => panic!(
             "{owner}: {resource:?} is not the table (!GetAtt Table.Arn), one of its indexes by \
-             name (!Sub ${{Table.Arn}}/index/<name>) or a queue of this template"
+             name (!Sub ${{Table.Arn}}/index/<name>), a queue or a KMS key of this template"
         ),
     }
+}
+
+/// The queues and KMS keys of the template, which a statement may name by `!GetAtt X.Arn`.
+struct Named<'a> {
+    queues: BTreeSet<&'a str>,
+    keys: BTreeSet<&'a str>,
 }
 
 /// Every (action, target) that a function's `Policies` grant. Only policy documents are
@@ -947,10 +958,16 @@ fn target(owner: &str, resource: &Value, queues: &BTreeSet<&str>) -> Target {
 /// DynamoDBCrudPolicy include Scan and every index), and managed policies are not scoped to
 /// this stack.
 fn granted(template: &Template, function: &Function) -> BTreeSet<(String, Target)> {
-    let queues: BTreeSet<&str> = template
-        .resources_of_type("AWS::SQS::Queue")
-        .map(|(name, _)| name)
-        .collect();
+    let named = Named {
+        queues: template
+            .resources_of_type("AWS::SQS::Queue")
+            .map(|(name, _)| name)
+            .collect(),
+        keys: template
+            .resources_of_type("AWS::KMS::Key")
+            .map(|(name, _)| name)
+            .collect(),
+    };
     let mut granted = BTreeSet::new();
     for policy in one_or_many(&function.properties()["Policies"]) {
         let is_document = policy.as_mapping().is_some_and(|document| {
@@ -991,7 +1008,7 @@ fn granted(template: &Template, function: &Function) -> BTreeSet<(String, Target
             );
             let targets: Vec<Target> = one_or_many(&statement["Resource"])
                 .into_iter()
-                .map(|resource| match target(function.name, resource, &queues) {
+                .map(|resource| match target(function.name, resource, &named) {
                     Target::Table if conditioned => Target::KeyUses,
                     other => {
                         assert!(
@@ -1167,7 +1184,108 @@ fn expected_grants(grant: &Grant) -> BTreeSet<(String, Target)> {
             Target::Queue("DeliveryQueue".to_owned()),
         )
     });
-    table.chain(indexes).chain(queue).chain(key_uses).collect()
+    let secrets_key = SECRETS_KEY_GRANTS
+        .iter()
+        .filter(|(function, _)| *function == grant.function)
+        .flat_map(|(_, actions)| actions.iter())
+        .map(|action| (format!("kms:{action}"), Target::Key(SECRETS_KEY.to_owned())));
+    table
+        .chain(indexes)
+        .chain(queue)
+        .chain(secrets_key)
+        .chain(key_uses)
+        .collect()
+}
+
+/// The KMS key that wraps the data key of webhook secrets (docs/architecture.md §Secrets at rest).
+const SECRETS_KEY: &str = "SecretsKey";
+
+/// The functions that may use it, and how; no other function may. `Decrypt` unwraps the data
+/// key, which opening a secret (to sign a delivery or a test) and sealing one (a new webhook, a
+/// rotation) both need; `GenerateDataKey` makes the deployment's first data key, which the first
+/// sealing does. Opening needs no new key: a sealed secret exists only once a data key does.
+const SECRETS_KEY_GRANTS: &[(&str, &[&str])] = &[
+    ("webhooks", &["Decrypt", "GenerateDataKey"]),
+    ("webhook-rotate-secret", &["Decrypt", "GenerateDataKey"]),
+    ("graphql", &["Decrypt", "GenerateDataKey"]),
+    ("webhook-test", &["Decrypt"]),
+    ("worker", &["Decrypt"]),
+];
+
+/// Only the functions of `SECRETS_KEY_GRANTS` are told the key (`CRM_KMS_KEY_ID`) and link the
+/// KMS client (common's `kms` feature): the others' zips and cold starts stay as they were.
+#[test]
+fn only_the_functions_that_seal_or_open_secrets_know_the_secrets_key_and_link_kms() {
+    let template = Template::load();
+    assert!(
+        template.globals()["Environment"]["Variables"]["CRM_KMS_KEY_ID"].is_null(),
+        "not in Globals"
+    );
+    for function in template.functions() {
+        let grants = SECRETS_KEY_GRANTS
+            .iter()
+            .any(|(name, _)| *name == function.dir);
+        let variable = &function.properties()["Environment"]["Variables"]["CRM_KMS_KEY_ID"];
+        if grants {
+            assert_eq!(
+                get_att(variable),
+                Some((SECRETS_KEY.to_owned(), "Arn".to_owned())),
+                "{}",
+                function.name
+            );
+        } else {
+            assert!(variable.is_null(), "{}: CRM_KMS_KEY_ID", function.name);
+        }
+        let manifest = std::fs::read_to_string(
+            repo_root()
+                .join("functions")
+                .join(&function.dir)
+                .join("Cargo.toml"),
+        )
+        .unwrap();
+        let common = manifest
+            .lines()
+            .find(|line| line.starts_with("common"))
+            .unwrap_or_else(|| panic!("{}: no common dependency", function.dir));
+        assert_eq!(
+            common.contains("\"kms\""),
+            grants,
+            "{}: {common}",
+            function.dir
+        );
+    }
+}
+
+/// The key is the stack's, kept with the table it unlocks, rotated yearly by KMS, and its policy
+/// gives the account's IAM (not any other account, nor a service) the say over it.
+#[test]
+fn the_secrets_key_is_kept_rotated_and_administered_by_the_account() {
+    let template = Template::load();
+    let keys: Vec<&str> = template
+        .resources_of_type("AWS::KMS::Key")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(keys, [SECRETS_KEY]);
+    let key = template.resource(SECRETS_KEY);
+    assert_eq!(key["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(key["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let properties = &key["Properties"];
+    assert_eq!(properties["EnableKeyRotation"].as_bool(), Some(true));
+    assert_eq!(properties["KeySpec"].as_str(), Some("SYMMETRIC_DEFAULT"));
+    let statements = one_or_many(&properties["KeyPolicy"]["Statement"]);
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    let root = &statements[0];
+    assert_eq!(root["Effect"].as_str(), Some("Allow"));
+    assert_eq!(
+        sub_text(&root["Principal"]["AWS"]),
+        Some("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")
+    );
+    let outputs = &template.0["Outputs"]["SecretsKeyArn"]["Value"];
+    assert_eq!(
+        get_att(outputs),
+        Some((SECRETS_KEY.to_owned(), "Arn".to_owned())),
+        "crm-admin encrypt-secrets needs it"
+    );
 }
 
 #[test]

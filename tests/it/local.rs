@@ -152,7 +152,8 @@ fn mode_of(path: &std::path::Path) -> u32 {
 }
 
 /// The store holds every tenant's data, webhook secrets and header values: a data directory
-/// crm-local makes is its owner's only, and so are the database, WAL and shared-memory files.
+/// crm-local makes is its owner's only, and so are the database, WAL and shared-memory files,
+/// and the main key the secrets are sealed under.
 #[tokio::test]
 async fn a_new_data_dir_and_its_files_are_the_owners_only() {
     let parent = tempfile::tempdir().unwrap();
@@ -169,7 +170,12 @@ async fn a_new_data_dir_and_its_files_are_the_owners_only() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(mode_of(&dir), 0o700);
     assert_eq!(mode_of(&parent.path().join("new")), 0o700);
-    for file in ["crm.sqlite3", "crm.sqlite3-wal", "crm.sqlite3-shm"] {
+    for file in [
+        "crm.sqlite3",
+        "crm.sqlite3-wal",
+        "crm.sqlite3-shm",
+        "master.key",
+    ] {
         assert_eq!(mode_of(&dir.join(file)), 0o600, "{file}");
     }
     assert!(running.interrupt());

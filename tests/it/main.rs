@@ -39,6 +39,7 @@ mod replay;
 mod resend;
 mod retention;
 mod retry_schedules;
+mod secrets_at_rest;
 mod seed_contracts;
 mod soak;
 mod stale_clients;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use common::adapters::dynamodb::tables::{create_table, main_table};
 use common::adapters::dynamodb::DynamoStore;
 use common::adapters::http_sender::HttpSender;
+use common::adapters::main_key::{MainKey, MainKeyWrapper};
 use common::adapters::sqlite::SqliteStore;
 use common::adapters::sqs::{create_queues, SqsQueue};
 use common::config::aws_clients;
@@ -16,6 +17,7 @@ use common::http::{handle, routes::ROUTES};
 use common::local::run_worker;
 use common::ports::{Clock, Queue, Store, SystemClock};
 use common::service::deps::{DeliverySettings, Deps};
+use common::service::secrets::SecretKeeper;
 use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
 use lambda_http::{Body, Response};
 use serde_json::Value;
@@ -60,6 +62,8 @@ pub struct TestStore {
     pub queue: Arc<dyn Queue>,
     /// On DynamoDB: the client and the table, for tests that look at the items themselves.
     pub dynamodb: Option<(aws_sdk_dynamodb::Client, String)>,
+    /// The sealing of plain secrets (not part of `Store`: an operator's migration).
+    pub migration: Arc<dyn common::ports::PlainSecretMigration>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -71,6 +75,21 @@ impl TestStore {
     }
 }
 
+/// The main key of the tests' stores, as crm-local's `CRM_MASTER_KEY` would give it.
+pub const TEST_MAIN_KEY: &str = "dGhlIHRlc3RzJyBtYWluIGtleTogMzIgYnl0ZXMhISE=";
+
+pub fn test_main_key() -> MainKey {
+    MainKey::parse(TEST_MAIN_KEY).unwrap()
+}
+
+/// Seals and opens webhook secrets in `store` under `key`, as crm-local does.
+pub fn main_key_keeper(store: &Arc<dyn Store>, key: &MainKey) -> SecretKeeper {
+    SecretKeeper::new(
+        Arc::new(MainKeyWrapper::new(key).unwrap()),
+        Arc::clone(store) as Arc<dyn common::ports::SecretStore>,
+    )
+}
+
 /// The visibility timeout of test queues: a message not deleted shows again this soon.
 pub const TEST_VISIBILITY: Duration = Duration::from_secs(5);
 
@@ -78,10 +97,11 @@ pub async fn fresh_store(backend: Backend) -> TestStore {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let store = SqliteStore::open(dir.path()).expect("open SQLite store");
+            let store = Arc::new(SqliteStore::open(dir.path()).expect("open SQLite store"));
             let queue = store.queue(TEST_VISIBILITY);
             TestStore {
-                store: Arc::new(store),
+                migration: Arc::clone(&store) as _,
+                store,
                 queue: Arc::new(queue),
                 dynamodb: None,
                 _dir: Some(dir),
@@ -107,8 +127,10 @@ pub async fn fresh_dynamodb(client: aws_sdk_dynamodb::Client) -> TestStore {
     let url = create_queues(&sqs, &name, TEST_VISIBILITY)
         .await
         .expect("create the test queue");
+    let store = Arc::new(DynamoStore::new(client, name.clone()));
     TestStore {
-        store: Arc::new(DynamoStore::new(client, name.clone())),
+        migration: Arc::clone(&store) as _,
+        store,
         queue: Arc::new(SqsQueue::new(sqs, url)),
         dynamodb: Some((plain, name)),
         _dir: None,
@@ -164,14 +186,24 @@ impl TestApp {
     pub fn over(store: TestStore, settings: DeliverySettings) -> TestApp {
         let targets = settings.targets;
         let sender = HttpSender::new(targets.allow_http, targets.allow_private).unwrap();
+        let secrets = main_key_keeper(&store.store, &test_main_key());
         TestApp {
             deps: Deps::new(
                 Arc::clone(&store.store),
                 Arc::clone(&store.queue),
                 Arc::new(sender),
                 settings,
-            ),
+            )
+            .with_secrets(secrets),
             _store: store,
+        }
+    }
+
+    /// The same service, sealing and opening webhook secrets with `secrets` instead.
+    pub fn with_secrets(self, secrets: SecretKeeper) -> TestApp {
+        TestApp {
+            deps: self.deps.with_secrets(secrets),
+            _store: self._store,
         }
     }
 

@@ -2,6 +2,10 @@
 
 pub mod dynamodb;
 pub mod http_sender;
+// The KMS client: only the functions that seal or open webhook secrets link it.
+#[cfg(feature = "kms")]
+pub mod kms;
+pub mod main_key;
 pub mod sdk_config;
 pub mod sdk_http;
 // The embedded store and queue link SQLite (over 1 MB): only crm-local, crm-admin and the tests

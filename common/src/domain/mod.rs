@@ -16,6 +16,7 @@ pub mod page;
 pub mod recovery;
 pub mod replay;
 pub mod retention;
+pub mod sealed_secret;
 pub mod signature;
 pub mod stale_clients;
 pub mod sync_history;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::delivery::Delivery;
 use super::signature::{seed_signature, standard_signature};
-use super::webhook::Webhook;
+use super::webhook::{SigningSecrets, Webhook};
 
 /// One signed POST to a webhook endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,18 +20,20 @@ pub struct OutboundRequest {
 
 pub const USER_AGENT: &str = concat!("crm-webhooks/", env!("CARGO_PKG_VERSION"));
 
-/// Builds the signed request for the next attempt of `delivery`. Our headers come last and
-/// replace any custom header of the same name (validation already refuses such names).
+/// Builds the signed request for the next attempt of `delivery`, signed with `secrets` (the
+/// webhook's, opened). Our headers come last and replace any custom header of the same name
+/// (validation already refuses such names).
 pub fn signed_request(
     webhook: &Webhook,
+    secrets: &SigningSecrets,
     delivery: &Delivery,
     now: DateTime<Utc>,
 ) -> OutboundRequest {
     let body = delivery.payload.as_bytes();
     let timestamp = now.timestamp();
     let webhook_id = delivery.event_id.to_string();
-    let secrets = webhook.signing_secrets(now);
     let standard: Vec<String> = secrets
+        .standard(now)
         .iter()
         .filter_map(|secret| standard_signature(secret, &webhook_id, timestamp, body))
         .collect();
@@ -40,7 +42,7 @@ pub fn signed_request(
         ("user-agent".to_owned(), USER_AGENT.to_owned()),
         (
             "x-webhook-signature".to_owned(),
-            seed_signature(webhook.seed_signing_secret(now), body),
+            seed_signature(secrets.seed(now), body),
         ),
         ("x-webhook-event".to_owned(), delivery.event.clone()),
         ("x-webhook-delivery".to_owned(), delivery.id.to_string()),
@@ -98,7 +100,13 @@ mod tests {
             ..NewWebhook::default()
         };
         let webhook = Webhook::create(Uuid::now_v7(), body, policy, now).unwrap();
-        let rotated = webhook.rotated(crate::domain::webhook::ROTATION_OVERLAP, now);
+        let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned();
+        let new = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".to_owned();
+        let rotated = webhook.rotated(old.clone(), crate::domain::webhook::ROTATION_OVERLAP, now);
+        let secrets = SigningSecrets {
+            current: new.clone(),
+            previous: Some((old.clone(), now + crate::domain::webhook::ROTATION_OVERLAP)),
+        };
         let mut delivery = Delivery::new(
             webhook.tenant_id,
             webhook.id,
@@ -107,16 +115,12 @@ mod tests {
             r#"{"id":"x"}"#,
             now,
         );
-        let first = signed_request(&rotated, &delivery, now);
+        let first = signed_request(&rotated, &secrets, &delivery, now);
         assert_eq!(header(&first, "x-webhook-retry"), None);
         assert_eq!(header(&first, "x-team"), Some("crm"));
         let body = first.body.as_bytes();
         assert!(
-            verify_seed_signature(
-                &webhook.secret,
-                body,
-                header(&first, "x-webhook-signature").unwrap()
-            ),
+            verify_seed_signature(&old, body, header(&first, "x-webhook-signature").unwrap()),
             "the seed signature stays on the old secret during the overlap"
         );
         let id = header(&first, "webhook-id").unwrap();
@@ -130,23 +134,11 @@ mod tests {
             2,
             "both secrets sign during a rotation"
         );
-        assert!(verify_standard_signature(
-            &rotated.secret,
-            id,
-            ts,
-            body,
-            signature
-        ));
-        assert!(verify_standard_signature(
-            &webhook.secret,
-            id,
-            ts,
-            body,
-            signature
-        ));
+        assert!(verify_standard_signature(&new, id, ts, body, signature));
+        assert!(verify_standard_signature(&old, id, ts, body, signature));
 
         delivery.attempt_count = 2;
-        let third = signed_request(&rotated, &delivery, now);
+        let third = signed_request(&rotated, &secrets, &delivery, now);
         assert_eq!(header(&third, "x-webhook-retry"), Some("2"));
         assert_eq!(
             header(&third, "webhook-id"),

@@ -14,6 +14,7 @@ use super::auth::{Permission, Role};
 use super::catalogue::{is_valid_pattern, pattern_matches, WEBHOOK_TEST};
 use super::delivery::RetrySchedule;
 use super::health::{DisabledReason, WebhookHealth};
+use super::sealed_secret::StoredSecret;
 use super::signature::{secret_key_bytes, SECRET_PREFIX};
 use super::target::{check_url, MAX_URL_LEN};
 use super::validation::FieldErrors;
@@ -65,11 +66,13 @@ pub struct Webhook {
     pub timeout_ms: u32,
     /// At most this many deliveries in any one second, 1 to 10000; null: unlimited.
     pub rate_limit_per_second: Option<u32>,
+    /// Sealed, as every write stores it (`service::secrets`), except a secret just made and not
+    /// written yet, or one written before secrets were sealed.
     #[serde(skip)]
-    pub secret: String,
+    pub secret: StoredSecret,
     /// The secret before the last rotation and until when it still signs.
     #[serde(skip)]
-    pub previous_secret: Option<(String, DateTime<Utc>)>,
+    pub previous_secret: Option<(StoredSecret, DateTime<Utc>)>,
     #[serde(serialize_with = "crate::time::serde_millis::serialize")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "crate::time::serde_millis::serialize")]
@@ -132,6 +135,47 @@ pub const RECOVER_NEEDS_ACTIVE: &str = "is allowed only with \"active\": true";
 pub struct TargetPolicy {
     pub allow_http: bool,
     pub allow_private: bool,
+}
+
+/// A webhook's secrets in the clear, for signing one attempt: opened from the stored ones
+/// (`service::secrets`), never stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSecrets {
+    pub current: String,
+    /// The rotated-out secret and until when it signs.
+    pub previous: Option<(String, DateTime<Utc>)>,
+}
+
+impl SigningSecrets {
+    /// The rotated-out secret while it still signs.
+    fn overlapping(&self, now: DateTime<Utc>) -> Option<&str> {
+        self.previous
+            .as_ref()
+            .filter(|(_, until)| *until > now)
+            .map(|(previous, _)| previous.as_str())
+    }
+
+    /// The secrets of the Standard Webhooks signature now: the current one first, then the
+    /// rotated-out one during its overlap.
+    pub fn standard(&self, now: DateTime<Utc>) -> Vec<&str> {
+        let mut secrets = vec![self.current.as_str()];
+        secrets.extend(self.overlapping(now));
+        secrets
+    }
+
+    /// The one secret of seed 000's `X-Webhook-Signature`: the rotated-out one during its
+    /// overlap, so that a receiver that knows only the old secret keeps verifying until it
+    /// has been given the new one; the current one after.
+    pub fn seed(&self, now: DateTime<Utc>) -> &str {
+        self.overlapping(now).unwrap_or(&self.current)
+    }
+}
+
+/// A signing secret shows in no log line.
+impl std::fmt::Debug for SigningSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecrets(..)")
+    }
 }
 
 /// A new `whsec_` secret: 32 random bytes, base64.
@@ -367,7 +411,7 @@ impl Webhook {
             retry_schedule,
             timeout_ms: timeout_ms.map_or(DEFAULT_TIMEOUT_MS, |n| n as u32),
             rate_limit_per_second,
-            secret: secret.unwrap_or_else(generate_secret),
+            secret: StoredSecret::Plain(secret.unwrap_or_else(generate_secret)),
             previous_secret: None,
             created_at: now,
             updated_at: now,
@@ -441,25 +485,17 @@ impl Webhook {
         Ok(next)
     }
 
-    /// A new secret; the current one keeps signing for `overlap` (at most
-    /// `MAX_ROTATION_OVERLAP`). A rotation within an earlier one's overlap ends that overlap:
-    /// only the secret just replaced keeps signing.
-    pub fn rotated(&self, overlap: Duration, now: DateTime<Utc>) -> Webhook {
+    /// A new secret; the current one, `current` in the clear, keeps signing for `overlap` (at
+    /// most `MAX_ROTATION_OVERLAP`). A rotation within an earlier one's overlap ends that
+    /// overlap: only the secret just replaced keeps signing. Both are plain until sealed.
+    pub fn rotated(&self, current: String, overlap: Duration, now: DateTime<Utc>) -> Webhook {
         let mut next = self.clone();
         let overlap = overlap.clamp(Duration::zero(), MAX_ROTATION_OVERLAP);
-        next.previous_secret = Some((self.secret.clone(), now + overlap));
-        next.secret = generate_secret();
+        next.previous_secret = Some((StoredSecret::Plain(current), now + overlap));
+        next.secret = StoredSecret::Plain(generate_secret());
         next.updated_at = now;
         next.version += 1;
         next
-    }
-
-    /// The rotated-out secret while it still signs.
-    fn overlapping_secret(&self, now: DateTime<Utc>) -> Option<&str> {
-        self.previous_secret
-            .as_ref()
-            .filter(|(_, until)| *until > now)
-            .map(|(previous, _)| previous.as_str())
     }
 
     /// Until when the rotated-out secret signs, while it does.
@@ -468,21 +504,6 @@ impl Webhook {
             .as_ref()
             .map(|(_, until)| *until)
             .filter(|until| *until > now)
-    }
-
-    /// The secrets of the Standard Webhooks signature now: the current one first, then the
-    /// rotated-out one during its overlap.
-    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
-        let mut secrets = vec![self.secret.as_str()];
-        secrets.extend(self.overlapping_secret(now));
-        secrets
-    }
-
-    /// The one secret of seed 000's `X-Webhook-Signature`: the rotated-out one during its
-    /// overlap, so that a receiver that knows only the old secret keeps verifying until it
-    /// has been given the new one; the current one after.
-    pub fn seed_signing_secret(&self, now: DateTime<Utc>) -> &str {
-        self.overlapping_secret(now).unwrap_or(&self.secret)
     }
 
     pub fn subscribes_to(&self, event: &str) -> bool {
@@ -559,11 +580,12 @@ mod tests {
         assert_eq!(webhook.max_retries, 3);
         assert_eq!(webhook.timeout_ms, 5000);
         assert!(webhook.active);
-        assert!(webhook.secret.starts_with("whsec_"));
-        assert_eq!(secret_key_bytes(&webhook.secret).unwrap().len(), 32);
-        assert!(!serde_json::to_string(&webhook)
-            .unwrap()
-            .contains(&webhook.secret));
+        let StoredSecret::Plain(secret) = &webhook.secret else {
+            panic!("a new secret is plain until the service seals it");
+        };
+        assert!(secret.starts_with("whsec_"));
+        assert_eq!(secret_key_bytes(secret).unwrap().len(), 32);
+        assert!(!serde_json::to_string(&webhook).unwrap().contains(secret));
     }
 
     #[test]
@@ -756,22 +778,36 @@ mod tests {
             .subscribes_to("client.created"));
     }
 
+    /// The secrets of a webhook whose secrets are still plain, as the keeper would open them.
+    fn plain(webhook: &Webhook) -> SigningSecrets {
+        let text = |secret: &StoredSecret| match secret {
+            StoredSecret::Plain(text) => text.clone(),
+            StoredSecret::Sealed(_) => panic!("sealed"),
+        };
+        SigningSecrets {
+            current: text(&webhook.secret),
+            previous: webhook
+                .previous_secret
+                .as_ref()
+                .map(|(secret, until)| (text(secret), *until)),
+        }
+    }
+
     #[test]
     fn rotation_keeps_the_old_secret_signing_for_the_overlap() {
         let now = Utc::now();
         let body = new("https://example.com/h", &["*"]);
         let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, now).unwrap();
-        let rotated = webhook.rotated(ROTATION_OVERLAP, now);
-        assert_ne!(rotated.secret, webhook.secret);
-        assert_eq!(
-            rotated.signing_secrets(now),
-            [rotated.secret.as_str(), webhook.secret.as_str()]
-        );
-        assert_eq!(rotated.seed_signing_secret(now), webhook.secret);
+        let old = plain(&webhook).current;
+        let rotated = webhook.rotated(old.clone(), ROTATION_OVERLAP, now);
+        let secrets = plain(&rotated);
+        assert_ne!(secrets.current, old);
+        assert_eq!(secrets.standard(now), [secrets.current.as_str(), &old]);
+        assert_eq!(secrets.seed(now), old);
         assert_eq!(rotated.overlap_ends_at(now), Some(now + ROTATION_OVERLAP));
         let later = now + ROTATION_OVERLAP + Duration::seconds(1);
-        assert_eq!(rotated.signing_secrets(later), [rotated.secret.as_str()]);
-        assert_eq!(rotated.seed_signing_secret(later), rotated.secret);
+        assert_eq!(secrets.standard(later), [secrets.current.as_str()]);
+        assert_eq!(secrets.seed(later), secrets.current);
         assert_eq!(rotated.overlap_ends_at(later), None);
     }
 
@@ -780,10 +816,11 @@ mod tests {
         let now = Utc::now();
         let body = new("https://example.com/h", &["*"]);
         let webhook = Webhook::create(Uuid::now_v7(), body, STRICT, now).unwrap();
-        let rotated = webhook.rotated(Duration::zero(), now);
-        assert_eq!(rotated.signing_secrets(now), [rotated.secret.as_str()]);
-        assert_eq!(rotated.seed_signing_secret(now), rotated.secret);
-        let capped = webhook.rotated(Duration::days(30), now);
+        let old = plain(&webhook).current;
+        let secrets = plain(&webhook.rotated(old.clone(), Duration::zero(), now));
+        assert_eq!(secrets.standard(now), [secrets.current.as_str()]);
+        assert_eq!(secrets.seed(now), secrets.current);
+        let capped = webhook.rotated(old, Duration::days(30), now);
         assert_eq!(
             capped.overlap_ends_at(now),
             Some(now + MAX_ROTATION_OVERLAP)

@@ -25,6 +25,7 @@ use super::{
     FaultFigures, FaultPlan, Faults, FaultyQueue, FaultySender, FaultyStore, SteppedClock,
 };
 use crate::adapters::http_sender::HttpSender;
+use crate::adapters::main_key::{MainKey, MainKeyWrapper};
 use crate::domain::delivery::{DeliveryStatus, Jitter, RetrySchedule, StatusCounts};
 use crate::domain::event::{CLIENT_CREATED, SYNC_STATUS_CHANGED};
 use crate::domain::page::{decode_cursor, PageRequest, MAX_LIMIT};
@@ -35,6 +36,7 @@ use crate::http::{handle, routes::ROUTES};
 use crate::local::{run_sweeper, run_worker};
 use crate::ports::{ClientQuery, Clock, Queue, Store};
 use crate::service::deps::{DeliverySettings, Deps};
+use crate::service::secrets::SecretKeeper;
 use crate::service::tenants::create_tenant;
 
 /// The event the callers notify.
@@ -254,6 +256,9 @@ pub async fn run(
         settings(),
     );
     deps.clock = Arc::clone(&clock) as Arc<dyn Clock>;
+    let wrapper = MainKeyWrapper::new(&MainKey::random())?;
+    let keyring = Arc::clone(&deps.store);
+    let deps = deps.with_secrets(SecretKeeper::new(Arc::new(wrapper), keyring));
     let mut report = SoakReport {
         store: name.to_owned(),
         ..SoakReport::default()

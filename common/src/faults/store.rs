@@ -22,6 +22,7 @@ use crate::domain::health::{HealthChange, WebhookHealth};
 use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::domain::pacing::Pacing;
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::sealed_secret::WrappedDataKey;
 use crate::domain::sync_history::SyncTransition;
 use crate::domain::sync_status::SyncCounts;
 use crate::domain::tenant::Tenant;
@@ -30,7 +31,7 @@ use crate::error::Result;
 use crate::ports::{
     AuditStore, ClientChange, ClientQuery, ClientStore, DeliveryChange, DeliveryCounts,
     DeliveryRef, DeliveryStore, DueCursor, DuePage, Expired, IdempotencyStore, OutboxStore,
-    Requeue, RetentionStore, Store, TenantStore, WebhookStore,
+    Requeue, RetentionStore, SecretStore, Store, TenantStore, WebhookStore,
 };
 
 /// What stands around each store call: `call` is the real store's, not started yet.
@@ -356,5 +357,15 @@ impl<L: StoreLayer> AuditStore for LayeredStore<L> {
         page: PageRequest,
     ) -> Result<Page<AuditEntry>> {
         layered!(self.list_audit(tenant_id, query, page))
+    }
+}
+
+#[async_trait]
+impl<L: StoreLayer> SecretStore for LayeredStore<L> {
+    async fn data_keys(&self) -> Result<Vec<WrappedDataKey>> {
+        layered!(self.data_keys())
+    }
+    async fn add_first_data_key(&self, key: &WrappedDataKey) -> Result<bool> {
+        layered!(self.add_first_data_key(key))
     }
 }

@@ -12,6 +12,7 @@ use crate::ports::{Clock, Queue, Sender, Store, SystemClock};
 use crate::service::fairness::{FairShare, InFlight};
 use crate::service::key_cache::{KeyCache, KEY_CACHE_TTL};
 use crate::service::prep_time::PrepTime;
+use crate::service::secrets::SecretKeeper;
 use crate::service::shared_payloads::SharedPayloads;
 
 /// The operator's delivery settings.
@@ -100,6 +101,9 @@ pub struct Deps {
     /// What deliveries, events and the sweeper did (crate::metrics): EMF lines on a Lambda,
     /// `GET /metrics` in crm-local.
     pub metrics: Arc<Metrics>,
+    /// Seals and opens webhook secrets (service::secrets); without a key unless given one
+    /// (`with_secrets`).
+    pub secrets: Arc<SecretKeeper>,
 }
 
 impl Deps {
@@ -121,6 +125,15 @@ impl Deps {
             keys: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             admission: Arc::new(Admission::default()),
             metrics: Arc::new(Metrics::from_env()),
+            secrets: Arc::new(SecretKeeper::without_key()),
+        }
+    }
+
+    /// The same, sealing and opening webhook secrets with `secrets`.
+    pub fn with_secrets(self, secrets: SecretKeeper) -> Deps {
+        Deps {
+            secrets: Arc::new(secrets),
+            ..self
         }
     }
 }

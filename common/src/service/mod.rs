@@ -13,6 +13,7 @@ pub mod limits;
 pub mod lookup;
 pub mod prep_time;
 pub mod redelivery;
+pub mod secrets;
 pub mod shared_payloads;
 pub mod sweeper;
 pub mod sync;

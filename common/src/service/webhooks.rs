@@ -37,7 +37,7 @@ pub async fn create_webhook(
     new: impl Input<NewWebhook>,
 ) -> Result<WithSecret> {
     caller.require(Permission::WebhookCreate)?;
-    let webhook = Webhook::create(
+    let mut webhook = Webhook::create(
         caller.tenant_id,
         new.read()?,
         deps.settings.targets,
@@ -51,11 +51,13 @@ pub async fn create_webhook(
         webhook.id,
         changes,
     );
+    let secret = webhook.secret.as_stored().to_owned();
+    deps.secrets.seal(&mut webhook).await?;
     deps.store
         .create_webhook(&webhook, deps.settings.limits.webhooks, Some(&entry))
         .await?;
     Ok(WithSecret {
-        secret: webhook.secret.clone(),
+        secret,
         webhook: shown_to(caller, webhook),
     })
 }
@@ -255,14 +257,17 @@ pub async fn rotate_secret(
     retry_on_conflict(|| async {
         let before = load(deps, caller.tenant_id, id).await?;
         let now = deps.clock.now();
-        let after = before.rotated(overlap, now);
+        let current = deps.secrets.open_current(&before).await?;
+        let mut after = before.rotated(current, overlap, now);
+        let secret = after.secret.as_stored().to_owned();
+        deps.secrets.seal(&mut after).await?;
         let changes = audit::secret_rotated();
         let entry = audit::entry(deps, caller, AuditAction::WebhookRotateSecret, id, changes);
         deps.store
             .update_webhook(before.version, &after, Some(&entry))
             .await?;
         Ok(RotatedSecret {
-            secret: after.secret.clone(),
+            secret,
             previous_secret_expires_at: after.overlap_ends_at(now).unwrap_or(now),
             webhook: shown_to(caller, after),
         })

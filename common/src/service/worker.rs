@@ -422,7 +422,8 @@ async fn attempt(
     retries_allowed: u32,
     slot: Option<Slot>,
 ) -> Result<(Delivery, Decision)> {
-    let request = signed_request(webhook, &claimed, deps.clock.now());
+    let secrets = deps.secrets.open(webhook).await?;
+    let request = signed_request(webhook, &secrets, &claimed, deps.clock.now());
     let outcome = deps.sender.post(request).await;
     drop(slot);
     let now = deps.clock.now();

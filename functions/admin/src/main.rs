@@ -22,6 +22,11 @@ const USAGE: &str = "usage:
                                    DynamoDB: put the tenant's clients written before the
                                    last_sync index existed into it, so that the stale-clients
                                    list (GET /api/clients?syncedBefore=) finds them; idempotent
+  crm-admin encrypt-secrets        seal every webhook secret still stored in the clear (written
+                                   before secrets were encrypted at rest) with the deployment's
+                                   data key; needs CRM_KMS_KEY_ID (the stack's SecretsKeyArn
+                                   output) on DynamoDB, or CRM_MASTER_KEY; idempotent, safe while
+                                   the service runs
 
 The store is DynamoDB when CRM_TABLE is set (AWS_ENDPOINT_URL for an emulator),
 otherwise the embedded SQLite store in CRM_DATA_DIR (default ./.crm-data).";
@@ -71,6 +76,10 @@ async fn main() -> anyhow::Result<()> {
             let store = DynamoStore::new(aws_clients().await.0, table.clone());
             let clients = store.index_clients(tenant).await?;
             println!("tenant {tenant}: {clients} clients indexed");
+        }
+        ["encrypt-secrets"] => {
+            let sealed = config.seal_plain_secrets().await?;
+            println!("{sealed} webhooks had secrets in the clear; all are sealed now");
         }
         _ => {
             eprintln!("{USAGE}");

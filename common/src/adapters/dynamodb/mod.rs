@@ -21,6 +21,7 @@
 //! | payload (earlier) | `TENANT#<t>`       | `DELIVERY#<id>#0PAYLOAD`       |                                         |                                |
 //! | attempt           | `TENANT#<t>`       | `DELIVERY#<id>#ATTEMPT#<nnnn>` |                                         |                                |
 //! | delivery counts   | `TENANT#<t>`       | `DELIVERY_COUNTS#<w>`          |                                         |                                |
+//! | keyring           | `KEYRING`          | `KEYRING`                      |                                         |                                |
 //!
 //! Every delivery is also in the four search indexes (keys only, `tables::SEARCH_*`): partition
 //! keys `stpk` `<t>#<shard>`, `sepk` `<t>#<event>#<shard>`, `swpk` `<t>#<w>#<shard>`, `swepk`
@@ -37,7 +38,9 @@
 //! sync counts), `outbox` (`OutboxStore`: outbox events, event windows), `idempotency`
 //! (`IdempotencyStore`: notify's idempotency keys), `webhooks`
 //! (`WebhookStore`: webhooks, the webhook count, the send slot), `deliveries` (`DeliveryStore`:
-//! payloads, deliveries, attempts, delivery counts; its items in `deliveries/items.rs`). Here
+//! payloads, deliveries, attempts, delivery counts; its items in `deliveries/items.rs`),
+//! `secrets` (`SecretStore`: the keyring of data keys; crm-admin's sealing of plain secrets,
+//! the one Scan, never on a request path). Here
 //! (besides `RetentionStore`, which has nothing to do: the TTL removes what expires): the table's
 //! shared keys and the writes, reads and conditions they all use; `attributes` (reading and
 //! writing attributes), `paging` (every Query that may take more than one response),
@@ -53,6 +56,7 @@ mod deliveries;
 mod idempotency;
 mod outbox;
 mod paging;
+mod secrets;
 pub mod tables;
 mod tenants;
 mod webhooks;

@@ -24,6 +24,7 @@ use crate::domain::delivery::RetrySchedule;
 use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
 use crate::domain::pacing::{Pacing, SECOND_US};
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::sealed_secret::StoredSecret;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::WebhookStore;
@@ -81,9 +82,9 @@ fn webhook_item(w: &Webhook) -> Item {
     if let Some(limit) = w.rate_limit_per_second {
         item.insert(RATE_LIMIT.into(), number(i64::from(limit)));
     }
-    item.insert("secret".into(), text(&w.secret));
+    item.insert("secret".into(), text(w.secret.as_stored()));
     if let Some((secret, until)) = &w.previous_secret {
-        item.insert("previous_secret".into(), text(secret));
+        item.insert("previous_secret".into(), text(secret.as_stored()));
         item.insert("previous_secret_until".into(), text(rfc3339(*until)));
     }
     put_optional(
@@ -142,7 +143,7 @@ fn webhook_from_item(item: &Item) -> Result<Webhook> {
         optional_text(item, "previous_secret"),
         optional_time(item, "previous_secret_until")?,
     ) {
-        (Some(secret), Some(until)) => Some((secret, until)),
+        (Some(secret), Some(until)) => Some((StoredSecret::from_stored(secret), until)),
         _ => None,
     };
     Ok(Webhook {
@@ -158,7 +159,7 @@ fn webhook_from_item(item: &Item) -> Result<Webhook> {
         retry_schedule: retry_schedule_of(item)?,
         timeout_ms: number_of(item, "timeout_ms")?,
         rate_limit_per_second: optional_number(item, RATE_LIMIT)?,
-        secret: text_of(item, "secret")?.to_owned(),
+        secret: StoredSecret::from_stored(text_of(item, "secret")?.to_owned()),
         previous_secret: previous,
         created_at: time_of(item, "created_at")?,
         updated_at: time_of(item, "updated_at")?,
@@ -544,7 +545,11 @@ mod tests {
         };
         let webhook = Webhook::create(Uuid::now_v7(), new, TargetPolicy::default(), now)
             .unwrap()
-            .rotated(chrono::Duration::hours(1), now)
+            .rotated(
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                chrono::Duration::hours(1),
+                now,
+            )
             .disabled(DisabledReason::EndpointGone, now);
         let fixed = [PK, "sk", "id", "tenant_id", "created_at"];
         for name in webhook_item(&webhook).keys() {

@@ -28,12 +28,13 @@ mod idempotency;
 mod outbox;
 pub mod queue;
 mod retention;
+mod secrets;
 mod send_slots;
 mod tenants;
 mod webhooks;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OpenFlags};
@@ -69,6 +70,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_stale_clients.sql"),
     include_str!("migrations/0016_key_expiry_and_use.sql"),
     include_str!("migrations/0017_audit_log.sql"),
+    include_str!("migrations/0018_data_keys.sql"),
 ];
 
 /// One writer (SQLite has one writer at a time anyway) and a few readers, which WAL lets run
@@ -81,6 +83,8 @@ pub struct SqliteStore {
     /// What the sweep removes (`retention`): SQLite has no TTL.
     retention: Retention,
     send_slots: Arc<SendSlots>,
+    /// The database file, for `scrub`.
+    file: Arc<PathBuf>,
 }
 
 const READERS: usize = 4;
@@ -178,7 +182,24 @@ impl SqliteStore {
             event_windows: Arc::new(EventWindows::default()),
             retention: Retention::default(),
             send_slots: Arc::new(SendSlots::default()),
+            file: Arc::new(dir.join(DB_FILE)),
         })
+    }
+
+    /// Rewrites the file with its live rows only (VACUUM) and empties the WAL, so that nothing
+    /// deleted or overwritten before stays in a freed page or an old WAL frame: after secrets
+    /// were sealed (`SecretStore::seal_plain_secrets`), which happens once, at start.
+    async fn scrub(&self) -> Result<()> {
+        let file = Arc::clone(&self.file);
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open(file.as_path())?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.execute_batch("VACUUM")?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .map_err(Error::internal)?
     }
 
     /// The same store, keeping finished work for `retention` instead of the default.

@@ -17,6 +17,7 @@ use crate::domain::delivery::RetrySchedule;
 use crate::domain::health::{DisabledReason, HealthChange, WebhookHealth};
 use crate::domain::pacing::Pacing;
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::sealed_secret::StoredSecret;
 use crate::domain::webhook::Webhook;
 use crate::error::{Error, Result};
 use crate::ports::WebhookStore;
@@ -36,6 +37,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let events: String = row.get(4)?;
     let headers: String = row.get(5)?;
     let previous: Option<String> = row.get(10)?;
+    let previous = previous.map(StoredSecret::from_stored);
     let until = optional_time_column(row, 11)?;
     Ok(Webhook {
         tenant_id: uuid_column(row, 0)?,
@@ -49,7 +51,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
         max_retries: row.get(7)?,
         timeout_ms: row.get(8)?,
         rate_limit_per_second: row.get(18)?,
-        secret: row.get(9)?,
+        secret: StoredSecret::from_stored(row.get(9)?),
         previous_secret: previous.zip(until),
         created_at: time_column(row, 12)?,
         updated_at: time_column(row, 13)?,
@@ -90,8 +92,12 @@ fn webhook_params(w: &Webhook) -> [Box<dyn rusqlite::ToSql>; 19] {
         Box::new(w.active),
         Box::new(w.max_retries),
         Box::new(w.timeout_ms),
-        Box::new(w.secret.clone()),
-        Box::new(w.previous_secret.as_ref().map(|(s, _)| s.clone())),
+        Box::new(w.secret.as_stored().to_owned()),
+        Box::new(
+            w.previous_secret
+                .as_ref()
+                .map(|(s, _)| s.as_stored().to_owned()),
+        ),
         Box::new(w.previous_secret.as_ref().map(|(_, t)| rfc3339(*t))),
         Box::new(rfc3339(w.created_at)),
         Box::new(rfc3339(w.updated_at)),
