@@ -5,12 +5,7 @@
 # removes the store when the calling script exits. Sets: venv, key, port, data_dir, log.
 #   fuzz_finish NAME STATUS    fails on a finding or on an internal error crm-local logged.
 
-venv=target/py
-if [ ! -x "$venv/bin/st" ]; then
-    echo "==> installing schemathesis into $venv (first run only)"
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis>=4.32,<5"
-fi
+source scripts/schemathesis.sh
 cargo build --quiet --bin crm-local
 crm_local=${CARGO_TARGET_DIR:-target}/debug/crm-local
 

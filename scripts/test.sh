@@ -27,8 +27,21 @@ scripts/lambda_smoke.sh
     "$venv/bin/pip" install --quiet --disable-pip-version-check prometheus-client
 echo "==> cargo test"
 cargo test --workspace "$@" 2>&1 | tee target/test-output.log
-scripts/graphql_fuzz.sh   # schemathesis against crm-local's /graphql: no server error
-scripts/openapi_fuzz.sh   # schemathesis against crm-local's REST API from its OpenAPI document, all checks
+# The two fuzzers run side by side, each against its own crm-local (a free port, its own
+# store): together they take little more than the longer one. Schemathesis is installed first,
+# so that they do not both install it.
+source scripts/schemathesis.sh
+scripts/graphql_fuzz.sh > target/graphql-fuzz-run.log 2>&1 &   # /graphql: no server error
+graphql_fuzz=$!
+openapi=0
+scripts/openapi_fuzz.sh || openapi=$?   # the REST API from its OpenAPI document, all checks
+graphql=0
+wait "$graphql_fuzz" || graphql=$?
+cat target/graphql-fuzz-run.log
+if [ "$openapi" -ne 0 ] || [ "$graphql" -ne 0 ]; then
+    echo "fuzzers: openapi exit $openapi, graphql exit $graphql"
+    exit 1
+fi
 BROWSER_TESTS_NO_BUILD=1 scripts/browser_tests.sh   # the dashboard in Chromium (installed on first use)
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
