@@ -81,36 +81,20 @@ fn remove_dispatched_events(
     Ok(removed)
 }
 
-/// Up to `limit` sync history entries made before `cutoff`: their ids are UUIDv7 of their
-/// time, so the oldest are the first of the primary key.
-fn remove_old_sync_history(
+/// Up to `limit` rows of `table` (the sync history, the audit log: tables whose ids are UUIDv7
+/// of their rows' times) made before `cutoff`: the oldest are the first of the primary key.
+fn remove_rows_made_before(
     conn: &Connection,
+    table: &str,
     cutoff: DateTime<Utc>,
     limit: usize,
 ) -> Result<usize> {
     let first_kept = crate::domain::sync_history::first_id_at(cutoff);
     let removed = conn
-        .prepare_cached(
-            "DELETE FROM sync_history WHERE id IN (
-                 SELECT id FROM sync_history WHERE id < ?1 ORDER BY id LIMIT ?2)",
-        )?
-        .execute(params![first_kept.to_string(), limit as i64])?;
-    Ok(removed)
-}
-
-/// Up to `limit` audit entries made before `cutoff`, oldest first (ids are UUIDv7 of their
-/// time).
-fn remove_old_audit_entries(
-    conn: &Connection,
-    cutoff: DateTime<Utc>,
-    limit: usize,
-) -> Result<usize> {
-    let first_kept = crate::domain::sync_history::first_id_at(cutoff);
-    let removed = conn
-        .prepare_cached(
-            "DELETE FROM audit_log WHERE id IN (
-                 SELECT id FROM audit_log WHERE id < ?1 ORDER BY id LIMIT ?2)",
-        )?
+        .prepare_cached(&format!(
+            "DELETE FROM {table} WHERE id IN (
+                 SELECT id FROM {table} WHERE id < ?1 ORDER BY id LIMIT ?2)"
+        ))?
         .execute(params![first_kept.to_string(), limit as i64])?;
     Ok(removed)
 }
@@ -123,8 +107,8 @@ impl RetentionStore for SqliteStore {
             Ok(Expired {
                 deliveries: remove_finished_deliveries(conn, cutoff, limit)?,
                 events: remove_dispatched_events(conn, cutoff, limit)?,
-                sync_history: remove_old_sync_history(conn, cutoff, limit)?,
-                audit_entries: remove_old_audit_entries(conn, cutoff, limit)?,
+                sync_history: remove_rows_made_before(conn, "sync_history", cutoff, limit)?,
+                audit_entries: remove_rows_made_before(conn, "audit_log", cutoff, limit)?,
             })
         })
         .await
