@@ -112,6 +112,17 @@ async fn setup_with_raw(backend: Backend) -> (Setup, Raw) {
 }
 
 /// Sends one `lead.created` through the worker and returns the request the receiver saw.
+/// The webhook as the store holds it.
+async fn read_back(s: &Setup, id: uuid::Uuid) -> Webhook {
+    s.app
+        .deps
+        .store
+        .get_webhook(s.tenant, id)
+        .await
+        .unwrap()
+        .expect("the webhook is stored")
+}
+
 async fn deliver_one(s: &Setup, receiver: &Receiver) -> crate::receiver::Seen {
     let before = receiver.seen().len();
     let worker = s.app.start_worker();
@@ -166,14 +177,7 @@ async fn no_secret_is_in_the_clear_in_the_raw_store(backend: Backend) {
 
     raw.assert_nothing_in_the_clear(&[&first, &second, brought])
         .await;
-    let stored = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, rotated_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = read_back(&s, rotated_id).await;
     assert!(stored.secret.is_sealed());
     assert!(stored.previous_secret.unwrap().0.is_sealed());
 }
@@ -218,14 +222,7 @@ async fn plain_secrets_are_sealed_by_the_migration_and_signatures_do_not_change(
     assert!(after.seed_signature_ok && after.standard_signature_ok);
     // The same secrets sign: a seed-era receiver still verifies with the one it holds.
     assert!(after.seed_signature_verifies_with(&previous));
-    let stored = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, webhook.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = read_back(&s, webhook.id).await;
     assert_eq!(
         stored.version,
         webhook.version + 1,
@@ -244,42 +241,14 @@ async fn the_migration_seals_each_secret_once(backend: Backend) {
     let (sealed_id, sealed_secret) = s.webhook(&receiver, json!({})).await;
     let store = raw.migration();
     let secrets = &s.app.deps.secrets;
-    let sealed_before = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, sealed_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sealed_before = read_back(&s, sealed_id).await;
 
     assert_eq!(seal_plain_secrets(secrets, store).await.unwrap(), 1);
-    let once = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, plain.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let once = read_back(&s, plain.id).await;
     assert_eq!(seal_plain_secrets(secrets, store).await.unwrap(), 0);
-    let twice = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, plain.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let twice = read_back(&s, plain.id).await;
     assert_eq!(once, twice, "a sealed secret is not sealed again");
-    let sealed_after = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, sealed_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sealed_after = read_back(&s, sealed_id).await;
     assert_eq!(sealed_before, sealed_after);
     raw.assert_nothing_in_the_clear(&[&current, &sealed_secret])
         .await;
@@ -312,14 +281,7 @@ async fn secrets_sealed_under_one_main_key_do_not_open_under_another(backend: Ba
     let s = setup(backend).await;
     let receiver = Receiver::start(Reply::Status(200)).await;
     let (id, secret) = s.webhook(&receiver, json!({})).await;
-    let webhook = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let webhook = read_back(&s, id).await;
 
     // Another process of the same deployment: same main key, its own unwrapped data key.
     let same = main_key_keeper(&s.app.deps.store, &test_main_key());
@@ -365,14 +327,7 @@ async fn a_process_without_a_main_key_neither_seals_nor_opens() {
     let s = setup(Backend::Sqlite).await;
     let receiver = Receiver::start(Reply::Status(200)).await;
     let (id, _) = s.webhook(&receiver, json!({})).await;
-    let sealed = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let sealed = read_back(&s, id).await;
     let keyless = SecretKeeper::without_key();
     let error = keyless.open(&sealed).await.unwrap_err().to_string();
     assert!(error.contains("CRM_KMS_KEY_ID"), "{error}");
@@ -505,14 +460,7 @@ async fn a_data_key_wrapped_by_kms_opens_in_every_container_with_the_key() {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].wrapped_by, "aws-kms");
 
-    let webhook = s
-        .app
-        .deps
-        .store
-        .get_webhook(s.tenant, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let webhook = read_back(&s, id).await;
     assert_eq!(
         keeper(&stack_key).open(&webhook).await.unwrap().current,
         secret
