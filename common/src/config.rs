@@ -10,7 +10,9 @@ use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::http_sender::HttpSender;
 #[cfg(feature = "kms")]
 use crate::adapters::kms::KmsKeyWrapper;
-use crate::adapters::main_key::{MainKey, MainKeyWrapper, MAIN_KEY_VAR};
+use crate::adapters::main_key::MAIN_KEY_VAR;
+#[cfg(feature = "secrets")]
+use crate::adapters::main_key::{MainKey, MainKeyWrapper};
 use crate::adapters::sdk_config::shared_config;
 #[cfg(feature = "embedded")]
 use crate::adapters::sqlite::SqliteStore;
@@ -20,10 +22,14 @@ use crate::domain::health::DEFAULT_DISABLE_AFTER;
 use crate::domain::retention::{Retention, MAX_RETENTION_DAYS};
 use crate::domain::webhook::TargetPolicy;
 use crate::error::{Error, Result};
-use crate::ports::{KeyWrapper, Queue, SecretStore, Store};
+#[cfg(feature = "secrets")]
+use crate::ports::KeyWrapper;
+use crate::ports::{Queue, SecretStore, Store};
 use crate::service::deps::{DeliverySettings, Deps, TenantLimits};
 use crate::service::fairness::FairShare;
-use crate::service::secrets::{seal_plain_secrets, SecretKeeper};
+#[cfg(feature = "secrets")]
+use crate::service::secrets::seal_plain_secrets;
+use crate::service::secrets::SecretKeeper;
 
 pub const DEFAULT_DATA_DIR: &str = ".crm-data";
 /// The variables of the per-tenant limits (`TenantLimits`), named in their refusals too.
@@ -53,7 +59,8 @@ pub enum SecretsKey {
     /// secrets (builds with common's `kms` feature).
     #[cfg(feature = "kms")]
     Kms(String),
-    /// `CRM_MASTER_KEY`.
+    /// `CRM_MASTER_KEY`, in a build that seals secrets (common's `secrets` feature).
+    #[cfg(feature = "secrets")]
     MainKey(MainKey),
     /// Neither set, in crm-local (or over the embedded store): `master.key` in the data
     /// directory, made there on first start. Not in a Lambda build.
@@ -241,7 +248,11 @@ impl Config {
 
     /// The keeper of webhook secrets over `store`, with the main key configured. Nothing is
     /// read or unwrapped here but `master.key`: data keys are unwrapped on first use.
-    pub async fn secret_keeper(&self, store: Arc<dyn SecretStore>) -> Result<SecretKeeper> {
+    #[cfg(feature = "secrets")]
+    pub async fn secret_keeper<S: SecretStore + 'static>(
+        &self,
+        store: Arc<S>,
+    ) -> Result<SecretKeeper> {
         let wrapper: Arc<dyn KeyWrapper> = match &self.secrets {
             SecretsKey::Unset => return Ok(SecretKeeper::without_key()),
             #[cfg(feature = "kms")]
@@ -255,6 +266,17 @@ impl Config {
             }
         };
         Ok(SecretKeeper::new(wrapper, store))
+    }
+
+    /// A build without the `secrets` feature seals nothing, and its configuration holds no key
+    /// (`secrets_key` refuses one). Generic, so that no `dyn SecretStore` of the store, and none
+    /// of its keyring code, is made in such a build.
+    #[cfg(not(feature = "secrets"))]
+    pub async fn secret_keeper<S: SecretStore + 'static>(
+        &self,
+        _store: Arc<S>,
+    ) -> Result<SecretKeeper> {
+        Ok(SecretKeeper::without_key())
     }
 
     /// The store alone, for operator commands.
@@ -273,17 +295,18 @@ impl Config {
     /// Seals every webhook secret written in the clear before secrets were sealed, on either
     /// store (`crm-admin encrypt-secrets`; crm-local does it on SQLite at start): how many
     /// webhooks it sealed. Idempotent, and safe while the service runs.
+    #[cfg(feature = "secrets")]
     pub async fn seal_plain_secrets(&self) -> Result<usize> {
         match &self.store {
             #[cfg(feature = "embedded")]
             StoreConfig::Sqlite { dir } => {
                 let store = Arc::new(SqliteStore::open(dir)?);
-                let keeper = self.secret_keeper(Arc::clone(&store) as _).await?;
+                let keeper = self.secret_keeper(Arc::clone(&store)).await?;
                 seal_plain_secrets(&keeper, store.as_ref()).await
             }
             StoreConfig::Aws { table, .. } => {
                 let store = Arc::new(DynamoStore::new(aws_clients().await.0, table.clone()));
-                let keeper = self.secret_keeper(Arc::clone(&store) as _).await?;
+                let keeper = self.secret_keeper(Arc::clone(&store)).await?;
                 seal_plain_secrets(&keeper, store.as_ref()).await
             }
         }
@@ -343,16 +366,29 @@ fn secrets_key(
         )));
     }
     if let Some(text) = non_empty(MAIN_KEY_VAR) {
-        return MainKey::parse(&text)
-            .map(SecretsKey::MainKey)
-            .ok_or_else(|| {
-                ConfigError::new(format!(
-                    "{MAIN_KEY_VAR} must be 32 bytes in base64 or hex (e.g. the output of \
-                 `openssl rand -base64 32`)"
-                ))
-            });
+        return main_key(&text);
     }
     main_key_file(store, mode, &non_empty)
+}
+
+#[cfg(feature = "secrets")]
+fn main_key(text: &str) -> Result<SecretsKey, ConfigError> {
+    MainKey::parse(text)
+        .map(SecretsKey::MainKey)
+        .ok_or_else(|| {
+            ConfigError::new(format!(
+                "{MAIN_KEY_VAR} must be 32 bytes in base64 or hex (e.g. the output of \
+             `openssl rand -base64 32`)"
+            ))
+        })
+}
+
+#[cfg(not(feature = "secrets"))]
+fn main_key(_text: &str) -> Result<SecretsKey, ConfigError> {
+    Err(ConfigError::new(format!(
+        "{MAIN_KEY_VAR} is set, but this build seals no webhook secret (common's `secrets` \
+         feature, for the functions that seal or open one): unset it for this function"
+    )))
 }
 
 #[cfg(feature = "embedded")]
@@ -593,6 +629,7 @@ mod tests {
         assert!(with_table(Mode::Local, &[("WEBHOOK_ALLOW_HTTP", "maybe")]).is_err());
     }
 
+    #[cfg(feature = "secrets")]
     #[test]
     fn a_function_on_aws_has_no_main_key_unless_given_one() {
         let c = with_table(Mode::Production, &[]).unwrap();

@@ -63,7 +63,7 @@ pub trait Store:
     + DeliveryStore
     + RetentionStore
     + AuditStore
-    + SecretStore
+    + Keyring
 {
 }
 
@@ -76,7 +76,7 @@ impl<T> Store for T where
         + DeliveryStore
         + RetentionStore
         + AuditStore
-        + SecretStore
+        + Keyring
 {
 }
 
@@ -614,6 +614,18 @@ pub trait SecretStore: Send + Sync {
         key: &crate::domain::sealed_secret::WrappedDataKey,
     ) -> Result<bool>;
 }
+
+/// A store's keyring as part of `Store`, in the builds that seal secrets (common's `secrets`
+/// feature): there `dyn Store` is a `SecretStore`. In the others it asks nothing, so that their
+/// `dyn Store` carries none of the keyring's code.
+#[cfg(feature = "secrets")]
+pub trait Keyring: SecretStore {}
+#[cfg(feature = "secrets")]
+impl<T: SecretStore + ?Sized> Keyring for T {}
+#[cfg(not(feature = "secrets"))]
+pub trait Keyring {}
+#[cfg(not(feature = "secrets"))]
+impl<T: ?Sized> Keyring for T {}
 
 /// The sealing of the secrets written in the clear before secrets were sealed: an operator's
 /// migration (crm-local at start, `crm-admin encrypt-secrets`), apart from `Store` so that no
