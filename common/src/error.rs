@@ -40,6 +40,11 @@ pub enum Error {
     /// A conditional write lost to a concurrent one; the use case may retry.
     #[error("{0}")]
     Conflict(String),
+    /// A write that kept colliding with concurrent transactions on one of its items (DynamoDB's
+    /// `TransactionConflict`) through every retry (`what`: which write). Nothing was written:
+    /// the caller may send the request again, as after a `Conflict`.
+    #[error("{0}: still colliding with concurrent transactions")]
+    Contended(&'static str),
     /// Anything the caller cannot fix: logged with the request id, answered with a bare 500.
     #[error("internal error: {0}")]
     Internal(BoxError),

@@ -46,6 +46,9 @@ pub fn public_message(error: &Error) -> String {
             config::MAX_WEBHOOKS_PER_TENANT
         ),
         Error::Conflict(message) => message.clone(),
+        Error::Contended(_) => "Too many requests were writing the same records at once; nothing \
+                                was changed. Try again."
+            .to_owned(),
         Error::Internal(_) => "Internal server error.".to_owned(),
     }
 }

@@ -11,6 +11,7 @@ mod bad_input;
 mod bounded_fan_out;
 mod conflicts;
 mod conformance;
+mod contention;
 mod crm_local;
 mod dashboard;
 mod delivery;

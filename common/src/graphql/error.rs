@@ -63,7 +63,7 @@ pub fn field_error(ctx: &Context<'_>, error: Error) -> async_graphql::Error {
             .extend_with(|_, extensions| extensions.set("retryAfter", retry_after_secs)),
         Error::WebhookLimitReached { limit } => coded(public_message(&error), LIMIT_REACHED)
             .extend_with(|_, extensions| extensions.set("limit", limit as u64)),
-        Error::Conflict(_) => coded(public_message(&error), CONFLICT),
+        Error::Conflict(_) | Error::Contended(_) => coded(public_message(&error), CONFLICT),
         Error::Internal(ref cause) => {
             tracing::error!(error = %cause, "internal error in a GraphQL resolver");
             coded(public_message(&error), INTERNAL_SERVER_ERROR)
@@ -81,7 +81,7 @@ pub fn code_of(error: &Error) -> &'static str {
         Error::PayloadTooLarge => PAYLOAD_TOO_LARGE,
         Error::TooManyRequests { .. } => TOO_MANY_REQUESTS,
         Error::WebhookLimitReached { .. } => LIMIT_REACHED,
-        Error::Conflict(_) => CONFLICT,
+        Error::Conflict(_) | Error::Contended(_) => CONFLICT,
         Error::Internal(_) => INTERNAL_SERVER_ERROR,
     }
 }

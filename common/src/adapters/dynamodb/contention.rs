@@ -32,7 +32,7 @@ pub(super) async fn backoff(round: u32) {
 }
 
 /// Sends a write until it is done, pausing after each collision; `send` is called once per round.
-pub(super) async fn until_done<T, F, Fut>(what: &str, mut send: F) -> Result<T>
+pub(super) async fn until_done<T, F, Fut>(what: &'static str, mut send: F) -> Result<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<Sent<T>>>,
@@ -52,7 +52,10 @@ where
             }
         }
     }
-    Err(Error::internal(format!(
-        "{what}: still colliding with concurrent transactions after {ATTEMPTS} attempts"
-    )))
+    tracing::warn!(
+        what,
+        attempts = ATTEMPTS,
+        "a write still collided with concurrent transactions: refused with a 409"
+    );
+    Err(Error::Contended(what))
 }

@@ -166,7 +166,11 @@ impl DynamoStore {
     }
 
     /// Runs a transaction; a failed condition is a `Conflict`.
-    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> Result<()> {
+    pub(super) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &'static str,
+    ) -> Result<()> {
         match self.transact_checked(items, what).await? {
             Ok(()) => Ok(()),
             Err(_) => Err(Error::Conflict(format!(
@@ -183,7 +187,7 @@ impl DynamoStore {
     pub(super) async fn transact_checked(
         &self,
         items: Vec<TransactWriteItem>,
-        what: &str,
+        what: &'static str,
     ) -> Result<Result<(), Vec<usize>>> {
         let token = Mutex::new(Uuid::new_v4().to_string());
         let token = &token;
@@ -332,7 +336,7 @@ impl DynamoStore {
             .map_err(build_error)
     }
 
-    pub(super) async fn update_alone(&self, update: Update, what: &str) -> Result<()> {
+    pub(super) async fn update_alone(&self, update: Update, what: &'static str) -> Result<()> {
         until_done(what, |_| async {
             let update = update.clone();
             let result = self
@@ -363,7 +367,7 @@ impl DynamoStore {
         &self,
         item: Item,
         condition: Condition,
-        what: &str,
+        what: &'static str,
     ) -> Result<()> {
         until_done(what, |_| async {
             let result = self
