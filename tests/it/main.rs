@@ -47,4 +47,5 @@ mod stale_clients;
 mod sweeper;
 mod sync_batch;
 mod sync_history;
+mod upgrade;
 mod webhooks_api;

@@ -63,6 +63,18 @@ impl SyncCounts {
         counts
     }
 
+    /// The counts of `self` and `other` together: the tenant's, from the counters it is kept in.
+    pub fn plus(self, other: &SyncCounts) -> SyncCounts {
+        SyncCounts {
+            total_clients: self.total_clients + other.total_clients,
+            synced_clients: self.synced_clients + other.synced_clients,
+            pending_clients: self.pending_clients + other.pending_clients,
+            failed_clients: self.failed_clients + other.failed_clients,
+            needs_update_clients: self.needs_update_clients + other.needs_update_clients,
+            last_sync_time: self.last_sync_time.max(other.last_sync_time),
+        }
+    }
+
     pub fn apply(&mut self, delta: &CounterDelta) {
         self.total_clients += delta.total;
         for (status, change) in delta.per_status() {

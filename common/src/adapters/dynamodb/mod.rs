@@ -7,7 +7,7 @@
 //! | API key           | `TENANT#<t>`       | `KEY#<key>`                    |                                         |                                |
 //! | key lookup        | `KEYHASH#<sha256>` | `KEYHASH`                      |                                         |                                |
 //! | client            | `TENANT#<t>`       | `CLIENT#<id>`                  | `TENANT#<t>#STATUS#<s>` / `CLIENT#<id>` |                                |
-//! | sync counts       | `TENANT#<t>`       | `SYNC_COUNTS`                  |                                         |                                |
+//! | sync counts       | `TENANT#<t>`       | `SYNC_COUNTS#<00..15>`         |                                         |                                |
 //! | outbox event      | `TENANT#<t>`       | `EVENT#<id>`                   | `OUTBOX#<shard>` / `<created>#<id>`     |                                |
 //! | event window      | `TENANT#<t>`       | `RATE#EVENTS#<second>`         |                                         |                                |
 //! | idempotency key   | `TENANT#<t>`       | `IDEMPOTENCY#<key>`            |                                         |                                |
