@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-examples=${GRAPHQL_FUZZ_EXAMPLES:-400}
+examples=${GRAPHQL_FUZZ_EXAMPLES:-320}
 source scripts/fuzz_local.sh /graphql
 url="http://127.0.0.1:$port/graphql"
 

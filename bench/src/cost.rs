@@ -249,21 +249,21 @@ fn print_table(
         (
             "DynamoDB write units".to_owned(),
             figure(wcu),
-            "≤ 6",
+            "≤ 7",
             "$0.625/M",
             wcu * WRITE_UNIT * million,
         ),
         (
             "DynamoDB read units".to_owned(),
             figure(rcu),
-            "≤ 1",
+            "≤ 1.5",
             "$0.125/M",
             rcu * READ_UNIT * million,
         ),
         (
             format!("SQS requests ({})", metered.breakdown("sqs", per)),
             figure(sqs),
-            "≤ 0.35",
+            "≤ 1.5",
             "$0.40/M",
             sqs * SQS_REQUEST * million,
         ),
@@ -305,7 +305,7 @@ fn print_table(
         println!("| {what} | {ours} | {goal} | {price} | ${dollars:.2} |");
     }
     println!(
-        "| **total** | | | | **${total:.2}** (Svix list price: ${SVIX_PER_MILLION:.0} per million messages) |"
+        "| **total** | | ≤ $8 | | **${total:.2}** (Svix list price: ${SVIX_PER_MILLION:.0} per million messages) |"
     );
     println!(
         "\nUnder the figures: DynamoDB requests per delivery {} ({}); Store port calls per \
