@@ -5,7 +5,7 @@
 # over a temporary store, and always stops it.
 #
 #   scripts/graphql_fuzz.sh
-#   GRAPHQL_FUZZ_EXAMPLES=2000 scripts/graphql_fuzz.sh   # default 400 per operation, about a minute
+#   GRAPHQL_FUZZ_EXAMPLES=2000 scripts/graphql_fuzz.sh   # default 320 per operation
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
