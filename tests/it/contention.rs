@@ -29,7 +29,9 @@ use common::domain::auth::Role;
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{assert_error, fresh_dynamodb, test_settings, TestApp};
+use crate::support::{
+    assert_counters_recount, assert_error, fresh_dynamodb, test_settings, TestApp,
+};
 
 /// Concurrent callers, as the issue of contention is put: 32 writers on one tenant.
 const WRITERS: usize = 32;
@@ -298,28 +300,10 @@ async fn thirty_two_writers_on_one_tenant_lose_no_update_and_report_their_confli
         }
     }
     // Each client holds its writer's last applied status, and the counters count them.
-    let mut recount: HashMap<String, u64> = HashMap::new();
-    for client in &clients {
-        let (code, body) = app.get(&format!("/api/clients/{client}"), &key).await;
-        assert_eq!(code, StatusCode::OK, "{body}");
-        let status = body["syncStatus"].as_str().unwrap().to_owned();
-        if let Some(applied) = last_applied.get(client) {
-            assert_eq!(&status, applied, "client {client}");
-        }
-        *recount.entry(status).or_default() += 1;
+    let (statuses, _) = assert_counters_recount(&app, &key, &clients).await;
+    for (client, applied) in &last_applied {
+        assert_eq!(statuses[client], *applied, "client {client}");
     }
-    let (code, counts) = app.get("/api/crm/sync-status", &key).await;
-    assert_eq!(code, StatusCode::OK, "{counts}");
-    let count = |status: &str| recount.get(status).copied().unwrap_or(0);
-    assert_eq!(counts["totalClients"], clients.len() as u64, "{counts}");
-    assert_eq!(counts["syncedClients"], count("SYNCED"), "{counts}");
-    assert_eq!(counts["failedClients"], count("FAILED"), "{counts}");
-    assert_eq!(counts["pendingClients"], count("PENDING"), "{counts}");
-    assert_eq!(
-        counts["needsUpdateClients"],
-        count("NEEDS_UPDATE"),
-        "{counts}"
-    );
 
     let contention = Contention {
         updates: answers.len(),

@@ -1,5 +1,6 @@
 //! Backends, tenants and an HTTP caller shared by the test modules.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use common::adapters::dynamodb::tables::{create_table, main_table};
@@ -387,4 +388,36 @@ pub fn sqs_record(message_id: &str, body: String) -> aws_lambda_events::event::s
     record.message_id = Some(message_id.to_owned());
     record.body = Some(body);
     record
+}
+
+/// Reads each of `clients` and the tenant's sync status, and asserts that the counters equal a
+/// recount of the clients' statuses (`clients` being all the tenant's): each client's status,
+/// and the sync status read.
+pub async fn assert_counters_recount(
+    app: &TestApp,
+    key: &str,
+    clients: &[Uuid],
+) -> (HashMap<Uuid, String>, Value) {
+    let mut statuses = HashMap::new();
+    let mut recount: HashMap<String, u64> = HashMap::new();
+    for client in clients {
+        let (code, body) = app.get(&format!("/api/clients/{client}"), key).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        let status = body["syncStatus"].as_str().unwrap().to_owned();
+        *recount.entry(status.clone()).or_default() += 1;
+        statuses.insert(*client, status);
+    }
+    let (code, counts) = app.get("/api/crm/sync-status", key).await;
+    assert_eq!(code, StatusCode::OK, "{counts}");
+    let count = |status: &str| recount.get(status).copied().unwrap_or(0);
+    assert_eq!(counts["totalClients"], clients.len() as u64, "{counts}");
+    for (field, status) in [
+        ("syncedClients", "SYNCED"),
+        ("failedClients", "FAILED"),
+        ("pendingClients", "PENDING"),
+        ("needsUpdateClients", "NEEDS_UPDATE"),
+    ] {
+        assert_eq!(counts[field], count(status), "{field}: {counts}");
+    }
+    (statuses, counts)
 }
