@@ -123,7 +123,10 @@ pub fn document() -> OpenApi {
     let mut schemas = Schemas::default();
     let mut paths = Paths::new();
     for route in ROUTES {
-        if let Some(operation) = operation_of(route.operation, &mut schemas) {
+        if let Some(mut operation) = operation_of(route.operation, &mut schemas) {
+            if route.method != Method::GET {
+                may_meet_contention(&mut operation, &mut schemas);
+            }
             paths.add_path_operation(route.path, vec![http_method(&route.method)], operation);
         }
     }
@@ -179,6 +182,27 @@ pub fn document() -> OpenApi {
         .security(Some([SecurityRequirement::new::<_, _, &str>(BEARER, [])]))
         .tags(Some(tags))
         .build()
+}
+
+/// Any write can keep colliding with concurrent transactions on an item it shares (DynamoDB's
+/// `TransactionConflict`) past its retries: a 409 to send again, nothing written
+/// (`Error::Contended`). An operation that words its own 409 keeps it.
+fn may_meet_contention(operation: &mut utoipa::openapi::path::Operation, schemas: &mut Schemas) {
+    let envelope = schemas.of::<ErrorEnvelope>();
+    operation
+        .responses
+        .responses
+        .entry("409".to_owned())
+        .or_insert_with(|| {
+            ResponseBuilder::new()
+                .description(error_description(409))
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(envelope)).build(),
+                )
+                .build()
+                .into()
+        });
 }
 
 fn http_method(method: &Method) -> HttpMethod {
