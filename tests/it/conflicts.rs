@@ -100,22 +100,9 @@ impl Refusals {
                 + self.count("TransactWriteItems: TransactionInProgressException");
             if refused.is_multiple_of(2) {
                 // The last action collides: a counter update when there is one.
-                let reasons: Vec<Value> = (0..actions)
-                    .map(|index| {
-                        if index + 1 == actions {
-                            json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"})
-                        } else {
-                            json!({"Code": "None"})
-                        }
-                    })
-                    .collect();
                 (
                     "TransactWriteItems: cancelled, TransactionConflict",
-                    json!({
-                        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-                        "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
-                        "CancellationReasons": reasons,
-                    }),
+                    transaction_cancelled(actions, |index| index + 1 == actions),
                 )
             } else {
                 (
@@ -147,7 +134,8 @@ impl Refusals {
     }
 }
 
-fn error_response(status: u16, error: &Value) -> HttpResponse {
+/// An answer of DynamoDB's: `error` as its JSON body (also `contention`'s refusals).
+pub(crate) fn error_response(status: u16, error: &Value) -> HttpResponse {
     let mut response = HttpResponse::new(
         SdkStatus::try_from(status).unwrap(),
         SdkBody::from(error.to_string()),
@@ -158,7 +146,27 @@ fn error_response(status: u16, error: &Value) -> HttpResponse {
     response
 }
 
-fn conflict_exception() -> Value {
+/// DynamoDB's cancellation of a transaction of `actions` actions, the `collides` ones colliding
+/// with another transaction on their items.
+pub(crate) fn transaction_cancelled(actions: usize, collides: impl Fn(usize) -> bool) -> Value {
+    let reasons: Vec<Value> = (0..actions)
+        .map(|index| {
+            if collides(index) {
+                json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"})
+            } else {
+                json!({"Code": "None"})
+            }
+        })
+        .collect();
+    json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+        "CancellationReasons": reasons,
+    })
+}
+
+/// DynamoDB's refusal of a single-item write to an item a transaction is writing.
+pub(crate) fn conflict_exception() -> Value {
     json!({
         "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
         "message": "Transaction is ongoing for the item",

@@ -21,14 +21,13 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_runtime_api::http::StatusCode as SdkStatus;
-use aws_smithy_types::body::SdkBody;
 use common::adapters::sdk_config::shared_config;
 use common::adapters::sdk_http::SdkHttpClient;
 use common::domain::auth::Role;
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::conflicts::{conflict_exception, error_response, transaction_cancelled};
 use crate::support::{
     assert_counters_recount, assert_error, fresh_dynamodb, test_settings, TestApp,
 };
@@ -89,34 +88,11 @@ fn items_of(operation: &str, body: &Value) -> Vec<String> {
 
 fn refusal(transaction: bool, actions: usize, conflicting: &[usize]) -> HttpResponse {
     let error = if transaction {
-        let reasons: Vec<Value> = (0..actions)
-            .map(|index| {
-                if conflicting.contains(&index) {
-                    json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"})
-                } else {
-                    json!({"Code": "None"})
-                }
-            })
-            .collect();
-        json!({
-            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-            "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
-            "CancellationReasons": reasons,
-        })
+        transaction_cancelled(actions, |index| conflicting.contains(&index))
     } else {
-        json!({
-            "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
-            "message": "Transaction is ongoing for the item",
-        })
+        conflict_exception()
     };
-    let mut response = HttpResponse::new(
-        SdkStatus::try_from(400).unwrap(),
-        SdkBody::from(error.to_string()),
-    );
-    response
-        .headers_mut()
-        .insert("content-type", "application/x-amz-json-1.0");
-    response
+    error_response(400, &error)
 }
 
 /// The service's own SDK HTTP client, with DynamoDB's conflict rule in front of it.

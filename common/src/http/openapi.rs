@@ -194,15 +194,18 @@ fn may_meet_contention(operation: &mut utoipa::openapi::path::Operation, schemas
         .responses
         .entry("409".to_owned())
         .or_insert_with(|| {
-            ResponseBuilder::new()
-                .description(error_description(409))
-                .content(
-                    "application/json",
-                    ContentBuilder::new().schema(Some(envelope)).build(),
-                )
+            error_response(error_description(409), envelope)
                 .build()
                 .into()
         });
+}
+
+/// An error answer: `description`, and the error envelope as its JSON body.
+fn error_response(description: &str, envelope: RefOr<Schema>) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new().schema(Some(envelope)).build(),
+    )
 }
 
 fn http_method(method: &Method) -> HttpMethod {
@@ -382,10 +385,7 @@ impl Spec {
                 .iter()
                 .find(|(own, _)| *own == status)
                 .map_or(error_description(status), |(_, text)| text.as_str());
-            let mut response = ResponseBuilder::new().description(description).content(
-                "application/json",
-                ContentBuilder::new().schema(Some(envelope.clone())).build(),
-            );
+            let mut response = error_response(description, envelope.clone());
             if status == 429 {
                 response = response.header("Retry-After", retry_after_header());
             }
